@@ -1,0 +1,355 @@
+"""Typed, frozen configuration loaded from YAML.
+
+A config has three sections, each a frozen dataclass:
+
+- ``model``: the networks (resolution, classes, widths, attention placement, conditioning),
+- ``train``: the optimisation recipe (batch, TTUR learning rates, Adam betas, EMA, precision, cadence),
+- ``data``: where images come from (``path: null`` means the built-in demo dataset).
+
+``load_config(path, overrides)`` reads a YAML file (or a preset name such as ``demo``), applies
+``section.key=value`` overrides and validates everything with one-line errors. ``Config.to_dict`` /
+``Config.from_dict`` round-trip through plain dicts, which is how a config is stored in a checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+ATTN_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+LOSSES = ("hinge",)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    resolution: int = 128
+    num_classes: int = 1000
+    z_dim: int = 128
+    g_ch: int = 64  # generator width multiplier: 4x4 stage has 16 * g_ch channels (official release)
+    d_ch: int = 64  # discriminator width multiplier: first block has d_ch channels
+    g_attn: tuple[int, ...] = (64,)  # resolutions (px) after which G applies self-attention
+    d_attn: tuple[int, ...] = (64,)  # resolutions (px) after which D applies self-attention
+    attn_mode: str = "embedded_gaussian"  # non-local pairwise function (Wang et al. 2018); SAGAN's is embedded Gaussian
+    attn_pool: bool = True  # 2x2 max-pool on the key/value path (official SAGAN release)
+    hierarchical_z: bool = False  # BigGAN-style shared class embedding + z chunks per block
+    shared_dim: int = 128  # size of the shared class embedding when hierarchical_z
+    bn_eps: float = 1e-5
+    sn_eps: float = 1e-6
+    init: str = "ortho"  # "ortho" (StudioGAN, BigGAN-PyTorch), "xavier" or "normal"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 256  # global batch (all processes, after gradient accumulation)
+    grad_accum: int = 1
+    lr_g: float = 1e-4  # TTUR (SAGAN section 4)
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.9  # the paper; the official TF code ran the default 0.999
+    adam_eps: float = 1e-8
+    d_steps: int = 1  # D steps per G step
+    loss: str = "hinge"
+    max_steps: int = 1_000_000
+    ema: bool = True
+    ema_decay: float = 0.9999  # BigGAN-PyTorch's SAGAN recipe
+    ema_start: int = 2000
+    mixed_precision: str = "no"
+    sync_bn: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 1000
+    checkpoint_every: int = 2000
+    keep_checkpoints: int = 3
+    fid_every: int = 0  # 0 = off; needs data.ref_stats and an Inception weights file
+    fid_num_samples: int = 5000
+    num_workers: int = 4
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str | None = None  # None = the built-in procedurally generated demo dataset
+    hflip: bool = True
+    demo_size: int = 5000  # images in the built-in demo dataset
+    ref_stats: str | None = None  # .npz from `evaluate.py stats`, for FID during training
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "imagenet128"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (lists, not tuples) that YAML, JSON and ``torch.load(weights_only=True)`` accept."""
+
+        def plain(v):
+            if isinstance(v, tuple):
+                return [plain(x) for x in v]
+            return v
+
+        return {
+            "name": self.name,
+            **{s: {k: plain(v) for k, v in dataclasses.asdict(getattr(self, s)).items()} for s in SECTIONS},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "config") -> "Config":
+        return _build(d, where)
+
+    def replace(self, **section_updates: Mapping[str, Any]) -> "Config":
+        """New config with some keys of some sections changed, e.g. ``cfg.replace(train={"batch_size": 8})``."""
+        d = self.to_dict()
+        for section, upd in section_updates.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"unknown config section {section!r}; sections are {', '.join(SECTIONS)}")
+            d[section].update(upd)
+        return _build(d, "config")
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig}
+
+
+# --------------------------------------------------------------------------------------------------
+# architecture derived from the config
+
+
+def g_channel_mults(resolution: int) -> list[tuple[int, int]]:
+    """(in, out) channel multipliers of G's up-blocks, 4px -> resolution.
+
+    128px gives the official release's 16->16, 16->8, 8->4, 4->2, 2->1: the last block ends at 1x ch,
+    each earlier block doubles, capped at 16x.
+    """
+    n = int(math.log2(resolution // 4))
+    outs = [min(16, 2 ** (n - 1 - i)) for i in range(n)]
+    ins = [outs[0]] + outs[:-1]
+    return list(zip(ins, outs))
+
+
+def d_channel_mults(resolution: int) -> list[tuple[int, int, bool]]:
+    """(in, out, downsample) channel multipliers of D's blocks, resolution -> 4px, plus a last block at 4px.
+
+    128px gives 3->1 (optimized block), 1->2, 2->4, 4->8, 8->16, then 16->16 without downsampling.
+    The first entry's ``in`` is 0, meaning the RGB input.
+    """
+    n = int(math.log2(resolution // 4))
+    outs = [min(16, 2**i) for i in range(n)]
+    ins = [0] + outs[:-1]
+    return [(i, o, True) for i, o in zip(ins, outs)] + [(outs[-1], outs[-1], False)]
+
+
+def g_block_resolutions(resolution: int) -> list[int]:
+    """Output resolution of each G up-block."""
+    return [8 * 2**i for i in range(len(g_channel_mults(resolution)))]
+
+
+def d_block_resolutions(resolution: int) -> list[int]:
+    """Output resolution of each D block (the last block keeps 4px)."""
+    n = len(d_channel_mults(resolution)) - 1
+    return [resolution // 2 ** (i + 1) for i in range(n)] + [4]
+
+
+# --------------------------------------------------------------------------------------------------
+# loading and validation
+
+
+def resolve_config_path(path_or_name: str | Path) -> Path:
+    """A YAML path, or a preset name from ``configs/`` (``demo``, ``imagenet128``, ...)."""
+    p = Path(path_or_name)
+    if p.is_file():
+        return p
+    preset = CONFIG_DIR / f"{path_or_name}.yaml"
+    if preset.is_file() and p.suffix == "":
+        return preset
+    presets = ", ".join(sorted(x.stem for x in CONFIG_DIR.glob("*.yaml")))
+    raise ConfigError(f"config file {str(path_or_name)!r} not found; give a YAML path or a preset ({presets})")
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Config:
+    """Load a YAML config (path or preset name), apply overrides, validate.
+
+    ``overrides`` is a mapping ``{"train.lr_g": 2e-4}`` or an iterable of ``"train.lr_g=2e-4"`` strings
+    (values parsed as YAML, so ``model.g_attn=[32,64]`` and ``data.path=null`` work).
+    """
+    p = resolve_config_path(path)
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        loc = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}{loc}: not valid YAML ({getattr(e, 'problem', e)}); fix the file syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping with sections {', '.join(SECTIONS)}, got {type(raw).__name__}")
+    raw.setdefault("name", p.stem)
+    return apply_overrides(_build(raw, str(p)), overrides)
+
+
+def apply_overrides(cfg: Config, overrides: Mapping[str, Any] | Iterable[str] | None) -> Config:
+    if not overrides:
+        return cfg
+    items = overrides.items() if isinstance(overrides, Mapping) else (_parse_override(s) for s in overrides)
+    d = cfg.to_dict()
+    for key, value in items:
+        parts = key.split(".")
+        if len(parts) == 1 and parts[0] == "name":
+            d["name"] = value
+            continue
+        if len(parts) != 2 or parts[0] not in SECTIONS:
+            raise ConfigError(f"override {key!r}: expected section.key with section one of {', '.join(SECTIONS)}")
+        section, k = parts
+        if k not in {f.name for f in dataclasses.fields(SECTIONS[section])}:
+            raise ConfigError(f"override {key!r}: unknown key {k!r} in section {section!r}{_suggest(k, SECTIONS[section])}")
+        d[section][k] = value
+    return _build(d, "overrides")
+
+
+def _parse_override(s: str) -> tuple[str, Any]:
+    if "=" not in s:
+        raise ConfigError(f"override {s!r}: expected key=value, e.g. train.lr_g=2e-4")
+    key, value = s.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def _suggest(key: str, cls: type) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, [f.name for f in dataclasses.fields(cls)], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _coerce(value, non_none[0], where)
+    if origin is tuple:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if value is None:
+            value = []
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], where) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML 1.1 reads "1e-4" as a string
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(raw: Mapping[str, Any], where: str) -> Config:
+    unknown = set(raw) - set(SECTIONS) - {"name"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}; sections are name, {', '.join(SECTIONS)}")
+    sections = {}
+    for sname, cls in SECTIONS.items():
+        vals = raw.get(sname) or {}
+        if not isinstance(vals, Mapping):
+            raise ConfigError(f"{where}: section {sname!r} must be a mapping, got {vals!r}")
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        for k in vals:
+            if k not in known:
+                raise ConfigError(f"{where}: unknown key {sname}.{k}{_suggest(k, cls)}")
+        sections[sname] = cls(**{k: _coerce(v, hints[k], f"{where}: {sname}.{k}") for k, v in vals.items()})
+    name = raw.get("name", "config")
+    cfg = Config(name=str(name), **sections)
+    validate(cfg, where)
+    return cfg
+
+
+def validate(cfg: Config, where: str = "config") -> None:
+    m, t = cfg.model, cfg.train
+
+    def bad(msg: str) -> None:
+        raise ConfigError(f"{where}: {msg}")
+
+    r = m.resolution
+    if r < 16 or r & (r - 1):
+        bad(f"model.resolution must be a power of two >= 16, got {r}")
+    if m.num_classes < 1:
+        bad(f"model.num_classes must be >= 1, got {m.num_classes}")
+    if m.z_dim < 1:
+        bad(f"model.z_dim must be >= 1, got {m.z_dim}")
+    for k in ("g_ch", "d_ch"):
+        v = getattr(m, k)
+        if v < 8 or v % 8:
+            bad(f"model.{k} must be a positive multiple of 8 (attention uses C/8 channels), got {v}")
+    if m.attn_mode not in ATTN_MODES:
+        bad(f"model.attn_mode must be one of {', '.join(ATTN_MODES)}, got {m.attn_mode!r}")
+    for k, allowed in (("g_attn", g_block_resolutions(r)), ("d_attn", d_block_resolutions(r)[:-1])):
+        for res in getattr(m, k):
+            if res not in allowed:
+                bad(f"model.{k} has {res}px but the {k[0].upper()} at {r}px has blocks at {allowed}px; pick from those")
+    if m.hierarchical_z:
+        chunks = len(g_channel_mults(r)) + 1
+        if m.z_dim % chunks:
+            bad(f"model.z_dim={m.z_dim} must split evenly into {chunks} chunks with hierarchical_z at {r}px")
+    if m.init not in ("ortho", "xavier", "normal"):
+        bad(f"model.init must be ortho, xavier or normal, got {m.init!r}")
+    for k in ("bn_eps", "sn_eps"):
+        if getattr(m, k) <= 0:
+            bad(f"model.{k} must be > 0")
+    if t.batch_size < 1 or t.grad_accum < 1:
+        bad("train.batch_size and train.grad_accum must be >= 1")
+    if t.batch_size % t.grad_accum:
+        bad(f"train.batch_size={t.batch_size} must be divisible by train.grad_accum={t.grad_accum}")
+    for k in ("lr_g", "lr_d", "adam_eps"):
+        if getattr(t, k) <= 0:
+            bad(f"train.{k} must be > 0, got {getattr(t, k)}")
+    for k in ("beta1", "beta2"):
+        if not 0 <= getattr(t, k) < 1:
+            bad(f"train.{k} must be in [0, 1), got {getattr(t, k)}")
+    if not 0 <= t.ema_decay < 1:
+        bad(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
+    if t.d_steps < 1:
+        bad(f"train.d_steps must be >= 1, got {t.d_steps}")
+    if t.loss not in LOSSES:
+        bad(f"train.loss must be one of {', '.join(LOSSES)}, got {t.loss!r}")
+    if t.mixed_precision not in MIXED_PRECISION:
+        bad(f"train.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {t.mixed_precision!r}")
+    for k in ("max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "fid_num_samples"):
+        if getattr(t, k) < 1:
+            bad(f"train.{k} must be >= 1, got {getattr(t, k)}")
+    for k in ("ema_start", "fid_every", "num_workers", "seed"):
+        if getattr(t, k) < 0:
+            bad(f"train.{k} must be >= 0, got {getattr(t, k)}")
+    if cfg.data.demo_size < 1:
+        bad(f"data.demo_size must be >= 1, got {cfg.data.demo_size}")

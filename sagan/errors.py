@@ -1,0 +1,40 @@
+"""User-facing errors.
+
+Anything a user can cause (a bad path, a config typo, a checkpoint from another run) raises
+:class:`UserError` with a one-line message: what is wrong, where, and what to do. The scripts turn it
+into ``error: <message>`` on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable)
+
+
+class UserError(Exception):
+    """A mistake in the user's input, reported as one line without a traceback."""
+
+
+class ConfigError(UserError):
+    """An invalid configuration file, key or value."""
+
+
+class CheckpointError(UserError):
+    """A missing, corrupt or incompatible checkpoint."""
+
+
+def report_user_errors(fn: F) -> F:
+    """Decorator for CLI entry points: print ``error: ...`` and exit 2 on :class:`UserError`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,103 @@
+"""Building blocks shared by both networks: spectrally normalised layers and conditional batch norm."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.parametrizations import _SpectralNorm, spectral_norm
+
+
+class _SpectralNormFP32(_SpectralNorm):
+    """torch's spectral-norm parametrization with autocast switched off.
+
+    Under bf16/fp16 autocast the power iteration's matrix-vector products would run in low precision
+    (PITFALLS: keep it in fp32); the weight itself is an fp32 parameter, so disabling autocast here
+    costs nothing and the conv/linear that consumes the weight still runs under autocast.
+    """
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=weight.device.type, enabled=False):
+            return super().forward(weight)
+
+
+def sn(module: nn.Module, eps: float = 1e-6) -> nn.Module:
+    """Spectral norm (Miyato et al. 2018) with one power iteration per training forward.
+
+    Uses ``torch.nn.utils.parametrizations.spectral_norm``, so ``module.weight`` is the normalised
+    weight, ``copy.deepcopy`` works (EMA copies) and eval mode skips the power iteration.
+    """
+    spectral_norm(module, n_power_iterations=1, eps=eps)
+    module.parametrizations.weight[0].__class__ = _SpectralNormFP32
+    return module
+
+
+def init_weight(w: torch.Tensor, scheme: str) -> None:
+    if scheme == "ortho":  # StudioGAN, BigGAN-PyTorch
+        nn.init.orthogonal_(w)
+    elif scheme == "xavier":
+        nn.init.xavier_uniform_(w)
+    else:
+        nn.init.normal_(w, 0.0, 0.02)
+
+
+def sn_conv(cin: int, cout: int, k: int = 3, *, bias: bool = True, init: str = "ortho", eps: float = 1e-6) -> nn.Conv2d:
+    conv = nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias)
+    init_weight(conv.weight, init)
+    if bias:
+        nn.init.zeros_(conv.bias)
+    return sn(conv, eps)
+
+
+def sn_linear(cin: int, cout: int, *, bias: bool = True, init: str = "ortho", eps: float = 1e-6) -> nn.Linear:
+    lin = nn.Linear(cin, cout, bias=bias)
+    init_weight(lin.weight, init)
+    if bias:
+        nn.init.zeros_(lin.bias)
+    return sn(lin, eps)
+
+
+def sn_embedding(num: int, dim: int, *, init: str = "ortho", eps: float = 1e-6) -> nn.Embedding:
+    emb = nn.Embedding(num, dim)
+    init_weight(emb.weight, init)
+    return sn(emb, eps)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm without affine parameters, then a class-dependent gain and bias (de Vries et al. 2017).
+
+    ``out = BN(x) * gain(c) + bias(c)``. Two ways to get gain and bias:
+
+    - ``num_classes``: one embedding table each, indexed by the label (the SAGAN release); gain starts
+      at 1 and bias at 0, so at init the layer is plain batch norm. Not spectrally normalised, as in the
+      official code.
+    - ``cond_dim``: spectrally normalised linear maps of a conditioning vector (BigGAN's shared
+      embedding + z chunk), gain ``1 + W_g c`` so that it is centred on 1.
+    """
+
+    def __init__(self, channels: int, *, num_classes: int | None = None, cond_dim: int | None = None, eps: float = 1e-5, sn_eps: float = 1e-6):
+        super().__init__()
+        if (num_classes is None) == (cond_dim is None):
+            raise ValueError("give exactly one of num_classes or cond_dim")
+        self.bn = nn.BatchNorm2d(channels, affine=False, eps=eps)
+        self.embedded = num_classes is not None
+        if self.embedded:
+            self.gain = nn.Embedding(num_classes, channels)
+            self.bias = nn.Embedding(num_classes, channels)
+            nn.init.ones_(self.gain.weight)
+            nn.init.zeros_(self.bias.weight)
+        else:
+            # SN'd as in BigGAN-PyTorch; a zero init is impossible under SN (sigma would be 0)
+            self.gain = sn_linear(cond_dim, channels, bias=False, eps=sn_eps)
+            self.bias = sn_linear(cond_dim, channels, bias=False, eps=sn_eps)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gain = self.gain(cond)
+        if not self.embedded:
+            gain = gain + 1
+        bias = self.bias(cond)
+        return torch.addcmul(bias[:, :, None, None], self.bn(x), gain[:, :, None, None])
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="nearest")
