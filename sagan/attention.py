@@ -82,6 +82,24 @@ class SelfAttention(nn.Module):
         a, b = q @ w[:c8], k @ w[c8:]  # w . [theta_i; phi_j] = w_theta . theta_i + w_phi . phi_j
         return F.relu(a[:, :, None] + b[:, None, :]) / k.shape[1]
 
+    @staticmethod
+    def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T) v without the (N, Nk) matrix; no 1/sqrt(d) temperature in SAGAN, hence scale=1.
+
+        Fused (flash) kernels need one head dim for q, k and v; zero-padding the narrower side is exact
+        (zeros add nothing to q.k, and padded value columns are sliced off) and avoids the math fallback,
+        which materialises the map (and is slower).
+        """
+        dqk, dv = q.shape[-1], v.shape[-1]
+        if dqk < dv:
+            q, k = F.pad(q, (0, dv - dqk)), F.pad(k, (0, dv - dqk))
+        elif dv < dqk:
+            v = F.pad(v, (0, dqk - dv))
+        # fused kernels also need unit stride in the last dim: free for channels_last features
+        q, k, v = (t.contiguous().unsqueeze(1) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        return out.squeeze(1)[..., :dv]
+
     def forward(self, x: torch.Tensor, return_attn: bool = False):
         B, C, H, W = x.shape
         q, k, v, (hk, wk) = self.qkv(x)
@@ -92,8 +110,7 @@ class SelfAttention(nn.Module):
         elif self.mode == "dot_product":
             out = q @ ((k.transpose(1, 2) @ v) / k.shape[1])  # associativity: never forms (N, Nk)
         else:
-            # (SAGAN: no 1/sqrt(d) temperature, hence scale=1)
-            out = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=1.0).squeeze(1)
+            out = self._sdpa(q, k, v)
         out = out.transpose(1, 2).reshape(B, C // 2, H, W)
         y = x + self.gamma * self.o(out)
         if return_attn:

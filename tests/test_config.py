@@ -1,0 +1,91 @@
+"""Config loading: presets, overrides, round trips and one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from sagan.config import Config, d_channel_mults, g_channel_mults, load_config
+from sagan.errors import ConfigError
+
+
+def test_paper_preset_matches_the_paper():
+    cfg = load_config("imagenet128")
+    m, t = cfg.model, cfg.train
+    assert (m.resolution, m.num_classes, m.z_dim, m.g_ch, m.d_ch) == (128, 1000, 128, 64, 64)
+    assert m.g_attn == (64,) and m.d_attn == (64,) and m.attn_mode == "embedded_gaussian"
+    assert (t.batch_size, t.lr_g, t.lr_d, t.beta1, t.beta2, t.d_steps, t.loss) == (256, 1e-4, 4e-4, 0.0, 0.9, 1, "hinge")
+    assert (t.ema_decay, t.ema_start) == (0.9999, 2000)
+
+
+def test_feat32_and_demo_presets():
+    f32 = load_config("imagenet128_feat32")
+    assert f32.model.g_attn == (32,) and f32.model.d_attn == (32,)
+    assert dataclasses.replace(f32.model, g_attn=(64,), d_attn=(64,)) == load_config("imagenet128").model
+    demo = load_config("demo")
+    assert (demo.model.resolution, demo.model.num_classes, demo.data.path) == (32, 10, None)
+
+
+def test_channel_multipliers_of_the_official_release():
+    assert g_channel_mults(128) == [(16, 16), (16, 8), (8, 4), (4, 2), (2, 1)]
+    assert d_channel_mults(128) == [(0, 1, True), (1, 2, True), (2, 4, True), (4, 8, True), (8, 16, True), (16, 16, False)]
+
+
+def test_config_is_frozen_and_round_trips_through_a_checkpoint(tmp_path):
+    cfg = load_config("demo", overrides=["train.lr_g=2e-4", "model.g_attn=[8,16]"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.lr_g = 1.0
+    assert cfg.train.lr_g == 2e-4 and cfg.model.g_attn == (8, 16)
+    torch.save({"config": cfg.to_dict()}, tmp_path / "c.pt")
+    back = Config.from_dict(torch.load(tmp_path / "c.pt", weights_only=True)["config"])
+    assert back == cfg
+
+
+def test_overrides_as_mapping_and_yaml_values():
+    cfg = load_config("demo", overrides={"data.path": "/x", "train.mixed_precision": "bf16", "model.d_attn": 16})
+    assert cfg.data.path == "/x" and cfg.train.mixed_precision == "bf16" and cfg.model.d_attn == (16,)
+    assert load_config("demo", overrides=["data.path=null"]).data.path is None
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.g_chh=8"], r"unknown key 'g_chh' in section 'model' \(did you mean 'g_ch'\?\)"),
+        (["optim.lr=1"], "expected section.key"),
+        (["train.lr_g"], "expected key=value"),
+        (["train.batch_size=abc"], "train.batch_size: expected an integer, got 'abc'"),
+        (["train.ema=maybe"], "expected true or false"),
+        (["model.g_ch=12"], "model.g_ch must be a positive multiple of 8"),
+        (["model.g_attn=[24]"], r"model.g_attn has 24px but the G at 32px has blocks at \[8, 16, 32\]px"),
+        (["model.d_attn=[32]"], "model.d_attn has 32px"),
+        (["model.resolution=100"], "power of two"),
+        (["model.attn_mode=cosine"], "attn_mode must be one of"),
+        (["train.beta2=1.0"], r"beta2 must be in \[0, 1\)"),
+        (["train.batch_size=10", "train.grad_accum=3"], "divisible by train.grad_accum"),
+        (["train.mixed_precision=fp8"], "mixed_precision must be one of"),
+        (["train.lr_d=-1"], "train.lr_d must be > 0"),
+    ],
+)
+def test_config_errors_are_clear_one_liners(overrides, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config("demo", overrides=overrides)
+    assert "\n" not in str(e.value)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found; give a YAML path or a preset"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("model:\n  resolution: 64\ntraining:\n  lr: 1\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_config(unknown)
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("model:\n  resolution: 64\n  g_attn: [32]\n  d_attn: [32]\n")
+    cfg = load_config(partial)
+    assert cfg.name == "partial" and cfg.model.resolution == 64 and cfg.train.lr_d == 4e-4

@@ -1,0 +1,191 @@
+"""The networks as the paper and the official release specify them."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from sagan.attention import SelfAttention
+from sagan.config import load_config
+from sagan.layers import ConditionalBatchNorm2d
+from sagan.losses import d_hinge_loss, g_hinge_loss
+from sagan.models import Discriminator, Generator, count_parameters
+
+
+def sn_weights(module):
+    """(name, normalised weight) of every spectrally normalised layer."""
+    for name, m in module.named_modules():
+        if hasattr(m, "parametrizations") and "weight" in m.parametrizations:
+            yield name, m.weight
+
+
+def largest_singular_value(w: torch.Tensor) -> float:
+    return torch.linalg.matrix_norm(w.detach().flatten(1), ord=2).item()
+
+
+def test_demo_shapes_and_ranges(tiny_cfg):
+    G, D = Generator.from_config(tiny_cfg), Discriminator.from_config(tiny_cfg)
+    assert (G.z_dim, G.num_classes, G.resolution) == (64, 10, 32)
+    z, y = torch.randn(4, G.z_dim), torch.arange(4)
+    x = G(z, y)
+    assert x.shape == (4, 3, 32, 32)
+    assert x.min() >= -1 and x.max() <= 1
+    assert D(x, y).shape == (4,)
+
+
+def test_paper_preset_architecture_and_size():
+    """ImageNet 128: G 1024-1024-512-256-128-64 channels, D 64-...-1024-1024; ~42.0M + 39.4M params (StudioGAN)."""
+    cfg = load_config("imagenet128")
+    G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    assert [b.conv2.out_channels for b in G.blocks] == [1024, 512, 256, 128, 64]
+    assert G.linear.out_features == 4 * 4 * 1024
+    assert [b.conv2.out_channels for b in D.blocks] == [64, 128, 256, 512, 1024, 1024]
+    assert [b.downsample for b in D.blocks] == [True] * 5 + [False]
+    assert list(G.attn) == ["64"] and G.attn["64"].channels == 128  # after the 128-channel block
+    assert list(D.attn) == ["64"] and D.attn["64"].channels == 64  # after the first block
+    n_g, n_d = count_parameters(G), count_parameters(D)
+    print(f"paper preset: G {n_g / 1e6:.2f}M, D {n_d / 1e6:.2f}M, total {(n_g + n_d) / 1e6:.2f}M")
+    assert abs(n_g - 42.0e6) < 0.3e6 and abs(n_d - 39.4e6) < 0.3e6
+    with torch.no_grad():
+        G.eval(), D.eval()
+        x = G(torch.randn(1, 128), torch.tensor([3]))
+        assert x.shape == (1, 3, 128, 128)
+        assert D(x, torch.tensor([3])).shape == (1,)
+
+
+def test_feat32_preset_places_attention_at_32px():
+    cfg = load_config("imagenet128_feat32")
+    G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    assert list(G.attn) == ["32"] and G.attn["32"].channels == 256
+    assert list(D.attn) == ["32"] and D.attn["32"].channels == 128
+
+
+def test_every_conv_linear_and_embedding_is_spectrally_normalised(tiny_cfg):
+    for net in (Generator.from_config(tiny_cfg), Discriminator.from_config(tiny_cfg)):
+        for name, m in net.named_modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                assert hasattr(m, "parametrizations"), f"{name} has no spectral norm"
+            # CBN gain/bias tables go without SN, as in the official release
+            if isinstance(m, torch.nn.Embedding) and ".gain" not in f".{name}" and ".bias" not in f".{name}":
+                assert hasattr(m, "parametrizations"), f"{name} has no spectral norm"
+
+
+def test_spectral_norm_bounds_largest_singular_value_after_a_few_steps(tiny_cfg):
+    D = Discriminator.from_config(tiny_cfg)
+    opt = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.0, 0.9))
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    for _ in range(20):
+        loss = -D(x, y).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for _ in range(10):  # a few power iterations on the final weights
+        with torch.no_grad():
+            D(x, y)
+    for name, w in sn_weights(D):
+        sigma = largest_singular_value(w)
+        assert 0.9 < sigma < 1.1, f"{name}: sigma = {sigma:.3f}"
+
+
+def test_conditional_batch_norm_starts_as_plain_batch_norm():
+    cbn = ConditionalBatchNorm2d(8, num_classes=5)
+    x = torch.randn(6, 8, 4, 4)
+    ref = torch.nn.functional.batch_norm(x, None, None, training=True, eps=1e-5)
+    torch.testing.assert_close(cbn(x, torch.arange(6) % 5), ref)
+    assert torch.equal(cbn.gain.weight, torch.ones(5, 8)) and torch.equal(cbn.bias.weight, torch.zeros(5, 8))
+
+
+def test_generator_and_discriminator_depend_on_the_label(tiny_cfg):
+    G, D = Generator.from_config(tiny_cfg), Discriminator.from_config(tiny_cfg)
+    # move the CBN gains off their init so that labels change G's output
+    with torch.no_grad():
+        for m in G.modules():
+            if isinstance(m, ConditionalBatchNorm2d):
+                m.gain.weight.normal_(1.0, 0.3)
+                m.bias.weight.normal_(0.0, 0.3)
+    G.eval()
+    z = torch.randn(1, G.z_dim).repeat(2, 1)
+    y = torch.tensor([0, 1])
+    x = G(z, y)
+    assert (x[0] - x[1]).abs().max() > 1e-3
+    img = torch.randn(1, 3, 32, 32).repeat(2, 1, 1, 1)
+    d = D(img, y)
+    assert (d[0] - d[1]).abs() > 1e-4
+
+
+def test_hierarchical_z_switch(tiny_cfg):
+    cfg = tiny_cfg.replace(model={"hierarchical_z": True, "z_dim": 120, "shared_dim": 32})
+    G = Generator.from_config(cfg)
+    assert G.z_chunk == 30 and G.shared.weight.shape == (10, 32)
+    x = G(torch.randn(3, 120), torch.tensor([0, 1, 2]))
+    assert x.shape == (3, 3, 32, 32)
+
+
+def test_hinge_step_changes_weights(tiny_cfg):
+    G, D = Generator.from_config(tiny_cfg), Discriminator.from_config(tiny_cfg)
+    opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(D.parameters(), lr=4e-4, betas=(0.0, 0.9))
+    g0, d0 = copy.deepcopy(G.state_dict()), copy.deepcopy(D.state_dict())
+    real, y = torch.rand(8, 3, 32, 32) * 2 - 1, torch.randint(0, 10, (8,))
+    fake = G(torch.randn(8, G.z_dim), y)
+    logits = D(torch.cat([real, fake.detach()]), torch.cat([y, y]))
+    d_loss, _, _ = d_hinge_loss(logits[:8], logits[8:])
+    opt_d.zero_grad()
+    d_loss.backward()
+    opt_d.step()
+    g_loss = g_hinge_loss(D(G(torch.randn(8, G.z_dim), y), y))
+    opt_g.zero_grad()
+    g_loss.backward()
+    opt_g.step()
+    for net, before in ((G, g0), (D, d0)):
+        changed = [k for k, v in net.state_dict().items() if k.endswith("original") and not torch.equal(v, before[k])]
+        assert changed, f"{type(net).__name__} weights did not change"
+
+
+def test_deterministic_on_cpu_for_fixed_seed(tiny_cfg):
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        G = Generator.from_config(tiny_cfg)
+        outs.append(G(torch.randn(2, G.z_dim), torch.tensor([1, 2])))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_ema_copy_by_deepcopy_after_forward(tiny_cfg):
+    G = Generator.from_config(tiny_cfg)
+    G(torch.randn(2, G.z_dim), torch.tensor([0, 1]))
+    G_ema = copy.deepcopy(G).eval()
+    G.eval()
+    z, y = torch.randn(2, G.z_dim), torch.tensor([0, 1])
+    assert torch.equal(G(z, y), G_ema(z, y))
+
+
+def test_channels_last_and_bf16(tiny_cfg):
+    G, D = Generator.from_config(tiny_cfg).eval(), Discriminator.from_config(tiny_cfg).eval()
+    z, y = torch.randn(2, G.z_dim), torch.tensor([0, 1])
+    with torch.no_grad():
+        ref = G(z, y)
+        G_cl = G.to(memory_format=torch.channels_last)
+        torch.testing.assert_close(G_cl(z, y), ref, rtol=1e-4, atol=1e-4)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            xb = G(z, y)
+            db = D(xb, y)
+    assert torch.isfinite(xb).all() and torch.isfinite(db).all()
+    # spectral norm's power iteration stays in fp32 under autocast
+    D.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        D(ref, y)
+    for _, m in D.named_modules():
+        if hasattr(m, "parametrizations"):
+            assert m.parametrizations.weight[0]._u.dtype == torch.float32
+
+
+@pytest.mark.slow
+def test_torch_compile_without_graph_breaks(tiny_cfg):
+    import torch._dynamo as dynamo
+
+    G = Generator.from_config(tiny_cfg)
+    explanation = dynamo.explain(G)(torch.randn(2, G.z_dim), torch.tensor([0, 1]))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
