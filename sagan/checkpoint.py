@@ -89,7 +89,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"cannot read checkpoint {p}: corrupt or not a torch file ({first[:160]})") from None
     except Exception as e:  # pickle errors under weights_only have many types
-        raise CheckpointError(f"cannot read checkpoint {p}: {type(e).__name__}; not a sagan checkpoint?") from None
+        raise CheckpointError(f"cannot read checkpoint {p}: not a torch checkpoint file ({type(e).__name__}); "
+                              f"pass a .pt file written by train.py") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a sagan checkpoint (no '{FORMAT}' tag); pass a file written by train.py")
     if ckpt.get("version", 0) > VERSION:

@@ -92,11 +92,17 @@ class ConditionalBatchNorm2d(nn.Module):
             self.bias = sn_linear(cond_dim, channels, bias=False, eps=sn_eps)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        gain = self.gain(cond)
-        if not self.embedded:
-            gain = gain + 1
-        bias = self.bias(cond)
+        if self.embedded:
+            gain, bias = embed(self.gain, cond), embed(self.bias, cond)
+        else:
+            gain, bias = self.gain(cond) + 1, self.bias(cond)
         return torch.addcmul(bias[:, :, None, None], self.bn(x), gain[:, :, None, None])
+
+
+def embed(table: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
+    """Look up integer labels (B,), or mix rows with soft class weights (B, num_classes) for
+    interpolating between classes (``sagan.sampling``)."""
+    return y.to(table.weight.dtype) @ table.weight if y.is_floating_point() else table(y)
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .attention import SelfAttention
 from .config import Config, d_block_resolutions, d_channel_mults, g_block_resolutions, g_channel_mults
-from .layers import ConditionalBatchNorm2d, sn_conv, sn_embedding, sn_linear, upsample2x
+from .layers import ConditionalBatchNorm2d, embed, sn_conv, sn_embedding, sn_linear, upsample2x
 
 
 class GBlock(nn.Module):
@@ -121,11 +121,12 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor, return_attn: bool = False):
         """z (B, z_dim), labels y (B,) -> images (B, 3, R, R) in [-1, 1].
 
+        ``y`` may also be soft class weights (B, num_classes), e.g. to interpolate between classes.
         With ``return_attn`` also a dict {resolution: attention weights (B, H, W, Hk, Wk)}.
         """
         if self.hierarchical_z:
             z0, *zs = z.split(self.z_chunk, dim=1)
-            shared = self.shared(y)
+            shared = embed(self.shared, y)
             conds = [torch.cat([shared, zc], 1) for zc in zs]
         else:
             z0, conds = z, [y] * len(self.blocks)

@@ -1,0 +1,163 @@
+"""``sample.py`` / ``sagan-sample``: grids, sample sets, interpolations and attention maps from a checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import load_generator
+from ..errors import UserError, report_user_errors
+from ..sampling import (class_balanced_labels, generate, interpolation_inputs, parse_classes, sample_latents,
+                        spread_classes, to_uint8, write_npz)
+from ..viz import attention_figure, default_query_points, image_grid, save_png, upscale_factor
+
+IMAGE_EXTS = (".png",)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device; use cpu, cuda, cuda:1 or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return dev
+
+
+def _check_writable(out: Path) -> None:
+    folder = out if out.suffix == "" else out.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {folder}: {e.strerror}; pick another --out") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"output folder {folder} is not writable; pick another --out")
+
+
+def _class_name(names, c: int) -> str:
+    return names[c] if names and c < len(names) else str(c)
+
+
+def _parse_points(spec: str | None, n: int) -> list[tuple[float, float]]:
+    if not spec:
+        return default_query_points(n)
+    pts = []
+    for part in spec.split(";"):
+        try:
+            y, x = (float(v) for v in part.split(","))
+        except ValueError:
+            raise UserError(f"--query-points {spec!r}: expected row,col fractions like 0.3,0.3;0.7,0.5") from None
+        if not (0 <= y <= 1 and 0 <= x <= 1):
+            raise UserError(f"--query-points {spec!r}: {part!r} lies outside the image; use fractions in [0, 1]")
+        pts.append((y, x))
+    return pts
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--checkpoint", required=True, metavar="CKPT", help="A .pt checkpoint or a run directory (its checkpoints/last.pt).")
+@click.option("--out", required=True, metavar="FILE|DIR/",
+              help="grid.png, samples.npz, or a folder (trailing / or existing) for one PNG per sample.")
+@click.option("--classes", default=None, metavar="LIST", help="Class indices and ranges, e.g. 1,7,207 or 0-9.  [default: a spread]")
+@click.option("--per-class", type=click.IntRange(min=1), default=8, show_default=True, help="Columns of a grid.")
+@click.option("--num-samples", type=click.IntRange(min=1), default=50000, show_default=True,
+              help="Samples for .npz / folder output (class-balanced).")
+@click.option("--truncation", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Redraw latent entries with |z| > T (truncation trick).")
+@click.option("--interpolate", is_flag=True, help="Rows interpolating z at a fixed class, and the class at a fixed z.")
+@click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True, help="Columns of an interpolation.")
+@click.option("--attention-maps", is_flag=True, help="The paper's figure: where query points look, per attention layer.")
+@click.option("--num-images", type=click.IntRange(min=1), default=4, show_default=True, help="Images in the attention figure.")
+@click.option("--num-queries", type=click.IntRange(min=1, max=7), default=3, show_default=True, help="Query points per image.")
+@click.option("--query-points", default=None, metavar="R,C;R,C", help="Query points as row,col fractions, e.g. 0.3,0.3;0.7,0.5.")
+@click.option("--no-ema", is_flag=True, help="Use the raw generator instead of the EMA one.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of latents and labels (the same at any batch size).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@report_user_errors
+def main(checkpoint, out, classes, per_class, num_samples, truncation, interpolate, steps, attention_maps, num_images,
+         num_queries, query_points, no_ema, seed, batch_size, device):
+    """Draw images from a SAGAN checkpoint (the EMA generator unless --no-ema).
+
+    \b
+    Examples:
+      python sample.py --checkpoint runs/00000-demo --out grid.png                  # rows = classes
+      python sample.py --checkpoint RUN --out grid.png --classes 1,7,207 --per-class 10
+      python sample.py --checkpoint RUN --out samples.npz --num-samples 50000       # for evaluate.py
+      python sample.py --checkpoint RUN --out pngs/ --num-samples 500 --classes 0-4
+      python sample.py --checkpoint RUN --out attn.png --attention-maps
+      python sample.py --checkpoint RUN --out interp.png --interpolate --truncation 1.0
+    """
+    out_path = Path(out)
+    to_dir = out.endswith(("/", os.sep)) or out_path.is_dir()
+    if not to_dir and out_path.suffix.lower() not in IMAGE_EXTS + (".npz",):
+        raise UserError(f"--out {out}: unknown output type; use a .png grid, a .npz sample set or a folder ending in /")
+    if (interpolate or attention_maps) and (to_dir or out_path.suffix.lower() != ".png"):
+        raise UserError(f"--out {out}: --interpolate and --attention-maps draw a figure; give a .png file")
+    dev = _device(device)
+    G, cfg, ckpt = load_generator(checkpoint, ema=not no_ema, device=dev)
+    if not no_ema and not ckpt["used_ema"]:
+        click.echo("note: the checkpoint has no EMA generator; using the raw one", err=True)
+    names = ckpt.get("class_names")
+    chosen = parse_classes(classes, G.num_classes)
+    points = _parse_points(query_points, num_queries)
+    _check_writable(out_path)
+
+    if attention_maps:
+        if not G.attn:
+            raise UserError(f"{ckpt['path']}: this generator has no attention layer (model.g_attn is empty)")
+        cls = chosen or spread_classes(G.num_classes, num_images)
+        labels = torch.as_tensor([cls[i % len(cls)] for i in range(num_images)])
+        z = sample_latents(num_images, G.z_dim, seed, truncation).to(dev)
+        with torch.inference_mode():
+            x, maps = G(z, labels.to(dev), return_attn=True)
+        size = max(128, G.resolution)
+        fig = attention_figure(to_uint8(x).cpu(), {r: m.cpu() for r, m in maps.items()},
+                               points,
+                               captions=[_class_name(names, int(c)) for c in labels], size=size)
+        save_png(fig, out_path)
+    elif interpolate:
+        cls = chosen or spread_classes(G.num_classes, 4)
+        z, y, rows = interpolation_inputs(G.z_dim, G.num_classes, cls, steps, seed, truncation)
+        captions = [f"{_class_name(names, a)}: z" if a == b else f"{_class_name(names, a)} -> {_class_name(names, b)}"
+                    for a, b in rows]
+        images = torch.cat([b for b, _ in generate(G, z, y, batch_size, dev)])
+        save_png(image_grid(images, steps, captions, zoom=upscale_factor(G.resolution)), out_path)
+    elif to_dir or out_path.suffix.lower() == ".npz":
+        labels = class_balanced_labels(num_samples, chosen or range(G.num_classes))
+        z = sample_latents(num_samples, G.z_dim, seed, truncation)
+        batches = tqdm(generate(G, z, labels, batch_size, dev), total=-(-num_samples // batch_size),
+                       desc="sampling", unit="batch", disable=num_samples <= batch_size)
+        if to_dir:
+            counts: dict[int, int] = {}
+            from PIL import Image
+
+            for imgs, ys in batches:
+                for img, c in zip(imgs.numpy(), ys.tolist()):
+                    folder = out_path / _class_name(names, c).replace(os.sep, "_")
+                    folder.mkdir(parents=True, exist_ok=True)
+                    save_png(Image.fromarray(img), folder / f"{counts.get(c, 0):06d}.png")
+                    counts[c] = counts.get(c, 0) + 1
+        else:
+            extra = {"seed": np.int64(seed), "truncation": np.float64(truncation if truncation is not None else np.nan),
+                     "step": np.int64(ckpt["step"]), "ema": np.bool_(ckpt["used_ema"])}
+            write_npz(out_path, batches, num_samples, G.resolution, extra)
+    else:
+        cls = chosen or spread_classes(G.num_classes)
+        labels = torch.as_tensor(cls).repeat_interleave(per_class)
+        z = sample_latents(len(labels), G.z_dim, seed, truncation)
+        images = torch.cat([b for b, _ in generate(G, z, labels, batch_size, dev)])
+        captions = [_class_name(names, c) for c in cls] if names or len(cls) > 1 else None
+        save_png(image_grid(images, per_class, captions, zoom=upscale_factor(G.resolution)), out_path)
+    click.echo(f"wrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()
