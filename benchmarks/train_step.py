@@ -1,0 +1,197 @@
+#!/usr/bin/env python
+"""Seconds per training step (one D update + one G update) and peak memory, ours vs a reference.
+
+"Ours" is the real training loop (``sagan.training.Trainer.train_step``: data loading from an in-memory
+dataset, one D call on real+fake, G step, EMA update). "Reference" is the same networks written the way
+StudioGAN's SAGAN writes them (``benchmarks/reference_nets.py``: explicit bmm attention, upsample-then-1x1
+shortcut in G, 1x1-then-pool in D, legacy spectral-norm hooks, D called on real and fake separately).
+Each (preset, implementation) runs in its own process, so that peak memory is its own.
+
+    # default: demo preset at its batch and the paper preset (batch 4 on CPU, 64 on GPU), fp32
+    python benchmarks/train_step.py
+    # a GPU run of the paper preset as it trains (bf16, channels_last), and with torch.compile
+    python benchmarks/train_step.py --preset imagenet128 --batch-size 64 --mixed-precision bf16 --channels-last
+    python benchmarks/train_step.py --preset imagenet128 --batch-size 64 --mixed-precision bf16 --channels-last --compile
+
+Timing: the best of ``--steps`` timed steps (and the median), so that other work on a shared machine
+inflates the numbers less. The issue's target: a paper-preset step at least as fast as the reference (ratio ours/reference <= 1).
+Peak memory: CUDA ``max_memory_allocated``; on CPU the process's peak resident set size (includes the
+~0.4 GB of the Python/torch runtime, so compare the two columns rather than read them as model memory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+class RandomImages(torch.utils.data.Dataset):
+    """In-memory random images with the attributes the training loop reads."""
+
+    def __init__(self, n: int, resolution: int, num_classes: int):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.rand(n, 3, resolution, resolution, generator=g) * 2 - 1
+        self.y = torch.arange(n) % num_classes
+        self.resolution, self.num_classes = resolution, num_classes
+        self.class_names = [f"class_{i}" for i in range(num_classes)]
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.y[i])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _config(preset: str, batch: int, mp: str, channels_last: bool, compile_: bool):
+    from sagan.config import load_config
+
+    return load_config(preset).replace(train={"batch_size": batch, "grad_accum": 1, "mixed_precision": mp,
+                                              "channels_last": channels_last, "compile": compile_, "num_workers": 0})
+
+
+def time_steps(step, device, warmup: int, steps: int) -> dict:
+    """Per-step wall times; ``sec_per_step`` is the best (minimum) step, the usual way to time code on a
+    machine shared with other work (Python's timeit does the same), the median is reported beside it."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return {"sec_per_step": min(times), "median_sec_per_step": statistics.median(times), "times": times}
+
+
+def run_ours(cfg, warmup: int, steps: int) -> dict:
+    from sagan.training import Trainer
+
+    m = cfg.model
+    data = RandomImages(4 * cfg.train.batch_size, m.resolution, m.num_classes)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, outdir=Path(tmp) / "run", progress=False, dataset=data)
+        timing = time_steps(trainer.train_step, trainer.device, warmup, steps)
+        return {**timing, "peak_memory_gb": _peak_memory_gb(trainer.device), "device": str(trainer.device)}
+
+
+def run_reference(cfg, warmup: int, steps: int) -> dict:
+    from reference_nets import RefDiscriminator, RefGenerator, reference_step
+
+    t, m = cfg.train, cfg.model
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(t.seed)
+    fmt = torch.channels_last if t.channels_last else torch.preserve_format
+    G = RefGenerator(cfg).to(device, memory_format=fmt)
+    D = RefDiscriminator(cfg).to(device, memory_format=fmt)
+    opt_G = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2), eps=t.adam_eps)
+    opt_D = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2), eps=t.adam_eps)
+    if t.compile:
+        G, D = torch.compile(G), torch.compile(D)
+    data = RandomImages(t.batch_size, m.resolution, m.num_classes)
+    real = data.x.to(device, memory_format=fmt)
+    labels = data.y.to(device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.mixed_precision)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    def step():
+        reference_step(G, D, opt_G, opt_D, real, labels, m.z_dim, m.num_classes, autocast)
+
+    timing = time_steps(step, device, warmup, steps)
+    return {**timing, "peak_memory_gb": _peak_memory_gb(device), "device": str(device)}
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--preset", "presets", multiple=True, default=("demo", "imagenet128"), show_default=True,
+              help="Config preset(s) to time.")
+@click.option("--impl", type=click.Choice(["both", "ours", "reference"]), default="both", show_default=True)
+@click.option("--batch-size", type=int, default=None,
+              help="Batch per step.  [default: the demo preset's; 4 for the paper preset on CPU, 64 on GPU]")
+@click.option("--steps", type=int, default=None, help="Timed steps.  [default: 10 demo, 3 paper preset on CPU, 20 on GPU]")
+@click.option("--warmup", type=int, default=None, help="Untimed steps first.  [default: 1, 3 with --compile]")
+@click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default="no", show_default=True)
+@click.option("--channels-last/--no-channels-last", default=False, show_default=True)
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the results here.")
+@click.option("--worker", hidden=True, default=None)
+def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_last, compile_, json_out, worker):
+    """Time one G+D training step of ours vs the StudioGAN-style reference formulation."""
+    gpu = torch.cuda.is_available()
+    if worker is not None:  # child process: one measurement, printed as JSON
+        args = json.loads(worker)
+        cfg = _config(args["preset"], args["batch"], mixed_precision, channels_last, compile_)
+        run = run_ours if args["impl"] == "ours" else run_reference
+        print(json.dumps(run(cfg, args["warmup"], args["steps"])))
+        return
+    results = []
+    impls = ["ours", "reference"] if impl == "both" else [impl]
+    for preset in presets:
+        from sagan.config import load_config
+
+        paper = load_config(preset).model.resolution >= 128
+        batch = batch_size or (load_config(preset).train.batch_size if not paper else (64 if gpu else 4))
+        n = steps or (20 if gpu else (3 if paper else 10))
+        w = warmup if warmup is not None else (3 if compile_ else 1)
+        row = {"preset": preset, "batch_size": batch, "mixed_precision": mixed_precision,
+               "channels_last": channels_last, "compile": compile_, "steps": n}
+        for which in impls:
+            spec = json.dumps({"preset": preset, "impl": which, "batch": batch, "steps": n, "warmup": w})
+            cmd = [sys.executable, __file__, "--worker", spec, "--mixed-precision", mixed_precision,
+                   "--channels-last" if channels_last else "--no-channels-last",
+                   "--compile" if compile_ else "--no-compile"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                                  env=dict(os.environ, PYTHONPATH=f"{ROOT / 'benchmarks'}{os.pathsep}{ROOT}"))
+            if proc.returncode != 0:
+                raise click.ClickException(f"{preset}/{which} failed:\n{proc.stderr[-3000:]}")
+            row[which] = json.loads(proc.stdout.strip().splitlines()[-1])
+            click.echo(f"{preset:>12s} {which:>9s}: {row[which]['sec_per_step']:.3f} s/step best, "
+                       f"{row[which]['median_sec_per_step']:.3f} median, "
+                       f"peak {row[which]['peak_memory_gb']:.2f} GB ({row[which]['device']}, batch {batch})", err=True)
+        if len(impls) == 2:
+            row["ratio_ours_over_reference"] = row["ours"]["sec_per_step"] / row["reference"]["sec_per_step"]
+        results.append(row)
+
+    click.echo(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, "
+               f"{'GPU ' + torch.cuda.get_device_name() if gpu else 'CPU'}; mixed precision {mixed_precision}, "
+               f"channels_last {channels_last}, compile {compile_}")
+    click.echo(f"{'preset':>12s} {'batch':>5s} " + " ".join(f"{i + ' s/step':>18s} {i + ' peak GB':>18s}" for i in impls)
+               + ("   ours/ref" if len(impls) == 2 else ""))
+    for r in results:
+        cols = " ".join(f"{r[i]['sec_per_step']:18.3f} {r[i]['peak_memory_gb']:18.2f}" for i in impls)
+        ratio = f"   {r['ratio_ours_over_reference']:8.2f}" if len(impls) == 2 else ""
+        click.echo(f"{r['preset']:>12s} {r['batch_size']:5d} {cols}{ratio}")
+    if json_out:
+        Path(json_out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""``train.py`` / ``sagan-train``: train or resume a SAGAN (the loop lives in :mod:`sagan.training`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import yaml
+
+from ..checkpoint import checkpoint_config, load_checkpoint
+from ..config import CONFIG_DIR, apply_overrides, load_config, resolve_config_path
+from ..errors import UserError, report_user_errors
+
+DATA_KEYS = ("resolution", "num_classes")  # taken from the dataset unless the user pins them
+
+
+def pinned_model_keys(config: str, overrides: tuple[str, ...]) -> set[str]:
+    """Which of ``DATA_KEYS`` the user fixed: set with ``--set model.KEY=...`` or written in their own YAML
+    (the built-in presets' values are defaults that a dataset may replace)."""
+    pinned = {k for k in DATA_KEYS for o in overrides if o.split("=", 1)[0].strip() == f"model.{k}"}
+    path = resolve_config_path(config)
+    if path.resolve().parent != CONFIG_DIR.resolve():
+        raw = yaml.safe_load(path.read_text()) or {}
+        model = raw.get("model") or {} if isinstance(raw, dict) else {}
+        pinned |= {k for k in DATA_KEYS if isinstance(model, dict) and k in model}
+    return pinned
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--config", default=None, metavar="PRESET|YAML",
+              help="Preset (demo, imagenet128, imagenet128_feat32) or YAML file.  [default: demo; with --resume the checkpoint's]")
+@click.option("--data", "data_path", default=None, metavar="PATH",
+              help="Packed dataset (sagan-prepare) or class-per-folder image tree.  [default: the built-in demo dataset]")
+@click.option("--outdir", default=None, metavar="DIR", help="Run directory.  [default: runs/NNNNN-<config name>; with --resume the checkpoint's run]")
+@click.option("--resume", default=None, metavar="DIR|FILE", help="Continue a run: its directory (checkpoints/last.pt) or a .pt file.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Total G steps (train.max_steps).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Global batch over all processes and accumulation steps.")
+@click.option("--grad-accum", type=click.IntRange(min=1), default=None, help="Gradient accumulation steps per update.")
+@click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None,
+              help="Autocast dtype (bf16 is safe; fp16 tends to collapse).")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Steps between checkpoints.")
+@click.option("--sample-every", type=click.IntRange(min=1), default=None, help="Steps between sample grids.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of weights, data order and latents.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Any config value, e.g. --set train.lr_d=2e-4 --set model.g_attn=[32,64] (repeatable).")
+@click.option("--inception-weights", default=None, metavar="FILE",
+              help="pt_inception-2015-12-05-6726825d.pth for FID during training (train.fid_every + data.ref_stats).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
+@report_user_errors
+def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, mixed_precision, checkpoint_every,
+         sample_every, seed, overrides, inception_weights, progress):
+    """Train a class-conditional SAGAN (Zhang et al. 2019).
+
+    \b
+    Examples:
+      # the demo: 32px, 10 procedurally generated classes, CPU, a few minutes
+      python train.py
+      # ImageNet 128x128 as in the paper (packed once with sagan-prepare), 8 GPUs, bf16
+      accelerate launch --num_processes 8 train.py --config imagenet128 --data data/imagenet128
+      # the same global batch of 256 on one GPU: 4 accumulation steps of 64
+      python train.py --config imagenet128 --data data/imagenet128 --grad-accum 4
+      # continue a run (after Ctrl-C, a crash or kill -9), optionally for longer
+      python train.py --resume runs/00000-imagenet128 --max-steps 1500000
+      # any config value
+      python train.py --set train.lr_d=2e-4 --set model.g_ch=16 --outdir runs/narrow
+      # two CPU processes (gloo) on a machine without GPUs (accelerate's --cpu launcher starts only one)
+      accelerate launch --multi_gpu --num_processes 2 train.py --max-steps 50
+
+    Writes OUTDIR/config.yaml, log.txt, TensorBoard events (tensorboard --logdir runs),
+    samples/step_NNNNNNN.png (EMA generator, one class per row) and checkpoints/{last,step_NNNNNNN}.pt.
+    Ctrl-C saves a checkpoint and exits; --resume continues bit-exactly.
+    """
+    from ..training import train
+
+    explicit = {
+        "data.path": data_path, "train.max_steps": max_steps, "train.batch_size": batch_size,
+        "train.grad_accum": grad_accum, "train.mixed_precision": mixed_precision,
+        "train.checkpoint_every": checkpoint_every, "train.sample_every": sample_every, "train.seed": seed,
+    }
+    explicit = {k: v for k, v in explicit.items() if v is not None}
+    ckpt = load_checkpoint(resume) if resume is not None else None
+    if ckpt is not None and config is None:
+        cfg = apply_overrides(apply_overrides(checkpoint_config(ckpt), list(overrides)), explicit)
+        pinned = set(DATA_KEYS)
+    else:
+        config = config or "demo"
+        cfg = apply_overrides(load_config(config, overrides=list(overrides)), explicit)
+        pinned = pinned_model_keys(config, overrides)
+    try:
+        train(cfg, outdir=outdir, resume=ckpt, pinned=pinned, inception_weights=inception_weights, progress=progress)
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was pending
+        raise UserError("interrupted before a checkpoint could be saved; the previous checkpoint is intact "
+                        "(writes are atomic): continue with --resume OUTDIR") from None
+
+
+if __name__ == "__main__":
+    main()
