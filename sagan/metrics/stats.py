@@ -1,0 +1,244 @@
+"""Feature statistics: streaming mean/covariance in float64 and the reference ``.npz`` file.
+
+Reference file (``evaluate.py stats``), an uncompressed ``.npz``:
+
+    mu, sigma          float64 (2048,), (2048, 2048)   pytorch-fid's keys: swap files with pytorch-fid
+    num_images         int
+    class_counts       int64 (C,)                       images per class (C = number of classes)
+    class_offsets      int64 (C + 1,)                   rows of class c: class_offsets[c]:class_offsets[c+1]
+    class_features     float32 or float16 (N, 2048)     raw features grouped by class (for intra-FID)
+    class_names        str (C,)
+    protocol           str                              JSON: resize mode, source, dtype
+
+Per-class covariances are never formed: 1000 of 2048 x 2048 float64 would be 32 GB, and with ~1300 images
+per class they have rank < 2048 anyway. intra-FID works from the class's feature rows (see
+``frechet.class_frechet_distance``). ``class_features`` is read through a memory map (the member is stored
+uncompressed), so a 10 GB ImageNet reference costs one class's rows of RAM at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import UserError
+from .inception import FEATURE_DIM
+
+
+class FeatureStats:
+    """Streaming mean and unbiased covariance in float64 (Chan et al.'s pairwise update), mergeable.
+
+    Rows are buffered and folded in blocks of ``block`` (the d x d update costs the same for 50 rows as
+    for 4096, so folding every Inception batch would dominate the time on ImageNet).
+    """
+
+    def __init__(self, dim: int = FEATURE_DIM, block: int = 4096):
+        self.dim, self.block = dim, block
+        self._n = 0
+        self._mean = np.zeros(dim, np.float64)
+        self._m2 = np.zeros((dim, dim), np.float64)  # sum of outer products of deviations from the mean
+        self._pending: list[np.ndarray] = []
+        self._num_pending = 0
+
+    def update(self, x: np.ndarray) -> "FeatureStats":
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"expected features (n, {self.dim}), got {x.shape}")
+        if len(x):
+            self._pending.append(np.array(x, np.float64))
+            self._num_pending += len(x)
+            if self._num_pending >= self.block:
+                self._flush()
+        return self
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        x = np.concatenate(self._pending)
+        self._pending, self._num_pending = [], 0
+        mean = x.mean(0)
+        xc = x - mean
+        self._combine(len(x), mean, xc.T @ xc)
+
+    def _combine(self, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray) -> None:
+        n = self._n + n_b
+        delta = mean_b - self._mean
+        self._m2 += m2_b + np.outer(delta, delta) * (self._n * n_b / n)
+        self._mean += delta * (n_b / n)
+        self._n = n
+
+    def merge(self, other: "FeatureStats") -> "FeatureStats":
+        other._flush()
+        if other._n:
+            self._flush()
+            self._combine(other._n, other._mean, other._m2)
+        return self
+
+    @property
+    def n(self) -> int:
+        return self._n + self._num_pending
+
+    @property
+    def mean(self) -> np.ndarray:
+        self._flush()
+        return self._mean
+
+    def cov(self) -> np.ndarray:
+        """Unbiased covariance (N - 1), as pytorch-fid's ``np.cov(rowvar=False)``."""
+        self._flush()
+        if self._n < 2:
+            raise UserError(f"a covariance needs at least 2 images, got {self._n}")
+        return self._m2 / (self._n - 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# reference file
+
+
+@dataclass
+class RefStats:
+    """A loaded reference: global ``mu``/``sigma`` and, when present, per-class feature rows."""
+
+    path: str
+    mu: np.ndarray
+    sigma: np.ndarray
+    num_images: int | None = None
+    class_offsets: np.ndarray | None = None
+    class_names: list[str] | None = None
+    protocol: dict = field(default_factory=dict)
+    _class_features: np.ndarray | None = None  # memmap or array (N, d)
+
+    @property
+    def dim(self) -> int:
+        return int(self.mu.shape[0])
+
+    @property
+    def num_classes(self) -> int | None:
+        return None if self.class_offsets is None else len(self.class_offsets) - 1
+
+    @property
+    def has_classes(self) -> bool:
+        return self._class_features is not None
+
+    def class_count(self, c: int) -> int:
+        return int(self.class_offsets[c + 1] - self.class_offsets[c])
+
+    def class_features(self, c: int) -> np.ndarray:
+        """Feature rows (n_c, d) of class ``c`` (a read of one slice of the memory map)."""
+        if not self.has_classes:
+            raise UserError(f"reference {self.path} has no per-class features; rebuild it with `evaluate.py stats`")
+        return np.array(self._class_features[self.class_offsets[c] : self.class_offsets[c + 1]])  # a copy, not a view
+
+
+def save_ref(path: str | os.PathLike, stats: FeatureStats, features: np.ndarray | None = None,
+             class_index: Sequence[np.ndarray] | None = None, class_names: Sequence[str] | None = None,
+             protocol: dict | None = None, features_dtype: str = "float32") -> Path:
+    """Write a reference ``.npz`` atomically (temp file + ``os.replace``).
+
+    ``features`` (N, d) (a memmap is fine) and ``class_index[c]`` (the rows of class c) add the per-class
+    data; the rows are streamed into one uncompressed member, one class at a time.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    arrays = {"mu": stats.mean, "sigma": stats.cov(), "num_images": np.int64(stats.n),
+              "protocol": np.array(json.dumps(protocol or {}))}
+    if class_index is not None:
+        counts = np.array([len(r) for r in class_index], np.int64)
+        arrays["class_counts"] = counts
+        arrays["class_offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        names = list(class_names) if class_names is not None else [str(c) for c in range(len(counts))]
+        arrays["class_names"] = np.array(names, dtype=str)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key, arr in arrays.items():
+                with zf.open(f"{key}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+            if class_index is not None:
+                dtype = np.dtype(features_dtype)
+                header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                          "shape": (int(arrays["class_offsets"][-1]), stats.dim)}
+                with zf.open("class_features.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array_header_2_0(f, header)
+                    for rows in class_index:
+                        f.write(np.ascontiguousarray(features[np.sort(rows)], dtype=dtype).tobytes())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _npz_member_memmap(path: Path, key: str) -> np.ndarray | None:
+    """Memory-map an uncompressed ``.npy`` member of a zip (None when compressed)."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{key}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)  # local file header: name and extra-field lengths at bytes 26..30
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        offset = f.tell()
+    if dtype.hasobject:  # pickled objects cannot be mapped; let np.load refuse them
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
+
+
+def load_ref(path: str | os.PathLike, expected_dim: int = FEATURE_DIM) -> RefStats:
+    """Load a reference ``.npz`` (ours or pytorch-fid's ``mu``/``sigma`` file) with one-line errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"reference stats {p} do not exist; create them with `evaluate.py stats --data PATH --out {p}`")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            keys = set(f.files)
+            missing = {"mu", "sigma"} - keys
+            if missing:
+                raise UserError(f"{p} has no {' or '.join(sorted(missing))} array; it is not an FID statistics file "
+                                "(make one with `evaluate.py stats`)")
+            mu = np.asarray(f["mu"], np.float64)
+            sigma = np.asarray(f["sigma"], np.float64)
+            small = {k: f[k] for k in ("num_images", "class_offsets", "class_names", "protocol") if k in keys}
+    except UserError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise UserError(f"cannot read reference stats {p}: corrupt or not an .npz ({' '.join(str(e).split())[:120]}); "
+                        "recreate it with `evaluate.py stats`") from None
+    if mu.shape != (expected_dim,) or sigma.shape != (expected_dim, expected_dim):
+        raise UserError(f"{p} holds {mu.shape[0] if mu.ndim == 1 else mu.shape}-d statistics (sigma {sigma.shape}), "
+                        f"but Inception pool features are {expected_dim}-d; use stats of the 2048-d pool layer")
+    ref = RefStats(path=str(p), mu=mu, sigma=sigma)
+    if "num_images" in small:
+        ref.num_images = int(small["num_images"])
+    if "protocol" in small:
+        try:
+            ref.protocol = json.loads(str(small["protocol"]))
+        except ValueError:
+            ref.protocol = {}
+    with zipfile.ZipFile(p) as zf:
+        has_features = "class_features.npy" in zf.namelist()
+    if "class_offsets" in small and has_features:
+        ref.class_offsets = np.asarray(small["class_offsets"], np.int64)
+        feats = _npz_member_memmap(p, "class_features")
+        if feats is None:
+            with np.load(p, allow_pickle=False) as f:
+                feats = f["class_features"]
+        if feats.ndim != 2 or feats.shape[1] != expected_dim or len(feats) != ref.class_offsets[-1]:
+            raise UserError(f"{p}: class_features {feats.shape} do not match class_offsets / {expected_dim}-d; "
+                            "recreate the file with `evaluate.py stats`")
+        ref._class_features = feats
+        if "class_names" in small:
+            ref.class_names = [str(s) for s in small["class_names"]]
+    return ref
