@@ -9,15 +9,11 @@ Layout of a checkpoint (a plain dict, nothing pickled but tensors and builtins):
     data        {"epoch": int, "position": int, ...}  (where the sampler is)
     class_names list[str] or None           meta      free-form dict of builtins (e.g. images seen, time)
 
-Writes go to a temp file in the target directory, are fsync'ed and then ``os.replace``d over the
-target, so a crash mid-save never leaves a half-written ``last.pt`` (PITFALLS: accelerate's
-``save_state`` writes in place).
+Writes are atomic (:mod:`sagan.io`), so a crash mid-save never leaves a half-written ``last.pt``.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +22,7 @@ import torch
 
 from .config import Config
 from .errors import CheckpointError, ConfigError
+from .io import atomic_write
 
 FORMAT = "sagan-checkpoint"
 VERSION = 1
@@ -34,37 +31,9 @@ REQUIRED_KEYS = ("step", "config", "G", "D", "G_ema", "opt_G", "opt_D", "rng", "
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Atomically write ``payload`` (plus format/version tags) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    obj = {"format": FORMAT, "version": VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with atomic_write(path) as f:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, f)
+    return Path(path)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -32,18 +32,9 @@ from tqdm import tqdm
 from .data.images import DRAFT_GAP, ImageDecodeError, list_class_tree, load_image
 from .data.packed import FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED
 from .errors import UserError, report_user_errors
+from .io import write_text_atomic
 
 CHUNK_SIZE = 256  # slots per unit of work and of resume: 12 MB at 128px
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,7 +174,7 @@ def pack(source: str | Path, out: str | Path, resolution: int = 128, workers: in
             array.flush()
             del array
     # (re)write the progress file with only well-formed records, then append as chunks finish
-    _write_atomic(out / PROGRESS, "".join(json.dumps(x) + "\n" for x in [header, *done.values()]))
+    write_text_atomic(out / PROGRESS, "".join(json.dumps(x) + "\n" for x in [header, *done.values()]))
 
     tasks = [(k, k * chunk_size, files[k * chunk_size:(k + 1) * chunk_size]) for k in range(num_chunks) if k not in done]
     workers = (os.cpu_count() or 1) if workers is None else workers
@@ -222,7 +213,7 @@ def pack(source: str | Path, out: str | Path, resolution: int = 128, workers: in
 def _finish(out: Path, header: dict, classes: list[str], done: dict[int, dict], num_chunks: int) -> dict:
     """All chunks done: write the skipped-files report, then the manifest (the completeness marker)."""
     skipped = [s for k in range(num_chunks) for s in done[k]["skipped"]]
-    _write_atomic(out / SKIPPED, "".join(f"{rel}\t{reason}\n" for rel, reason in skipped))
+    write_text_atomic(out / SKIPPED, "".join(f"{rel}\t{reason}\n" for rel, reason in skipped))
     labels = np.load(out / LABELS, mmap_mode="r")
     counts = np.bincount(np.asarray(labels[labels >= 0]), minlength=len(classes))
     checksum = hashlib.sha256("".join(done[k]["sha256"] for k in range(num_chunks)).encode()).hexdigest()
@@ -240,7 +231,7 @@ def _finish(out: Path, header: dict, classes: list[str], done: dict[int, dict], 
         "pillow": PIL.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _write_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     (out / PROGRESS).unlink(missing_ok=True)
     return manifest
 

@@ -11,16 +11,19 @@ by one uint8 level (about 1 in 10^5 values), never more.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import zipfile
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .errors import UserError
+from .viz import save_png
+from .io import atomic_write
 
 
 def class_balanced_labels(num_samples: int, classes: Sequence[int]) -> torch.Tensor:
@@ -60,7 +63,10 @@ def generate(
     batch_size: int = 64,
     device: str | torch.device | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(images, labels)`` batches: images uint8 (B, H, W, 3) on CPU, from G in eval mode."""
+    """Yield ``(images, labels)`` batches: images uint8 (B, H, W, 3) on CPU, from G in eval mode.
+
+    ``labels`` are class indices (N,), or soft class weights (N, num_classes) for class interpolation.
+    """
     if batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {batch_size}")
     device = torch.device(device) if device is not None else next(G.parameters()).device
@@ -146,8 +152,8 @@ def write_npz(path: str | Path, batches: Iterable[tuple[torch.Tensor, torch.Tens
     """Stream ``(images uint8 (B,H,W,3), labels)`` batches into ``path`` (.npz with ``images``, ``labels``).
 
     Images go into a memory-mapped .npy in a temp folder beside the target, which is then stored
-    (uncompressed) into the zip without loading it, and the zip is renamed into place: 50k x 128px
-    never sits in memory, and an interrupted run leaves no partial ``path``.
+    (uncompressed, so readers can memory-map it) into the zip without loading it, written atomically:
+    50k x 128px never sits in memory, and an interrupted run leaves no partial ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,14 +166,43 @@ def write_npz(path: str | Path, batches: Iterable[tuple[torch.Tensor, torch.Tens
             images[i : i + len(imgs)] = imgs.numpy()
             labels[i : i + len(ys)] = ys.numpy()
             i += len(imgs)
+        if i != num:
+            raise RuntimeError(f"write_npz: got {i} images, expected {num}")
         images.flush()
         del images
         np.save(tmp / "labels.npy", labels)
         for k, v in (extra or {}).items():
             np.save(tmp / f"{k}.npy", np.asarray(v))
-        part = tmp / "out.npz"
-        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with atomic_write(path) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             for f in sorted(tmp.glob("*.npy")):
                 zf.write(f, arcname=f.name)
-        os.replace(part, path)
     return path
+
+
+def class_folder_names(names: Sequence[str] | None, num_classes: int) -> list[str]:
+    """One folder name per class: its name when the checkpoint has names, else its index. Path
+    separators are replaced, and a name shared by several classes (ImageNet's two "crane"s and two
+    "maillot"s) gets the index appended, so that no two classes write into one folder. Decided over all
+    classes, so a class's folder is the same whichever classes a run draws."""
+    out = []
+    for c in range(num_classes):
+        name = str(names[c]).strip() if names and c < len(names) else ""
+        out.append(name.replace("/", "_").replace("\\", "_") if name and name not in (".", "..") else str(c))
+    counts = Counter(out)
+    return [n if counts[n] == 1 else f"{n}_{c}" for c, n in enumerate(out)]
+
+
+def write_png_folder(folder: str | Path, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                     folder_names: Sequence[str]) -> Path:
+    """Stream ``(images, labels)`` batches into ``folder/<class>/<k>.png`` (k counts per class from 0).
+
+    Each PNG is written atomically, so an interrupted run leaves only whole files.
+    """
+    folder = Path(folder)
+    counts: dict[int, int] = {}
+    for imgs, ys in batches:
+        for img, c in zip(imgs.numpy(), ys.tolist()):
+            k = counts.get(c, 0)
+            save_png(Image.fromarray(img), folder / folder_names[c] / f"{k:06d}.png")
+            counts[c] = k + 1
+    return folder

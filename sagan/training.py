@@ -523,7 +523,6 @@ class Trainer:
         return bool(self.acc.reduce(ok, "sum") == self.world) if self.world > 1 else bool(ok)
 
     def log(self, since: float, images: int) -> None:
-        t = self.cfg.train
         stats = self._stats / max(1, self._stats_count)
         if self.world > 1:
             stats = self.acc.reduce(stats, "mean")
@@ -570,14 +569,12 @@ class Trainer:
             from PIL import Image
             from torchvision.utils import make_grid
 
+            from .viz import save_png
+
             images = torch.cat([b for b, _ in generate(self.sample_generator(), self.grid_z, self.grid_labels,
                                                        batch_size=64, device=self.device)])
             grid = make_grid(images.permute(0, 3, 1, 2), nrow=GRID_COLS, padding=2, pad_value=255)
-            path = self.outdir / "samples" / f"step_{self.step:07d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            Image.fromarray(grid.permute(1, 2, 0).numpy()).save(tmp, format="PNG")
-            os.replace(tmp, path)
+            save_png(Image.fromarray(grid.permute(1, 2, 0).numpy()), self.outdir / "samples" / f"step_{self.step:07d}.png")
             self.writer.add_image("samples", grid, self.step)
         self.acc.wait_for_everyone()
 

@@ -6,8 +6,6 @@ or save RGB PIL images.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
+
+from .io import atomic_write
 
 # distinct, colour-blind-friendly query colours (Okabe & Ito 2008)
 QUERY_COLOURS = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0), (204, 121, 167)]
@@ -30,18 +30,10 @@ def _font(size: int = 12) -> ImageFont.ImageFont:
 
 
 def save_png(img: Image.Image, path: str | Path) -> Path:
-    """Write a PNG atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write a PNG atomically."""
+    with atomic_write(path) as f:
+        img.save(f, format="PNG")
+    return Path(path)
 
 
 def upscale_factor(resolution: int, target: int = 96) -> int:

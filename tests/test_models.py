@@ -7,7 +7,6 @@ import copy
 import pytest
 import torch
 
-from sagan.attention import SelfAttention
 from sagan.config import load_config
 from sagan.layers import ConditionalBatchNorm2d
 from sagan.losses import d_hinge_loss, g_hinge_loss

@@ -8,11 +8,14 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from sagan.checkpoint import save_checkpoint
+from sagan.checkpoint import load_generator, save_checkpoint
+from sagan.config import load_config
 from sagan.layers import ConditionalBatchNorm2d
 from sagan.models import Discriminator, Generator
-from sagan.sampling import class_balanced_labels, interpolation_inputs, parse_classes, sample_latents
+from sagan.sampling import (class_balanced_labels, class_folder_names, generate, interpolation_inputs, parse_classes,
+                            sample_latents)
 from sagan.scripts.sample import main
+from sagan.viz import QUERY_COLOURS, attention_overlay
 
 NAMES = [f"class_{i}" for i in range(10)]
 
@@ -20,8 +23,6 @@ NAMES = [f"class_{i}" for i in range(10)]
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     """A demo-sized checkpoint whose generator output depends strongly on the label."""
-    from sagan.config import load_config
-
     torch.manual_seed(0)
     cfg = load_config("demo", overrides=["model.g_ch=16", "model.d_ch=16"])
     G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
@@ -73,12 +74,28 @@ def test_classes_restrict_labels_and_change_pixels(ckpt, tmp_path):
     assert not np.array_equal(np.load(other)["images"][0], d["images"][0])
 
 
-def test_grid_has_one_row_per_class(ckpt, tmp_path):
+def test_grid_rows_are_the_requested_classes(ckpt, tmp_path):
     out = tmp_path / "grid.png"
-    r = run("--checkpoint", ckpt, "--out", out, "--classes", "0,1,2", "--per-class", 4)
+    r = run("--checkpoint", ckpt, "--out", out, "--classes", "0,1,2", "--per-class", 4, "--batch-size", 5)
     assert r.exit_code == 0, r.output
-    img = Image.open(out)
-    assert img.mode == "RGB" and img.height > 3 * 32 and img.width > 4 * 32
+    grid = np.asarray(Image.open(out).convert("RGB"))
+    # tiles are 32px zoomed 3x (nearest) with 2px gaps, right-aligned after the caption strip
+    zoom, pad, size, nrow = 3, 2, 32 * 3, 4
+    assert grid.shape[0] == 3 * (size + pad) + pad
+
+    def tile(r, c):
+        x, y = grid.shape[1] - (nrow - c) * (size + pad), pad + r * (size + pad)
+        return grid[y : y + size : zoom, x : x + size : zoom]
+
+    G, _, _ = load_generator(ckpt)
+    z = sample_latents(12, G.z_dim, seed=0)  # the grid's latents: row-major, seed 0
+    labels = torch.tensor([0, 1, 2]).repeat_interleave(nrow)
+    right = torch.cat([b for b, _ in generate(G, z, labels, batch_size=5)]).numpy()
+    wrong = torch.cat([b for b, _ in generate(G, z, (labels + 5) % 10, batch_size=5)]).numpy()
+    for i in range(12):
+        r_, c = divmod(i, nrow)
+        np.testing.assert_array_equal(tile(r_, c), right[i])
+        assert np.abs(tile(r_, c).astype(int) - wrong[i]).mean() > 5  # the label matters in this network
 
 
 def test_png_folder_output(ckpt, tmp_path):
@@ -87,6 +104,12 @@ def test_png_folder_output(ckpt, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["class_0", "class_1"]
     files = sorted((out / "class_0").glob("*.png"))
     assert len(files) == 2 and Image.open(files[0]).size == (32, 32)
+
+
+def test_class_folder_names_are_unique_and_safe():
+    names = ["crane", "a/b", "crane", "", ".."]
+    assert class_folder_names(names, 6) == ["crane_0", "a_b", "crane_2", "3", "4", "5"]
+    assert class_folder_names(None, 3) == ["0", "1", "2"]
 
 
 def test_truncation_bounds_and_is_recorded(ckpt, tmp_path):
@@ -112,9 +135,24 @@ def test_attention_maps_are_probability_maps_and_figure_is_written(ckpt, tmp_pat
     out = tmp_path / "attn.png"
     r = run("--checkpoint", ckpt, "--out", out, "--attention-maps", "--num-images", 2, "--num-queries", 3)
     assert r.exit_code == 0, r.output
-    img = Image.open(out)
-    # 1 image column + 3 query columns of 128px tiles, 2 rows
-    assert img.width >= 4 * 128 and img.height >= 2 * 128
+    img = np.asarray(Image.open(out).convert("RGB"))
+    # 1 image column + 1 layer x 3 query columns of 128px tiles, 4px gaps; a 34px header, and per image a
+    # 14px caption line above a 128px row
+    assert img.shape == (34 + 2 * (14 + 128 + 4) + 4, 4 * (128 + 4) + 4, 3)
+    for q in range(3):  # each map is framed in its query's colour
+        x, y = 4 + (1 + q) * (128 + 4), 34 + 14
+        assert tuple(img[y + 1, x + 1]) == QUERY_COLOURS[q]
+
+
+def test_attention_overlay_is_bright_where_the_query_looks():
+    attn = torch.zeros(8, 8)
+    attn[2, 5] = 1.0
+    grey = np.full((32, 32, 3), 128, dtype=np.uint8)
+    tile = np.asarray(attention_overlay(grey, attn, 128)).astype(int).sum(-1)
+    y, x = np.unravel_index(tile.argmax(), tile.shape)
+    # key cell (2, 5) of an 8x8 grid covers rows 32-47 and columns 80-95 of a 128px tile
+    assert 32 <= y < 48 and 80 <= x < 96
+    assert tile[y, x] > tile[120, 8] + 300
 
 
 def test_interpolation_figure_and_inputs(ckpt, tmp_path):
@@ -126,6 +164,28 @@ def test_interpolation_figure_and_inputs(ckpt, tmp_path):
     out = tmp_path / "interp.png"
     assert run("--checkpoint", ckpt, "--out", out, "--interpolate", "--classes", "1,4", "--steps", 5).exit_code == 0
     assert Image.open(out).width > 5 * 32
+
+
+@pytest.mark.parametrize("hierarchical", [False, True])
+def test_soft_class_weights_mix_the_class_embeddings(hierarchical):
+    cfg = load_config("demo", overrides=["model.g_ch=16", "model.d_ch=16", f"model.hierarchical_z={hierarchical}",
+                                         "model.shared_dim=16"])
+    G = Generator.from_config(cfg).eval()
+    with torch.no_grad():  # make the class matter
+        for m in G.modules():
+            if isinstance(m, ConditionalBatchNorm2d) and m.embedded:
+                m.gain.weight.normal_(1.0, 0.5)
+                m.bias.weight.normal_(0.0, 0.5)
+        if hierarchical:
+            G.shared.weight.normal_(0.0, 1.0)
+    z = sample_latents(1, G.z_dim, seed=3).expand(3, -1)
+    eye = torch.eye(10)
+    soft = torch.stack([eye[1], 0.5 * eye[1] + 0.5 * eye[4], eye[4]])
+    with torch.no_grad():
+        hard = G(z[[0, 2]], torch.tensor([1, 4]))
+        mixed = G(z, soft)
+    torch.testing.assert_close(mixed[[0, 2]], hard)  # the ends are the classes themselves
+    assert (mixed[1] - hard[0]).abs().mean() > 1e-3 and (mixed[1] - hard[1]).abs().mean() > 1e-3
 
 
 def test_label_helpers():
@@ -142,6 +202,8 @@ def test_label_helpers():
         (["--out", "g.png", "--classes", "a-b"], "cannot read 'a-b'"),
         (["--out", "g.npz", "--attention-maps"], "give a .png file"),
         (["--out", "g.png", "--query-points", "0.5"], "expected row,col fractions"),
+        (["--out", "s.npz", "--num-samples", "0"], "'--num-samples': 0 is not in the range x>=1"),
+        (["--out", "s.npz", "--device", "tpu"], "--device 'tpu' is not a device"),
     ],
 )
 def test_clear_errors(ckpt, tmp_path, monkeypatch, args, message):
@@ -151,6 +213,7 @@ def test_clear_errors(ckpt, tmp_path, monkeypatch, args, message):
     r = run(*args)
     assert r.exit_code == 2
     assert message in r.output and "Traceback" not in r.output
+    assert sum(message in line for line in r.output.splitlines()) == 1  # said on one line
 
 
 def test_corrupt_checkpoint_and_unwritable_output(ckpt, tmp_path):
@@ -162,3 +225,17 @@ def test_corrupt_checkpoint_and_unwritable_output(ckpt, tmp_path):
     blocker.write_text("x")
     r = run("--checkpoint", ckpt, "--out", blocker / "sub" / "g.png")
     assert r.exit_code == 2 and "pick another --out" in r.output
+
+
+def test_write_failure_mid_run_is_one_line(ckpt, tmp_path, monkeypatch):
+    import errno
+
+    import sagan.scripts.sample as script
+
+    def full_disk(img, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(script, "save_png", full_disk)
+    r = run("--checkpoint", ckpt, "--out", tmp_path / "g.png", "--classes", "0", "--per-class", 1)
+    assert r.exit_code == 2 and "No space left on device; free space or pick another --out" in r.output
+    assert "Traceback" not in r.output

@@ -10,17 +10,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..io import atomic_write, write_text_atomic
+
 # SAGAN paper, Table 2 (ImageNet 128x128, 50k samples)
 PAPER_NUMBERS = {
     "SAGAN (paper)": {"inception_score": 52.52, "fid": 18.65, "intra_fid": 83.7},
     "SNGAN-projection (paper)": {"inception_score": 36.8, "fid": 27.62, "intra_fid": 92.4},
 }
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def write_report(report: dict, out: str | os.PathLike) -> dict[str, Path]:
@@ -32,8 +28,8 @@ def write_report(report: dict, out: str | os.PathLike) -> dict[str, Path]:
     if per_class:
         paths["png"] = out.with_name(f"{out.stem}_per_class_fid.png")
         histogram_png(np.array(list(per_class.values()), np.float64), paths["png"])
-    write_json_atomic(out, report)
-    paths["md"].write_text(markdown(report, paths.get("png")))
+    write_text_atomic(out, json.dumps(report, indent=2) + "\n")
+    write_text_atomic(paths["md"], markdown(report, paths.get("png")))
     return paths
 
 
@@ -106,5 +102,6 @@ def histogram_png(values: np.ndarray, path: Path, bins: int = 30, size: tuple[in
         draw.text((left - 8 - 6 * len(label), y - 6), label, fill="black", font=font)
     draw.text((left + pw / 2 - 40, h - 20), "per-class FID", fill="black", font=font)
     draw.text((8, 8), f"classes ({len(values)}), mean {values.mean():.2f}", fill="black", font=font)
-    img.save(path)
+    with atomic_write(path) as f:
+        img.save(f, format="PNG")
     return path

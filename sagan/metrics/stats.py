@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import UserError
+from ..io import atomic_write
 from .inception import FEATURE_DIM
 
 
@@ -140,14 +141,13 @@ class RefStats:
 def save_ref(path: str | os.PathLike, stats: FeatureStats, features: np.ndarray | None = None,
              class_index: Sequence[np.ndarray] | None = None, class_names: Sequence[str] | None = None,
              protocol: dict | None = None, features_dtype: str = "float32") -> Path:
-    """Write a reference ``.npz`` atomically (temp file + ``os.replace``).
+    """Write a reference ``.npz`` atomically (:mod:`sagan.io`).
 
     ``features`` (N, d) (a memmap is fine) and ``class_index[c]`` (the rows of class c) add the per-class
     data; the rows are streamed into one uncompressed member, one class at a time.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     arrays = {"mu": stats.mean, "sigma": stats.cov(), "num_images": np.int64(stats.n),
               "protocol": np.array(json.dumps(protocol or {}))}
     if class_index is not None:
@@ -156,23 +156,18 @@ def save_ref(path: str | os.PathLike, stats: FeatureStats, features: np.ndarray 
         arrays["class_offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         names = list(class_names) if class_names is not None else [str(c) for c in range(len(counts))]
         arrays["class_names"] = np.array(names, dtype=str)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for key, arr in arrays.items():
-                with zf.open(f"{key}.npy", "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
-            if class_index is not None:
-                dtype = np.dtype(features_dtype)
-                header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-                          "shape": (int(arrays["class_offsets"][-1]), stats.dim)}
-                with zf.open("class_features.npy", "w", force_zip64=True) as f:
-                    np.lib.format.write_array_header_2_0(f, header)
-                    for rows in class_index:
-                        f.write(np.ascontiguousarray(features[np.sort(rows)], dtype=dtype).tobytes())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(path) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, arr in arrays.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+        if class_index is not None:
+            dtype = np.dtype(features_dtype)
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                      "shape": (int(arrays["class_offsets"][-1]), stats.dim)}
+            with zf.open("class_features.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_2_0(f, header)
+                for rows in class_index:
+                    f.write(np.ascontiguousarray(features[np.sort(rows)], dtype=dtype).tobytes())
     return path
 
 

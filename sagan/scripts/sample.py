@@ -12,8 +12,8 @@ from tqdm import tqdm
 
 from ..checkpoint import load_generator
 from ..errors import UserError, report_user_errors
-from ..sampling import (class_balanced_labels, generate, interpolation_inputs, parse_classes, sample_latents,
-                        spread_classes, to_uint8, write_npz)
+from ..sampling import (class_balanced_labels, class_folder_names, generate, interpolation_inputs, parse_classes,
+                        sample_latents, spread_classes, to_uint8, write_npz, write_png_folder)
 from ..viz import attention_figure, default_query_points, image_grid, save_png, upscale_factor
 
 IMAGE_EXTS = (".png",)
@@ -28,6 +28,8 @@ def _device(name: str) -> torch.device:
         raise UserError(f"--device {name!r} is not a device; use cpu, cuda, cuda:1 or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s); use cuda:0 or cuda")
     return dev
 
 
@@ -110,53 +112,68 @@ def main(checkpoint, out, classes, per_class, num_samples, truncation, interpola
     points = _parse_points(query_points, num_queries)
     _check_writable(out_path)
 
-    if attention_maps:
-        if not G.attn:
-            raise UserError(f"{ckpt['path']}: this generator has no attention layer (model.g_attn is empty)")
-        cls = chosen or spread_classes(G.num_classes, num_images)
-        labels = torch.as_tensor([cls[i % len(cls)] for i in range(num_images)])
-        z = sample_latents(num_images, G.z_dim, seed, truncation).to(dev)
-        with torch.inference_mode():
-            x, maps = G(z, labels.to(dev), return_attn=True)
-        size = max(128, G.resolution)
-        fig = attention_figure(to_uint8(x).cpu(), {r: m.cpu() for r, m in maps.items()},
-                               points,
-                               captions=[_class_name(names, int(c)) for c in labels], size=size)
-        save_png(fig, out_path)
-    elif interpolate:
-        cls = chosen or spread_classes(G.num_classes, 4)
-        z, y, rows = interpolation_inputs(G.z_dim, G.num_classes, cls, steps, seed, truncation)
-        captions = [f"{_class_name(names, a)}: z" if a == b else f"{_class_name(names, a)} -> {_class_name(names, b)}"
-                    for a, b in rows]
-        images = torch.cat([b for b, _ in generate(G, z, y, batch_size, dev)])
-        save_png(image_grid(images, steps, captions, zoom=upscale_factor(G.resolution)), out_path)
-    elif to_dir or out_path.suffix.lower() == ".npz":
-        labels = class_balanced_labels(num_samples, chosen or range(G.num_classes))
-        z = sample_latents(num_samples, G.z_dim, seed, truncation)
-        batches = tqdm(generate(G, z, labels, batch_size, dev), total=-(-num_samples // batch_size),
-                       desc="sampling", unit="batch", disable=num_samples <= batch_size)
-        if to_dir:
-            counts: dict[int, int] = {}
-            from PIL import Image
-
-            for imgs, ys in batches:
-                for img, c in zip(imgs.numpy(), ys.tolist()):
-                    folder = out_path / _class_name(names, c).replace(os.sep, "_")
-                    folder.mkdir(parents=True, exist_ok=True)
-                    save_png(Image.fromarray(img), folder / f"{counts.get(c, 0):06d}.png")
-                    counts[c] = counts.get(c, 0) + 1
+    try:
+        if attention_maps:
+            _attention_figure(G, ckpt, out_path, chosen, names, num_images, points, seed, truncation, dev)
+        elif interpolate:
+            _interpolation(G, out_path, chosen, names, steps, seed, truncation, batch_size, dev)
+        elif to_dir or out_path.suffix.lower() == ".npz":
+            _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, truncation, batch_size, dev)
         else:
-            extra = {"seed": np.int64(seed), "truncation": np.float64(truncation if truncation is not None else np.nan),
-                     "step": np.int64(ckpt["step"]), "ema": np.bool_(ckpt["used_ema"])}
-            write_npz(out_path, batches, num_samples, G.resolution, extra)
-    else:
-        cls = chosen or spread_classes(G.num_classes)
-        labels = torch.as_tensor(cls).repeat_interleave(per_class)
-        z = sample_latents(len(labels), G.z_dim, seed, truncation)
-        images = torch.cat([b for b, _ in generate(G, z, labels, batch_size, dev)])
-        captions = [_class_name(names, c) for c in cls] if names or len(cls) > 1 else None
-        save_png(image_grid(images, per_class, captions, zoom=upscale_factor(G.resolution)), out_path)
+            _grid(G, out_path, chosen, names, per_class, seed, truncation, batch_size, dev)
+    except OSError as e:  # disk full, permissions changed mid-run, ...
+        raise UserError(f"cannot write {e.filename or out_path}: {e.strerror or e}; free space or pick another --out") from None
     click.echo(f"wrote {out_path}")
+
+
+def _grid(G, out_path, chosen, names, per_class, seed, truncation, batch_size, dev) -> None:
+    """Rows = classes, columns = samples; class names (or indices) in a caption strip on the left."""
+    cls = chosen or spread_classes(G.num_classes)
+    labels = torch.as_tensor(cls).repeat_interleave(per_class)
+    z = sample_latents(len(labels), G.z_dim, seed, truncation)
+    images = torch.cat([b for b, _ in generate(G, z, labels, batch_size, dev)])
+    captions = [_class_name(names, c) for c in cls] if names or len(cls) > 1 else None
+    save_png(image_grid(images, per_class, captions, zoom=upscale_factor(G.resolution)), out_path)
+
+
+def _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, truncation, batch_size, dev) -> None:
+    """Class-balanced samples streamed into an .npz (for evaluate.py) or one PNG per sample."""
+    labels = class_balanced_labels(num_samples, chosen or range(G.num_classes))
+    z = sample_latents(num_samples, G.z_dim, seed, truncation)
+    batches = tqdm(generate(G, z, labels, batch_size, dev), total=-(-num_samples // batch_size),
+                   desc="sampling", unit="batch", disable=num_samples <= batch_size)
+    if to_dir:
+        write_png_folder(out_path, batches, class_folder_names(names, G.num_classes))
+        return
+    # provenance next to the pixels; truncation NaN = none
+    extra = {"seed": np.int64(seed), "truncation": np.float64(truncation if truncation is not None else np.nan),
+             "step": np.int64(ckpt["step"]), "ema": np.bool_(ckpt["used_ema"])}
+    write_npz(out_path, batches, num_samples, G.resolution, extra)
+
+
+def _interpolation(G, out_path, chosen, names, steps, seed, truncation, batch_size, dev) -> None:
+    """Per class a row moving z at fixed class, then a row moving the class at fixed z."""
+    cls = chosen or spread_classes(G.num_classes, 4)
+    z, y, rows = interpolation_inputs(G.z_dim, G.num_classes, cls, steps, seed, truncation)
+    captions = [f"{_class_name(names, a)}: z" if a == b else f"{_class_name(names, a)} -> {_class_name(names, b)}"
+                for a, b in rows]
+    images = torch.cat([b for b, _ in generate(G, z, y, batch_size, dev)])
+    save_png(image_grid(images, steps, captions, zoom=upscale_factor(G.resolution)), out_path)
+
+
+def _attention_figure(G, ckpt, out_path, chosen, names, num_images, points, seed, truncation, dev) -> None:
+    """SAGAN fig. 1/5: generated images with query points, and where each query attends per layer."""
+    if not G.attn:
+        raise UserError(f"{ckpt['path']}: this generator has no attention layer (model.g_attn is empty); "
+                        "drop --attention-maps")
+    cls = chosen or spread_classes(G.num_classes, num_images)
+    labels = torch.as_tensor([cls[i % len(cls)] for i in range(num_images)])
+    z = sample_latents(num_images, G.z_dim, seed, truncation).to(dev)
+    with torch.inference_mode():
+        x, maps = G(z, labels.to(dev), return_attn=True)
+    fig = attention_figure(to_uint8(x).cpu(), {r: m.cpu() for r, m in maps.items()}, points,
+                           captions=[_class_name(names, int(c)) for c in labels], size=max(128, G.resolution))
+    save_png(fig, out_path)
 
 
 if __name__ == "__main__":
