@@ -29,9 +29,9 @@ def _font(size: int = 12) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def save_png(img: Image.Image, path: str | Path) -> Path:
-    """Write a PNG atomically."""
-    with atomic_write(path) as f:
+def save_png(img: Image.Image, path: str | Path, durable: bool = True) -> Path:
+    """Write a PNG atomically (``durable=False``: without fsync, for bulk sample folders)."""
+    with atomic_write(path, durable=durable) as f:
         img.save(f, format="PNG")
     return Path(path)
 

@@ -237,5 +237,5 @@ def test_write_failure_mid_run_is_one_line(ckpt, tmp_path, monkeypatch):
 
     monkeypatch.setattr(script, "save_png", full_disk)
     r = run("--checkpoint", ckpt, "--out", tmp_path / "g.png", "--classes", "0", "--per-class", 1)
-    assert r.exit_code == 2 and "No space left on device; free space or pick another --out" in r.output
+    assert r.exit_code == 2 and "No space left on device; check free space and permissions, or pick another --out" in r.output
     assert "Traceback" not in r.output

@@ -122,7 +122,8 @@ def main(checkpoint, out, classes, per_class, num_samples, truncation, interpola
         else:
             _grid(G, out_path, chosen, names, per_class, seed, truncation, batch_size, dev)
     except OSError as e:  # disk full, permissions changed mid-run, ...
-        raise UserError(f"cannot write {e.filename or out_path}: {e.strerror or e}; free space or pick another --out") from None
+        raise UserError(f"cannot write {out_path}: {e.strerror or e}; check free space and permissions, "
+                        "or pick another --out") from None
     click.echo(f"wrote {out_path}")
 
 
