@@ -17,6 +17,8 @@ from sagan.sampling import (class_balanced_labels, class_folder_names, generate,
 from sagan.scripts.sample import main
 from sagan.viz import QUERY_COLOURS, attention_overlay
 
+from model_utils import spread_class_conditioning
+
 NAMES = [f"class_{i}" for i in range(10)]
 
 
@@ -26,11 +28,8 @@ def ckpt(tmp_path_factory):
     torch.manual_seed(0)
     cfg = load_config("demo", overrides=["model.g_ch=16", "model.d_ch=16"])
     G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    spread_class_conditioning(G, std=0.5)
     with torch.no_grad():
-        for m in G.modules():
-            if isinstance(m, ConditionalBatchNorm2d):
-                m.gain.weight.normal_(1.0, 0.5)
-                m.bias.weight.normal_(0.0, 0.5)
         G(torch.randn(16, G.z_dim), torch.arange(16) % 10)  # running BN statistics
     path = tmp_path_factory.mktemp("ckpt") / "last.pt"
     save_checkpoint(path, dict(step=5, config=cfg.to_dict(), G=G.state_dict(), D=D.state_dict(), G_ema=G.state_dict(),
