@@ -53,7 +53,7 @@ from .data import MANIFEST, open_dataset
 from .ema import EMA
 from .errors import CheckpointError, UserError
 from .losses import d_hinge_loss, g_hinge_loss
-from .models import Discriminator, Generator
+from .models import Discriminator, Generator, count_parameters
 from .sampling import generate, sample_latents
 
 RUNS_DIR = Path("runs")
@@ -641,6 +641,8 @@ class Trainer:
                  f"{self.cfg.model.resolution}px, global batch {t.batch_size} = {self.data.sampler.per_process} x "
                  f"{self.world} process(es) x {t.grad_accum} accumulation, {self.device}, "
                  f"mixed precision {t.mixed_precision}; writing to {self.outdir}")
+        n_g, n_d = count_parameters(self.G_raw), count_parameters(self.D_raw)
+        self.say(f"parameters: G {n_g / 1e6:.2f}M + D {n_d / 1e6:.2f}M = {(n_g + n_d) / 1e6:.2f}M")
         self.say("sample grid rows: " + ", ".join(self.class_names[c] for c in self.grid_classes))
         check_stop_every = 1 if self.world == 1 else min(t.log_every, 10)  # a collective under DDP
         try:
