@@ -54,7 +54,7 @@ from .ema import EMA
 from .errors import CheckpointError, UserError
 from .losses import d_hinge_loss, g_hinge_loss
 from .models import Discriminator, Generator, count_parameters
-from .sampling import generate, sample_latents
+from .sampling import generate, sample_latents, spread_classes
 
 RUNS_DIR = Path("runs")
 STAT_NAMES = ("d_loss_real", "d_loss_fake", "g_loss", "d_logits_real", "d_logits_fake")
@@ -327,8 +327,7 @@ class Trainer:
         self._build_fid(inception_weights)
 
         # fixed latents and labels for the sample grids: rows = classes (evenly spread over all classes)
-        C = cfg.model.num_classes
-        self.grid_classes = sorted({round(i * (C - 1) / max(1, min(C, GRID_ROWS) - 1)) for i in range(min(C, GRID_ROWS))})
+        self.grid_classes = spread_classes(cfg.model.num_classes, GRID_ROWS)
         self.grid_labels = torch.tensor(self.grid_classes).repeat_interleave(GRID_COLS)
         self.grid_z = sample_latents(len(self.grid_labels), cfg.model.z_dim, seed=t.seed)
 
