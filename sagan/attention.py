@@ -35,7 +35,8 @@ SOFTMAX_MODES = ("embedded_gaussian", "gaussian")
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, channels: int, mode: str = "embedded_gaussian", pool: bool = True, *, init: str = "ortho", sn_eps: float = 1e-6):
+    def __init__(self, channels: int, mode: str = "embedded_gaussian", pool: bool = True, *, init: str = "ortho",
+                 sn_eps: float = 1e-6, use_sn: bool = True):
         super().__init__()
         if mode not in ATTN_MODES:
             raise ValueError(f"attention mode must be one of {ATTN_MODES}, got {mode!r}")
@@ -43,7 +44,7 @@ class SelfAttention(nn.Module):
             raise ValueError(f"attention needs channels divisible by 8, got {channels}")
         self.channels, self.mode, self.pool = channels, mode, pool
         c8, c2 = channels // 8, channels // 2
-        kw = dict(bias=False, init=init, eps=sn_eps)  # the official release's attention convs have no bias
+        kw = dict(bias=False, init=init, eps=sn_eps, use_sn=use_sn)  # the official release's attention convs have no bias
         if mode != "gaussian":
             self.theta = sn_conv(channels, c8, 1, **kw)
             self.phi = sn_conv(channels, c8, 1, **kw)

@@ -25,11 +25,12 @@ import yaml
 
 from .errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # presets ship inside the package (pip install . finds them)
 
 ATTN_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
+BLOCK_TYPES = ("attention", "residual")  # what sits at the resolutions of model.g_attn / d_attn (SAGAN Table 1)
 MIXED_PRECISION = ("no", "bf16", "fp16")
-LOSSES = ("hinge",)
+INITS = ("ortho", "xavier", "normal")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class ModelConfig:
     bn_eps: float = 1e-5
     sn_eps: float = 1e-6
     init: str = "ortho"  # "ortho" (StudioGAN, BigGAN-PyTorch), "xavier" or "normal"
+    g_sn: bool = True  # spectral norm in G (SAGAN section 4); D always has it (SAGAN section 5.1: "SN on D only")
+    g_block_type: str = "attention"  # at each g_attn resolution: self-attention, or a plain residual block (Table 1)
+    d_block_type: str = "attention"
+    d_shortcut_relu: bool = False  # D blocks' shortcut sees relu(x) (StudioGAN's in-place ReLU), not x (the paper)
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,14 @@ class TrainConfig:
     sample_every: int = 1000
     checkpoint_every: int = 2000
     keep_checkpoints: int = 3
-    fid_every: int = 0  # 0 = off; needs data.ref_stats and an Inception weights file
+    fid_every: int = 0  # evaluate every N steps (0 = off); needs data.ref_stats and an Inception weights file
     fid_num_samples: int = 5000
+    fid_resize: str = "tf1"  # resize protocol of those evaluations (sagan.metrics.resize)
+    eval_metrics: tuple[str, ...] = ("fid", "is")  # metrics of those evaluations (sagan.metrics.registry)
+    collapse_margin: float = 0.25  # collapse watch: FID above best * (1 + margin) ...
+    collapse_patience: int = 3  # ... for this many evaluations in a row
+    collapse_logit_gap: float = 20.0  # or mean D(x) - D(G(z)) beyond this for collapse_patience logs in a row (0 = off)
+    stop_on_collapse: bool = False  # stop the run (with a checkpoint) instead of only warning
     num_workers: int = 4
 
 
@@ -167,35 +178,85 @@ def d_block_resolutions(resolution: int) -> list[int]:
 # loading and validation
 
 
-def resolve_config_path(path_or_name: str | Path) -> Path:
-    """A YAML path, or a preset name from ``configs/`` (``demo``, ``imagenet128``, ...)."""
-    p = Path(path_or_name)
-    if p.is_file():
-        return p
+def preset_names() -> list[str]:
+    """Preset names (``demo``, ``imagenet128``, ``experiments/attention/feat32``, ...)."""
+    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
+
+
+def resolve_config_path(path_or_name: str | Path, relative_to: Path | None = None) -> Path:
+    """A YAML path (relative to ``relative_to``'s folder when given: a ``base:`` inside a file), or a preset
+    name from the package's ``configs/`` (``demo``, ``imagenet128``, ...)."""
+    p = Path(path_or_name).expanduser()
+    for cand in ([relative_to.parent / p] if relative_to is not None and not p.is_absolute() else []) + [p]:
+        if cand.is_file():
+            return cand
     preset = CONFIG_DIR / f"{path_or_name}.yaml"
     if preset.is_file() and p.suffix == "":
         return preset
-    presets = ", ".join(sorted(x.stem for x in CONFIG_DIR.glob("*.yaml")))
-    raise ConfigError(f"config file {str(path_or_name)!r} not found; give a YAML path or a preset ({presets})")
+    where = f" (base of {relative_to})" if relative_to is not None else ""
+    raise ConfigError(f"config file {str(path_or_name)!r}{where} not found; give a YAML path or a preset "
+                      f"({', '.join(n for n in preset_names() if '/' not in n)})")
 
 
-def load_config(path: str | Path, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Config:
-    """Load a YAML config (path or preset name), apply overrides, validate.
-
-    ``overrides`` is a mapping ``{"train.lr_g": 2e-4}`` or an iterable of ``"train.lr_g=2e-4"`` strings
-    (values parsed as YAML, so ``model.g_attn=[32,64]`` and ``data.path=null`` work).
-    """
-    p = resolve_config_path(path)
+def _read_yaml(p: Path) -> dict:
     try:
         raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         loc = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{p}{loc}: not valid YAML ({getattr(e, 'problem', e)}); fix the file syntax") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config {p} ({e.strerror or e})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping with sections {', '.join(SECTIONS)}, got {type(raw).__name__}")
-    raw.setdefault("name", p.stem)
-    return apply_overrides(_build(raw, str(p)), overrides)
+    return raw
+
+
+def config_chain(path_or_name: str | Path) -> list[tuple[Path, dict]]:
+    """The file and every ``base:`` it inherits from, most basic first, as ``(path, raw mapping)``.
+
+    ``base:`` names a preset or a YAML path (relative to the file that names it); a cycle or a missing base
+    is a one-line :class:`ConfigError`.
+    """
+    chain: list[tuple[Path, dict]] = []
+    p = resolve_config_path(path_or_name)
+    while True:
+        if any(p.resolve() == q.resolve() for q, _ in chain):
+            names = " -> ".join(str(q) for q, _ in chain) + f" -> {p}"
+            raise ConfigError(f"config base cycle: {names}; remove one of these base: keys")
+        raw = _read_yaml(p)
+        chain.append((p, raw))
+        base = raw.get("base")
+        if base is None:
+            return chain[::-1]
+        if not isinstance(base, str) or not base.strip():
+            raise ConfigError(f"{p}: base must be a preset name or a YAML path, got {base!r}")
+        p = resolve_config_path(base, relative_to=p)
+
+
+def merge_chain(chain: list[tuple[Path, dict]]) -> dict:
+    """Section-wise merge of a :func:`config_chain`: later files override keys of earlier ones. ``name``
+    is the last file's own (or its file name), never inherited."""
+    merged: dict[str, Any] = {}
+    for p, raw in chain:
+        for key, value in raw.items():
+            if key in SECTIONS and isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+                merged[key] = {**merged[key], **value}
+            elif key not in ("base", "name"):
+                merged[key] = value
+    last_path, last = chain[-1]
+    merged["name"] = last.get("name", last_path.stem)
+    return merged
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> Config:
+    """Load a YAML config (path or preset name, with its ``base:`` chain), apply overrides, validate.
+
+    ``overrides`` is a mapping ``{"train.lr_g": 2e-4}`` or an iterable of ``"train.lr_g=2e-4"`` strings
+    (values parsed as YAML, so ``model.g_attn=[32,64]`` and ``data.path=null`` work).
+    """
+    chain = config_chain(path)
+    return apply_overrides(_build(merge_chain(chain), str(chain[-1][0])), overrides)
 
 
 def apply_overrides(cfg: Config, overrides: Mapping[str, Any] | Iterable[str] | None) -> Config:
@@ -323,8 +384,11 @@ def validate(cfg: Config, where: str = "config") -> None:
         chunks = len(g_channel_mults(r)) + 1
         if m.z_dim % chunks:
             bad(f"model.z_dim={m.z_dim} must split evenly into {chunks} chunks with hierarchical_z at {r}px")
-    if m.init not in ("ortho", "xavier", "normal"):
-        bad(f"model.init must be ortho, xavier or normal, got {m.init!r}")
+    if m.init not in INITS:
+        bad(f"model.init must be one of {', '.join(INITS)}, got {m.init!r}")
+    for k in ("g_block_type", "d_block_type"):
+        if getattr(m, k) not in BLOCK_TYPES:
+            bad(f"model.{k} must be one of {', '.join(BLOCK_TYPES)}, got {getattr(m, k)!r}")
     for k in ("bn_eps", "sn_eps"):
         if getattr(m, k) <= 0:
             bad(f"model.{k} must be > 0")
@@ -342,6 +406,8 @@ def validate(cfg: Config, where: str = "config") -> None:
         bad(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
     if t.d_steps < 1:
         bad(f"train.d_steps must be >= 1, got {t.d_steps}")
+    from .losses import LOSSES  # the registry (a new loss registers itself there)
+
     if t.loss not in LOSSES:
         bad(f"train.loss must be one of {', '.join(LOSSES)}, got {t.loss!r}")
     if t.mixed_precision not in MIXED_PRECISION:
@@ -349,6 +415,8 @@ def validate(cfg: Config, where: str = "config") -> None:
     for k in ("max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "fid_num_samples"):
         if getattr(t, k) < 1:
             bad(f"train.{k} must be >= 1, got {getattr(t, k)}")
+    if t.collapse_margin < 0 or t.collapse_logit_gap < 0 or t.collapse_patience < 1:
+        bad("train.collapse_margin and collapse_logit_gap must be >= 0 and train.collapse_patience >= 1")
     for k in ("ema_start", "fid_every", "num_workers", "seed"):
         if getattr(t, k) < 0:
             bad(f"train.{k} must be >= 0, got {getattr(t, k)}")

@@ -21,12 +21,15 @@ class _SpectralNormFP32(_SpectralNorm):
             return super().forward(weight)
 
 
-def sn(module: nn.Module, eps: float = 1e-6) -> nn.Module:
+def sn(module: nn.Module, eps: float = 1e-6, enabled: bool = True) -> nn.Module:
     """Spectral norm (Miyato et al. 2018) with one power iteration per training forward.
 
     Uses ``torch.nn.utils.parametrizations.spectral_norm``, so ``module.weight`` is the normalised
     weight, ``copy.deepcopy`` works (EMA copies) and eval mode skips the power iteration.
+    ``enabled=False`` leaves the layer plain (``model.g_sn: false``, SAGAN section 5.1's baseline).
     """
+    if not enabled:
+        return module
     spectral_norm(module, n_power_iterations=1, eps=eps)
     module.parametrizations.weight[0].__class__ = _SpectralNormFP32
     return module
@@ -41,20 +44,22 @@ def init_weight(w: torch.Tensor, scheme: str) -> None:
         nn.init.normal_(w, 0.0, 0.02)
 
 
-def sn_conv(cin: int, cout: int, k: int = 3, *, bias: bool = True, init: str = "ortho", eps: float = 1e-6) -> nn.Conv2d:
+def sn_conv(cin: int, cout: int, k: int = 3, *, bias: bool = True, init: str = "ortho", eps: float = 1e-6,
+            use_sn: bool = True) -> nn.Conv2d:
     conv = nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias)
     init_weight(conv.weight, init)
     if bias:
         nn.init.zeros_(conv.bias)
-    return sn(conv, eps)
+    return sn(conv, eps, use_sn)
 
 
-def sn_linear(cin: int, cout: int, *, bias: bool = True, init: str = "ortho", eps: float = 1e-6) -> nn.Linear:
+def sn_linear(cin: int, cout: int, *, bias: bool = True, init: str = "ortho", eps: float = 1e-6,
+              use_sn: bool = True) -> nn.Linear:
     lin = nn.Linear(cin, cout, bias=bias)
     init_weight(lin.weight, init)
     if bias:
         nn.init.zeros_(lin.bias)
-    return sn(lin, eps)
+    return sn(lin, eps, use_sn)
 
 
 def sn_embedding(num: int, dim: int, *, init: str = "ortho", eps: float = 1e-6) -> nn.Embedding:
@@ -75,7 +80,8 @@ class ConditionalBatchNorm2d(nn.Module):
       embedding + z chunk), gain ``1 + W_g c`` so that it is centred on 1.
     """
 
-    def __init__(self, channels: int, *, num_classes: int | None = None, cond_dim: int | None = None, eps: float = 1e-5, sn_eps: float = 1e-6):
+    def __init__(self, channels: int, *, num_classes: int | None = None, cond_dim: int | None = None, eps: float = 1e-5,
+                 sn_eps: float = 1e-6, use_sn: bool = True):
         super().__init__()
         if (num_classes is None) == (cond_dim is None):
             raise ValueError("give exactly one of num_classes or cond_dim")
@@ -88,8 +94,8 @@ class ConditionalBatchNorm2d(nn.Module):
             nn.init.zeros_(self.bias.weight)
         else:
             # SN'd as in BigGAN-PyTorch; a zero init is impossible under SN (sigma would be 0)
-            self.gain = sn_linear(cond_dim, channels, bias=False, eps=sn_eps)
-            self.bias = sn_linear(cond_dim, channels, bias=False, eps=sn_eps)
+            self.gain = sn_linear(cond_dim, channels, bias=False, eps=sn_eps, use_sn=use_sn)
+            self.bias = sn_linear(cond_dim, channels, bias=False, eps=sn_eps, use_sn=use_sn)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if self.embedded:

@@ -1,15 +1,65 @@
-"""Hinge adversarial loss (Lim & Ye 2017; Miyato et al. 2018), as SAGAN uses it (section 4).
+"""Adversarial losses, registered by name (``train.loss``); SAGAN uses the hinge loss (section 4).
 
-    L_D = E_x[relu(1 - D(x, y))] + E_z[relu(1 + D(G(z), y))]
-    L_G = -E_z[D(G(z), y)]
+A loss gives D's loss as named parts, whose sum is what D minimises (the training loop logs every part),
+and G's loss. All are computed in fp32 whatever the autocast dtype of the logits.
 
-Losses are computed in fp32 whatever the autocast dtype of the logits.
+    hinge        L_D = E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]     L_G = -E[D(G(z))]
+                 (Lim & Ye 2017; Miyato et al. 2018; SAGAN section 4)
+    ns           L_D = E[softplus(-D(x))] + E[softplus(D(G(z)))]     L_G = E[softplus(-D(G(z)))]
+                 (Goodfellow et al. 2014, the non-saturating G loss, in logit form)
+    wasserstein  L_D = -E[D(x)] + E[D(G(z))]                          L_G = -E[D(G(z))]
+                 (Arjovsky et al. 2017 without clipping or gradient penalty: spectral norm bounds D)
+
+Adding a loss: write its two functions and one ``register_loss`` line below (or from your own module).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
+
+DLoss = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+GLoss = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    name: str
+    d_parts: DLoss  # (logits_real, logits_fake) -> {"d_loss_real": ..., "d_loss_fake": ...}; D minimises the sum
+    g_loss: GLoss  # logits_fake -> G's loss
+    description: str
+
+    def d_loss(self, logits_real: torch.Tensor, logits_fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """D's total loss and its named parts."""
+        parts = self.d_parts(logits_real.float(), logits_fake.float())
+        return sum(parts.values()), parts
+
+    def g(self, logits_fake: torch.Tensor) -> torch.Tensor:
+        return self.g_loss(logits_fake.float())
+
+
+LOSSES: dict[str, GANLoss] = {}
+
+
+def register_loss(name: str, d_parts: DLoss, g_loss: GLoss, description: str) -> GANLoss:
+    if name in LOSSES:
+        raise ValueError(f"loss {name!r} is already registered")
+    LOSSES[name] = GANLoss(name, d_parts, g_loss, description)
+    return LOSSES[name]
+
+
+def get_loss(name: str) -> GANLoss:
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise KeyError(f"unknown loss {name!r}; registered: {', '.join(LOSSES)}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# hinge (the paper's)
 
 
 def d_hinge_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -21,3 +71,31 @@ def d_hinge_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> tuple[
 
 def g_hinge_loss(logits_fake: torch.Tensor) -> torch.Tensor:
     return -logits_fake.float().mean()
+
+
+def _hinge_parts(real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    _, d_real, d_fake = d_hinge_loss(real, fake)
+    return {"d_loss_real": d_real, "d_loss_fake": d_fake}
+
+
+register_loss("hinge", _hinge_parts, g_hinge_loss, "hinge (SAGAN, SNGAN-projection)")
+
+# --------------------------------------------------------------------------------------------------
+# non-saturating (softplus form: -log sigmoid(t) = softplus(-t))
+
+register_loss(
+    "ns",
+    lambda real, fake: {"d_loss_real": F.softplus(-real).mean(), "d_loss_fake": F.softplus(fake).mean()},
+    lambda fake: F.softplus(-fake).mean(),
+    "non-saturating (original GAN)",
+)
+
+# --------------------------------------------------------------------------------------------------
+# Wasserstein (no gradient penalty)
+
+register_loss(
+    "wasserstein",
+    lambda real, fake: {"d_loss_real": -real.mean(), "d_loss_fake": fake.mean()},
+    lambda fake: -fake.mean(),
+    "Wasserstein (no gradient penalty)",
+)

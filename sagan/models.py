@@ -11,7 +11,10 @@ At 128px with ch = 64 (``configs/imagenet128.yaml``):
        [self-attention after the blocks listed in model.d_attn]
        ReLU, global sum pool, SN-linear -> 1, plus the projection <SN-embed(y), h> (Miyato & Koyama 2018)
 
-Every conv, linear and embedding is spectrally normalised (SAGAN section 4: SN in both networks).
+Every conv, linear and embedding is spectrally normalised (SAGAN section 4: SN in both networks);
+``model.g_sn: false`` leaves G plain (the "SN on D only" baseline of section 5.1). At the resolutions of
+``model.g_attn`` / ``d_attn`` sits a self-attention block, or with ``g_block_type`` / ``d_block_type:
+residual`` a plain residual block of the same width (Table 1's control for extra capacity).
 """
 
 from __future__ import annotations
@@ -28,13 +31,13 @@ from .layers import ConditionalBatchNorm2d, embed, sn_conv, sn_embedding, sn_lin
 class GBlock(nn.Module):
     """CBN, ReLU, up x2 (nearest), conv3x3, CBN, ReLU, conv3x3; shortcut up x2 + conv1x1."""
 
-    def __init__(self, cin: int, cout: int, cbn_kwargs: dict, init: str, sn_eps: float):
+    def __init__(self, cin: int, cout: int, cbn_kwargs: dict, conv_kwargs: dict):
         super().__init__()
         self.bn1 = ConditionalBatchNorm2d(cin, **cbn_kwargs)
-        self.conv1 = sn_conv(cin, cout, 3, init=init, eps=sn_eps)
+        self.conv1 = sn_conv(cin, cout, 3, **conv_kwargs)
         self.bn2 = ConditionalBatchNorm2d(cout, **cbn_kwargs)
-        self.conv2 = sn_conv(cout, cout, 3, init=init, eps=sn_eps)
-        self.shortcut = sn_conv(cin, cout, 1, init=init, eps=sn_eps)
+        self.conv2 = sn_conv(cout, cout, 3, **conv_kwargs)
+        self.shortcut = sn_conv(cin, cout, 1, **conv_kwargs)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = self.conv1(upsample2x(F.relu(self.bn1(x, cond))))
@@ -47,28 +50,61 @@ class DBlock(nn.Module):
     """ReLU, conv3x3, ReLU, conv3x3, avgpool; shortcut conv1x1 + avgpool.
 
     The first ("optimized", Miyato et al. 2018) block takes RGB and has no leading ReLU; the shortcut is
-    the identity when the block changes neither width nor size.
+    the identity when the block changes neither width nor size. ``shortcut_relu`` feeds the shortcut
+    relu(x) instead of x, as StudioGAN's in-place ReLU does in every block after the first
+    (``model.d_shortcut_relu``, for its released weights; not the paper's block).
     """
 
-    def __init__(self, cin: int, cout: int, downsample: bool, first: bool, init: str, sn_eps: float):
+    def __init__(self, cin: int, cout: int, downsample: bool, first: bool, init: str, sn_eps: float,
+                 shortcut_relu: bool = False):
         super().__init__()
         self.first, self.downsample = first, downsample
+        self.shortcut_relu = shortcut_relu and not first
         self.conv1 = sn_conv(cin, cout, 3, init=init, eps=sn_eps)
         self.conv2 = sn_conv(cout, cout, 3, init=init, eps=sn_eps)
         self.shortcut = sn_conv(cin, cout, 1, init=init, eps=sn_eps) if (cin != cout or downsample) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x if self.first else F.relu(x)
+        s = h if self.shortcut_relu else x
         h = self.conv2(F.relu(self.conv1(h)))
         if self.downsample:
             h = F.avg_pool2d(h, 2)
-        s = x
         if self.downsample:
             # avgpool and conv1x1 are both linear and commute exactly; pooling first is 4x cheaper
             s = F.avg_pool2d(s, 2)
         if self.shortcut is not None:
             s = self.shortcut(s)
         return h + s
+
+
+class ResidualBlock(nn.Module):
+    """x + conv3x3(relu(conv3x3(relu(x)))) at constant width and size: the block SAGAN's Table 1 puts where
+    self-attention would be, to show that attention's gain is not extra capacity. No gamma: it starts as
+    a working block, not as the identity."""
+
+    def __init__(self, channels: int, conv_kwargs: dict):
+        super().__init__()
+        self.conv1 = sn_conv(channels, channels, 3, **conv_kwargs)
+        self.conv2 = sn_conv(channels, channels, 3, **conv_kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+
+
+def stage_blocks(block_type: str, widths: dict[int, int], attn_mode: str, attn_pool: bool,
+                 conv_kwargs: dict) -> tuple[nn.ModuleDict, nn.ModuleDict]:
+    """``(attn, residual)`` module dicts keyed by resolution: one of them holds a block per entry of
+    ``widths`` ({resolution: channels}), the other is empty (so a default network's state dict keeps
+    its ``attn.<res>.*`` keys)."""
+    attn, residual = nn.ModuleDict(), nn.ModuleDict()
+    for r, c in widths.items():
+        if block_type == "attention":
+            attn[str(r)] = SelfAttention(c, attn_mode, attn_pool, init=conv_kwargs["init"], sn_eps=conv_kwargs["eps"],
+                                         use_sn=conv_kwargs.get("use_sn", True))
+        else:
+            residual[str(r)] = ResidualBlock(c, conv_kwargs)
+    return attn, residual
 
 
 class Generator(nn.Module):
@@ -86,6 +122,9 @@ class Generator(nn.Module):
         bn_eps: float = 1e-5,
         sn_eps: float = 1e-6,
         init: str = "ortho",
+        *,
+        use_sn: bool = True,
+        block_type: str = "attention",
     ):
         super().__init__()
         self.resolution, self.num_classes, self.z_dim = resolution, num_classes, z_dim
@@ -98,25 +137,28 @@ class Generator(nn.Module):
             self.z_chunk = z_dim // (len(mults) + 1)
             self.shared = nn.Embedding(num_classes, shared_dim)
             nn.init.normal_(self.shared.weight, 0, 0.02)
-            cbn_kwargs = dict(cond_dim=shared_dim + self.z_chunk, eps=bn_eps, sn_eps=sn_eps)
+            cbn_kwargs = dict(cond_dim=shared_dim + self.z_chunk, eps=bn_eps, sn_eps=sn_eps, use_sn=use_sn)
             z_in = self.z_chunk
         else:
             cbn_kwargs = dict(num_classes=num_classes, eps=bn_eps, sn_eps=sn_eps)
             z_in = z_dim
+        conv_kwargs = dict(init=init, eps=sn_eps, use_sn=use_sn)
         self.c0 = mults[0][0] * ch
-        self.linear = sn_linear(z_in, 4 * 4 * self.c0, init=init, eps=sn_eps)
-        self.blocks = nn.ModuleList(GBlock(i * ch, o * ch, cbn_kwargs, init, sn_eps) for i, o in mults)
-        self.attn = nn.ModuleDict(
-            {str(r): SelfAttention(o * ch, attn_mode, attn_pool, init=init, sn_eps=sn_eps) for (_, o), r in zip(mults, resolutions) if r in attn_resolutions}
-        )
+        self.linear = sn_linear(z_in, 4 * 4 * self.c0, **conv_kwargs)
+        self.blocks = nn.ModuleList(GBlock(i * ch, o * ch, cbn_kwargs, conv_kwargs) for i, o in mults)
+        widths = {r: o * ch for (_, o), r in zip(mults, resolutions) if r in attn_resolutions}
+        self.attn, self.residual = stage_blocks(block_type, widths, attn_mode, attn_pool, conv_kwargs)
         self.block_resolutions = resolutions
         self.out_bn = nn.BatchNorm2d(mults[-1][1] * ch, eps=bn_eps)
-        self.out_conv = sn_conv(mults[-1][1] * ch, 3, 3, init=init, eps=sn_eps)
+        self.out_conv = sn_conv(mults[-1][1] * ch, 3, 3, **conv_kwargs)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Generator":
         m = cfg.model
-        return cls(m.resolution, m.num_classes, m.z_dim, m.g_ch, m.g_attn, m.attn_mode, m.attn_pool, m.hierarchical_z, m.shared_dim, m.bn_eps, m.sn_eps, m.init)
+        return cls(resolution=m.resolution, num_classes=m.num_classes, z_dim=m.z_dim, ch=m.g_ch,
+                   attn_resolutions=m.g_attn, attn_mode=m.attn_mode, attn_pool=m.attn_pool,
+                   hierarchical_z=m.hierarchical_z, shared_dim=m.shared_dim, bn_eps=m.bn_eps, sn_eps=m.sn_eps,
+                   init=m.init, use_sn=m.g_sn, block_type=m.g_block_type)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor, return_attn: bool = False):
         """z (B, z_dim), labels y (B,) -> images (B, 3, R, R) in [-1, 1].
@@ -134,12 +176,13 @@ class Generator(nn.Module):
         maps = {}
         for block, cond, r in zip(self.blocks, conds, self.block_resolutions):
             h = block(h, cond)
-            attn = self.attn[str(r)] if str(r) in self.attn else None
-            if attn is not None:
+            if str(r) in self.attn:
                 if return_attn:
-                    h, maps[r] = attn(h, return_attn=True)
+                    h, maps[r] = self.attn[str(r)](h, return_attn=True)
                 else:
-                    h = attn(h)
+                    h = self.attn[str(r)](h)
+            elif str(r) in self.residual:
+                h = self.residual[str(r)](h)
         img = torch.tanh(self.out_conv(F.relu(self.out_bn(h))))
         return (img, maps) if return_attn else img
 
@@ -155,18 +198,21 @@ class Discriminator(nn.Module):
         attn_pool: bool = True,
         sn_eps: float = 1e-6,
         init: str = "ortho",
+        *,
+        block_type: str = "attention",
+        shortcut_relu: bool = False,
     ):
         super().__init__()
         self.resolution, self.num_classes = resolution, num_classes
         mults = d_channel_mults(resolution)
         resolutions = d_block_resolutions(resolution)
         self.blocks = nn.ModuleList(
-            DBlock(3 if k == 0 else i * ch, o * ch, down, k == 0, init, sn_eps) for k, (i, o, down) in enumerate(mults)
+            DBlock(3 if k == 0 else i * ch, o * ch, down, k == 0, init, sn_eps, shortcut_relu)
+            for k, (i, o, down) in enumerate(mults)
         )
         # the last block keeps 4px and is never followed by attention
-        self.attn = nn.ModuleDict(
-            {str(r): SelfAttention(o * ch, attn_mode, attn_pool, init=init, sn_eps=sn_eps) for (_, o, _), r in zip(mults[:-1], resolutions[:-1]) if r in attn_resolutions}
-        )
+        widths = {r: o * ch for (_, o, _), r in zip(mults[:-1], resolutions[:-1]) if r in attn_resolutions}
+        self.attn, self.residual = stage_blocks(block_type, widths, attn_mode, attn_pool, dict(init=init, eps=sn_eps))
         self.block_resolutions = resolutions
         c_out = mults[-1][1] * ch
         self.linear = sn_linear(c_out, 1, init=init, eps=sn_eps)
@@ -175,7 +221,9 @@ class Discriminator(nn.Module):
     @classmethod
     def from_config(cls, cfg: Config) -> "Discriminator":
         m = cfg.model
-        return cls(m.resolution, m.num_classes, m.d_ch, m.d_attn, m.attn_mode, m.attn_pool, m.sn_eps, m.init)
+        return cls(resolution=m.resolution, num_classes=m.num_classes, ch=m.d_ch, attn_resolutions=m.d_attn,
+                   attn_mode=m.attn_mode, attn_pool=m.attn_pool, sn_eps=m.sn_eps, init=m.init,
+                   block_type=m.d_block_type, shortcut_relu=m.d_shortcut_relu)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, R, R), labels (B,) -> logits (B,)."""
@@ -183,8 +231,11 @@ class Discriminator(nn.Module):
         for k, block in enumerate(self.blocks):
             h = block(h)
             r = str(self.block_resolutions[k])
-            if k < len(self.blocks) - 1 and r in self.attn:
-                h = self.attn[r](h)
+            if k < len(self.blocks) - 1:
+                if r in self.attn:
+                    h = self.attn[r](h)
+                elif r in self.residual:
+                    h = self.residual[r](h)
         h = F.relu(h).sum(dim=(2, 3))  # global sum pooling (official release)
         # projection discriminator: psi(h) + <embed(y), h>
         return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)

@@ -89,3 +89,53 @@ def test_file_errors(tmp_path):
     partial.write_text("model:\n  resolution: 64\n  g_attn: [32]\n  d_attn: [32]\n")
     cfg = load_config(partial)
     assert cfg.name == "partial" and cfg.model.resolution == 64 and cfg.train.lr_d == 4e-4
+
+
+# --------------------------------------------------------------------------------------------------
+# base: inheritance and packaged presets
+
+
+def test_base_inheritance_resolves_chains(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: demo\ntrain:\n  lr_g: 3.0e-4\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yaml").write_text("base: ../a.yaml\nname: bee\nmodel:\n  g_attn: [8]\n")
+    cfg = load_config(tmp_path / "sub" / "b.yaml")
+    demo = load_config("demo")
+    assert cfg.name == "bee" and cfg.train.lr_g == 3e-4 and cfg.model.g_attn == (8,)
+    assert cfg.train.lr_d == demo.train.lr_d and cfg.model.resolution == 32  # inherited from demo
+    assert load_config(tmp_path / "a.yaml").name == "a"  # a name is never inherited
+
+
+def test_base_cycles_and_missing_bases_are_one_line(tmp_path):
+    (tmp_path / "x.yaml").write_text("base: y.yaml\n")
+    (tmp_path / "y.yaml").write_text("base: x.yaml\n")
+    with pytest.raises(ConfigError, match="config base cycle: .*x.yaml -> .*y.yaml -> .*x.yaml") as e:
+        load_config(tmp_path / "x.yaml")
+    assert "\n" not in str(e.value)
+    (tmp_path / "m.yaml").write_text("base: nowhere\n")
+    with pytest.raises(ConfigError, match=r"'nowhere' \(base of .*m.yaml\) not found") as e:
+        load_config(tmp_path / "m.yaml")
+    assert "\n" not in str(e.value)
+    (tmp_path / "n.yaml").write_text("base: [1]\n")
+    with pytest.raises(ConfigError, match="base must be a preset name"):
+        load_config(tmp_path / "n.yaml")
+
+
+def test_feat32_preset_states_only_what_differs():
+    from sagan.config import CONFIG_DIR, config_chain
+
+    chain = config_chain("imagenet128_feat32")
+    assert [p.stem for p, _ in chain] == ["imagenet128", "imagenet128_feat32"]
+    assert set(chain[1][1]["model"]) == {"g_attn", "d_attn"}
+    assert CONFIG_DIR.parent.name == "sagan"  # presets ship inside the package (pip install . finds them)
+
+
+@pytest.mark.parametrize("key, value", [("g_block_type", "conv"), ("d_block_type", "mlp")])
+def test_block_type_choices(key, value):
+    with pytest.raises(ConfigError, match=f"model.{key} must be one of attention, residual"):
+        load_config("demo", overrides=[f"model.{key}={value}"])
+
+
+def test_loss_must_be_registered():
+    with pytest.raises(ConfigError, match="train.loss must be one of hinge, ns, wasserstein"):
+        load_config("demo", overrides=["train.loss=lsgan"])

@@ -184,3 +184,56 @@ def test_torch_compile_without_graph_breaks(tiny_cfg):
     G = Generator.from_config(tiny_cfg)
     explanation = dynamo.explain(G)(torch.randn(2, G.z_dim), torch.tensor([0, 1]))
     assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+# --------------------------------------------------------------------------------------------------
+# the paper's ablations: SN in G off, residual blocks in place of attention (SAGAN 5.1, Table 1)
+
+
+def _sn_layers(module):
+    return [m for m in module.modules() if hasattr(m, "parametrizations")]
+
+
+def test_g_sn_false_leaves_g_plain_and_d_normalised(tiny_cfg):
+    cfg = tiny_cfg.replace(model={"g_sn": False})
+    G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    assert _sn_layers(G) == []
+    assert not any("parametrizations" in k for k in G.state_dict())
+    convs = [m for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.Embedding))]
+    assert convs and all(hasattr(m, "parametrizations") for m in convs)
+    assert len(_sn_layers(Generator.from_config(tiny_cfg))) > 10  # the default G is normalised
+    x = G(torch.randn(2, cfg.model.z_dim), torch.tensor([0, 1]))
+    assert x.shape == (2, 3, 32, 32)
+
+
+def test_residual_variant_has_a_block_where_attention_was_and_no_gamma(tiny_cfg):
+    cfg = tiny_cfg.replace(model={"g_block_type": "residual", "d_block_type": "residual"})
+    G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    for net in (G, D):
+        assert len(net.attn) == 0 and list(net.residual) == ["16"]
+        assert not any("gamma" in k for k in net.state_dict())
+        assert any(k.startswith("residual.16.conv1") for k in net.state_dict())
+    z, y = torch.randn(2, cfg.model.z_dim), torch.tensor([0, 1])
+    assert D(G(z, y), y).shape == (2,)
+    # the residual block acts: removing it changes G's output (attention starts as the identity instead)
+    G.eval()
+    with torch.no_grad():
+        a = G(z, y)
+        G.residual["16"].conv2.parametrizations.weight.original.zero_()
+        G.residual["16"].conv2.bias.zero_()
+        b = G(z, y)
+    assert not torch.equal(a, b)
+
+
+def test_d_shortcut_relu_changes_only_blocks_after_the_first(tiny_cfg):
+    torch.manual_seed(0)
+    D = Discriminator.from_config(tiny_cfg).eval()
+    torch.manual_seed(0)
+    D2 = Discriminator.from_config(tiny_cfg.replace(model={"d_shortcut_relu": True})).eval()
+    assert D.state_dict().keys() == D2.state_dict().keys()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(D.blocks[0](x), D2.blocks[0](x))
+        h = torch.randn(2, 16, 16, 16)
+        assert not torch.allclose(D.blocks[1](h), D2.blocks[1](h))
+        assert torch.allclose(D2.blocks[1](h), D2.blocks[1](torch.relu(h)))  # the shortcut sees relu(h)

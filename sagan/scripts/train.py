@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-import yaml
 
 from ..checkpoint import checkpoint_config, load_checkpoint
-from ..config import CONFIG_DIR, apply_overrides, load_config, resolve_config_path
+from ..config import CONFIG_DIR, apply_overrides, config_chain, load_config
 from ..errors import UserError, report_user_errors
 
 DATA_KEYS = ("resolution", "num_classes")  # taken from the dataset unless the user pins them
@@ -14,13 +13,14 @@ DATA_KEYS = ("resolution", "num_classes")  # taken from the dataset unless the u
 
 def pinned_model_keys(config: str, overrides: tuple[str, ...]) -> set[str]:
     """Which of ``DATA_KEYS`` the user fixed: set with ``--set model.KEY=...`` or written in their own YAML
-    (the built-in presets' values are defaults that a dataset may replace)."""
+    or a ``base:`` of it that is not a built-in preset (the presets' values are defaults that a dataset
+    may replace)."""
     pinned = {k for k in DATA_KEYS for o in overrides if o.split("=", 1)[0].strip() == f"model.{k}"}
-    path = resolve_config_path(config)
-    if path.resolve().parent != CONFIG_DIR.resolve():
-        raw = yaml.safe_load(path.read_text()) or {}
-        model = raw.get("model") or {} if isinstance(raw, dict) else {}
-        pinned |= {k for k in DATA_KEYS if isinstance(model, dict) and k in model}
+    presets = CONFIG_DIR.resolve()
+    for path, raw in config_chain(config):
+        if presets not in path.resolve().parents:
+            model = raw.get("model") or {}
+            pinned |= {k for k in DATA_KEYS if isinstance(model, dict) and k in model}
     return pinned
 
 
