@@ -1,4 +1,5 @@
-"""Figures drawn with PIL: sample grids with a caption strip, and the attention-map figure (SAGAN fig. 1/5).
+"""Image figures composed with PIL: sample grids with a caption strip, and the attention-map figure (SAGAN
+fig. 1/5), whose heat overlay takes its colours from matplotlib (:mod:`sagan.plots`).
 
 All functions take uint8 images (B, H, W, 3) as :func:`sagan.sampling.to_uint8` returns them and return
 or save RGB PIL images.
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from .io import atomic_write
+from .plots import colormap
 
 # distinct, colour-blind-friendly query colours (Okabe & Ito 2008)
 QUERY_COLOURS = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0), (204, 121, 167)]
@@ -41,16 +43,26 @@ def upscale_factor(resolution: int, target: int = 96) -> int:
     return max(1, target // resolution)
 
 
+def _caption_font(tile_height: int) -> ImageFont.ImageFont:
+    return _font(max(10, min(16, tile_height // 3)))
+
+
+def caption_strip_width(captions: Sequence[str] | None, tile_height: int, pad: int = 2) -> int:
+    """Width of the caption strip :func:`image_grid` puts left of its tiles (0 without captions)."""
+    if not captions:
+        return 0
+    font = _caption_font(tile_height)
+    return int(max(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(c, font=font) for c in captions) + 2 * pad + 6)
+
+
 def image_grid(images: torch.Tensor, nrow: int, captions: Sequence[str] | None = None, pad: int = 2, zoom: int = 1) -> Image.Image:
-    """Images (N, H, W, 3) uint8 in rows of ``nrow``; optional caption per row in a strip on the left."""
+    """Images (N, H, W, 3) uint8 in rows of ``nrow``; optional caption per row in a strip on the left.
+    The one grid of the codebase: sample.py's grids, the training loop's grids (PNG and TensorBoard)."""
     n, h, w, _ = images.shape
     h, w = h * zoom, w * zoom
     rows = (n + nrow - 1) // nrow
-    font = _font(max(10, min(16, h // 3)))
-    strip = 0
-    if captions:
-        strip = max(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(c, font=font) for c in captions) + 2 * pad + 6
-        strip = int(strip)
+    font = _caption_font(h)
+    strip = caption_strip_width(captions, h, pad)
     canvas = Image.new("RGB", (strip + nrow * (w + pad) + pad, rows * (h + pad) + pad), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     arr = images.numpy()
@@ -65,15 +77,6 @@ def image_grid(images: torch.Tensor, nrow: int, captions: Sequence[str] | None =
     return canvas
 
 
-def _heat(values: np.ndarray) -> np.ndarray:
-    """[0, 1] -> RGB with a black-red-yellow-white ramp (perceptually ordered, readable over grey)."""
-    stops = np.array([[0, 0, 0], [180, 20, 20], [250, 200, 30], [255, 255, 255]], dtype=np.float32)
-    x = np.clip(values, 0, 1) * (len(stops) - 1)
-    i = np.minimum(x.astype(int), len(stops) - 2)
-    t = (x - i)[..., None]
-    return stops[i] * (1 - t) + stops[i + 1] * t
-
-
 def attention_overlay(image: np.ndarray, attn: torch.Tensor, size: int, alpha: float = 0.65) -> Image.Image:
     """One query's weights over the key grid (Hk, Wk), upsampled to ``size`` and blended over the image
     in grey; normalised by its maximum so that where the query looks stands out."""
@@ -81,7 +84,7 @@ def attention_overlay(image: np.ndarray, attn: torch.Tensor, size: int, alpha: f
     a = F.interpolate(a, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
     a = a / max(a.max(), 1e-12)
     grey = np.asarray(Image.fromarray(image).convert("L").resize((size, size), Image.BICUBIC), dtype=np.float32)
-    blend = (1 - alpha) * grey[..., None] + alpha * _heat(a)
+    blend = (1 - alpha) * grey[..., None] + alpha * colormap(a)  # matplotlib's perceptually uniform map
     return Image.fromarray(np.clip(blend, 0, 255).astype(np.uint8))
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import click
 
+import sys
+from pathlib import Path
+
 from ..checkpoint import checkpoint_config, load_checkpoint
 from ..config import CONFIG_DIR, apply_overrides, config_chain, load_config
 from ..errors import UserError, report_user_errors
+from ..rundir import CONFIG_FILE, is_unstarted_run
 
 DATA_KEYS = ("resolution", "num_classes")  # taken from the dataset unless the user pins them
 
@@ -65,10 +69,12 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
       accelerate launch --multi_gpu --num_processes 2 train.py --max-steps 50
 
     Writes OUTDIR/config.yaml, log.txt, TensorBoard events (tensorboard --logdir runs),
-    samples/step_NNNNNNN.png (EMA generator, one class per row) and checkpoints/{last,step_NNNNNNN}.pt.
-    Ctrl-C saves a checkpoint and exits; --resume continues bit-exactly.
+    samples/step_NNNNNNN.png (EMA generator, one class per row), checkpoints/{last,step_NNNNNNN}.pt and,
+    with evaluations (train.fid_every), metrics.jsonl and checkpoints/best.pt.
+    Ctrl-C or SIGTERM saves a checkpoint and exits with 128 + the signal number (130, 143); --resume
+    continues bit-exactly, applying any changed optimiser settings (--set train.lr_d=...).
     """
-    from ..training import train
+    from ..training import Trainer
 
     explicit = {
         "data.path": data_path, "train.max_steps": max_steps, "train.batch_size": batch_size,
@@ -76,7 +82,15 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         "train.checkpoint_every": checkpoint_every, "train.sample_every": sample_every, "train.seed": seed,
     }
     explicit = {k: v for k, v in explicit.items() if v is not None}
-    ckpt = load_checkpoint(resume) if resume is not None else None
+    restart = None
+    if resume is not None and is_unstarted_run(Path(resume)):
+        # killed before its first checkpoint: nothing to resume, so start that run again from step 0
+        restart, ckpt = Path(resume), None
+        config = config or str(restart / CONFIG_FILE)
+        click.echo(f"note: {restart} has no checkpoint yet (stopped before its first save); starting it again "
+                   "from step 0", err=True)
+    else:
+        ckpt = load_checkpoint(resume) if resume is not None else None
     if ckpt is not None and config is None:
         cfg = apply_overrides(apply_overrides(checkpoint_config(ckpt), list(overrides)), explicit)
         pinned = set(DATA_KEYS)
@@ -84,11 +98,28 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         config = config or "demo"
         cfg = apply_overrides(load_config(config, overrides=list(overrides)), explicit)
         pinned = pinned_model_keys(config, overrides)
+    if ckpt is not None and ckpt["step"] >= cfg.train.max_steps:
+        click.echo(f"{ckpt['path']} already reached train.max_steps={cfg.train.max_steps} (step {ckpt['step']}); "
+                   f"to train longer, resume with --max-steps N (N > {ckpt['step']})", err=True)
+        return
+    trainer = None
     try:
-        train(cfg, outdir=outdir, resume=ckpt, pinned=pinned, inception_weights=inception_weights, progress=progress)
+        trainer = Trainer(cfg, outdir, ckpt, pinned, inception_weights, progress, restart=restart)
+        trainer.run()
     except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was pending
-        raise UserError("interrupted before a checkpoint could be saved; the previous checkpoint is intact "
-                        "(writes are atomic): continue with --resume OUTDIR") from None
+        where = trainer.outdir if trainer is not None else None
+        has = where is not None and (where / "checkpoints" / "last.pt").is_file()
+        tail = (f"the previous checkpoint is intact (writes are atomic): continue with --resume {where}" if has
+                else "no checkpoint was written yet" + (f"; start again with --resume {where}" if where else ""))
+        raise UserError(f"interrupted before a checkpoint could be saved; {tail}") from None
+    except RuntimeError as e:  # torch raises this from its SIGCHLD handler, deep inside a step
+        if "DataLoader worker" not in str(e):
+            raise
+        where = trainer.outdir if trainer is not None else "the run directory"
+        raise UserError(f"a data loading worker died ({' '.join(str(e).split())[:120]}; out of memory?); lower "
+                        f"train.num_workers or free memory, then continue with --resume {where}") from None
+    if trainer.stopped_by is not None:
+        sys.exit(128 + trainer.stopped_by)  # the convention for "ended by signal N": preemption is not completion
 
 
 if __name__ == "__main__":

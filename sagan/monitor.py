@@ -1,0 +1,194 @@
+"""What a user watches while a run trains: the console / ``log.txt`` lines, TensorBoard scalars and
+sample grids, and the stop request of Ctrl-C / SIGTERM. Only the main process writes anything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from .config import Config
+from .rundir import CONFIG_FILE, LOG_FILE, SAMPLES_DIR
+from .sampling import generate, sample_latents, spread_classes
+from .viz import image_grid, save_png
+
+GRID_ROWS, GRID_COLS = 10, 8  # sample grid: up to 10 classes (rows) x 8 fixed latents
+
+
+def printable(text: str) -> str:
+    """A string that any terminal / UTF-8 file accepts: undecodable bytes of file names (surrogate escapes)
+    shown as ``\\xff``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class StopRequest:
+    """SIGINT / SIGTERM ask the run to stop: the loop finishes its step, saves a checkpoint and exits with
+    128 + the signal number (so a scheduler can tell preemption from completion). The request goes through
+    accelerate's trigger (``set_trigger`` here, ``check_trigger`` in the loop: every process stops at the
+    same step). A second Ctrl-C aborts at once; the last checkpoint on disk stays intact.
+
+    The handler acts only in the process that installed it: DataLoader workers forked later inherit it
+    and must neither print nor raise (one message per run, from the main process)."""
+
+    def __init__(self, accelerator, say):
+        self.acc, self.say = accelerator, say
+        self.signum: int | None = None
+        self._pid = os.getpid()
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame):
+        if os.getpid() != self._pid:
+            return
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        self.acc.set_trigger()
+        self.say(f"{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+                 "(Ctrl-C again to abort)")
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def requested(self) -> bool:
+        """Whether any process was asked to stop (a collective under several processes)."""
+        return self.acc.check_trigger()
+
+
+class Monitor:
+    """Console and ``log.txt`` lines, TensorBoard events and sample grids of one run (main process)."""
+
+    def __init__(self, cfg: Config, outdir: Path, main: bool, class_names: list[str], progress: bool = True):
+        self.cfg, self.outdir, self.main, self.progress = cfg, outdir, main, progress
+        self.class_names = class_names
+        self.writer = self.logfile = self.pbar = None
+        # fixed latents and labels for the sample grids: rows = classes (evenly spread over all classes)
+        self.grid_classes = spread_classes(cfg.model.num_classes, GRID_ROWS)
+        self.grid_labels = torch.tensor(self.grid_classes).repeat_interleave(GRID_COLS)
+        self.grid_z = sample_latents(len(self.grid_labels), cfg.model.z_dim, seed=cfg.train.seed)
+
+    def open(self, step: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.pbar = tqdm(total=self.cfg.train.max_steps, initial=step, unit="step", dynamic_ncols=True,
+                         disable=not (self.main and self.progress))
+        if not self.main:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        from .io import write_text_atomic
+
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.outdir / CONFIG_FILE, yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        # undecodable bytes of class-folder names are written escaped, never a crash
+        self.logfile = open(self.outdir / LOG_FILE, "a", encoding="utf-8", errors="backslashreplace")
+        # on resume, purge_step hides events a crashed run wrote after its last checkpoint (PITFALLS)
+        self.writer = SummaryWriter(str(self.outdir), purge_step=step + 1 if step else None)
+
+    def close(self) -> None:
+        if self.pbar is not None:
+            self.pbar.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.logfile is not None:
+            self.logfile.close()
+        self.writer = self.logfile = self.pbar = None
+
+    def say(self, msg: str, console: bool = True) -> None:
+        if not self.main:
+            return
+        msg = printable(msg)
+        if console:
+            from tqdm.auto import tqdm
+
+            tqdm.write(msg, file=sys.stderr)
+        if self.logfile is not None:
+            self.logfile.write(msg + "\n")
+            self.logfile.flush()
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer is not None:
+            for k, v in values.items():
+                self.writer.add_scalar(k, float(v), step)
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        if self.writer is not None:
+            self.writer.add_text(tag, printable(text), step)
+
+    def log_step(self, step: int, stats: dict[str, float], extra: dict[str, float]) -> None:
+        """One log line and the TensorBoard scalars of the averaged statistics since the last log."""
+        if not self.main:
+            return
+        losses = {k: v for k, v in stats.items() if k.endswith("_loss") or "_loss_" in k}
+        scalars = {f"loss/{k}": v for k, v in losses.items()}
+        scalars.update({"logits/real": stats["d_logits_real"], "logits/fake": stats["d_logits_fake"], **extra})
+        self.scalars(scalars, step)
+        parts = " ".join(f"{k.removeprefix('d_loss_')} {v:.4f}" for k, v in losses.items() if k.startswith("d_loss_"))
+        line = (f"step {step:>7d} | d_loss {stats['d_loss']:.4f} ({parts}) | g_loss {stats['g_loss']:.4f} | "
+                f"D(x) {stats['d_logits_real']:+.3f} D(G(z)) {stats['d_logits_fake']:+.3f} | "
+                f"|grad| G {extra['grad_norm/G']:.3g} D {extra['grad_norm/D']:.3g} | "
+                f"{extra['perf/images_per_s']:.1f} img/s")
+        self.say(line, console=False)
+        if self.pbar is not None:
+            self.pbar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}",
+                                  ips=f"{extra['perf/images_per_s']:.0f}", refresh=False)
+
+    def write_samples(self, G: torch.nn.Module, step: int, device: torch.device) -> Path | None:
+        """Grid of ``G`` (eval mode) on fixed latents, one class per row with its name: PNG + TensorBoard."""
+        if not self.main:
+            return None
+        images = torch.cat([b for b, _ in generate(G, self.grid_z, self.grid_labels, batch_size=64, device=device)])
+        captions = [printable(self.class_names[c]) if c < len(self.class_names) else str(c) for c in self.grid_classes]
+        grid = image_grid(images, GRID_COLS, captions)
+        path = save_png(grid, self.outdir / SAMPLES_DIR / f"step_{step:07d}.png")
+        if self.writer is not None:
+            import numpy as np
+
+            self.writer.add_image("samples", np.asarray(grid), step, dataformats="HWC")
+        return path
+
+
+class RecentSteps:
+    """The statistics of the steps since the last log line, summed on the device (no host sync per step),
+    the images they consumed, and the first step whose statistics were not finite (-1: none yet)."""
+
+    def __init__(self, device: torch.device):
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count, self.images, self.since = 0, 0, time.perf_counter()
+
+    def add(self, step: int, stats: dict[str, torch.Tensor], images: int) -> None:
+        for k, v in stats.items():
+            self.sums[k] = self.sums.get(k, 0) + v
+        self.count += 1
+        self.images += images
+        finite = torch.stack(list(stats.values())).isfinite().all()
+        self.first_bad = torch.where(finite | (self.first_bad >= 0), self.first_bad, step)
+
+    def take(self, accelerator) -> tuple[dict[str, float], float]:
+        """Mean statistics over the steps (and processes) since the last call, and images per second."""
+        means = torch.stack([v / self.count for v in self.sums.values()])
+        if accelerator.num_processes > 1:
+            means = accelerator.reduce(means, "mean")
+        values = dict(zip(self.sums, means.tolist()))
+        ips = self.images / max(time.perf_counter() - self.since, 1e-9)
+        self._reset()
+        return values, ips

@@ -1,0 +1,71 @@
+"""Run directories: ``runs/NNNNN-<name>`` (stylegan2-ada's naming) holding config, log, events, samples,
+checkpoints and the metric history; which directory a new or resumed run writes to, and start-up
+housekeeping (stale temp files of killed writers)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .checkpoint import CHECKPOINT_DIR, step_files
+from .errors import UserError
+from .io import check_writable, sweep_temp_files
+
+RUNS_DIR = Path("runs")
+CONFIG_FILE, LOG_FILE, METRICS_FILE, SAMPLES_DIR = "config.yaml", "log.txt", "metrics.jsonl", "samples"
+
+
+def checkpoint_run_dir(path: str | Path) -> Path:
+    """The run directory a checkpoint belongs to (``RUN/checkpoints/x.pt`` -> ``RUN``)."""
+    p = Path(path).resolve().parent
+    return p.parent if p.name == CHECKPOINT_DIR else p
+
+
+def next_run_dir(root: Path, name: str) -> Path:
+    """``root/NNNNN-name`` with the next free number (stylegan2-ada's run naming)."""
+    ids = [int(m.group(1)) for p in (root.iterdir() if root.is_dir() else []) if (m := re.match(r"(\d{5})-", p.name))]
+    return root / f"{max(ids, default=-1) + 1:05d}-{name}"
+
+
+def has_checkpoint(run: Path) -> bool:
+    ckpts = run / CHECKPOINT_DIR
+    return (ckpts / "last.pt").is_file() or bool(step_files(ckpts)) if ckpts.is_dir() else False
+
+
+def is_unstarted_run(run: Path) -> bool:
+    """A run directory killed before its first checkpoint: it has its config but nothing to resume."""
+    return run.is_dir() and (run / CONFIG_FILE).is_file() and not has_checkpoint(run)
+
+
+def resolve_outdir(outdir: str | Path | None, name: str, resume_path: str | None, restart: Path | None = None) -> Path:
+    """Where the run writes. A resumed run continues in its own directory (``restart``: a run directory
+    without checkpoints that starts again from step 0); any other non-empty directory is refused rather
+    than silently mixed with a previous run."""
+    if outdir is None:
+        if restart is not None:
+            return restart
+        return checkpoint_run_dir(resume_path) if resume_path else next_run_dir(RUNS_DIR, name)
+    out = Path(outdir)
+    if resume_path and out.resolve() == checkpoint_run_dir(resume_path):
+        return out
+    if restart is not None and out.resolve() == restart.resolve():
+        return out
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--outdir {out} is a file; pick a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if is_unstarted_run(out):
+            raise UserError(f"--outdir {out} holds a run that stopped before its first checkpoint; start it again "
+                            f"with --resume {out}, or pick another --outdir")
+        raise UserError(f"--outdir {out} already holds files (a previous run?); continue it with --resume {out}, "
+                        f"or pick another --outdir")
+    return out
+
+
+def prepare_run_dir(outdir: Path) -> list[Path]:
+    """Check that the run directory is writable and remove the temp files killed writers left in it
+    (``checkpoints/``, ``samples/``, the run folder itself); returns what was removed."""
+    check_writable(outdir, "run directory")
+    removed = []
+    for folder in (outdir, outdir / CHECKPOINT_DIR, outdir / SAMPLES_DIR):
+        removed += sweep_temp_files(folder)
+    return removed

@@ -1,0 +1,140 @@
+"""Watching a run's quality: evaluations every ``train.fid_every`` steps, the metric history, the best
+checkpoint, and the collapse watch.
+
+Every evaluation (metrics ``train.eval_metrics`` from the metric registry, resize protocol
+``train.fid_resize``, ``train.fid_num_samples`` class-balanced samples of the EMA generator in eval mode)
+appends one line to ``OUTDIR/metrics.jsonl`` (step, images seen, wall time, values, protocol) and logs
+each value to TensorBoard under ``metrics/``. A new lowest FID makes ``checkpoints/best.pt``
+(StudioGAN's SAGAN log: FID 50.5 -> 58.8 -> 34.7, so the best checkpoint is not always the last).
+
+Collapse watch: when FID has been worse than the best by more than ``train.collapse_margin`` (relative)
+for ``train.collapse_patience`` evaluations in a row, or D's mean real/fake logit gap stays beyond
+``train.collapse_logit_gap`` for that many log lines in a row, one warning line (and a TensorBoard text
+entry) names the step of the best checkpoint; ``train.stop_on_collapse`` stops the run there instead.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .config import Config
+from .monitor import Monitor
+from .rundir import METRICS_FILE
+
+
+class RunWatch:
+    def __init__(self, cfg: Config, outdir: Path, accelerator, monitor: Monitor, inception_weights: str | None,
+                 state: dict | None = None):
+        t, d = cfg.train, cfg.data
+        self.cfg, self.outdir, self.acc, self.monitor = cfg, outdir, accelerator, monitor
+        self.history = outdir / METRICS_FILE
+        state = state or {}
+        self.best: dict | None = state.get("best")  # {"step": int, "fid": float}
+        self.bad_evals = int(state.get("bad_evals", 0))
+        self.wide_gaps = int(state.get("wide_gaps", 0))
+        self.warned: dict[str, bool] = dict(state.get("warned") or {})  # one warning per episode and source
+        self.started = time.time()
+        self.inception = self.ref = None
+        if t.fid_every > 0 and not d.ref_stats:
+            monitor.say("warning: train.fid_every is set but data.ref_stats is not; no evaluations during training "
+                        "(make reference statistics with `python evaluate.py stats`)")
+        if t.fid_every > 0 and d.ref_stats:
+            from .metrics import load_inception, load_ref
+
+            self.ref = load_ref(d.ref_stats)
+            with accelerator.main_process_first():  # one download at most
+                self.inception = load_inception(inception_weights, device=accelerator.device)
+
+    @property
+    def enabled(self) -> bool:
+        return self.inception is not None
+
+    def state(self) -> dict:
+        """What a checkpoint keeps of the watch (``meta["watch"]``), so a resume continues it."""
+        return {"best": self.best, "bad_evals": self.bad_evals, "wide_gaps": self.wide_gaps, "warned": self.warned}
+
+    def due(self, step: int, max_steps: int) -> bool:
+        every = self.cfg.train.fid_every
+        return self.enabled and (step % every == 0 or step == max_steps)
+
+    # ---- evaluation -------------------------------------------------------------------------------
+
+    def evaluate(self, G, step: int, images_seen: int) -> tuple[bool, bool]:
+        """Evaluate ``G`` (all processes); returns ``(new_best, stop)``."""
+        from .metrics import evaluate_generator
+
+        t = self.cfg.train
+        result = evaluate_generator(G, self.ref, num_samples=t.fid_num_samples, inception=self.inception,
+                                    seed=t.seed, accelerator=self.acc, progress=False)
+        flags = [False, False]
+        if self.acc.is_main_process:
+            values = {"fid": result["fid"], "is": result["inception_score"]["mean"]}
+            self._record(step, images_seen, values)
+            flags = [self._update_best(step, values["fid"]), self._fid_collapse(step, values["fid"])]
+        if self.acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(flags)
+        return flags[0], flags[1]
+
+    def _record(self, step: int, images_seen: int, values: dict[str, float]) -> None:
+        from .metrics.history import append_record
+
+        t = self.cfg.train
+        protocol = {"resize": t.fid_resize, "num_samples": t.fid_num_samples, "bn_stats": "running",
+                    "generator": "ema" if t.ema else "G", "reference": self.cfg.data.ref_stats,
+                    "weights_sha256": getattr(self.inception, "weights_sha256", None)}
+        append_record(self.history, {"step": step, "images_seen": images_seen, "time": time.time(),
+                                     "wall_s": round(time.time() - self.started, 3), "values": values,
+                                     "protocol": protocol})
+        self.monitor.scalars({f"metrics/{k}": v for k, v in values.items()}, step)
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in values.items())
+        self.monitor.say(f"step {step}: {shown} ({t.fid_num_samples} samples of the {'EMA ' if t.ema else ''}generator)")
+
+    def _update_best(self, step: int, fid: float) -> bool:
+        if self.best is None or fid < self.best["fid"]:
+            self.best = {"step": step, "fid": fid}
+            return True
+        return False
+
+    # ---- collapse watch ---------------------------------------------------------------------------
+
+    def _warn(self, step: int, source: str, why: str) -> bool:
+        """One warning per collapse episode of each source; returns whether the run should stop."""
+        t = self.cfg.train
+        if not self.warned.get(source):
+            best = (f"the best checkpoint is step {self.best['step']} (FID {self.best['fid']:.2f}): "
+                    f"checkpoints/best.pt" if self.best else "no evaluation has run yet, so there is no best checkpoint")
+            action = "stopping (train.stop_on_collapse)" if t.stop_on_collapse else "set train.stop_on_collapse=true to stop"
+            msg = f"warning: possible collapse at step {step}: {why}; {best}; {action}"
+            self.monitor.say(msg)
+            self.monitor.text("collapse", msg, step)
+            self.warned[source] = True
+        return t.stop_on_collapse
+
+    def _fid_collapse(self, step: int, fid: float) -> bool:
+        t = self.cfg.train
+        if self.best is not None and fid > self.best["fid"] * (1 + t.collapse_margin):
+            self.bad_evals += 1
+        else:
+            self.bad_evals, self.warned["fid"] = 0, False
+        if self.bad_evals >= t.collapse_patience:
+            return self._warn(step, "fid", f"FID has been more than {t.collapse_margin:.0%} above the best for "
+                                    f"{self.bad_evals} evaluations in a row (now {fid:.2f})")
+        return False
+
+    def check_logits(self, step: int, stats: dict[str, float]) -> bool:
+        """At each log line (main process decides; same result everywhere: the stats are reduced)."""
+        t = self.cfg.train
+        if t.collapse_logit_gap <= 0:
+            return False
+        gap = stats["d_logits_real"] - stats["d_logits_fake"]
+        if gap > t.collapse_logit_gap:
+            self.wide_gaps += 1
+        else:
+            self.wide_gaps, self.warned["logits"] = 0, False
+        if self.wide_gaps >= t.collapse_patience:
+            return self._warn(step, "logits", f"D separates real from fake by a mean logit gap of {gap:.1f} (> "
+                                    f"{t.collapse_logit_gap:g}) for {self.wide_gaps} log lines in a row")
+        return False
