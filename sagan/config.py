@@ -415,6 +415,14 @@ def validate(cfg: Config, where: str = "config") -> None:
     for k in ("max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "fid_num_samples"):
         if getattr(t, k) < 1:
             bad(f"train.{k} must be >= 1, got {getattr(t, k)}")
+    from .metrics.registry import METRIC_NAMES  # the registries: a new metric or protocol registers itself
+    from .metrics.resize import RESIZE_MODES
+
+    if t.fid_resize not in RESIZE_MODES:
+        bad(f"train.fid_resize must be one of {', '.join(RESIZE_MODES)}, got {t.fid_resize!r}")
+    unknown = [m for m in t.eval_metrics if m not in METRIC_NAMES]
+    if unknown or not t.eval_metrics:
+        bad(f"train.eval_metrics must be a non-empty list of {', '.join(METRIC_NAMES)}; got {list(t.eval_metrics)}")
     if t.collapse_margin < 0 or t.collapse_logit_gap < 0 or t.collapse_patience < 1:
         bad("train.collapse_margin and collapse_logit_gap must be >= 0 and train.collapse_patience >= 1")
     for k in ("ema_start", "fid_every", "num_workers", "seed"):

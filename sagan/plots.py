@@ -55,7 +55,8 @@ def curves(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[flo
            lower_is_better: Mapping[str, bool] | None = None) -> Path:
     """One panel per metric, one line per series: ``panels[metric][series] = (xs, ys)``.
 
-    ``markers[metric][label] = value`` draws horizontal reference lines (e.g. the paper's final values).
+    ``markers[metric][series] = value`` marks a reference value for a series (e.g. the paper's final
+    number for that variant): a star at the right edge and a dotted line, in the series' colour.
     """
     plt = _pyplot()
     names = list(panels)
@@ -63,18 +64,22 @@ def curves(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[flo
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, metric in zip(axes[0], names):
         series = panels[metric]
+        right = max((max(xs) for xs, _ in series.values() if len(xs)), default=1)
         for i, (label, (xs, ys)) in enumerate(sorted(series.items())):
-            ax.plot(xs, ys, marker="o", markersize=3, color=colours[i % len(colours)], label=label)
-        for j, (label, value) in enumerate((markers or {}).get(metric, {}).items()):
-            ax.axhline(value, color="grey", linestyle=":" if j % 2 else "--", linewidth=1)
-            ax.annotate(label, (1.0, value), xycoords=("axes fraction", "data"), fontsize=7, color="grey",
-                        ha="right", va="bottom")
+            colour = colours[i % len(colours)]
+            ax.plot(xs, ys, marker="o", markersize=3, color=colour, label=label)
+            value = (markers or {}).get(metric, {}).get(label)
+            if value is not None:
+                ax.axhline(value, color=colour, linestyle=":", linewidth=1)
+                ax.plot([right], [value], marker="*", markersize=11, color=colour, linestyle="none")
         better = (lower_is_better or {}).get(metric)
         ax.set_title(metric + ("" if better is None else (" (lower is better)" if better else " (higher is better)")))
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
         if series:
             ax.legend(fontsize=8)
+    if markers:
+        fig.text(0.01, -0.02, "stars and dotted lines: the paper's values", fontsize=8, color="grey")
     return save_figure(fig, path)
 
 

@@ -37,14 +37,22 @@ def is_unstarted_run(run: Path) -> bool:
     return run.is_dir() and (run / CONFIG_FILE).is_file() and not has_checkpoint(run)
 
 
+def in_run_dir(checkpoint: str | Path) -> bool:
+    """Whether a checkpoint file sits in a run's ``checkpoints/`` folder (not a loose converted file)."""
+    return Path(checkpoint).resolve().parent.name == CHECKPOINT_DIR
+
+
 def resolve_outdir(outdir: str | Path | None, name: str, resume_path: str | None, restart: Path | None = None) -> Path:
     """Where the run writes. A resumed run continues in its own directory (``restart``: a run directory
-    without checkpoints that starts again from step 0); any other non-empty directory is refused rather
-    than silently mixed with a previous run."""
+    without checkpoints that starts again from step 0); a loose checkpoint file (e.g. converted from
+    released weights) starts a new run directory; any other non-empty directory is refused rather than
+    silently mixed with a previous run."""
     if outdir is None:
         if restart is not None:
             return restart
-        return checkpoint_run_dir(resume_path) if resume_path else next_run_dir(RUNS_DIR, name)
+        if resume_path and in_run_dir(resume_path):
+            return checkpoint_run_dir(resume_path)
+        return next_run_dir(RUNS_DIR, name)
     out = Path(outdir)
     if resume_path and out.resolve() == checkpoint_run_dir(resume_path):
         return out

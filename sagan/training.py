@@ -107,7 +107,8 @@ class Trainer:
         self._build(ckpt)
         self.recent = RecentSteps(self.device)
         self.watch = RunWatch(cfg, self.outdir, acc, self.monitor, inception_weights,
-                              (ckpt.get("meta") or {}).get("watch") if ckpt else None)
+                              (ckpt.get("meta") or {}).get("watch") if ckpt else None, self.class_names,
+                              resumed_step=self.step if ckpt else None)
         self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
         if ckpt is not None:
             self._startup_notes += self._resume_notes(ckpt)

@@ -25,9 +25,10 @@ from .rundir import METRICS_FILE
 
 class RunWatch:
     def __init__(self, cfg: Config, outdir: Path, accelerator, monitor: Monitor, inception_weights: str | None,
-                 state: dict | None = None):
+                 state: dict | None = None, class_names: list[str] | None = None, resumed_step: int | None = None):
         t, d = cfg.train, cfg.data
         self.cfg, self.outdir, self.acc, self.monitor = cfg, outdir, accelerator, monitor
+        self.class_names = class_names
         self.history = outdir / METRICS_FILE
         state = state or {}
         self.best: dict | None = state.get("best")  # {"step": int, "fid": float}
@@ -36,15 +37,39 @@ class RunWatch:
         self.warned: dict[str, bool] = dict(state.get("warned") or {})  # one warning per episode and source
         self.started = time.time()
         self.inception = self.ref = None
+        if resumed_step is not None and accelerator.is_main_process:
+            self._truncate_history(resumed_step)
         if t.fid_every > 0 and not d.ref_stats:
             monitor.say("warning: train.fid_every is set but data.ref_stats is not; no evaluations during training "
                         "(make reference statistics with `python evaluate.py stats`)")
         if t.fid_every > 0 and d.ref_stats:
             from .metrics import load_inception, load_ref
+            from .metrics.evaluation import check_same_inception
+            from .metrics.registry import resolve_metrics
 
             self.ref = load_ref(d.ref_stats)
+            # which of train.eval_metrics this reference and sample count allow; fails now, not at step N
+            self.metrics, _ = resolve_metrics(t.eval_metrics, self.ref, t.fid_num_samples, has_labels=True)
             with accelerator.main_process_first():  # one download at most
-                self.inception = load_inception(inception_weights, device=accelerator.device)
+                self.inception = load_inception(inception_weights, device=accelerator.device, resize=t.fid_resize)
+            check_same_inception(self.ref, self.inception)
+
+    def _truncate_history(self, step: int) -> None:
+        """A resume from ``step`` abandons the evaluations a killed run recorded after it (as TensorBoard's
+        purge_step does for the events), so the history has one line per step of the run's actual path."""
+        import json
+
+        from .io import write_text_atomic
+        from .metrics.history import read_records
+
+        if not self.history.is_file():
+            return
+        records = read_records(self.history)
+        kept = [r for r in records if r.get("step", 0) <= step]
+        if len(kept) < len(records):
+            write_text_atomic(self.history, "".join(json.dumps(r) + "\n" for r in kept))
+            self.monitor.say(f"metrics.jsonl: dropped {len(records) - len(kept)} evaluation(s) after step {step} "
+                             "(a branch the resume abandons)")
 
     @property
     def enabled(self) -> bool:
@@ -63,15 +88,18 @@ class RunWatch:
     def evaluate(self, G, step: int, images_seen: int) -> tuple[bool, bool]:
         """Evaluate ``G`` (all processes); returns ``(new_best, stop)``."""
         from .metrics import evaluate_generator
+        from .metrics.registry import scalars
 
         t = self.cfg.train
         result = evaluate_generator(G, self.ref, num_samples=t.fid_num_samples, inception=self.inception,
-                                    seed=t.seed, accelerator=self.acc, progress=False)
+                                    metrics=self.metrics, seed=t.seed, accelerator=self.acc, progress=False,
+                                    class_names=self.class_names)
         flags = [False, False]
         if self.acc.is_main_process:
-            values = {"fid": result["fid"], "is": result["inception_score"]["mean"]}
+            values = scalars(result)
             self._record(step, images_seen, values)
-            flags = [self._update_best(step, values["fid"]), self._fid_collapse(step, values["fid"])]
+            if "fid" in values:
+                flags = [self._update_best(step, values["fid"]), self._fid_collapse(step, values["fid"])]
         if self.acc.num_processes > 1:
             from accelerate.utils import broadcast_object_list
 
@@ -80,17 +108,21 @@ class RunWatch:
 
     def _record(self, step: int, images_seen: int, values: dict[str, float]) -> None:
         from .metrics.history import append_record
+        from .metrics.registry import METRICS
 
         t = self.cfg.train
         protocol = {"resize": t.fid_resize, "num_samples": t.fid_num_samples, "bn_stats": "running",
+                    "metrics": list(self.metrics),
                     "generator": "ema" if t.ema else "G", "reference": self.cfg.data.ref_stats,
                     "weights_sha256": getattr(self.inception, "weights_sha256", None)}
         append_record(self.history, {"step": step, "images_seen": images_seen, "time": time.time(),
                                      "wall_s": round(time.time() - self.started, 3), "values": values,
                                      "protocol": protocol})
         self.monitor.scalars({f"metrics/{k}": v for k, v in values.items()}, step)
-        shown = ", ".join(f"{k} {v:.2f}" for k, v in values.items())
-        self.monitor.say(f"step {step}: {shown} ({t.fid_num_samples} samples of the {'EMA ' if t.ema else ''}generator)")
+        shown = ", ".join(f"{METRICS[k].label} {v * METRICS[k].scale:.{METRICS[k].digits}f}" if k in METRICS
+                          else f"{k} {v:.4g}" for k, v in values.items())
+        self.monitor.say(f"{self.cfg.name} step {step}: {shown} ({t.fid_num_samples} samples of the "
+                         f"{'EMA ' if t.ema else ''}generator, {t.fid_resize} resize)")
 
     def _update_best(self, step: int, fid: float) -> bool:
         if self.best is None or fid < self.best["fid"]:

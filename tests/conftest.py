@@ -49,3 +49,30 @@ def small_disk(tmp_path):
     yield make
     for mnt in mounted:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10)
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluation during training: a random calibrated Inception file and a tiny demo reference
+
+
+TINY_TRAIN = ["model.g_ch=16", "model.d_ch=16", "data.demo_size=32", "train.batch_size=8", "train.log_every=1",
+              "train.num_workers=0", "train.sample_every=1000", "train.checkpoint_every=1000",
+              "train.fid_num_samples=10"]
+
+
+@pytest.fixture(scope="session")
+def inception_weights_file(tmp_path_factory):
+    """The FID Inception with calibrated random weights, saved like the official file (metrics_utils)."""
+    from metrics_utils import calibrated_inception_state, save_state
+
+    return save_state(calibrated_inception_state(seed=0), tmp_path_factory.mktemp("inception") / "random_inception.pth")
+
+
+@pytest.fixture(scope="session")
+def demo_ref(tmp_path_factory, inception_weights_file):
+    """Reference statistics (tf1 resize) of the 32-image tiny demo dataset of ``TINY_TRAIN``."""
+    from sagan.experiments.runner import ensure_reference
+    from sagan.training import make_accelerator
+
+    cfg = load_config("demo", overrides=TINY_TRAIN)
+    return ensure_reference(tmp_path_factory.mktemp("ref"), cfg, str(inception_weights_file), make_accelerator("no"))

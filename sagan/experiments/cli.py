@@ -1,0 +1,92 @@
+"""``python -m sagan.experiments`` / ``sagan-experiments``: run and report the paper's experiments."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import report_user_errors
+from .definitions import build_variant, experiment_names, variant_names
+
+WEIGHTS_HELP = ("pytorch-fid's pt_inception-2015-12-05-6726825d.pth; default: $SAGAN_INCEPTION_WEIGHTS, then the "
+                "torch hub cache, then a download")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def main():
+    """Rerun the SAGAN paper's experiments: SN/TTUR stability curves and the attention-placement table.
+
+    \b
+    Examples:
+      # minutes on a CPU: the attention table on the built-in demo data (32px)
+      sagan-experiments run attention --base demo --steps 300 --eval-every 100 --outdir runs/exp-attention
+      sagan-experiments report runs/exp-attention              # summary.md, summary.json, curves.png
+      # a subset of variants, reference statistics you already have
+      sagan-experiments run attention --variants no_attention,feat16 --ref ref.npz --outdir runs/exp-a
+      # days on GPUs: the paper preset on ImageNet (packed with sagan-prepare), 8 GPUs per variant
+      accelerate launch --num_processes 8 -m sagan.experiments run stabilisation --base imagenet128 \\
+          --data data/imagenet128 --steps 1000000 --eval-every 20000 --num-samples 10000 --outdir runs/exp-stab
+      sagan-experiments list
+    """
+
+
+@main.command("list")
+@click.option("--base", default="demo", show_default=True, help="Show placements on this base.")
+@report_user_errors
+def list_(base):
+    """The experiments, their variants and what each variant changes on BASE."""
+    for exp in experiment_names():
+        click.echo(exp)
+        for name in variant_names(exp):
+            v = build_variant(exp, name, base, {})
+            if v.config is None:
+                what = "not available on " + base
+            else:
+                m, t = v.config.model, v.config.train
+                what = (f"G attn {list(m.g_attn)} ({m.g_block_type}), D attn {list(m.d_attn)} ({m.d_block_type}), "
+                        f"SN in G {m.g_sn}, lr G {t.lr_g:g} / D {t.lr_d:g}")
+            click.echo(f"  {name:<17} {what}")
+
+
+@main.command()
+@click.argument("experiment", type=click.Choice(experiment_names()))
+@click.option("--outdir", required=True, metavar="DIR", help="Experiment directory (one run directory per variant).")
+@click.option("--data", default=None, metavar="PATH", help="Packed dataset or class-per-folder tree.  [default: the base's data]")
+@click.option("--base", default="demo", show_default=True, metavar="PRESET|YAML", help="Config the variants are applied on (demo, imagenet128, or a YAML).")
+@click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Training steps per variant.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=100, show_default=True, help="Steps between evaluations (and checkpoints).")
+@click.option("--num-samples", type=click.IntRange(min=2), default=1000, show_default=True, help="Generated samples per evaluation.")
+@click.option("--variants", default=None, metavar="A,B,...", help="Only these variants.  [default: all]")
+@click.option("--ref", default=None, metavar="REF.npz", help="Reference statistics (evaluate.py stats).  [default: computed once from --data]")
+@click.option("--inception-weights", default=None, metavar="FILE", help=WEIGHTS_HELP)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@report_user_errors
+def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants, ref, inception_weights, progress):
+    """Train and evaluate every variant of EXPERIMENT (stabilisation or attention), then write the report.
+
+    Same seed, budget and evaluation cadence for every variant. Re-running the same command skips
+    finished variants and resumes an interrupted one exactly; each evaluation prints one line.
+    """
+    from .report import write_summary
+    from .runner import run_experiment
+
+    stopped = run_experiment(experiment, outdir, steps=steps, eval_every=eval_every, num_samples=num_samples, base=base,
+                             data=data, variants=variants, ref=ref, inception_weights=inception_weights,
+                             progress=progress)
+    paths = write_summary(outdir)
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)
+    if stopped is not None:
+        sys.exit(128 + stopped)
+
+
+@main.command()
+@click.argument("outdir", type=click.Path(file_okay=False))
+@report_user_errors
+def report(outdir):
+    """summary.md, summary.json and curves.png of an experiment directory (from the variants run so far)."""
+    from .report import write_summary
+
+    paths = write_summary(outdir)
+    click.echo(paths["md"].read_text())
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)

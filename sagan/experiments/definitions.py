@@ -1,0 +1,105 @@
+"""The paper's two experiments as named variant sets, and how a variant's config is assembled.
+
+Each variant is a preset under ``sagan/configs/experiments/<experiment>/<variant>.yaml`` that states
+only what differs from its ``base:`` (the paper preset). An experiment run may put the variants on
+another base (``--base demo`` for minutes on a CPU): the variant file's own keys are applied on top of
+that base instead. Attention placements name feature-map sizes, as the paper does (``feat32`` = after
+the 32x32 stage); where the chosen base's G or D has no stage of that size (the 32px demo's D ends
+its first block at 16px), the placement is dropped from that network and the summary says so; a
+variant left with no block anywhere it asked for one is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import (CONFIG_DIR, Config, apply_overrides, config_chain, d_block_resolutions, g_block_resolutions,
+                      load_config)
+from ..errors import UserError
+
+EXPERIMENTS_DIR = CONFIG_DIR / "experiments"
+
+# Paper values (ImageNet 128x128, 50k samples, TF Inception, ~1M steps): SAGAN Table 1 and section 5.2's
+# text. Where the paper gives no number (curves only, feat16, most residual IS), there is none.
+PAPER_VALUES: dict[str, dict[str, dict[str, float]]] = {
+    "attention": {
+        "no_attention": {"fid": 22.96, "is": 42.87},
+        "feat8": {"fid": 22.98},
+        "feat32": {"fid": 18.28, "is": 51.43},
+        "feat64": {"fid": 18.65, "is": 52.52},
+        "residual_feat8": {"fid": 42.13},
+        "residual_feat32": {"fid": 27.33},
+    },
+    "stabilisation": {},
+}
+PAPER_SOURCE = ("SAGAN (Zhang et al. 2019) Table 1 / section 5.2: ImageNet 128x128, 50k samples, TF Inception "
+                "(the tf1 resize), about 1M steps of the paper preset")
+
+
+@dataclass
+class Variant:
+    name: str
+    config: Config | None  # None: not available on this base
+    notes: list[str] = field(default_factory=list)
+
+
+def experiment_names() -> list[str]:
+    return sorted(p.name for p in EXPERIMENTS_DIR.iterdir() if p.is_dir())
+
+
+def variant_names(experiment: str) -> list[str]:
+    folder = EXPERIMENTS_DIR / experiment
+    if not folder.is_dir():
+        raise UserError(f"unknown experiment {experiment!r}; experiments are {', '.join(experiment_names())}")
+    order = {"no_attention": 0, "sn_d_only": 0, "sn_gd": 1, "sn_gd_ttur": 2}  # the paper's reading order
+    names = [p.stem for p in folder.glob("*.yaml")]
+
+    def key(n: str):
+        k = n.removeprefix("residual_").removeprefix("feat")
+        return (n.startswith("residual_"), order.get(n, 5), int(k) if k.isdigit() else 0, n)
+
+    return sorted(names, key=key)
+
+
+def select_variants(experiment: str, spec: str | None) -> list[str]:
+    names = variant_names(experiment)
+    if not spec:
+        return names
+    chosen = [v.strip() for v in spec.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in names]
+    if unknown:
+        raise UserError(f"--variants: {unknown[0]!r} is not a variant of {experiment}; choose from {', '.join(names)}")
+    return chosen
+
+
+def _own_keys(experiment: str, variant: str) -> dict:
+    """What the variant file itself states (not what it inherits)."""
+    path, raw = config_chain(EXPERIMENTS_DIR / experiment / f"{variant}.yaml")[-1]
+    return {k: v for k, v in raw.items() if k not in ("base", "name")}
+
+
+def build_variant(experiment: str, variant: str, base: str, overrides: dict) -> Variant:
+    """The config of ``variant`` on ``base`` (a preset name or YAML path) with the experiment-wide
+    ``overrides`` (``{"train.max_steps": ...}``) applied last."""
+    cfg = load_config(base)
+    own = _own_keys(experiment, variant)
+    flat = {f"{s}.{k}": v for s, keys in own.items() if isinstance(keys, dict) for k, v in keys.items()}
+    notes = []
+    r = cfg.model.resolution
+    available = {"g_attn": g_block_resolutions(r), "d_attn": d_block_resolutions(r)[:-1]}
+    asked_any = kept_any = False
+    for key, allowed in available.items():
+        if f"model.{key}" not in flat:
+            continue
+        asked = list(flat[f"model.{key}"] or [])
+        kept = [x for x in asked if x in allowed]
+        asked_any, kept_any = asked_any or bool(asked), kept_any or bool(kept)
+        if kept != asked:
+            net = "G" if key == "g_attn" else "D"
+            notes.append(f"{net} at {r}px has no {'/'.join(f'{x}px' for x in asked if x not in kept)} stage: "
+                         f"no block there in {net}")
+        flat[f"model.{key}"] = kept
+    if asked_any and not kept_any:
+        return Variant(variant, None, notes + [f"not available at {r}px"])
+    cfg = apply_overrides(cfg, {**flat, **overrides, "name": f"{experiment}-{variant}"})
+    return Variant(variant, cfg, notes)

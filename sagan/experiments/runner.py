@@ -1,0 +1,131 @@
+"""Running an experiment: every variant with the same seed, budget and evaluation cadence, one run
+directory each under the experiment directory, resumable.
+
+    OUT/experiment.json     the settings (a re-run must use the same ones; --steps may grow) and variants
+    OUT/reference.npz       reference statistics of the data, computed once (unless --ref is given)
+    OUT/<variant>/          an ordinary run directory (train.py's): checkpoints, metrics.jsonl, log, events
+
+A finished variant (its last checkpoint at --steps) is skipped, an interrupted one resumes exactly from
+its last checkpoint (one per evaluation), one killed before its first checkpoint starts again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..checkpoint import load_checkpoint
+from ..config import load_config
+from ..errors import UserError
+from ..io import check_writable, write_text_atomic
+from ..rundir import has_checkpoint, is_unstarted_run
+from .definitions import build_variant, select_variants
+
+SETTINGS_FILE, REFERENCE_FILE = "experiment.json", "reference.npz"
+FIXED_SETTINGS = ("experiment", "base", "data", "eval_every", "num_samples", "ref")  # curves must stay comparable
+EVAL_METRICS = ("fid", "is", "kid")
+
+
+def _say(msg: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(msg, file=sys.stderr)
+
+
+def record_settings(out: Path, settings: dict, variants: list[str], main: bool) -> dict:
+    """Write (or check against) ``experiment.json``; returns the recorded settings."""
+    path = out / SETTINGS_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            raise UserError(f"{path} is not valid JSON; remove it to start the experiment afresh") from None
+        for key in FIXED_SETTINGS:
+            if old["settings"].get(key) != settings.get(key):
+                raise UserError(f"{out} holds experiment {old['settings'].get('experiment')!r} run with {key}="
+                                f"{old['settings'].get(key)!r}, not {settings.get(key)!r}; use the same settings "
+                                f"to continue it, or another --outdir")
+        variants = list(dict.fromkeys(old.get("variants", []) + variants))
+    record = {"settings": settings, "variants": variants, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if main:
+        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def ensure_reference(out: Path, cfg, inception_weights: str | None, accelerator) -> Path:
+    """``OUT/reference.npz`` of the experiment's data under the evaluation protocol, computed once."""
+    from ..data import open_dataset
+    from ..metrics import load_inception
+    from ..metrics.evaluation import reference_stats
+
+    ref = out / REFERENCE_FILE
+    if ref.is_file():
+        return ref
+    m, d = cfg.model, cfg.data
+    _say(f"computing reference statistics of {d.path or 'the built-in demo dataset'} into {ref} (once)")
+    if d.path is None:
+        dataset = open_dataset(None, resolution=m.resolution, uint8=True, demo_size=d.demo_size,
+                               demo_classes=m.num_classes, seed=cfg.train.seed)
+    else:
+        dataset = open_dataset(d.path, resolution=m.resolution, uint8=True)
+    with accelerator.main_process_first():
+        inception = load_inception(inception_weights, device=accelerator.device, resize=cfg.train.fid_resize)
+    reference_stats(dataset, inception, ref, accelerator=accelerator, source=str(d.path or "demo"))
+    accelerator.wait_for_everyone()
+    return ref
+
+
+def variant_status(run: Path, steps: int) -> tuple[str, int]:
+    """``("finished" | "stopped" | "not started", step)`` of a variant's run directory."""
+    if not has_checkpoint(run):
+        return "not started", 0
+    step = load_checkpoint(run, verify=False)["step"]
+    return ("finished" if step >= steps else "stopped"), step
+
+
+def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_every: int, num_samples: int,
+                   base: str = "demo", data: str | None = None, variants: str | None = None, ref: str | None = None,
+                   inception_weights: str | None = None, progress: bool = True) -> int | None:
+    """Train every chosen variant of ``experiment``; returns the signal number if one stopped the run."""
+    from ..training import Trainer, make_accelerator
+
+    out = Path(outdir)
+    chosen = select_variants(experiment, variants)
+    load_config(base)  # a bad --base fails before anything is written
+    if eval_every < 1 or steps < 1 or num_samples < 2:
+        raise UserError("--steps and --eval-every must be >= 1 and --num-samples >= 2")
+    check_writable(out, "--outdir")
+    settings = {"experiment": experiment, "base": base, "data": data, "steps": steps, "eval_every": eval_every,
+                "num_samples": num_samples, "ref": ref}
+    overrides = {"train.max_steps": steps, "train.fid_every": eval_every, "train.fid_num_samples": num_samples,
+                 "train.checkpoint_every": eval_every, "train.sample_every": eval_every,
+                 "train.eval_metrics": list(EVAL_METRICS), "data.path": data}
+    first = build_variant(experiment, chosen[0], base, overrides).config or load_config(base)
+    acc = make_accelerator(first.train.mixed_precision)
+    record_settings(out, settings, chosen, acc.is_main_process)
+    overrides["data.ref_stats"] = str(Path(ref).resolve()) if ref else str(ensure_reference(out, first,
+                                                                                              inception_weights, acc))
+    for name in chosen:
+        variant = build_variant(experiment, name, base, overrides)
+        for note in variant.notes:
+            _say(f"[{name}] {note}")
+        if variant.config is None:
+            _say(f"[{name}] skipped")
+            continue
+        run = out / name
+        status, step = variant_status(run, steps)
+        if status == "finished":
+            _say(f"[{name}] finished at step {step}; skipping")
+            continue
+        _say(f"[{name}] {'resuming at step ' + str(step) if status == 'stopped' else 'starting'} "
+             f"({steps} steps, evaluation every {eval_every})")
+        resume = run if status == "stopped" else None
+        restart = run if is_unstarted_run(run) else None
+        trainer = Trainer(variant.config, outdir=run, resume=resume, inception_weights=inception_weights,
+                          progress=progress, restart=restart)
+        trainer.run()
+        if trainer.stopped_by is not None:
+            return trainer.stopped_by
+    return None

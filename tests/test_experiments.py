@@ -1,0 +1,138 @@
+"""The paper's experiments in one command (issue 12): variants, runs, the report, resuming a killed experiment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import TINY_TRAIN
+from sagan.checkpoint import load_checkpoint
+from sagan.errors import UserError
+from sagan.experiments import main as experiments_cli
+from sagan.experiments.definitions import build_variant, select_variants, variant_names
+from sagan.metrics.history import read_records
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    """The demo preset with narrow networks and tiny batches, as a YAML the experiments use as --base."""
+    path = tmp_path_factory.mktemp("base") / "tiny.yaml"
+    sections: dict = {}
+    for item in TINY_TRAIN:
+        key, value = item.split("=")
+        section, k = key.split(".")
+        sections.setdefault(section, {})[k] = int(value) if value.isdigit() else value
+    import yaml
+
+    path.write_text(yaml.safe_dump({"base": "demo", **sections}))
+    return path
+
+
+def run_cli(*args):
+    return CliRunner().invoke(experiments_cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_variants_follow_the_paper():
+    assert variant_names("stabilisation") == ["sn_d_only", "sn_gd", "sn_gd_ttur"]
+    assert variant_names("attention") == ["no_attention", "feat8", "feat16", "feat32", "feat64", "residual_feat8",
+                                          "residual_feat16", "residual_feat32", "residual_feat64"]
+    paper = {v: build_variant("attention", v, "imagenet128", {}).config.model for v in variant_names("attention")}
+    assert paper["no_attention"].g_attn == () and paper["feat32"].d_attn == (32,)
+    assert paper["residual_feat64"].g_block_type == "residual" and paper["feat64"].g_block_type == "attention"
+    stab = {v: build_variant("stabilisation", v, "imagenet128", {}).config for v in variant_names("stabilisation")}
+    assert not stab["sn_d_only"].model.g_sn and stab["sn_gd"].model.g_sn
+    assert stab["sn_d_only"].train.lr_d == stab["sn_d_only"].train.lr_g == stab["sn_gd"].train.lr_d == 1e-4
+    assert (stab["sn_gd_ttur"].train.lr_g, stab["sn_gd_ttur"].train.lr_d) == (1e-4, 4e-4)
+
+
+def test_placements_the_base_lacks_are_dropped_or_skipped():
+    feat32 = build_variant("attention", "feat32", "demo", {})
+    assert feat32.config.model.g_attn == (32,) and feat32.config.model.d_attn == ()
+    assert any("D at 32px has no 32px stage" in n for n in feat32.notes)
+    assert build_variant("attention", "feat64", "demo", {}).config is None
+    with pytest.raises(UserError, match="'feat7' is not a variant of attention"):
+        select_variants("attention", "feat7")
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory, tiny_base, demo_ref, inception_weights_file):
+    out = tmp_path_factory.mktemp("exp") / "attention"
+    result = run_cli("run", "attention", "--base", tiny_base, "--steps", 4, "--eval-every", 2, "--num-samples", 10,
+                     "--variants", "no_attention,feat16,feat64", "--ref", demo_ref, "--inception-weights",
+                     inception_weights_file, "--outdir", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+def test_run_trains_each_variant_with_the_same_budget(experiment):
+    out, result = experiment
+    for v in ("no_attention", "feat16"):
+        assert load_checkpoint(out / v)["step"] == 4
+        assert [r["step"] for r in read_records(out / v / "metrics.jsonl")] == [2, 4]
+        assert load_checkpoint(out / v)["config"]["train"]["seed"] == 0
+    assert not (out / "feat64").exists()
+    assert "[feat64] skipped" in result.stderr and "not available at 32px" in result.stderr
+    assert "attention-feat16 step 2: FID" in result.stderr  # one line per variant per evaluation
+    settings = json.loads((out / "experiment.json").read_text())
+    assert settings["variants"] == ["no_attention", "feat16", "feat64"] and settings["settings"]["steps"] == 4
+
+
+def test_report_writes_the_table_and_the_plot(experiment):
+    out, _ = experiment
+    result = run_cli("report", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["variant"]: r for r in summary["variants"]}
+    assert rows["feat64"]["status"] == "not available"
+    for v in ("no_attention", "feat16"):
+        assert rows[v]["status"] == "finished" and rows[v]["best"]["step"] in (2, 4)
+        assert rows[v]["best"]["fid"] == min(p["fid"] for p in rows[v]["curve"])
+        assert "kid" in rows[v]["best"]
+    assert set(rows["feat16"]["gamma"]) == {"G 16px", "D 16px"} and rows["no_attention"]["gamma"] == {}
+    assert rows["no_attention"]["paper"] == {"fid": 22.96, "is": 42.87}
+    md = (out / "summary.md").read_text()
+    assert "| no_attention | finished |" in md and "22.96 / 42.87" in md and "resize `tf1`" in md
+    with Image.open(out / "curves.png") as im:
+        assert im.format == "PNG" and im.size[0] > 400
+
+
+def test_changed_settings_are_refused(experiment, tiny_base):
+    out, _ = experiment
+    result = run_cli("run", "attention", "--base", tiny_base, "--steps", 4, "--eval-every", 3, "--num-samples", 10,
+                     "--outdir", out)
+    assert result.exit_code == 2 and "eval_every=2, not 3" in result.output
+
+
+def test_a_killed_experiment_resumes(tmp_path, tiny_base, demo_ref, inception_weights_file):
+    out = tmp_path / "stab"
+    args = ["run", "stabilisation", "--base", str(tiny_base), "--steps", "4", "--eval-every", "2", "--num-samples",
+            "10", "--variants", "sn_d_only,sn_gd", "--ref", str(demo_ref), "--inception-weights",
+            str(inception_weights_file), "--outdir", str(out), "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-m", "sagan.experiments", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    t0 = time.time()
+    while not (out / "sn_gd" / "checkpoints" / "last.pt").exists():  # the second variant's first checkpoint
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.time() - t0 < 600
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = load_checkpoint(out / "sn_gd")["step"]
+    assert killed_at == 2
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "[sn_d_only] finished at step 4; skipping" in result.stderr
+    assert "[sn_gd] resuming at step 2" in result.stderr
+    assert load_checkpoint(out / "sn_gd")["step"] == 4
+    assert [r["step"] for r in read_records(out / "sn_gd" / "metrics.jsonl")] == [2, 4]
