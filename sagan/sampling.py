@@ -2,15 +2,19 @@
 
 Shared by ``sample.py``, ``evaluate.py metrics --checkpoint`` and the training loop's sample grids.
 Every latent is drawn up front from one seeded CPU generator, so the same seed gives the same latents
-and labels whatever the batch size or device, and the generator runs in eval mode (batch norm uses its
-running statistics), so each image is independent of the others in its batch. Pixels are bit-identical
-for the same batch size and device; across batch sizes, batched conv/GEMM kernels sum in a
-shape-dependent order (differences ~1e-7), which moves the rare value that sits on a rounding boundary
-by one uint8 level (about 1 in 10^5 values), never more.
+and labels whatever the batch size or device. G runs in eval mode with the batch-norm statistics its
+``bn_stats`` mode names (:mod:`sagan.bn_stats`; running statistics unless set otherwise), so that with
+running or standing statistics each image is independent of the others in its batch. Pixels are
+bit-identical for the same batch size and device in every mode; across batch sizes, batched conv/GEMM
+kernels sum in a shape-dependent order (differences ~1e-7), which moves the rare value that sits on a
+rounding boundary by one uint8 level (about 1 in 10^5 values), never more; with per-batch statistics
+(``batch``) the images depend on the batch size itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import tempfile
 import zipfile
 from collections import Counter
@@ -21,8 +25,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .bn_stats import sampling_mode
 from .errors import UserError
-from .io import atomic_write
+from .io import (TEMP_SUFFIX, atomic_write, check_free_space, disk_full_error, is_disk_full,
+                 open_memmap_reserved)
 from .viz import save_png
 
 
@@ -63,22 +69,19 @@ def generate(
     batch_size: int = 64,
     device: str | torch.device | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(images, labels)`` batches: images uint8 (B, H, W, 3) on CPU, from G in eval mode.
+    """Yield ``(images, labels)`` batches: images uint8 (B, H, W, 3) on CPU, from G in eval mode with
+    the BN statistics of its mode (``sagan.bn_stats.prepare_generator``; running statistics if unset).
 
     ``labels`` are class indices (N,), or soft class weights (N, num_classes) for class interpolation.
     """
     if batch_size < 1:
         raise UserError(f"batch size must be >= 1, got {batch_size}")
     device = torch.device(device) if device is not None else next(G.parameters()).device
-    was_training = G.training
-    G.eval()
-    try:
+    with sampling_mode(G):
         for i in range(0, len(z), batch_size):
             zb = z[i : i + batch_size].to(device)
             yb = labels[i : i + batch_size].to(device)
             yield to_uint8(G(zb, yb)).cpu(), labels[i : i + batch_size]
-    finally:
-        G.train(was_training)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -113,6 +116,8 @@ def spread_classes(num_classes: int, n: int = 10) -> list[int]:
     """Up to ``n`` evenly spaced classes (all of them when there are few)."""
     if num_classes <= n:
         return list(range(num_classes))
+    if n == 1:  # one class: the first (the spacing below would divide by zero)
+        return [0]
     return [round(i * (num_classes - 1) / (n - 1)) for i in range(n)]
 
 
@@ -147,36 +152,76 @@ def interpolation_inputs(z_dim: int, num_classes: int, classes: Sequence[int], s
 # writing many samples
 
 
+# upper bounds on the zip's own bytes (APPNOTE 4.3): per member a local header (30) and a central record
+# (46) with zip64 extras (20 + 28), besides its name twice; at the end the zip64 end record and locator
+# (56 + 20) and the classic end record (22)
+ZIP_MEMBER_OVERHEAD, ZIP_END_OVERHEAD = 160, 200
+
+
+def sample_set_bytes(num: int, resolution: int, to_dir: bool) -> int:
+    """Disk space a sample set needs at its peak, as an upper bound.
+
+    ``.npz``: the temp memory-mapped images plus the zip that copies them (2x the pixels). Folder: one
+    PNG per image, at most its raw pixels plus filter bytes and chunk/deflate overhead (noise-like images
+    barely compress), rounded up to whole 4 KB blocks as file systems store small files.
+    """
+    pixels = resolution * resolution * 3
+    if to_dir:
+        png = pixels + resolution + pixels // 4096 + 256
+        return num * -(-png // 4096) * 4096
+    return 2 * num * pixels + 16 * num + 64 * 1024
+
+
 def write_npz(path: str | Path, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num: int, resolution: int,
               extra: dict[str, np.ndarray] | None = None) -> Path:
     """Stream ``(images uint8 (B,H,W,3), labels)`` batches into ``path`` (.npz with ``images``, ``labels``).
 
     Images go into a memory-mapped .npy in a temp folder beside the target, which is then stored
     (uncompressed, so readers can memory-map it) into the zip without loading it, written atomically:
-    50k x 128px never sits in memory, and an interrupted run leaves no partial ``path``.
+    50k x 128px never sits in memory, and an interrupted run leaves no partial ``path``. Free space is
+    checked before the first batch is drawn and both files have their blocks reserved before they are
+    written (a memory-mapped write into a sparse file on a full disk is a SIGBUS, not an error); a full
+    disk is a one-line ``DiskFullError`` and leaves neither file behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
-        tmp = Path(tmp)
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(num, resolution, resolution, 3))
-        labels = np.empty(num, dtype=np.int64)
-        i = 0
-        for imgs, ys in batches:
-            images[i : i + len(imgs)] = imgs.numpy()
-            labels[i : i + len(ys)] = ys.numpy()
-            i += len(imgs)
-        if i != num:
-            raise RuntimeError(f"write_npz: got {i} images, expected {num}")
-        images.flush()
-        del images
-        np.save(tmp / "labels.npy", labels)
-        for k, v in (extra or {}).items():
-            np.save(tmp / f"{k}.npy", np.asarray(v))
-        with atomic_write(path) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for f in sorted(tmp.glob("*.npy")):
-                zf.write(f, arcname=f.name)
+    needed = sample_set_bytes(num, resolution, to_dir=False)
+    check_free_space(path, needed, "the sample set")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the .tmp suffix lets sagan.io.sweep_temp_files find a folder left by a killed process
+        with tempfile.TemporaryDirectory(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent) as tmp:
+            tmp = Path(tmp)
+            _write_npy_members(tmp, batches, num, resolution, extra)
+            members = sorted(tmp.glob("*.npy"))
+            zip_bytes = ZIP_END_OVERHEAD + sum(f.stat().st_size + ZIP_MEMBER_OVERHEAD + 2 * len(f.name) for f in members)
+            with atomic_write(path, reserve=zip_bytes) as out, \
+                    zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for f in members:
+                    zf.write(f, arcname=f.name)
+    except OSError as e:
+        if is_disk_full(e):
+            raise disk_full_error(path, needed) from None
+        raise
     return path
+
+
+def _write_npy_members(tmp: Path, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num: int, resolution: int,
+                       extra: dict[str, np.ndarray] | None) -> None:
+    """``images.npy`` (memory-mapped, blocks reserved first), ``labels.npy`` and one .npy per extra."""
+    images = open_memmap_reserved(tmp / "images.npy", np.uint8, (num, resolution, resolution, 3))
+    labels = np.empty(num, dtype=np.int64)
+    i = 0
+    for imgs, ys in batches:
+        images[i : i + len(imgs)] = imgs.numpy()
+        labels[i : i + len(ys)] = ys.numpy()
+        i += len(imgs)
+    if i != num:
+        raise RuntimeError(f"write_npz: got {i} images, expected {num}")
+    images.flush()
+    del images
+    np.save(tmp / "labels.npy", labels)
+    for k, v in (extra or {}).items():
+        np.save(tmp / f"{k}.npy", np.asarray(v), allow_pickle=False)
 
 
 def class_folder_names(names: Sequence[str] | None, num_classes: int) -> list[str]:
@@ -196,14 +241,52 @@ def write_png_folder(folder: str | Path, batches: Iterable[tuple[torch.Tensor, t
                      folder_names: Sequence[str]) -> Path:
     """Stream ``(images, labels)`` batches into ``folder/<class>/<k>.png`` (k counts per class from 0).
 
-    Each PNG is written atomically, so an interrupted run leaves only whole files.
+    Each PNG is written atomically; if the run fails or is interrupted, the PNGs and class folders it
+    wrote are removed again, so that no partial sample set is left to be mistaken for a whole one.
     """
     folder = Path(folder)
     counts: dict[int, int] = {}
-    for imgs, ys in batches:
-        for img, c in zip(imgs.numpy(), ys.tolist()):
-            k = counts.get(c, 0)
-            # all-or-nothing per file, without an fsync per image (50k of them)
-            save_png(Image.fromarray(img), folder / folder_names[c] / f"{k:06d}.png", durable=False)
-            counts[c] = k + 1
+    written: list[Path] = []
+    try:
+        for imgs, ys in batches:
+            for img, c in zip(imgs.numpy(), ys.tolist()):
+                k = counts.get(c, 0)
+                png = folder / folder_names[c] / f"{k:06d}.png"
+                written.append(png)
+                # all-or-nothing per file, without an fsync per image (50k of them)
+                save_png(Image.fromarray(img), png, durable=False)
+                counts[c] = k + 1
+    except BaseException:
+        for png in written:
+            png.unlink(missing_ok=True)
+        for class_folder in {png.parent for png in written}:
+            with contextlib.suppress(OSError):  # only when empty: files that were there before stay
+                class_folder.rmdir()
+        raise
     return folder
+
+
+def sample_folder_files(folder: str | Path) -> list[Path]:
+    """The files of a folder ``write_png_folder`` wrote: PNGs (and temp files of interrupted writes) in
+    class folders. Raises ``UserError`` naming the first entry that does not belong in such a folder, so
+    that a mistyped ``--out ~/`` is never taken for a sample folder and cleared."""
+    folder = Path(folder)
+    files: list[Path] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() or not entry.is_dir():
+            raise UserError(f"{folder} does not look like a sample folder (it holds {entry.name}, not only class "
+                            "folders of PNGs); refusing to clear it; pick an empty or new folder")
+        for f in sorted(entry.iterdir()):
+            if f.is_symlink() or not f.is_file() or not (f.suffix.lower() == ".png" or f.name.endswith(TEMP_SUFFIX)):
+                raise UserError(f"{folder} does not look like a sample folder (it holds {entry.name}/{f.name}, not "
+                                "only PNGs in class folders); refusing to clear it; pick an empty or new folder")
+            files.append(f)
+    return files
+
+
+def clear_sample_folder(folder: str | Path) -> None:
+    """Empty a sample folder (checked with :func:`sample_folder_files` first), keeping the folder."""
+    folder = Path(folder)
+    sample_folder_files(folder)
+    for entry in folder.iterdir():
+        shutil.rmtree(entry)

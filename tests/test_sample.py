@@ -13,7 +13,7 @@ from sagan.config import load_config
 from sagan.layers import ConditionalBatchNorm2d
 from sagan.models import Discriminator, Generator
 from sagan.sampling import (class_balanced_labels, class_folder_names, generate, interpolation_inputs, parse_classes,
-                            sample_latents)
+                            sample_latents, spread_classes)
 from sagan.scripts.sample import main
 from sagan.viz import QUERY_COLOURS, attention_overlay
 
@@ -189,6 +189,8 @@ def test_soft_class_weights_mix_the_class_embeddings(hierarchical):
 
 def test_label_helpers():
     assert class_balanced_labels(7, [3, 5]).tolist() == [3, 5, 3, 5, 3, 5, 3]
+    assert spread_classes(1000, 10)[::9] == [0, 999] and spread_classes(3, 10) == [0, 1, 2]
+    assert spread_classes(1000, 1) == [0]  # sample.py --attention-maps --num-images 1 divided by zero
     assert parse_classes("0-2,9", 10) == [0, 1, 2, 9]
 
 
@@ -238,3 +240,176 @@ def test_write_failure_mid_run_is_one_line(ckpt, tmp_path, monkeypatch):
     r = run("--checkpoint", ckpt, "--out", tmp_path / "g.png", "--classes", "0", "--per-class", 1)
     assert r.exit_code == 2 and "No space left on device; check free space and permissions, or pick another --out" in r.output
     assert "Traceback" not in r.output
+
+
+# --------------------------------------------------------------------------------------------------
+# BN statistics, provenance and class names of sample sets (issues 10 and 13)
+
+
+def test_npz_records_bn_mode_and_class_names_without_pickle(ckpt, tmp_path):
+    out = tmp_path / "s.npz"
+    r = run("--checkpoint", ckpt, "--out", out, "--num-samples", 6, "--bn-stats", "standing", "--standing-batches", 3)
+    assert r.exit_code == 0, r.output
+    d = np.load(out, allow_pickle=False)
+    assert str(d["bn_stats"]) == "standing" and int(d["bn_standing_batches"]) == 3
+    assert d["class_names"].dtype.kind == "U" and d["class_names"].tolist() == NAMES  # index = class label
+    again = tmp_path / "again.npz"
+    assert run("--checkpoint", ckpt, "--out", again, "--num-samples", 6, "--bn-stats", "standing",
+               "--standing-batches", 3).exit_code == 0
+    np.testing.assert_array_equal(np.load(again)["images"], d["images"])  # standing statistics are seeded
+    running = tmp_path / "r.npz"
+    assert run("--checkpoint", ckpt, "--out", running, "--num-samples", 6).exit_code == 0
+    r_ = np.load(running, allow_pickle=False)
+    assert str(r_["bn_stats"]) == "running" and int(r_["bn_standing_batches"]) == 0
+    assert np.abs(r_["images"].astype(int) - d["images"]).mean() > 1  # other statistics, other pixels
+
+
+def test_class_names_are_indices_when_the_checkpoint_has_none(tmp_path):
+    torch.manual_seed(0)
+    cfg = load_config("demo", overrides=["model.g_ch=16", "model.d_ch=16"])
+    G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    path = tmp_path / "nameless.pt"
+    save_checkpoint(path, dict(step=1, config=cfg.to_dict(), G=G.state_dict(), D=D.state_dict(), G_ema=None,
+                               opt_G={}, opt_D={}, rng={}, data={}))
+    out = tmp_path / "s.npz"
+    assert run("--checkpoint", path, "--out", out, "--num-samples", 2).exit_code == 0
+    assert np.load(out, allow_pickle=False)["class_names"].tolist() == [str(i) for i in range(10)]
+
+
+def test_batch_mode_grid_differs_and_every_summary_names_the_bn_mode(ckpt, tmp_path):
+    paths = {}
+    for mode in ("running", "batch"):
+        paths[mode] = tmp_path / f"{mode}.png"
+        r = run("--checkpoint", ckpt, "--out", paths[mode], "--classes", "0,1", "--per-class", 4, "--bn-stats", mode)
+        assert r.exit_code == 0, r.output
+        summary = [line for line in r.output.splitlines() if line.startswith("wrote")]
+        assert len(summary) == 1 and "seed 0" in summary[0] and "EMA G at step 5" in summary[0]
+        assert ("per-batch statistics" if mode == "batch" else "running statistics from the checkpoint") in summary[0]
+    a, b = (np.asarray(Image.open(paths[m]).convert("RGB")).astype(int) for m in ("running", "batch"))
+    assert np.abs(a - b).mean() > 1
+    r = run("--checkpoint", ckpt, "--out", tmp_path / "attn.png", "--attention-maps", "--num-images", 1,
+            "--bn-stats", "standing", "--standing-batches", 2)
+    assert r.exit_code == 0 and "standing statistics over 2 batches" in r.output
+
+
+def test_help_examples_write_under_the_run_directory():
+    r = CliRunner().invoke(main, ["--help"])
+    assert r.exit_code == 0 and "--out runs/00000-demo/grid.png" in r.output
+    outs = [line.split("--out ")[1].split()[0] for line in r.output.splitlines() if "python sample.py" in line]
+    assert outs and all(o.startswith(("runs/", "RUN/")) for o in outs)
+    assert "--bn-stats" in r.output and "--overwrite" in r.output
+
+
+# --------------------------------------------------------------------------------------------------
+# output folders: no silent merging, no clearing of what is not a sample folder (issue 13)
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_non_empty_folder_is_refused_and_overwrite_replaces_the_set(ckpt, tmp_path):
+    out = tmp_path / "pngs"
+    assert run("--checkpoint", ckpt, "--out", f"{out}/", "--num-samples", 8, "--classes", "0-3").exit_code == 0
+    first = _files(out)
+    assert len(first) == 8
+    r = run("--checkpoint", ckpt, "--out", f"{out}/", "--num-samples", 2, "--classes", "0-1", "--seed", 1)
+    assert r.exit_code == 2 and "is not empty (an earlier sample set?); pass --overwrite" in r.output
+    assert _files(out) == first  # untouched
+    r = run("--checkpoint", ckpt, "--out", out, "--num-samples", 2, "--classes", "0-1", "--seed", 1, "--overwrite")
+    assert r.exit_code == 0, r.output
+    # the new set alone: no file of the earlier one survives next to it
+    assert _files(out) == ["class_0/000000.png", "class_1/000000.png"]
+
+
+@pytest.mark.parametrize("stranger", ["notes.txt", "class_0/notes.txt", "class_0/sub/000000.png"])
+def test_overwrite_refuses_to_clear_what_is_not_a_sample_folder(ckpt, tmp_path, stranger):
+    out = tmp_path / "home"
+    (out / "class_0").mkdir(parents=True)
+    (out / "class_0" / "000000.png").write_bytes(b"png")
+    (out / stranger).parent.mkdir(parents=True, exist_ok=True)
+    (out / stranger).write_text("keep me")
+    before = _files(out)
+    r = run("--checkpoint", ckpt, "--out", f"{out}/", "--num-samples", 2, "--overwrite")
+    assert r.exit_code == 2 and "does not look like a sample folder" in r.output and "refusing to clear it" in r.output
+    assert "Traceback" not in r.output and sum("sample folder" in line for line in r.output.splitlines()) == 1
+    assert _files(out) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# full disks and read-only locations (issue 13)
+
+# Runs sample.py in a child process: a SIGBUS from a memory-mapped write would kill pytest itself.
+# "late" removes the free-space checks, as when another process fills the disk after they passed, so
+# that the writes themselves meet the full disk.
+FULL_DISK_CHILD = """
+import sys
+import sagan.io, sagan.sampling, sagan.scripts.sample as script
+if sys.argv[1] == "late":
+    for module in (sagan.io, sagan.sampling, script):
+        module.check_free_space = lambda *args, **kwargs: None
+script.main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("when, num", [("checked", 1000), ("late", 1000), ("late", 200)],
+                         ids=["refused-up-front", "memmap-reservation", "zip-reservation"])
+def test_npz_on_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_disk, when, num):
+    import subprocess
+    import sys
+
+    disk = small_disk("1m")  # 1000 x 32px = 3 MB of pixels; 200 x 32px = 0.6 MB, twice that with the zip
+    out = disk / "sets" / "s.npz"
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, when, "--checkpoint", str(ckpt), "--out", str(out),
+                           "--num-samples", str(num), "--batch-size", "1000", "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])  # -7 would be the SIGBUS
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr
+    assert ("needs about" in errors[0]) if when == "checked" else ("disk full" in errors[0])
+    # no partial .npz, no temp memmap, no temp folder: only the output folder sample.py created
+    assert [p.name for p in disk.rglob("*")] == ["sets"]
+
+
+@pytest.mark.parametrize("when", ["checked", "late"])
+def test_png_folder_on_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_disk, monkeypatch, when):
+    import sagan.scripts.sample as script
+
+    disk = small_disk("256k")  # 200 PNGs take 200 blocks of 4 KB
+    if when == "late":
+        monkeypatch.setattr(script, "check_free_space", lambda *args, **kwargs: None)
+    r = run("--checkpoint", ckpt, "--out", f"{disk}/pngs/", "--num-samples", 200, "--batch-size", 50)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and ("needs about" if when == "checked" else "disk full") in errors[0]
+    # no partial sample set to be taken for a whole one: not a PNG, not a class folder
+    assert [p.name for p in disk.rglob("*")] == ["pngs"]
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A read-only file system (root's writes fail there too, whatever the mode bits say)."""
+    import os
+    import subprocess
+
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)],
+                                           capture_output=True, timeout=10).returncode != 0:
+        pytest.skip("needs root to mount a read-only tmpfs")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10)
+
+
+@pytest.mark.parametrize("target", ["grid.png", "s.npz", "pngs/", "sub/grid.png"])
+def test_read_only_output_is_one_line_before_sampling(ckpt, read_only_dir, monkeypatch, target):
+    import sagan.scripts.sample as script
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled before checking the output location")
+
+    monkeypatch.setattr(script, "generate", no_sampling)
+    r = run("--checkpoint", ckpt, "--out", f"{read_only_dir}/{target}", "--num-samples", 2)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Read-only file system" in errors[0] and "pick another --out" in errors[0]

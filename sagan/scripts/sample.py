@@ -10,10 +10,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..bn_stats import BN_MODES, bn_mode_description, prepare_generator, sampling_mode
 from ..checkpoint import load_generator
 from ..errors import UserError, report_user_errors
-from ..sampling import (class_balanced_labels, class_folder_names, generate, interpolation_inputs, parse_classes,
-                        sample_latents, spread_classes, to_uint8, write_npz, write_png_folder)
+from ..io import NotWritableError, check_free_space, check_writable
+from ..sampling import (class_balanced_labels, class_folder_names, clear_sample_folder, generate, interpolation_inputs,
+                        parse_classes, sample_folder_files, sample_latents, sample_set_bytes, spread_classes, to_uint8,
+                        write_npz, write_png_folder)
 from ..viz import attention_figure, default_query_points, image_grid, save_png, upscale_factor
 
 IMAGE_EXTS = (".png",)
@@ -33,14 +36,25 @@ def _device(name: str) -> torch.device:
     return dev
 
 
-def _check_writable(out: Path) -> None:
-    folder = out if out.suffix == "" else out.parent
+def _check_writable(out: Path, to_dir: bool) -> None:
+    """Create the output folder and write a probe file into it (``os.access`` says yes to root on a
+    read-only mount), before any sampling."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create output folder {folder}: {e.strerror}; pick another --out") from None
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"output folder {folder} is not writable; pick another --out")
+        check_writable(out if to_dir else out.parent, "output folder")
+    except NotWritableError as e:
+        # io's advice names no option; on the command line the thing to change is --out
+        raise NotWritableError(str(e).replace("pick another location", "pick another --out")) from None
+
+
+def _check_sample_folder(folder: Path, overwrite: bool) -> int:
+    """Refuse to mix a new sample set into a folder that holds one (or anything else) unless
+    ``--overwrite``; returns the bytes that clearing it will free."""
+    if not any(folder.iterdir()):
+        return 0
+    if not overwrite:
+        raise UserError(f"--out {folder}/ is not empty (an earlier sample set?); pass --overwrite to replace what "
+                        "it holds, or pick an empty or new folder")
+    return sum(f.stat().st_size for f in sample_folder_files(folder))  # refuses what is not a sample folder
 
 
 def _class_name(names, c: int) -> str:
@@ -65,7 +79,8 @@ def _parse_points(spec: str | None, n: int) -> list[tuple[float, float]]:
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--checkpoint", required=True, metavar="CKPT", help="A .pt checkpoint or a run directory (its checkpoints/last.pt).")
 @click.option("--out", required=True, metavar="FILE|DIR/",
-              help="grid.png, samples.npz, or a folder (trailing / or existing) for one PNG per sample.")
+              help="grid.png, samples.npz, or a folder (trailing / or existing; empty unless --overwrite) for one PNG "
+                   "per sample.")
 @click.option("--classes", default=None, metavar="LIST", help="Class indices and ranges, e.g. 1,7,207 or 0-9.  [default: a spread]")
 @click.option("--per-class", type=click.IntRange(min=1), default=8, show_default=True, help="Columns of a grid.")
 @click.option("--num-samples", type=click.IntRange(min=1), default=50000, show_default=True,
@@ -79,23 +94,32 @@ def _parse_points(spec: str | None, n: int) -> list[tuple[float, float]]:
 @click.option("--num-queries", type=click.IntRange(min=1, max=7), default=3, show_default=True, help="Query points per image.")
 @click.option("--query-points", default=None, metavar="R,C;R,C", help="Query points as row,col fractions, e.g. 0.3,0.3;0.7,0.5.")
 @click.option("--no-ema", is_flag=True, help="Use the raw generator instead of the EMA one.")
+@click.option("--bn-stats", type=click.Choice(BN_MODES), default="running", show_default=True,
+              help="Batch-norm statistics: the checkpoint's running ones, each batch's own, or standing ones "
+                   "accumulated over fresh latents (BigGAN).")
+@click.option("--standing-batches", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Batches of 64 latents that --bn-stats standing accumulates.")
+@click.option("--overwrite", is_flag=True, help="Replace the sample set in a non-empty --out folder.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of latents and labels (the same at any batch size).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @report_user_errors
 def main(checkpoint, out, classes, per_class, num_samples, truncation, interpolate, steps, attention_maps, num_images,
-         num_queries, query_points, no_ema, seed, batch_size, device):
+         num_queries, query_points, no_ema, bn_stats, standing_batches, overwrite, seed, batch_size, device):
     """Draw images from a SAGAN checkpoint (the EMA generator unless --no-ema).
 
     \b
     Examples:
-      python sample.py --checkpoint runs/00000-demo --out grid.png                  # rows = classes
-      python sample.py --checkpoint RUN --out grid.png --classes 1,7,207 --per-class 10
-      python sample.py --checkpoint RUN --out samples.npz --num-samples 50000       # for evaluate.py
-      python sample.py --checkpoint RUN --out pngs/ --num-samples 500 --classes 0-4
-      python sample.py --checkpoint RUN --out attn.png --attention-maps
-      python sample.py --checkpoint RUN --out interp.png --interpolate --truncation 1.0
+      python sample.py --checkpoint runs/00000-demo --out runs/00000-demo/grid.png      # rows = classes
+      python sample.py --checkpoint RUN --out RUN/grid.png --classes 1,7,207 --per-class 10
+      python sample.py --checkpoint RUN --out RUN/samples.npz --num-samples 50000       # for evaluate.py
+      python sample.py --checkpoint RUN --out RUN/samples.npz --bn-stats standing      # BigGAN's standing stats
+      python sample.py --checkpoint RUN --out RUN/pngs/ --num-samples 500 --classes 0-4 [--overwrite]
+      python sample.py --checkpoint RUN --out RUN/attn.png --attention-maps
+      python sample.py --checkpoint RUN --out RUN/interp.png --interpolate --truncation 1.0
+
+    With --bn-stats batch the images depend on the batch size; the mode is stored in a .npz as bn_stats.
     """
     out_path = Path(out)
     to_dir = out.endswith(("/", os.sep)) or out_path.is_dir()
@@ -103,6 +127,7 @@ def main(checkpoint, out, classes, per_class, num_samples, truncation, interpola
         raise UserError(f"--out {out}: unknown output type; use a .png grid, a .npz sample set or a folder ending in /")
     if (interpolate or attention_maps) and (to_dir or out_path.suffix.lower() != ".png"):
         raise UserError(f"--out {out}: --interpolate and --attention-maps draw a figure; give a .png file")
+    sample_set = to_dir or out_path.suffix.lower() == ".npz"
     dev = _device(device)
     G, cfg, ckpt = load_generator(checkpoint, ema=not no_ema, device=dev)
     if not no_ema and not ckpt["used_ema"]:
@@ -110,21 +135,31 @@ def main(checkpoint, out, classes, per_class, num_samples, truncation, interpola
     names = ckpt.get("class_names")
     chosen = parse_classes(classes, G.num_classes)
     points = _parse_points(query_points, num_queries)
-    _check_writable(out_path)
+    _check_writable(out_path, to_dir)
+    if sample_set:  # every check before the first image, and before clearing anything
+        reclaimed = _check_sample_folder(out_path, overwrite) if to_dir else 0
+        check_free_space(out_path, sample_set_bytes(num_samples, G.resolution, to_dir) - reclaimed, "--out")
+    if bn_stats == "standing":
+        click.echo(f"accumulating standing BN statistics over {standing_batches} batches", err=True)
+    prepare_generator(G, bn_stats, standing_batches=standing_batches, seed=seed, device=dev, truncation=truncation)
+    bn = dict(mode=bn_stats, standing_batches=standing_batches)
 
     try:
         if attention_maps:
             _attention_figure(G, ckpt, out_path, chosen, names, num_images, points, seed, truncation, dev)
         elif interpolate:
             _interpolation(G, out_path, chosen, names, steps, seed, truncation, batch_size, dev)
-        elif to_dir or out_path.suffix.lower() == ".npz":
-            _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, truncation, batch_size, dev)
+        elif sample_set:
+            if to_dir and overwrite:
+                clear_sample_folder(out_path)
+            _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, truncation, batch_size, dev, bn)
         else:
             _grid(G, out_path, chosen, names, per_class, seed, truncation, batch_size, dev)
-    except OSError as e:  # disk full, permissions changed mid-run, ...
+    except OSError as e:  # permissions changed mid-run, ... (a full disk is a DiskFullError already)
         raise UserError(f"cannot write {out_path}: {e.strerror or e}; check free space and permissions, "
                         "or pick another --out") from None
-    click.echo(f"wrote {out_path}")
+    which = f"{'EMA' if ckpt['used_ema'] else 'raw'} G at step {ckpt['step']}"
+    click.echo(f"wrote {out_path} ({which}, seed {seed}, {bn_mode_description(bn_stats, standing_batches)})")
 
 
 def _grid(G, out_path, chosen, names, per_class, seed, truncation, batch_size, dev) -> None:
@@ -137,7 +172,7 @@ def _grid(G, out_path, chosen, names, per_class, seed, truncation, batch_size, d
     save_png(image_grid(images, per_class, captions, zoom=upscale_factor(G.resolution)), out_path)
 
 
-def _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, truncation, batch_size, dev) -> None:
+def _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, truncation, batch_size, dev, bn) -> None:
     """Class-balanced samples streamed into an .npz (for evaluate.py) or one PNG per sample."""
     labels = class_balanced_labels(num_samples, chosen or range(G.num_classes))
     z = sample_latents(num_samples, G.z_dim, seed, truncation)
@@ -146,9 +181,13 @@ def _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, tru
     if to_dir:
         write_png_folder(out_path, batches, class_folder_names(names, G.num_classes))
         return
-    # provenance next to the pixels; truncation NaN = none
+    # provenance next to the pixels; truncation NaN = none. class_names[label] (the indices as strings when
+    # the checkpoint has no names) lets evaluate.py pair generated and real classes by name; a plain
+    # unicode array, so that np.load(allow_pickle=False) reads it
     extra = {"seed": np.int64(seed), "truncation": np.float64(truncation if truncation is not None else np.nan),
-             "step": np.int64(ckpt["step"]), "ema": np.bool_(ckpt["used_ema"])}
+             "step": np.int64(ckpt["step"]), "ema": np.bool_(ckpt["used_ema"]), "bn_stats": np.str_(bn["mode"]),
+             "bn_standing_batches": np.int64(bn["standing_batches"] if bn["mode"] == "standing" else 0),
+             "class_names": np.array([_class_name(names, c) for c in range(G.num_classes)], dtype=str)}
     write_npz(out_path, batches, num_samples, G.resolution, extra)
 
 
@@ -170,7 +209,7 @@ def _attention_figure(G, ckpt, out_path, chosen, names, num_images, points, seed
     cls = chosen or spread_classes(G.num_classes, num_images)
     labels = torch.as_tensor([cls[i % len(cls)] for i in range(num_images)])
     z = sample_latents(num_images, G.z_dim, seed, truncation).to(dev)
-    with torch.inference_mode():
+    with torch.inference_mode(), sampling_mode(G):  # the BN mode as generate() applies it
         x, maps = G(z, labels.to(dev), return_attn=True)
     fig = attention_figure(to_uint8(x).cpu(), {r: m.cpu() for r, m in maps.items()}, points,
                            captions=[_class_name(names, int(c)) for c in labels], size=max(128, G.resolution))
