@@ -1,0 +1,57 @@
+"""``python -m sagan.convert`` / ``sagan-convert``: released weights -> a sagan checkpoint."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import report_user_errors
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+@click.group(context_settings=CONTEXT)
+def main():
+    """Convert released weights into a sagan checkpoint (sample, evaluate or fine-tune without training).
+
+    \b
+    Examples:
+      python -m sagan.convert studiogan --ckpt-dir ~/Downloads/ImageNet-SAGAN --out sagan_studiogan.pt
+      python sample.py --checkpoint sagan_studiogan.pt --out grid.png --classes 1,207,360,980
+      python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint sagan_studiogan.pt --out report.json
+    """
+
+
+@main.command()
+@click.option("--ckpt-dir", required=True, metavar="DIR",
+              help="StudioGAN's checkpoint folder, holding model=G-best-weights-step=N.pth, model=D-... "
+                   "(and model=G_ema-... if the run had an EMA generator).")
+@click.option("--out", required=True, metavar="FILE.pt", help="The sagan checkpoint to write.")
+@click.option("--which", type=click.Choice(["best", "current"]), default="best", show_default=True,
+              help="StudioGAN's best-FID save or its latest one.")
+@click.option("--config", default="imagenet128", show_default=True, metavar="PRESET|YAML",
+              help="Our preset the weights fit (widths, z_dim, attention placement); resolution and classes come "
+                   "from the tensors, StudioGAN's BN/SN eps and in-place-ReLU shortcut are set for you.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Change a config value, e.g. --set model.g_attn=[32] --set train.lr_g=5e-5 (repeatable).")
+@click.option("--class-names", default=None, metavar="FILE",
+              help="Text file with one class name per line (class-index order), for captions and folders.")
+@report_user_errors
+def studiogan(ckpt_dir, out, which, config, overrides, class_names):
+    """PyTorch-StudioGAN's SAGAN (resnet backbone, cBN G, projection D) -> one sagan checkpoint.
+
+    \b
+    Examples:
+      python -m sagan.convert studiogan --ckpt-dir ~/Downloads/ImageNet-SAGAN --out sagan_studiogan.pt
+      python -m sagan.convert studiogan --ckpt-dir RUN/checkpoints --which current --out last.pt
+      python -m sagan.convert studiogan --ckpt-dir DIR --out x.pt --class-names imagenet_classes.txt
+
+    The result is exactly StudioGAN's function in eval mode (BN running statistics, stored SN vectors).
+    It has no optimizer state: `train.py --resume FILE.pt` fine-tunes with fresh Adam moments.
+    """
+    from .studiogan import convert_studiogan, describe
+
+    result = convert_studiogan(ckpt_dir, out, which=which, config=config, overrides=overrides,
+                               class_names_file=class_names)
+    for line in describe(result):
+        click.echo(line)
+    click.echo(f"next: python sample.py --checkpoint {result.out} --out grid.png")
