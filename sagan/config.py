@@ -357,6 +357,16 @@ def _build(raw: Mapping[str, Any], where: str) -> Config:
     return cfg
 
 
+MIN_RESOLUTION = 16
+
+
+def resolution_problem(r: int) -> str | None:
+    """Why ``r`` cannot be a model resolution (the networks halve / double it down to 4px), or None."""
+    if r < MIN_RESOLUTION or r & (r - 1):
+        return f"must be a power of two >= {MIN_RESOLUTION}, got {r}"
+    return None
+
+
 def validate(cfg: Config, where: str = "config") -> None:
     m, t = cfg.model, cfg.train
 
@@ -364,8 +374,8 @@ def validate(cfg: Config, where: str = "config") -> None:
         raise ConfigError(f"{where}: {msg}")
 
     r = m.resolution
-    if r < 16 or r & (r - 1):
-        bad(f"model.resolution must be a power of two >= 16, got {r}")
+    if resolution_problem(r):
+        bad(f"model.resolution {resolution_problem(r)}")
     if m.num_classes < 1:
         bad(f"model.num_classes must be >= 1, got {m.num_classes}")
     if m.z_dim < 1:

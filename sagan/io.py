@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -34,6 +35,19 @@ from .errors import UserError
 TEMP_SUFFIX = ".tmp"
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _umask_lock = threading.Lock()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(name: str | os.PathLike) -> str:
+    """A file name (or any text holding one) as plain text: bytes that are not UTF-8 become ``\\xNN``,
+    control characters too.
+
+    Names on Linux are bytes; Python hands undecodable ones over as lone surrogates, which crash any
+    UTF-8 write (a report, a log, a print). Escaped like ``repr`` does, a name stays readable and one
+    line (a tab or newline in a name would split a ``path<TAB>reason`` record).
+    """
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class DiskFullError(UserError):

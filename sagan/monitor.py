@@ -15,17 +15,12 @@ import torch
 import yaml
 
 from .config import Config
+from .io import printable
 from .rundir import CONFIG_FILE, LOG_FILE, SAMPLES_DIR
 from .sampling import generate, sample_latents, spread_classes
 from .viz import image_grid, save_png
 
 GRID_ROWS, GRID_COLS = 10, 8  # sample grid: up to 10 classes (rows) x 8 fixed latents
-
-
-def printable(text: str) -> str:
-    """A string that any terminal / UTF-8 file accepts: undecodable bytes of file names (surrogate escapes)
-    shown as ``\\xff``."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class StopRequest:

@@ -2,24 +2,27 @@
 
 Every image is decoded with PIL, EXIF-rotated, converted to RGB, centre-cropped to a square and
 resized with PIL's antialiased Lanczos filter (see sagan.data.images), then written as uint8 into a
-preallocated memory-mapped ``images.npy``: ImageNet at 128px is ~63 GB and never sits in RAM.
+preallocated ``images.npy``: ImageNet at 128px is ~63 GB and never sits in RAM.
 
 Work is split into chunks of ``chunk_size`` consecutive slots. Worker processes decode a chunk, write
-it straight into the memory maps, flush, and return its SHA-256; the main process then appends the
-chunk to ``progress.jsonl``. A re-run after an interruption reads that file and only does the chunks
-that are missing. ``manifest.json`` is written last (temp file + ``os.replace``) and marks the folder
-complete; its checksum is the SHA-256 of the per-chunk digests in order, so it is computed while
-packing at no extra read of the output.
+it into the arrays' files, sync, and return its SHA-256; the main process then appends the chunk to
+``progress.jsonl``. A re-run after an interruption reads that file and only does the chunks that are
+missing. ``manifest.json`` is written last (temp file + ``os.replace``) and marks the folder complete;
+its checksum is the SHA-256 of the per-chunk digests in order, so it is computed while packing at no
+extra read of the output.
+
+A full disk is a one-line error, never a crash: the space is checked and the arrays' disk blocks are
+allocated before any decoding (a memory-mapped write into a page without a block is a SIGBUS), chunks
+are written with ``pwrite`` (ENOSPC, not SIGBUS, on copy-on-write file systems), and a worker that dies
+anyway (the OOM killer) is reported with its signal instead of being waited for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
-import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -29,32 +32,35 @@ import numpy as np
 import PIL
 from tqdm import tqdm
 
-from .data.images import DRAFT_GAP, ImageDecodeError, list_class_tree, load_image
-from .data.packed import FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED
+from .config import resolution_problem
+from .data.images import DRAFT_GAP, ClassTree, ImageDecodeError, list_class_tree, load_image, scan_class_tree
+from .data.packed import (FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter, create_arrays,
+                          reopen_arrays)
 from .errors import UserError, report_user_errors
-from .io import write_text_atomic
+from .io import (DiskFullError, atomic_write, check_free_space, check_writable, free_bytes, human_bytes,
+                 is_disk_full, printable, write_text_atomic)
+from .workers import run_in_processes
+
+__all__ = ["CHUNK_SIZE", "list_class_tree", "main", "pack", "summary"]
 
 CHUNK_SIZE = 256  # slots per unit of work and of resume: 12 MB at 128px
 
 
 # --------------------------------------------------------------------------------------------------
-# worker side: one chunk = decode, write into the memory maps, flush, hash
+# worker side: one chunk = decode, write into the arrays' files (SlotWriter), hash
 
 _worker: dict = {}
 
 
 def _init_worker(source: str, out: str, resolution: int) -> None:
+    _close_worker()
+    _worker.update(source=Path(source), resolution=resolution, writer=SlotWriter(Path(out)))
+
+
+def _close_worker() -> None:
+    if "writer" in _worker:
+        _worker["writer"].close()
     _worker.clear()
-    _worker.update(source=Path(source), resolution=resolution,
-                   images=np.load(Path(out) / IMAGES, mmap_mode="r+"),
-                   labels=np.load(Path(out) / LABELS, mmap_mode="r+"))
-
-
-def _init_pool_worker(*args) -> None:
-    # Ctrl-C reaches the whole process group: let only the main process handle it (it terminates the
-    # pool), instead of every worker printing its own KeyboardInterrupt traceback
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _init_worker(*args)
 
 
 def _pack_chunk(task: tuple[int, int, list[tuple[str, int]]]) -> dict:
@@ -70,11 +76,7 @@ def _pack_chunk(task: tuple[int, int, list[tuple[str, int]]]) -> dict:
             labels[i] = label
         except ImageDecodeError as e:
             skipped.append([rel, str(e)])
-    end = start + len(items)
-    _worker["images"][start:end] = images
-    _worker["labels"][start:end] = labels
-    _worker["images"].flush()  # msync: on disk before the main process records the chunk as done
-    _worker["labels"].flush()
+    _worker["writer"].write(start, images, labels)  # on disk before the main process records the chunk
     digest = hashlib.sha256(images.tobytes())
     digest.update(labels.tobytes())
     return {"chunk": chunk, "size": len(items), "sha256": digest.hexdigest(), "skipped": skipped}
@@ -113,19 +115,50 @@ def _read_progress(path: Path, header: dict, num_chunks: int, chunk_size: int, n
     return done
 
 
+def _check_arguments(source: Path, resolution: int, workers: int | None, chunk_size: int) -> None:
+    if not source.is_dir():
+        raise UserError(f"--source {printable(source)} {'is not a folder' if source.exists() else 'does not exist'}; "
+                        f"give a class-per-folder tree such as ImageNet's train/")
+    problem = resolution_problem(resolution)  # the rule training applies to model.resolution: one rule
+    if problem:
+        raise UserError(f"--resolution {resolution}: model.resolution {problem}; training would refuse such a "
+                        "dataset: pack at e.g. 64 or 128")
+    if chunk_size < 1:
+        raise UserError(f"--chunk-size {chunk_size} must be >= 1")
+    if workers is not None and workers < 0:
+        raise UserError(f"--workers {workers} must be >= 0 (0 = decode in this process)")
+
+
 def _check_out(source: Path, out: Path) -> None:
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the packed dataset")
+        raise UserError(f"--out {printable(out)} is a file; give a folder for the packed dataset")
     src, dst = source.resolve(), out.resolve()
     if dst == src or src in dst.parents:
-        raise UserError(f"--out {out} is inside --source {source}; it would become a class folder, write elsewhere")
+        raise UserError(f"--out {printable(out)} is inside --source {printable(source)}; it would become a class "
+                        f"folder, write elsewhere")
 
 
-def _check_disk(out: Path, needed: int) -> None:
-    free = shutil.disk_usage(out).free
-    if free < needed:
-        raise UserError(f"{out}: the packed dataset needs {needed / 1e9:.1f} GB but only {free / 1e9:.1f} GB are "
-                        f"free; free space or choose another --out")
+def _bytes_needed(n: int, r: int, num_chunks: int) -> int:
+    # both arrays, each with its .npy header and a last partial block, then ~200 B of progress record
+    # per chunk and a margin for the report and the manifest
+    return n * (r * r * 3 + 8) + 2 * 4096 + 256 * num_chunks + 65536
+
+
+def _remove(out: Path, *names: str) -> None:
+    for name in names:
+        (out / name).unlink(missing_ok=True)
+
+
+def _open_outputs(out: Path, header: dict, num_chunks: int) -> dict[int, dict]:
+    """The chunks an interrupted run finished, or {} and new arrays; disk blocks allocated either way."""
+    n, r, chunk_size = header["num_slots"], header["resolution"], header["chunk_size"]
+    done = _read_progress(out / PROGRESS, header, num_chunks, chunk_size, n)
+    if done is not None and reopen_arrays(out, n, r):
+        return done
+    _remove(out, PROGRESS, SKIPPED, IMAGES, LABELS)
+    check_free_space(out, _bytes_needed(n, r, num_chunks), "the packed dataset")
+    create_arrays(out, n, r)
+    return {}
 
 
 def pack(source: str | Path, out: str | Path, resolution: int = 128, workers: int | None = None,
@@ -136,93 +169,126 @@ def pack(source: str | Path, out: str | Path, resolution: int = 128, workers: in
     with the same source, resolution and chunk size; returns at once if ``out`` is already complete.
     """
     source, out = Path(source).expanduser(), Path(out).expanduser()
-    if not source.is_dir():
-        raise UserError(f"--source {source} {'is not a folder' if source.exists() else 'does not exist'}; give a "
-                        f"class-per-folder tree such as ImageNet's train/")
-    if resolution < 4:
-        raise UserError(f"--resolution {resolution} is too small; use e.g. 128")
-    if chunk_size < 1:
-        raise UserError(f"--chunk-size {chunk_size} must be >= 1")
+    _check_arguments(source, resolution, workers, chunk_size)
     _check_out(source, out)
-    classes, files = list_class_tree(source)
-    n, r = len(files), resolution
-    num_chunks = -(-n // chunk_size)
-    header = {"format": FORMAT, "source": str(source.resolve()), "resolution": r, "chunk_size": chunk_size,
-              "num_slots": n, "files_sha256": _files_digest(files)}
-    out.mkdir(parents=True, exist_ok=True)
-
-    if (out / MANIFEST).is_file():
-        try:
-            manifest = json.loads((out / MANIFEST).read_text())
-        except ValueError:
-            raise UserError(f"{out / MANIFEST} is not valid JSON; delete {out} and pack again") from None
-        if all(manifest.get(k) == v for k, v in header.items()):
-            (out / PROGRESS).unlink(missing_ok=True)
-            return manifest
-        raise UserError(f"--out {out} already holds a packed dataset of {manifest.get('source')} at "
-                        f"{manifest.get('resolution')}px; choose another --out or delete that folder")
-
-    done = _read_progress(out / PROGRESS, header, num_chunks, chunk_size, n)
-    if done is None or not (out / IMAGES).is_file() or not (out / LABELS).is_file():
-        done = {}
-        for name in (PROGRESS, SKIPPED, IMAGES, LABELS):
-            (out / name).unlink(missing_ok=True)
-        _check_disk(out, n * (r * r * 3 + 8))
-        # open_memmap writes the .npy header and extends the file sparsely: no 63 GB of zeros written now
-        for name, dtype, shape in ((IMAGES, np.uint8, (n, r, r, 3)), (LABELS, np.int64, (n,))):
-            array = np.lib.format.open_memmap(out / name, mode="w+", dtype=dtype, shape=shape)
-            array.flush()
-            del array
-    # (re)write the progress file with only well-formed records, then append as chunks finish
-    write_text_atomic(out / PROGRESS, "".join(json.dumps(x) + "\n" for x in [header, *done.values()]))
-
-    tasks = [(k, k * chunk_size, files[k * chunk_size:(k + 1) * chunk_size]) for k in range(num_chunks) if k not in done]
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    init_args = (str(source), str(out), r)
-    bar = tqdm(total=n, initial=sum(rec["size"] for rec in done.values()), unit="img", disable=not progress,
-               desc=f"packing {source.name} at {r}px", smoothing=0.05)
-    num_skipped = sum(len(rec["skipped"]) for rec in done.values())
+    created = not out.exists()
+    if not (out / MANIFEST).is_file():  # a complete dataset on a read-only disk may still be checked
+        check_writable(out, "--out")  # before the listing, which takes minutes on ImageNet
     try:
-        with open(out / PROGRESS, "a") as log:
-            if workers > 0 and len(tasks) > 1:
-                pool = multiprocessing.get_context().Pool(min(workers, len(tasks)), _init_pool_worker, init_args)
-                results = pool.imap_unordered(_pack_chunk, tasks)
-            else:
-                pool = None
-                _init_worker(*init_args)
-                results = map(_pack_chunk, tasks)
-            try:
-                for rec in results:
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
-                    os.fsync(log.fileno())
-                    done[rec["chunk"]] = rec
-                    bar.update(rec["size"])
-                    num_skipped += len(rec["skipped"])
-                    bar.set_postfix(skipped=num_skipped, refresh=False)
-            finally:
-                if pool is not None:
-                    pool.terminate()  # also on Ctrl-C: the recorded chunks stay valid for the next run
-                    pool.join()
-                _worker.clear()
-    finally:
-        bar.close()
-    return _finish(out, header, classes, done, num_chunks)
+        return _pack(source, out, resolution, (os.cpu_count() or 1) if workers is None else workers,
+                     chunk_size, progress)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if still empty: a failure before any output leaves nothing behind
+        raise
 
 
-def _finish(out: Path, header: dict, classes: list[str], done: dict[int, dict], num_chunks: int) -> dict:
+def _complete_manifest(out: Path, header: dict) -> dict | None:
+    """The manifest of ``out`` if it is this very dataset, None if ``out`` has none."""
+    if not (out / MANIFEST).is_file():
+        return None
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except ValueError:
+        raise UserError(f"{printable(out / MANIFEST)} is not valid JSON; delete {printable(out)} and pack "
+                        f"again") from None
+    if all(manifest.get(k) == v for k, v in header.items()):
+        if (out / PROGRESS).exists():
+            (out / PROGRESS).unlink()
+        return manifest
+    raise UserError(f"--out {printable(out)} already holds a packed dataset of {manifest.get('source')} at "
+                    f"{manifest.get('resolution')}px; choose another --out or delete that folder")
+
+
+def _pack(source: Path, out: Path, r: int, workers: int, chunk_size: int, progress: bool) -> dict:
+    tree = scan_class_tree(source)
+    n = len(tree.files)
+    num_chunks = -(-n // chunk_size)
+    # names go into JSON through printable(): the manifest is read by tools that print them
+    header = {"format": FORMAT, "source": printable(source.resolve()), "resolution": r, "chunk_size": chunk_size,
+              "num_slots": n, "files_sha256": _files_digest(tree.files)}
+    manifest = _complete_manifest(out, header)
+    if manifest is not None:
+        return manifest
+    done = _open_outputs(out, header, num_chunks)
+    try:
+        # (re)write the progress file with only well-formed records, then append as chunks finish
+        write_text_atomic(out / PROGRESS, "".join(json.dumps(x) + "\n" for x in [header, *done.values()]))
+        tasks = [(k, k * chunk_size, tree.files[k * chunk_size:(k + 1) * chunk_size])
+                 for k in range(num_chunks) if k not in done]
+        _pack_tasks(source, out, r, tasks, workers, done, progress)
+        return _finish(out, header, tree, done, num_chunks)
+    except (OSError, DiskFullError) as e:
+        if isinstance(e, OSError) and not is_disk_full(e):
+            raise
+        if not done:  # not one chunk finished, in this run or before: nothing of value, give the space back
+            _remove(out, PROGRESS, IMAGES, LABELS)
+            kept = "nothing was kept; free some space or choose another --out"
+        else:
+            kept = (f"the {len(done)} finished chunk(s) are kept: free some space and run the same command again "
+                    f"to resume, or delete {printable(out)}")
+        raise DiskFullError(f"disk full while packing into {printable(out)} ({human_bytes(free_bytes(out))} free); "
+                            f"{kept}") from None
+
+
+def _pack_tasks(source: Path, out: Path, r: int, tasks: list, workers: int, done: dict[int, dict],
+                progress: bool) -> None:
+    """Decode ``tasks``, recording each finished chunk in ``done`` and in the progress file."""
+    done_size = sum(rec["size"] for rec in done.values())
+    bar = tqdm(total=done_size + sum(len(t[2]) for t in tasks), initial=done_size, unit="img", disable=not progress,
+               desc=f"packing {printable(source.name)} at {r}px", smoothing=0.05)
+    num_skipped = [sum(len(rec["skipped"]) for rec in done.values())]
+    # json.dumps escapes every non-ASCII character (ensure_ascii): any file name fits this text file
+    with bar, open(out / PROGRESS, "a") as log:
+        def record(rec: dict) -> None:
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+            done[rec["chunk"]] = rec
+            num_skipped[0] += len(rec["skipped"])
+            bar.update(rec["size"])
+            bar.set_postfix(skipped=num_skipped[0], refresh=False)
+
+        init_args = (str(source), str(out), r)
+        if workers > 0 and len(tasks) > 1:
+            run_in_processes(_pack_chunk, tasks, workers, record, init=_init_worker, init_args=init_args,
+                             close=_close_worker, what="a decoding worker",
+                             advice="the finished chunks are kept: run the same command again to resume, with fewer "
+                                    "--workers if memory is short")
+            return
+        _init_worker(*init_args)
+        try:
+            for task in tasks:
+                record(_pack_chunk(task))
+        finally:
+            _close_worker()
+
+
+def _write_report(path: Path, skipped: list) -> None:
+    """``path<TAB>reason`` lines, UTF-8; names through printable() (one line each, whatever the bytes)."""
+    text = "".join(f"{printable(rel)}\t{printable(reason)}\n" for rel, reason in skipped)
+    with atomic_write(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def _finish(out: Path, header: dict, tree: ClassTree, done: dict[int, dict], num_chunks: int) -> dict:
     """All chunks done: write the skipped-files report, then the manifest (the completeness marker)."""
-    skipped = [s for k in range(num_chunks) for s in done[k]["skipped"]]
-    write_text_atomic(out / SKIPPED, "".join(f"{rel}\t{reason}\n" for rel, reason in skipped))
+    skipped = [s for k in range(num_chunks) for s in done[k]["skipped"]] + tree.skipped
+    _write_report(out / SKIPPED, skipped)
     labels = np.load(out / LABELS, mmap_mode="r")
-    counts = np.bincount(np.asarray(labels[labels >= 0]), minlength=len(classes))
+    counts = np.bincount(np.asarray(labels[labels >= 0]), minlength=len(tree.classes))
+    if not counts.any():
+        _remove(out, PROGRESS, IMAGES, LABELS)  # all zeros: keep only the report of why
+        raise UserError(f"none of the {header['num_slots']} image files under {header['source']} could be decoded; "
+                        f"{printable(out / SKIPPED)} lists why")
     checksum = hashlib.sha256("".join(done[k]["sha256"] for k in range(num_chunks)).encode()).hexdigest()
     manifest = {
         **header,
-        "num_classes": len(classes),
+        "num_classes": len(tree.classes),
         "num_images": int(counts.sum()),
         "num_skipped": len(skipped),
-        "classes": classes,
+        "classes": tree.classes,
         "class_counts": counts.tolist(),
         "checksum": f"sha256:{checksum}",
         "checksum_method": "sha256 of the concatenated hex sha256 of each chunk's image bytes + label bytes",
@@ -239,11 +305,15 @@ def _finish(out: Path, header: dict, classes: list[str], done: dict[int, dict], 
 def summary(manifest: dict, out: Path) -> str:
     """One line for the user: what was packed and how many files were skipped."""
     size_gb = manifest["num_slots"] * (manifest["resolution"] ** 2 * 3 + 8) / 1e9
+    unreadable = manifest["num_slots"] - manifest["num_images"]
+    repeats = manifest["num_skipped"] - unreadable  # folders/files not listed twice (see scan_class_tree)
     line = (f"packed {manifest['num_images']} images of {manifest['num_classes']} classes at "
-            f"{manifest['resolution']}px into {out} ({size_gb:.2f} GB); skipped {manifest['num_skipped']} "
+            f"{manifest['resolution']}px into {printable(out)} ({size_gb:.2f} GB); skipped {unreadable} "
             f"unreadable file(s)")
+    if repeats:
+        line += f" and {repeats} repeated folder(s)/file(s) (symlink loops, links to what was already listed)"
     if manifest["num_skipped"]:
-        line += f", listed in {out / SKIPPED}"
+        line += f", listed in {printable(out / SKIPPED)}"
     empty = [c for c, k in zip(manifest["classes"], manifest["class_counts"]) if k == 0]
     if empty:
         line += f"; warning: no readable images in class(es) {', '.join(empty[:5])}"
@@ -253,7 +323,8 @@ def summary(manifest: dict, out: Path) -> str:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--source", required=True, help="Class-per-folder tree: SOURCE/<class>/**/<image>.")
 @click.option("--out", required=True, help="Folder to write the packed dataset to.")
-@click.option("--resolution", default=128, show_default=True, type=int, help="Output size in px (square).")
+@click.option("--resolution", default=128, show_default=True, type=int,
+              help="Output size in px (square); one training accepts as model.resolution.")
 @click.option("--workers", default=None, type=int, help="Decoding processes [default: all CPUs].")
 @click.option("--chunk-size", default=CHUNK_SIZE, show_default=True, type=int,
               help="Images per unit of work and of resume.")
@@ -269,14 +340,17 @@ def main(source, out, resolution, workers, chunk_size, quiet):
 
     Class k is the k-th folder name in sorted order (torchvision ImageFolder's). Images are
     EXIF-rotated, converted to RGB, centre-cropped and resized with antialiased Lanczos; files that
-    cannot be decoded are skipped and listed in OUT/skipped.txt. An interrupted run resumes where it
-    stopped when run again with the same options; OUT/manifest.json is written last.
+    cannot be decoded are skipped and listed in OUT/skipped.txt, as are symlink loops and second links
+    to a folder or file already taken (symlinks are followed, each real folder and file packed once).
+    The output's disk space is allocated before decoding starts. An interrupted run (Ctrl-C, a full
+    disk) resumes where it stopped when run again with the same options; OUT/manifest.json is written
+    last.
     """
     try:
         manifest = pack(source, out, resolution, workers=workers, chunk_size=chunk_size, progress=not quiet)
     except KeyboardInterrupt:
-        click.echo(f"interrupted: the finished chunks are kept in {Path(out) / PROGRESS}; run the same command "
-                   f"again to resume", err=True)
+        click.echo(f"interrupted: the finished chunks are kept in {printable(Path(out) / PROGRESS)}; run the same "
+                   f"command again to resume", err=True)
         sys.exit(130)
     click.echo(summary(manifest, Path(out)))
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import UserError
+from ..io import printable
 
 # torchvision's IMG_EXTENSIONS (ImageFolder), compared case-insensitively: ImageNet uses ".JPEG"
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -47,38 +49,123 @@ def class_folders(root: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(root) if e.is_dir() and not is_hidden(e.name))
 
 
-def list_class_tree(root: str | Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """Class names and ``(relative path, label)`` of every image of a class-per-folder tree.
 
-    Files are sorted within each class (sub-folders are walked, as ImageFolder does); hidden files and
-    files without an image extension are ignored. Raises :class:`UserError` for a tree with no class
-    folders, an empty class folder (it would shift every label after it) or no images.
+
+@dataclass
+class ClassTree:
+    """What :func:`scan_class_tree` found.
+
+    ``classes``: class names (folder names through :func:`printable`), class k = k-th sorted folder;
+    ``files``: ``(path relative to the root, label)`` of every image, sorted within each class, the
+    path as the file system spells it (to open it); ``skipped``: ``(relative path, reason)`` of the
+    folders and files that were not listed because they were already seen (symlink loops, links or
+    hard links to something listed before) or could not be read.
+    """
+
+    classes: list[str]
+    files: list[tuple[str, int]]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def scan_class_tree(root: str | Path) -> ClassTree:
+    """Every image of a class-per-folder tree, each real folder and file once.
+
+    Sub-folders are walked as ImageFolder does, following symlinks (class folders and files linked in
+    from other disks are common), but each folder and file is identified by ``(st_dev, st_ino)`` and
+    visited once: ``os.walk(followlinks=True)`` follows a ``loop -> ..`` link ~40 levels deep and lists
+    every image ~40 times. Hidden entries and files without an image extension are ignored. Raises
+    :class:`UserError` for a tree with no class folders, an empty class folder (it would shift every
+    label after it) or no images.
     """
     root = Path(root)
-    classes = class_folders(root)
-    if not classes:
-        raise UserError(f"{root}: no class folders; expected one sub-folder of images per class "
+    names = class_folders(root)
+    if not names:
+        raise UserError(f"{printable(root)}: no class folders; expected one sub-folder of images per class "
                         f"(e.g. ImageNet's train/n01440764/*.JPEG)")
-    if set(classes) <= {"train", "val", "test"}:
-        raise UserError(f"{root}: holds {'/'.join(classes)} folders, not classes; point at the train folder "
-                        f"(e.g. {root / classes[0]})")
-    per_class = []
-    for name in classes:
-        found = []
-        for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
-            dirnames[:] = [d for d in dirnames if not is_hidden(d)]
-            rel = os.path.relpath(dirpath, root)
-            found += [os.path.join(rel, f) for f in filenames if is_image_file(f)]
-        per_class.append(sorted(found))
+    if set(names) <= {"train", "val", "test"}:
+        raise UserError(f"{printable(root)}: holds {'/'.join(names)} folders, not classes; point at the train "
+                        f"folder (e.g. {printable(root / names[0])})")
+    walk = _TreeWalk(root)
+    per_class = [sorted(walk.images(name)) for name in names]
     if not any(per_class):
-        raise UserError(f"{root}: no images in its {len(classes)} class folder(s) (looked for "
+        raise UserError(f"{printable(root)}: no images in its {len(names)} class folder(s) (looked for "
                         f"{', '.join(IMG_EXTENSIONS)}); check the path")
-    for name, found in zip(classes, per_class):
+    for name, found in zip(names, per_class):
         if not found:
-            raise UserError(f"{root / name}: class folder without images (it would shift every label after "
-                            f"it); add images or remove the folder")
+            repeats = [printable(f"{rel}: {reason}") for rel, reason in walk.skipped
+                       if rel == name or rel.startswith(name + os.sep)]
+            why = f" ({repeats[0]})" if repeats else ""
+            raise UserError(f"{printable(root / name)}: class folder without images{why} (it would shift every "
+                            f"label after it); add images or remove the folder")
     files = [(f, label) for label, found in enumerate(per_class) for f in found]
-    return classes, files
+    return ClassTree([printable(n) for n in names], files, walk.skipped)
+
+
+def list_class_tree(root: str | Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """``(classes, files)`` of :func:`scan_class_tree` (what a dataset needs; the packer also reports
+    the skipped entries)."""
+    tree = scan_class_tree(root)
+    return tree.classes, tree.files
+
+
+class _TreeWalk:
+    """Depth-first walk of class folders that remembers every folder and file it has seen."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.seen: dict[tuple[int, int], str] = {}  # (st_dev, st_ino) -> first relative path
+        self.skipped: list[tuple[str, str]] = []
+
+    def images(self, class_name: str) -> list[str]:
+        found: list[str] = []
+        try:
+            self._folder(class_name, os.stat(self.root / class_name), {}, found)
+        except OSError as e:
+            self.skipped.append((class_name, f"cannot read folder ({e.strerror or e})"))
+        return found
+
+    def _folder(self, rel: str, st: os.stat_result, ancestors: dict, found: list[str]) -> None:
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            self.skipped.append((rel, f"symlink loop: leads back to {ancestors[key]}"))
+            return
+        if key in self.seen:
+            self.skipped.append((rel, f"folder already listed as {self.seen[key]}"))
+            return
+        self.seen[key] = rel
+        ancestors = {**ancestors, key: rel}
+        try:
+            with os.scandir(self.root / rel) as it:
+                # real entries before symlinks, so a link to a sibling is the one reported as the repeat
+                entries = sorted(it, key=lambda e: (e.is_symlink(), e.name))
+        except OSError as e:
+            self.skipped.append((rel, f"cannot list folder ({e.strerror or e})"))
+            return
+        for entry in entries:
+            if is_hidden(entry.name):
+                continue
+            child = os.path.join(rel, entry.name)
+            try:
+                if entry.is_dir():
+                    self._folder(child, entry.stat(), ancestors, found)
+                elif is_image_file(entry.name) and entry.is_symlink():  # it may lead anywhere: follow it
+                    target = entry.stat()
+                    self._file(child, (target.st_dev, target.st_ino), found)
+                elif is_image_file(entry.name):
+                    # a plain file lies on its folder's device and readdir gave its inode: no stat call
+                    # per file (a stat each made the listing 3x slower: 50k files in 0.7 s, not 0.25 s)
+                    self._file(child, (st.st_dev, entry.inode()), found)
+            except OSError:
+                # a dangling symlink: listed, so the decoder reports it like any unreadable file
+                if is_image_file(entry.name):
+                    found.append(child)
+
+    def _file(self, rel: str, key: tuple[int, int], found: list[str]) -> None:
+        if key in self.seen:
+            self.skipped.append((rel, f"same file as {self.seen[key]}"))
+            return
+        self.seen[key] = rel
+        found.append(rel)
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

@@ -7,24 +7,96 @@ A packed dataset is a folder holding
 - ``labels.npy``: int64 (N,), the class index of each slot, ``-1`` for a slot whose source file could
   not be decoded (slots are preallocated before decoding, so a skipped file leaves a zero-filled hole
   rather than forcing a rewrite of everything after it);
-- ``skipped.txt``: the files that could not be decoded, one ``path<TAB>reason`` per line;
+- ``skipped.txt``: what was not packed, one ``path<TAB>reason`` per line (UTF-8): the files that could
+  not be decoded, then the folders and files listed once already (symlink loops, links to something
+  listed before; see :func:`sagan.data.images.scan_class_tree`);
 - ``manifest.json``: source, resolution, class names (index -> folder name, sorted like ImageFolder),
-  counts and checksum. It is written last (temp file + ``os.replace``), so a folder with a manifest is
-  complete and one without is not.
+  counts (``num_skipped``: the lines of ``skipped.txt``) and checksum. It is written last (temp file +
+  ``os.replace``), so a folder with a manifest is complete and one without is not.
+
+Names are written as text through :func:`sagan.data.images.printable`: a byte of a file or folder name
+that is not UTF-8 appears as ``\\xNN`` (a folder ``caf\\xff``), as do control characters, so every
+tool downstream can print them.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..io import open_memmap_reserved, reserve_space
 from .base import ImageDataset
 
 FORMAT = "sagan-packed-v1"
 IMAGES, LABELS, MANIFEST, SKIPPED, PROGRESS = "images.npy", "labels.npy", "manifest.json", "skipped.txt", "progress.jsonl"
+
+
+def _layout(num_slots: int, resolution: int) -> dict[str, tuple[type, tuple[int, ...]]]:
+    return {IMAGES: (np.uint8, (num_slots, resolution, resolution, 3)), LABELS: (np.int64, (num_slots,))}
+
+
+def create_arrays(root: Path, num_slots: int, resolution: int) -> None:
+    """New zero-filled arrays with every disk block allocated: a full disk fails here, in seconds, rather
+    than as a SIGBUS when a write through a memory map finds no block hours later. Nothing is left on
+    failure."""
+    try:
+        for name, (dtype, shape) in _layout(num_slots, resolution).items():
+            open_memmap_reserved(root / name, dtype, shape)
+    except BaseException:
+        for name in (IMAGES, LABELS):
+            (root / name).unlink(missing_ok=True)
+        raise
+
+
+def reopen_arrays(root: Path, num_slots: int, resolution: int) -> bool:
+    """Whether the arrays of an interrupted run are there with the expected shapes; if so their disk
+    blocks are allocated (a no-op for arrays from :func:`create_arrays`, not for sparse older ones)."""
+    for name, (dtype, shape) in _layout(num_slots, resolution).items():
+        try:
+            array = np.load(root / name, mmap_mode="r")
+        except (OSError, ValueError):
+            return False
+        if (array.dtype, array.shape) != (dtype, shape):
+            return False
+    for name in (IMAGES, LABELS):
+        fd = os.open(root / name, os.O_RDWR)
+        try:
+            reserve_space(fd, os.fstat(fd).st_size, root / name)
+        finally:
+            os.close(fd)
+    return True
+
+
+class SlotWriter:
+    """Writes slots of the arrays in place with ``pwrite``: a full disk is an ENOSPC error there (copy-on-
+    write file systems need new blocks even for allocated ranges), never the SIGBUS of a memory map."""
+
+    def __init__(self, root: Path):
+        self._files = {}  # name -> (file descriptor, where the data starts after the .npy header)
+        for name in (IMAGES, LABELS):
+            offset = np.load(root / name, mmap_mode="r").offset
+            self._files[name] = (os.open(root / name, os.O_RDWR), offset)
+
+    def write(self, start: int, images: np.ndarray, labels: np.ndarray) -> None:
+        """Slots ``start..`` get ``images`` and ``labels``, on disk (fdatasync) when this returns."""
+        for name, data in ((IMAGES, images), (LABELS, labels)):
+            fd, offset = self._files[name]
+            buf = memoryview(np.ascontiguousarray(data)).cast("B")
+            pos = offset + start * (data.nbytes // len(data))
+            while buf:
+                written = os.pwrite(fd, buf, pos)
+                buf, pos = buf[written:], pos + written
+        for fd, _ in self._files.values():
+            os.fdatasync(fd)
+
+    def close(self) -> None:
+        for fd, _ in self._files.values():
+            os.close(fd)
+        self._files = {}
 
 
 def read_manifest(root: Path) -> dict:
