@@ -68,7 +68,7 @@ def main():
     state = calibrated_inception_state(seed=0)
     pfi.load_state_dict_from_url = lambda *a, **k: state  # no download: our random weights in their graph
     theirs = pfi.InceptionV3([3]).to(device).eval()
-    ours = InceptionV3()
+    ours = InceptionV3(resize="pytorch-fid")  # pytorch-fid's protocol, so the features are comparable
     ours.load_state_dict(state)
     ours = ours.to(device).eval().to(memory_format=torch.channels_last)
     images = smooth_images(args.num, args.size, seed=1)

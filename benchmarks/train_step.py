@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Seconds per training step (one D update + one G update) and peak memory, ours vs a reference.
 
-"Ours" is the real training loop (``sagan.training.Trainer.train_step``: data loading from an in-memory
-dataset, one D call on real+fake, G step, EMA update). "Reference" is the same networks written the way
+"Ours" is the real training step (``sagan.gan_step.GANStep`` as the ``Trainer`` builds it: data loading
+from an in-memory dataset, one D call on real+fake, G step, EMA update). "Reference" is the same networks written the way
 StudioGAN's SAGAN writes them (``benchmarks/reference_nets.py``: explicit bmm attention, upsample-then-1x1
 shortcut in G, 1x1-then-pool in D, legacy spectral-norm hooks, D called on real and fake separately).
 Each (preset, implementation) runs in its own process, so that peak memory is its own.
@@ -91,15 +91,35 @@ def time_steps(step, device, warmup: int, steps: int) -> dict:
     return {"sec_per_step": min(times), "median_sec_per_step": statistics.median(times), "times": times}
 
 
+def step_flops(step) -> float:
+    """Model FLOPs of one call of ``step`` (torch's FlopCounterMode: matmuls and convolutions, forward and
+    backward), for MFU = FLOPs / (seconds x the device's peak)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return float(counter.get_total_flops())
+
+
 def run_ours(cfg, warmup: int, steps: int) -> dict:
+    import itertools
+
     from sagan.training import Trainer
 
     m = cfg.model
     data = RandomImages(4 * cfg.train.batch_size, m.resolution, m.num_classes)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, outdir=Path(tmp) / "run", progress=False, dataset=data)
-        timing = time_steps(trainer.train_step, trainer.device, warmup, steps)
-        return {**timing, "peak_memory_gb": _peak_memory_gb(trainer.device), "device": str(trainer.device)}
+        counter = itertools.count(1)
+
+        def step():
+            trainer.gan(next(counter), trainer.data.next)
+
+        timing = time_steps(step, trainer.device, warmup, steps)
+        flops = step_flops(step) if not cfg.train.compile else None
+        return {**timing, "flops_per_step": flops, "peak_memory_gb": _peak_memory_gb(trainer.device),
+                "device": str(trainer.device)}
 
 
 def run_reference(cfg, warmup: int, steps: int) -> dict:
@@ -142,8 +162,11 @@ def run_reference(cfg, warmup: int, steps: int) -> dict:
 @click.option("--channels-last/--no-channels-last", default=False, show_default=True)
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the results here.")
+@click.option("--peak-tflops", type=float, default=None,
+              help="The device's dense peak for the dtype in use (e.g. H100 SXM bf16: 989), to print MFU.")
 @click.option("--worker", hidden=True, default=None)
-def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_last, compile_, json_out, worker):
+def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_last, compile_, json_out, peak_tflops,
+         worker):
     """Time one G+D training step of ours vs the StudioGAN-style reference formulation."""
     gpu = torch.cuda.is_available()
     if worker is not None:  # child process: one measurement, printed as JSON
@@ -178,6 +201,14 @@ def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_las
                        f"peak {row[which]['peak_memory_gb']:.2f} GB ({row[which]['device']}, batch {batch})", err=True)
         if len(impls) == 2:
             row["ratio_ours_over_reference"] = row["ours"]["sec_per_step"] / row["reference"]["sec_per_step"]
+        ours = row.get("ours") or {}
+        if ours.get("flops_per_step"):
+            tflops = ours["flops_per_step"] / ours["sec_per_step"] / 1e12
+            row["images_per_s"] = batch / ours["sec_per_step"]
+            row["achieved_tflops"] = tflops
+            mfu = f", MFU {tflops / peak_tflops:.1%} of {peak_tflops:g}" if peak_tflops else ""
+            click.echo(f"{preset:>12s}      ours: {ours['flops_per_step'] / 1e9:.1f} GFLOP/step, {tflops:.3f} TFLOP/s, "
+                       f"{row['images_per_s']:.1f} images/s{mfu}", err=True)
         results.append(row)
 
     click.echo(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, "

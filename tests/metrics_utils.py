@@ -86,3 +86,33 @@ def write_image_tree(root: Path, images: np.ndarray, labels: np.ndarray, names: 
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(d / f"{i:04d}.png")
     return root
+
+
+class TinyInception(nn.Module):
+    """A stand-in for the FID Inception with its interface (``resize``, ``weights_sha256``, ``preprocess``,
+    ``pool_features``, ``fc``) at microseconds per image: for tests of the evaluation's plumbing (files,
+    errors, class pairing, reports), not of its numbers. Features: a fixed random projection of the 8x8
+    average-pooled image, through a ReLU (non-negative, like pool features)."""
+
+    def __init__(self, resize: str = "tf1", weights_sha256: str = "f" * 64):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.proj = nn.Parameter(torch.randn(3 * 8 * 8, 2048, generator=g) / 8, requires_grad=False)
+        self.fc = nn.Linear(2048, 1008)
+        nn.init.normal_(self.fc.weight, std=0.5, generator=g)
+        self.resize, self.weights_sha256, self.weights_path, self.channels_last = resize, weights_sha256, "tiny", False
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        return images.float() / 255
+
+    def pool_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.nn.functional.adaptive_avg_pool2d(x, 8).flatten(1) @ self.proj + 0.1)
+
+
+def tiny_inception_loader(calls: list | None = None):
+    """A ``load_inception`` replacement returning :class:`TinyInception` (records each call in ``calls``)."""
+    def load(weights=None, device="cpu", channels_last=True, resize="tf1"):
+        if calls is not None:
+            calls.append(resize)
+        return TinyInception(resize).to(device)
+    return load

@@ -32,7 +32,7 @@ def weights_file(inception_state, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inception(weights_file):
-    return load_inception(weights_file, device="cpu")
+    return load_inception(weights_file, device="cpu", resize="pytorch-fid")  # compared with pytorch-fid below
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +91,10 @@ def test_logits_are_bias_free(inception, images):
 def test_preprocess_resizes_like_pytorch_fid(images):
     x = torch.from_numpy(images[:2]).permute(0, 3, 1, 2)
     ref = torch.nn.functional.interpolate(x.float() / 255, size=(299, 299), mode="bilinear", align_corners=False) * 2 - 1
-    torch.testing.assert_close(InceptionV3.preprocess(x), ref, rtol=0, atol=1e-6)
+    net = InceptionV3(resize="pytorch-fid")
+    torch.testing.assert_close(net.preprocess(x), ref, rtol=0, atol=1e-6)
     with pytest.raises(TypeError):
-        InceptionV3.preprocess(x.float())
+        net.preprocess(x.float())
 
 
 def test_sample_features_and_stats_equal_pytorch_fid(inception, images, oracle_features, tmp_path):

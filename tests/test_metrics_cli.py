@@ -63,7 +63,8 @@ def test_stats_from_folder_tree(ref):
     r = load_ref(ref)
     assert r.num_images == NUM_REAL + 2 and r.class_names == ["cat", "dog"]
     assert [r.class_count(c) for c in range(2)] == [NUM_REAL // 2 + 1] * 2
-    assert r.protocol["resize"].startswith("pytorch-fid") and r.protocol["resolution"] == RES
+    assert r.protocol["resize"] == "tf1" and r.protocol["resolution"] == RES  # the default: the paper's protocol
+    assert r.resize == "tf1" and len(r.weights_sha256) == 64
 
 
 def test_stats_from_packed_dataset_equal_tree(tree, ref, weights, tmp_path):
@@ -111,8 +112,8 @@ def test_metrics_from_samples_writes_report(ref, samples, weights, tmp_path):
     md = out.with_suffix(".md").read_text()
     assert "52.52" in md and "18.65" in md and "83.7" in md and "92.4" in md and f"{rep['fid']:.2f}" in md
     png = out.with_name("report_per_class_fid.png")
-    with Image.open(png) as im:
-        assert im.size == (640, 400) and len(set(im.convert("RGB").getdata())) > 2  # bars and text drawn
+    with Image.open(png) as im:  # drawn by matplotlib (sagan.plots.histogram)
+        assert im.size[0] > 300 and im.size[1] > 200 and len(set(im.convert("RGB").getdata())) > 2  # bars and text
     assert f"FID {rep['fid']:.2f}" in res.stdout
 
 

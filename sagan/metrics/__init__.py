@@ -1,34 +1,52 @@
-"""Evaluation metrics: Inception Score, FID and intra-FID with pytorch-fid's port of the 2015 TF Inception.
+"""Evaluation metrics with pytorch-fid's port of the 2015 TF Inception: FID, IS, intra-FID, KID,
+precision / recall / density / coverage, and an FID bootstrap interval, under a named resize protocol.
 
-Modules: ``inception`` (the network), ``weights`` (finding/loading its weights), ``features`` (batched,
-sharded extraction), ``stats`` (streaming float64 statistics, reference ``.npz``), ``frechet`` (Frechet
-distance, intra-FID), ``inception_score``, ``evaluation`` (putting it together), ``report`` (json/md/png).
+Modules: ``inception`` (the network), ``weights`` (finding/loading its weights), ``resize`` (the ``tf1`` /
+``pytorch-fid`` / ``clean`` protocols), ``features`` (batched, sharded extraction), ``stats`` (streaming
+float64 statistics, reference ``.npz``), ``frechet`` (Frechet distance), ``fid`` (FID, bootstrap interval),
+``inception_score``, ``intra`` (intra-FID), ``kid``, ``prdc``, ``classes`` (pairing generated and real
+classes by name), ``registry`` (every metric under its name: label, direction, formatting),
+``evaluation`` (putting it together), ``samples`` (reading samples.npz), ``report`` (json/md/png) and
+``history`` (``metrics.jsonl``).
 
-API for the training loop (FID every N steps)::
+API for the training loop (evaluations every N steps)::
 
-    from sagan.metrics import load_inception, load_ref, evaluate_generator
-    inception = load_inception(weights=None, device=device)      # --inception-weights / env / hub cache / download
-    ref = load_ref(cfg.data.ref_stats)                           # from `evaluate.py stats`
-    result = evaluate_generator(G_ema, ref, num_samples=5000, inception=inception, batch_size=50, seed=0,
-                                splits=10, intra=False, accelerator=accelerator)
-    # main process: {"fid": float, "inception_score": {"mean": float, "std": float}, "num_samples": int}
-    # (+ "intra_fid", "per_class_fid" with intra=True); other processes: None
+    from sagan.metrics import evaluate_generator, load_inception, load_ref
+    from sagan.metrics.registry import METRICS, scalars
+    from sagan.metrics.history import append_record
+    inception = load_inception(weights=None, device=device, resize=cfg.train.fid_resize)  # "tf1" by default
+    ref = load_ref(cfg.data.ref_stats)                            # from `evaluate.py stats --resize tf1`
+    result = evaluate_generator(G_ema, ref, num_samples=5000, inception=inception,
+                                metrics=cfg.train.eval_metrics, batch_size=50, seed=0,
+                                accelerator=accelerator, class_names=class_names)
+    # main process: report.json keys, e.g. {"fid": float, "inception_score": {"mean", "std"},
+    #               "kid": {"mean", "std"}, "precision": float, ..., "num_samples": int}; others: None
+    append_record(outdir / "metrics.jsonl", {"step": step, "values": scalars(result), ...})
+
+A reference made under another resize protocol or Inception weights is refused (``check_same_inception``).
+Validation lists for configs: ``resize.RESIZE_MODES`` and ``registry.METRIC_NAMES``.
 
 Lower level: ``frechet_distance(mu1, sigma1, mu2, sigma2)`` (float64), ``inception_score(logits, splits=10)``
 -> (mean, std), ``class_frechet_distance(feats1, feats2)`` (exact FID of two small feature sets without
-d x d matrices), ``compute_metrics(features, labels, ref, inception)``.
+d x d matrices), ``kernel_inception_distance(gen, real)``, ``precision_recall_density_coverage(real, gen)``,
+``compute_metrics(features, labels, ref, inception, metrics=...)``.
 """
 
 from .evaluation import compute_metrics, evaluate_generator, generator_features, reference_stats, sample_features
 from .frechet import ClassFrechetDistance, class_frechet_distance, frechet_distance, intra_fid, trace_sqrt_product
 from .inception import FEATURE_DIM, InceptionV3
 from .inception_score import inception_score
+from .kid import kernel_inception_distance
+from .prdc import precision_recall_density_coverage
+from .registry import METRIC_NAMES, METRICS, MetricOptions
+from .resize import DEFAULT_RESIZE, RESIZE_MODES
 from .stats import FeatureStats, RefStats, load_ref, save_ref
 from .weights import WEIGHTS_FILENAME, WEIGHTS_URL, load_inception, resolve_weights
 
 __all__ = [
-    "ClassFrechetDistance", "FEATURE_DIM", "FeatureStats", "InceptionV3", "RefStats", "WEIGHTS_FILENAME", "WEIGHTS_URL",
-    "class_frechet_distance", "compute_metrics", "evaluate_generator", "frechet_distance", "generator_features",
-    "inception_score", "intra_fid", "load_inception", "load_ref", "reference_stats", "resolve_weights",
-    "sample_features", "save_ref", "trace_sqrt_product",
+    "ClassFrechetDistance", "DEFAULT_RESIZE", "FEATURE_DIM", "FeatureStats", "InceptionV3", "METRICS", "METRIC_NAMES",
+    "MetricOptions", "RESIZE_MODES", "RefStats", "WEIGHTS_FILENAME", "WEIGHTS_URL", "class_frechet_distance",
+    "compute_metrics", "evaluate_generator", "frechet_distance", "generator_features", "inception_score", "intra_fid",
+    "kernel_inception_distance", "load_inception", "load_ref", "precision_recall_density_coverage",
+    "reference_stats", "resolve_weights", "sample_features", "save_ref", "trace_sqrt_product",
 ]

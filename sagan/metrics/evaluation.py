@@ -1,5 +1,5 @@
 """Putting it together: reference statistics of a dataset, features of samples or a generator, and the
-metrics (FID, IS, intra-FID) of those features against a reference.
+metrics of those features against a reference (whichever of :data:`registry.METRICS` are asked for).
 
 Distributed use: call these on every accelerate process with the same arguments; features are gathered
 step by step and the results (files, metric dicts) exist on the main process only (``None`` elsewhere).
@@ -15,14 +15,16 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..io import check_free_space, open_memmap_reserved
 from ..sampling import class_balanced_labels, sample_latents
+from .classes import pair_classes
 from .features import array_batches, dataset_batches, extract_features, generator_batches, shard_batches
-from .frechet import ClassFrechetDistance, class_indices, frechet_distance
+from .frechet import ClassFrechetDistance, class_indices
 from .inception import FEATURE_DIM, InceptionV3
-from .inception_score import inception_score
-from .stats import FeatureStats, RefStats, save_ref
-
-RESIZE_MODE = "pytorch-fid: uint8 -> [0,1] -> bilinear 299 (align_corners=False) -> [-1,1]"
+from .intra import check_intra_fid_inputs, check_labels, class_fid, intra_fid_of  # noqa: F401  (the CLI's, tests')
+from .registry import METRICS, MetricInputs, MetricOptions
+from .resize import resize_description
+from .stats import FeatureStats, RefStats, ref_file_bytes, save_ref
 
 
 def _rank_world(accelerator) -> tuple[int, int, bool]:
@@ -76,6 +78,20 @@ def generator_features(G: torch.nn.Module, num_samples: int, inception: Inceptio
 # reference statistics
 
 
+def reference_bytes(num_images: int, per_class: bool = True, features_dtype: str = "float32") -> int:
+    """Peak disk use of :func:`reference_stats` next to ``out``: the float32 features memmap plus the
+    final ``.npz`` (mu, sigma and, per class, the features again in ``features_dtype``)."""
+    memmap = num_images * FEATURE_DIM * 4 if per_class else 0
+    return memmap + ref_file_bytes(num_images if per_class else 0, features_dtype=features_dtype)
+
+
+def check_reference_space(out: str | os.PathLike, num_images: int, per_class: bool = True,
+                          features_dtype: str = "float32") -> None:
+    """Refuse, before any Inception work, a reference that will not fit next to ``out``."""
+    check_free_space(out, reference_bytes(num_images, per_class, features_dtype),
+                     f"reference statistics of {num_images} images (features memmap + .npz) at")
+
+
 def reference_stats(dataset, inception: InceptionV3, out: str | os.PathLike, batch_size: int = 50,
                     num_workers: int = 0, accelerator=None, features_dtype: str = "float32",
                     per_class: bool = True, source: str = "") -> Path | None:
@@ -83,24 +99,28 @@ def reference_stats(dataset, inception: InceptionV3, out: str | os.PathLike, bat
 
     Global mean/covariance stream in float64; per-class rows go through a temporary memory-mapped
     float32 file next to ``out`` (the whole of ImageNet's 1.28M x 2048 features is 10 GB), then are
-    grouped by class into ``out``. Returns the path on the main process.
+    grouped by class into ``out``. The file records the resize protocol and the Inception weights' hash,
+    so that ``metrics`` can refuse features made another way. Disk space is checked before the work and
+    the memmap's blocks are allocated before the first write (a sparse memmap on a full disk is a SIGBUS,
+    not an error); a full disk is a one-line error and leaves no partial file. Returns the path on the
+    main process.
     """
     rank, world, main = _rank_world(accelerator)
     n = len(dataset)
     if n < 2:
         raise UserError(f"dataset {source or ''} has {n} image(s); reference statistics need at least 2")
     out = Path(out)
-    batches = shard_batches(n, batch_size, rank, world)
-    steps = extract_features(inception, dataset_batches(dataset, batches, num_workers), len(batches), n,
-                             accelerator, desc="inception (reference)")
-    stats = FeatureStats()
-    labels = np.empty(n, np.int64)
+    check_reference_space(out, n, per_class, features_dtype)
     tmp = out.with_name(f".{out.name}.features.tmp.npy")
     feats = None
-    if main and per_class:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, FEATURE_DIM))
     try:
+        if main and per_class:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            feats = open_memmap_reserved(tmp, np.float32, (n, FEATURE_DIM))
+        batches = shard_batches(n, batch_size, rank, world)
+        steps = extract_features(inception, dataset_batches(dataset, batches, num_workers), len(batches), n,
+                                 accelerator, desc="inception (reference)")
+        stats, labels = FeatureStats(), np.empty(n, np.int64)
         for idx, y, f in steps:
             if main:
                 stats.update(f)
@@ -114,88 +134,47 @@ def reference_stats(dataset, inception: InceptionV3, out: str | os.PathLike, bat
             num_classes = max(int(getattr(dataset, "num_classes", 0)), int(labels.max()) + 1)
             groups = class_indices(labels)
             class_index = [groups.get(c, np.empty(0, np.int64)) for c in range(num_classes)]
-        protocol = {"resize": RESIZE_MODE, "source": source, "features_dtype": features_dtype,
-                    "resolution": getattr(dataset, "resolution", None), "weights_sha256": getattr(inception, "weights_sha256", None)}
+        protocol = {"resize": inception.resize, "resize_description": resize_description(inception.resize),
+                    "weights_sha256": getattr(inception, "weights_sha256", None), "source": source,
+                    "features_dtype": features_dtype, "resolution": getattr(dataset, "resolution", None)}
         return save_ref(out, stats, feats, class_index, getattr(dataset, "class_names", None), protocol, features_dtype)
     finally:
         del feats
-        if main and tmp.exists():
-            tmp.unlink()
+        if main:
+            tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------------
 # metrics
 
 
-def check_labels(labels: np.ndarray, ref: RefStats, where: str) -> None:
-    if len(labels) and labels.min() < 0:
-        raise UserError(f"{where}: negative class label {int(labels.min())}; labels must be class indices >= 0")
-    if ref.has_classes and len(labels) and labels.max() >= ref.num_classes:
-        raise UserError(f"{where}: class label {int(labels.max())} but the reference {ref.path} has "
-                        f"{ref.num_classes} classes; use the reference of the dataset the model was trained on")
+def check_reference_protocol(ref: RefStats, resize: str, weights_sha256: str | None = None) -> None:
+    """Features of two different pipelines are not comparable: refuse a reference whose features were made
+    under another resize protocol or with other Inception weights (one line naming both sides)."""
+    if ref.resize is not None and ref.resize != resize:
+        made = ("records no protocol (a plain pytorch-fid mu/sigma file: taken as resize 'pytorch-fid', Inception "
+                "weights unknown)" if not ref.recorded_protocol else f"was computed with resize {ref.resize!r}")
+        raise UserError(f"reference {ref.path} {made}, but this evaluation resizes with {resize!r}; pass --resize "
+                        f"{ref.resize} or recompute the reference with `evaluate.py stats --resize {resize}`")
+    theirs = ref.weights_sha256
+    if theirs and weights_sha256 and theirs != weights_sha256:
+        raise UserError(f"reference {ref.path} was computed with Inception weights sha256 {theirs[:12]}..., but "
+                        f"these are {weights_sha256[:12]}...; use the same --inception-weights or recompute the "
+                        "reference")
 
 
 def check_same_inception(ref: RefStats, inception: InceptionV3) -> None:
-    """Features of two different networks are not comparable: refuse a reference made with other weights."""
-    theirs, ours = ref.protocol.get("weights_sha256"), getattr(inception, "weights_sha256", None)
-    if theirs and ours and theirs != ours:
-        raise UserError(f"reference {ref.path} was computed with Inception weights sha256 {theirs[:12]}..., but "
-                        f"these are {ours[:12]}...; use the same --inception-weights or recompute the reference")
-
-
-def check_intra_fid_inputs(labels: np.ndarray, ref: RefStats) -> None:
-    """Fail before any feature extraction when some class cannot get a covariance (< 2 images a side)."""
-    counts = np.bincount(labels)
-    for c in np.flatnonzero(counts):
-        if counts[c] < 2:
-            raise UserError(f"class {c} has {counts[c]} generated image(s); intra-FID needs at least 2 per class: "
-                            "use more samples (50 per class is the paper's 50k on ImageNet) or --no-intra-fid")
-        if ref.class_count(int(c)) < 2:
-            raise UserError(f"class {c} has {ref.class_count(int(c))} real image(s) in {ref.path}; intra-FID needs "
-                            "at least 2 per class, or pass --no-intra-fid")
-
-
-def logits_of(features: np.ndarray, inception: InceptionV3, chunk: int = 4096) -> np.ndarray:
-    """Bias-free logits (N, 1008) float32 of pool features, computed on CPU in chunks."""
-    w = inception.fc.weight.detach().float().cpu()
-    return np.concatenate([(torch.from_numpy(features[i : i + chunk]) @ w.T).numpy()
-                           for i in range(0, len(features), chunk)]) if len(features) else np.empty((0, w.shape[0]), np.float32)
-
-
-def fid_of(features: np.ndarray, ref: RefStats) -> float:
-    stats = FeatureStats(features.shape[1])
-    for i in range(0, len(features), 4096):  # float64 in chunks: never a second full-size copy
-        stats.update(features[i : i + 4096])
-    return frechet_distance(stats.mean, stats.cov(), ref.mu, ref.sigma)
-
-
-def intra_fid_of(features: np.ndarray, labels: np.ndarray, ref: RefStats, device="cpu",
-                 progress: bool = True) -> tuple[float, dict[int, float]]:
-    """Mean over the generated classes of FID(generated class c, real class c) and the per-class FIDs."""
-    if not ref.has_classes:
-        raise UserError(f"reference {ref.path} has no per-class features (a pytorch-fid mu/sigma file?); "
-                        "rebuild it with `evaluate.py stats` or pass --no-intra-fid")
-    check_labels(labels, ref, "samples")
-    per_class, distance = {}, ClassFrechetDistance(device)
-    for c, idx in tqdm(class_indices(labels).items(), desc="intra-FID", unit="class", disable=not progress,
-                       dynamic_ncols=True):
-        per_class[c] = class_fid(features[idx], ref, c, distance)
-    return float(np.mean(list(per_class.values()))), per_class
-
-
-def class_fid(gen_features: np.ndarray, ref: RefStats, c: int, distance: ClassFrechetDistance) -> float:
-    if len(gen_features) < 2:
-        raise UserError(f"class {c} has {len(gen_features)} generated image(s); intra-FID needs at least 2 per "
-                        "class: use more samples (50 per class is the paper's 50k on ImageNet) or --no-intra-fid")
-    if ref.class_count(c) < 2:
-        raise UserError(f"class {c} has {ref.class_count(c)} real image(s) in {ref.path}; intra-FID needs at "
-                        "least 2 per class, or pass --no-intra-fid")
-    return distance(gen_features, ref.class_features(c))
+    """:func:`check_reference_protocol` for the features ``inception`` makes."""
+    check_reference_protocol(ref, inception.resize, getattr(inception, "weights_sha256", None))
 
 
 def compute_metrics(features: np.ndarray, labels: np.ndarray | None, ref: RefStats, inception: InceptionV3,
-                    splits: int = 10, intra: bool = True, device="cpu", progress: bool = True) -> dict:
-    """FID, IS (``splits`` contiguous splits) and, when ``intra``, intra-FID of generated features."""
+                    splits: int = 10, intra: bool = True, device="cpu", progress: bool = True,
+                    metrics: tuple[str, ...] | None = None, options: MetricOptions | None = None,
+                    protocol: dict | None = None) -> dict:
+    """The ``metrics`` (registry names; default FID, IS and, with ``intra`` and labels, intra-FID) of
+    generated ``features`` with ``labels`` given as reference class indices. Returns report.json-shaped
+    keys plus ``num_samples``; ``protocol``, when given, receives a line per metric on how it was made."""
     if features.shape[1] != ref.dim:
         raise UserError(f"features are {features.shape[1]}-d but the reference {ref.path} is {ref.dim}-d")
     if len(features) < 2:
@@ -203,40 +182,55 @@ def compute_metrics(features: np.ndarray, labels: np.ndarray | None, ref: RefSta
     check_same_inception(ref, inception)
     if labels is not None:
         check_labels(labels, ref, "samples")
-    mean, std = inception_score(logits_of(features, inception), splits)
-    result = {"fid": fid_of(features, ref), "inception_score": {"mean": mean, "std": std},
-              "num_samples": int(len(features))}
-    if intra and labels is not None:
-        result["intra_fid"], per_class = intra_fid_of(features, labels, ref, device, progress)
-        result["per_class_fid"] = {str(c): v for c, v in per_class.items()}
+    if metrics is None:
+        metrics = ("fid", "is") + (("intra_fid",) if intra and labels is not None else ())
+    if "intra_fid" in metrics and labels is None:
+        raise UserError("intra-FID needs class labels for the samples")
+    options = options or MetricOptions(splits=splits, device=device, progress=progress)
+    inputs = MetricInputs(features, labels, ref, inception, options)
+    result = {}
+    for name in metrics:
+        result.update(METRICS[name].compute(inputs))
+    result["num_samples"] = int(len(features))
+    if protocol is not None:
+        protocol.update(inputs.protocol)
     return result
 
 
 def projection_intra_fid(G: torch.nn.Module, ref: RefStats, inception: InceptionV3, per_class: int = 5000,
                          batch_size: int = 50, seed: int = 0, truncation: float | None = None, accelerator=None,
-                         progress: bool = True) -> tuple[float, dict[int, float]] | None:
+                         progress: bool = True, to_ref: np.ndarray | None = None
+                         ) -> tuple[float, dict[int, float]] | None:
     """The projection-discriminator paper's intra-FID: ``per_class`` generated images of each class (5000)
-    against all real images of that class, one class at a time (features of one class in memory)."""
+    against all real images of that class, one class at a time (features of one class in memory).
+    ``to_ref[c]``: the reference class paired with G's class c (default: c)."""
     if not ref.has_classes:
         raise UserError(f"reference {ref.path} has no per-class features; rebuild it with `evaluate.py stats`")
     _, _, main = _rank_world(accelerator)
     scores, distance = {}, ClassFrechetDistance(next(inception.parameters()).device)
-    for c in tqdm(range(min(G.num_classes, ref.num_classes)), desc="intra-FID (projection protocol)", unit="class",
-                  disable=not (progress and main), dynamic_ncols=True):
+    classes = range(G.num_classes) if to_ref is not None else range(min(G.num_classes, ref.num_classes))
+    for c in tqdm(classes, desc="intra-FID (projection protocol)", unit="class", disable=not (progress and main),
+                  dynamic_ncols=True):
         got = generator_features(G, per_class, inception, batch_size, seed + 1 + c, [c], truncation, accelerator,
                                  progress=False)
         if main:
-            scores[c] = class_fid(got[0], ref, c, distance)
+            r = int(to_ref[c]) if to_ref is not None else c
+            scores[r] = class_fid(got[0], ref, r, distance)
     return (float(np.mean(list(scores.values()))), scores) if main else None
 
 
 def evaluate_generator(G: torch.nn.Module, ref: RefStats | str | os.PathLike, num_samples: int = 5000,
-                       inception: InceptionV3 | None = None, batch_size: int = 50, seed: int = 0,
-                       splits: int = 10, intra: bool = False, accelerator=None, progress: bool = False) -> dict | None:
-    """FID and IS (and optionally intra-FID) of ``G`` against a reference: the training loop's hook.
+                       inception: InceptionV3 | None = None, metrics: tuple[str, ...] = ("fid", "is"),
+                       batch_size: int = 50, seed: int = 0, accelerator=None, progress: bool = False,
+                       splits: int = 10, intra: bool = False, options: MetricOptions | None = None,
+                       class_names: list[str] | None = None, protocol: dict | None = None) -> dict | None:
+    """The ``metrics`` of ``num_samples`` class-balanced samples of ``G`` against a reference: the training
+    loop's hook (``intra=True`` adds intra-FID).
 
-    ``G`` runs in eval mode on its own device; ``inception`` defaults to ``load_inception(device=G's)``.
-    Returns the metric dict on the main process, ``None`` on the others.
+    ``G`` samples in eval mode with its BN statistics mode (:mod:`sagan.bn_stats`) on its own device;
+    ``inception`` (which carries the resize protocol) defaults to ``load_inception(device=G's)``;
+    ``class_names`` (G's classes) pair G's classes with the reference's by name. Returns the result dict
+    (report.json keys) on the main process, ``None`` on the others.
     """
     from .stats import load_ref
     from .weights import load_inception
@@ -244,7 +238,12 @@ def evaluate_generator(G: torch.nn.Module, ref: RefStats | str | os.PathLike, nu
     ref = load_ref(ref) if not isinstance(ref, RefStats) else ref
     device = next(G.parameters()).device
     inception = inception if inception is not None else load_inception(device=device)
+    check_same_inception(ref, inception)  # before the sampling, not after
+    metrics = tuple(metrics) + (("intra_fid",) if intra and "intra_fid" not in metrics else ())
+    pairing = pair_classes(class_names, ref, "the generator")
     got = generator_features(G, num_samples, inception, batch_size, seed, accelerator=accelerator, progress=progress)
     if got is None:
         return None
-    return compute_metrics(got[0], got[1], ref, inception, splits, intra, progress=progress)
+    options = options or MetricOptions(splits=splits, device=device, progress=progress)
+    return compute_metrics(got[0], pairing.map(got[1]), ref, inception, metrics=metrics, options=options,
+                           protocol=protocol)

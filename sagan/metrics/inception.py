@@ -10,8 +10,10 @@ Inception3 layout with the FID-specific A/C/E blocks), so the state dict of
 - the last E block's pool branch is a max-pool (a quirk of the 2015 graph, kept by pytorch-fid),
 - a 1008-way classifier (1000 ImageNet classes + 8 unused).
 
-``forward`` takes uint8 RGB images (B, 3, H, W) and returns the 2048-d pool features (FID) and the bias-free
-1008-way logits ``pool @ fc.weight.T`` (IS, as improved-GAN's TF code and torch-fidelity compute it).
+``forward`` takes uint8 RGB images (B, 3, H, W), resizes them to 299 under the network's resize
+protocol (``resize``: ``tf1``, ``pytorch-fid`` or ``clean``, :mod:`sagan.metrics.resize`) and returns
+the 2048-d pool features (FID) and the bias-free 1008-way logits ``pool @ fc.weight.T`` (IS, as
+improved-GAN's TF code and torch-fidelity compute it).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .resize import DEFAULT_RESIZE, check_resize, to_inception_input
+
 FEATURE_DIM = 2048
 NUM_LOGITS = 1008
-INPUT_SIZE = 299
 
 
 class BasicConv2d(nn.Module):
@@ -157,8 +160,10 @@ class InceptionE(nn.Module):
 class InceptionV3(nn.Module):
     """FID Inception: uint8 RGB images -> (2048-d pool features, 1008 bias-free logits), float32."""
 
-    def __init__(self):
+    def __init__(self, resize: str = DEFAULT_RESIZE):
         super().__init__()
+        self.resize = check_resize(resize)  # features always say how their inputs were made
+        self.channels_last = True
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
@@ -179,18 +184,13 @@ class InceptionV3(nn.Module):
         for p in self.parameters():
             p.requires_grad_(False)
 
-    @staticmethod
-    def preprocess(images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> float (B, 3, 299, 299) in [-1, 1].
-
-        (pytorch-fid: ToTensor to [0, 1], bilinear resize to 299 with align_corners=False, then 2x - 1.)
-        An NHWC array permuted to NCHW is already channels_last, the fast layout for the convolutions.
-        """
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise TypeError(f"Inception expects uint8 images (B, 3, H, W), got {images.dtype} {tuple(images.shape)}")
-        x = images.float().div_(255)
-        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-        return x.mul_(2).sub_(1).contiguous(memory_format=torch.channels_last)
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> float32 (B, 3, 299, 299) under this network's resize protocol
+        (``self.resize``, see :mod:`sagan.metrics.resize`), in the network's memory layout: channels_last
+        (faster convolutions on CPU and GPU) unless ``self.channels_last`` is False, where the
+        convolutions run the same kernels as torch-fidelity's network (bit-identical features)."""
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        return to_inception_input(images, self.resize).contiguous(memory_format=layout)
 
     def pool_features(self, x: torch.Tensor) -> torch.Tensor:
         """Preprocessed images (B, 3, 299, 299) -> 2048-d features after the final average pool."""

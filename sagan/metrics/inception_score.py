@@ -31,3 +31,12 @@ def inception_score(logits: np.ndarray | torch.Tensor, splits: int = 10) -> tupl
         kl = (p * (log_p - log_q)).sum(1).mean()
         scores.append(float(kl.exp()))
     return float(np.mean(scores)), float(np.std(scores))
+
+
+def logits_of(features: np.ndarray, inception: torch.nn.Module, chunk: int = 4096) -> np.ndarray:
+    """Bias-free logits (N, 1008) float32 of pool features (``features @ fc.weight.T``), on CPU in chunks."""
+    w = inception.fc.weight.detach().float().cpu()
+    if not len(features):
+        return np.empty((0, w.shape[0]), np.float32)
+    return np.concatenate([(torch.from_numpy(np.asarray(features[i : i + chunk], np.float32)) @ w.T).numpy()
+                           for i in range(0, len(features), chunk)])

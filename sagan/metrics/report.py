@@ -1,5 +1,10 @@
-"""Writing an evaluation: ``report.json``, a ``report.md`` table next to it, and a PNG histogram of the
-per-class FIDs drawn with PIL (no matplotlib dependency)."""
+"""Writing an evaluation: ``report.json``, a ``report.md`` table next to it, and a histogram of the
+per-class FIDs (``<stem>_per_class_fid.png``, drawn by :func:`sagan.plots.histogram`).
+
+The table's columns are the registry's metrics (:mod:`registry`) that the report holds, beside the
+SAGAN paper's numbers. Those came from TF code that resized like ``tf1``; a report made under another
+resize protocol says that the two are not directly comparable.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,17 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
-from ..io import atomic_write, write_text_atomic
+from ..io import write_text_atomic
+from ..plots import histogram
+from .registry import METRICS
 
-# SAGAN paper, Table 2 (ImageNet 128x128, 50k samples)
+# SAGAN paper, Table 2 (ImageNet 128x128, 50k samples), by registry name
 PAPER_NUMBERS = {
-    "SAGAN (paper)": {"inception_score": 52.52, "fid": 18.65, "intra_fid": 83.7},
-    "SNGAN-projection (paper)": {"inception_score": 36.8, "fid": 27.62, "intra_fid": 92.4},
+    "SAGAN (paper)": {"is": 52.52, "fid": 18.65, "intra_fid": 83.7},
+    "SNGAN-projection (paper)": {"is": 36.8, "fid": 27.62, "intra_fid": 92.4},
 }
+PAPER_RESIZE = "tf1"  # the paper's numbers came from TF code: TF1 bilinear resize, TF Inception
 
 
 def write_report(report: dict, out: str | os.PathLike) -> dict[str, Path]:
@@ -27,27 +34,46 @@ def write_report(report: dict, out: str | os.PathLike) -> dict[str, Path]:
     per_class = report.get("per_class_fid") or {}
     if per_class:
         paths["png"] = out.with_name(f"{out.stem}_per_class_fid.png")
-        histogram_png(np.array(list(per_class.values()), np.float64), paths["png"])
+        histogram(np.array(list(per_class.values()), np.float64), paths["png"], xlabel="per-class FID",
+                  title=f"intra-FID: per-class FID of {len(per_class)} classes")
     write_text_atomic(out, json.dumps(report, indent=2) + "\n")
     write_text_atomic(paths["md"], markdown(report, paths.get("png")))
     return paths
 
 
-def _fmt(v, digits: int = 2) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
+def _table(report: dict) -> list[str]:
+    """This run beside the paper: a column per metric the report holds or the paper gives."""
+    names = [n for n, m in METRICS.items()
+             if report.get(m.key) is not None or any(n in p for p in PAPER_NUMBERS.values())]
+    lines = ["| model | " + " | ".join(METRICS[n].header for n in names) + " |", "|---" * (len(names) + 1) + "|",
+             "| this run | " + " | ".join(METRICS[n].format(report) for n in names) + " |"]
+    for model, numbers in PAPER_NUMBERS.items():
+        cells = [METRICS[n].format({METRICS[n].key: numbers[n]}) if n in numbers else "—" for n in names]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _comparability(report: dict) -> str:
+    resize = report.get("resize")
+    if resize == PAPER_RESIZE:
+        return ("Paper numbers: SAGAN (Zhang et al. 2019) Table 2, from TF code with the same resize protocol "
+                f"({PAPER_RESIZE}) and 50k samples; this run used {report.get('num_samples')} samples.")
+    return (f"Paper numbers: SAGAN (Zhang et al. 2019) Table 2. **Not directly comparable**: they were computed "
+            f"with TF code that resizes like `{PAPER_RESIZE}`, this report with `{resize}` (rerun with "
+            f"`--resize {PAPER_RESIZE}` and a {PAPER_RESIZE} reference to compare).")
 
 
 def markdown(report: dict, png: Path | None = None) -> str:
-    is_ = report.get("inception_score") or {}
-    ours_is = f"{is_['mean']:.2f} ± {is_['std']:.2f}" if is_ else "—"
-    rows = [("this run", ours_is, _fmt(report.get("fid")), _fmt(report.get("intra_fid")))]
-    for name, p in PAPER_NUMBERS.items():
-        rows.append((name, _fmt(p["inception_score"]), _fmt(p["fid"]), _fmt(p["intra_fid"], 1)))
-    lines = ["# Evaluation report", "", "| model | IS ↑ | FID ↓ | intra-FID ↓ |", "|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    lines += ["", f"{report.get('num_samples')} generated samples. Paper numbers: SAGAN (Zhang et al. 2019) Table 2; "
-              "they were computed with TF Inception code and 50k samples, so compare with care.", ""]
-    lines += ["## Protocol", ""] + [f"- **{k}**: {_plain(v)}" for k, v in (report.get("protocol") or {}).items()]
+    lines = ["# Evaluation report", ""] + _table(report)
+    lines += ["", f"{report.get('num_samples')} generated samples; resize protocol `{report.get('resize')}`; "
+              f"generator BN statistics: {report.get('bn_stats')}.", "", _comparability(report), ""]
+    if report.get("fid_ci"):
+        low, high = report["fid_ci"]
+        lines += [f"FID 95% bootstrap interval: [{low:.2f}, {high:.2f}] (resampling the generated samples; "
+                  "resamples hold ~63% distinct images, which biases FID upwards, so read its width).", ""]
+    for note in report.get("notes") or []:
+        lines.append(f"- note: {note}")
+    lines += ["", "## Protocol", ""] + [f"- **{k}**: {_plain(v)}" for k, v in (report.get("protocol") or {}).items()]
     lines += ["", "## Provenance", ""] + [f"- **{k}**: {_plain(v)}" for k, v in (report.get("provenance") or {}).items()]
     per_class = report.get("per_class_fid") or {}
     if per_class:
@@ -68,40 +94,3 @@ def _plain(v) -> str:
     if isinstance(v, dict):
         return "; ".join(f"{k}: {_plain(x)}" for k, x in v.items())
     return str(v)
-
-
-def histogram_png(values: np.ndarray, path: Path, bins: int = 30, size: tuple[int, int] = (640, 400)) -> Path:
-    """A bar histogram of ``values`` with labelled axes, drawn with PIL."""
-    w, h = size
-    left, right, top, bottom = 60, 20, 30, 50
-    img = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    lo, hi = float(values.min()), float(values.max())
-    if hi <= lo:
-        hi = lo + 1.0
-    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
-    peak = max(int(counts.max()), 1)
-    pw, ph = w - left - right, h - top - bottom
-    for i, n in enumerate(counts):
-        x0 = left + pw * i / bins
-        x1 = left + pw * (i + 1) / bins
-        y0 = top + ph * (1 - n / peak)
-        if n:
-            draw.rectangle([x0 + 1, y0, x1 - 1, top + ph], fill=(70, 110, 180))
-    draw.line([left, top, left, top + ph, left + pw, top + ph], fill="black")
-    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):  # x ticks
-        x = left + pw * frac
-        draw.line([x, top + ph, x, top + ph + 4], fill="black")
-        label = f"{lo + (hi - lo) * frac:.1f}"
-        draw.text((x - 3 * len(label), top + ph + 6), label, fill="black", font=font)
-    for count in sorted({0, peak // 2, peak}):  # y ticks at whole counts
-        y = top + ph * (1 - count / peak)
-        label = str(count)
-        draw.line([left - 4, y, left, y], fill="black")
-        draw.text((left - 8 - 6 * len(label), y - 6), label, fill="black", font=font)
-    draw.text((left + pw / 2 - 40, h - 20), "per-class FID", fill="black", font=font)
-    draw.text((8, 8), f"classes ({len(values)}), mean {values.mean():.2f}", fill="black", font=font)
-    with atomic_write(path) as f:
-        img.save(f, format="PNG")
-    return path

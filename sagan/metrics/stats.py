@@ -7,13 +7,18 @@ Reference file (``evaluate.py stats``), an uncompressed ``.npz``:
     class_counts       int64 (C,)                       images per class (C = number of classes)
     class_offsets      int64 (C + 1,)                   rows of class c: class_offsets[c]:class_offsets[c+1]
     class_features     float32 or float16 (N, 2048)     raw features grouped by class (for intra-FID)
-    class_names        str (C,)
-    protocol           str                              JSON: resize mode, source, dtype
+    class_names        str (C,)                         class c's name (pairs generated and real classes)
+    protocol           str                              JSON: resize protocol, Inception weights sha256,
+                                                        source, resolution, dtype
 
 Per-class covariances are never formed: 1000 of 2048 x 2048 float64 would be 32 GB, and with ~1300 images
 per class they have rank < 2048 anyway. intra-FID works from the class's feature rows (see
 ``frechet.class_frechet_distance``). ``class_features`` is read through a memory map (the member is stored
-uncompressed), so a 10 GB ImageNet reference costs one class's rows of RAM at a time.
+uncompressed), so a 10 GB ImageNet reference costs one class's rows of RAM at a time; KID and
+precision/recall read their rows from the same memory map.
+
+A plain pytorch-fid ``mu``/``sigma`` file records no protocol: it is taken as ``pytorch-fid`` resize with
+unknown Inception weights (:attr:`RefStats.resize`).
 """
 
 from __future__ import annotations
@@ -24,13 +29,14 @@ import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from ..errors import UserError
 from ..io import atomic_write
 from .inception import FEATURE_DIM
+from .resize import RESIZE_MODES
 
 
 class FeatureStats:
@@ -114,7 +120,24 @@ class RefStats:
     class_offsets: np.ndarray | None = None
     class_names: list[str] | None = None
     protocol: dict = field(default_factory=dict)
+    recorded_protocol: bool = True  # False for a plain pytorch-fid mu/sigma file
     _class_features: np.ndarray | None = None  # memmap or array (N, d)
+
+    @property
+    def resize(self) -> str | None:
+        """The resize protocol of the reference's features: a name of :data:`RESIZE_MODES`, ``pytorch-fid``
+        for a plain pytorch-fid file (it records nothing), None when a file of ours lacks it."""
+        if not self.recorded_protocol:
+            return "pytorch-fid"
+        value = self.protocol.get("resize")
+        if value is None or value in RESIZE_MODES:
+            return value
+        # written before protocols had names: "pytorch-fid: uint8 -> [0,1] -> bilinear 299 ..."
+        return "pytorch-fid" if str(value).startswith("pytorch-fid") else str(value)
+
+    @property
+    def weights_sha256(self) -> str | None:
+        return self.protocol.get("weights_sha256")
 
     @property
     def dim(self) -> int:
@@ -126,6 +149,7 @@ class RefStats:
 
     @property
     def has_classes(self) -> bool:
+        """Whether the real feature rows are there (intra-FID, KID, precision/recall/density/coverage)."""
         return self._class_features is not None
 
     def class_count(self, c: int) -> int:
@@ -136,6 +160,41 @@ class RefStats:
         if not self.has_classes:
             raise UserError(f"reference {self.path} has no per-class features; rebuild it with `evaluate.py stats`")
         return np.array(self._class_features[self.class_offsets[c] : self.class_offsets[c + 1]])  # a copy, not a view
+
+    def features(self, rows: np.ndarray) -> np.ndarray:
+        """Real feature rows (indices into the class-grouped rows, any order) as float32, read from the
+        memory map in increasing order and returned in the order given."""
+        if not self.has_classes:
+            raise UserError(f"reference {self.path} has no feature rows (a pytorch-fid mu/sigma file?); "
+                            "rebuild it with `evaluate.py stats`")
+        rows = np.asarray(rows, np.int64)
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((len(rows), self.dim), np.float32)
+        out[order] = self._class_features[rows[order]]
+        return out
+
+    @property
+    def num_feature_rows(self) -> int:
+        return 0 if not self.has_classes else len(self._class_features)
+
+
+def row_reader(source: np.ndarray | RefStats) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
+    """(number of rows, ``rows -> float32 features``) of a feature array or of a reference's rows."""
+    if isinstance(source, RefStats):
+        return source.num_feature_rows, source.features
+    return len(source), lambda rows: np.asarray(source[rows], np.float32)
+
+
+ZIP_SLACK = 1 << 16  # zip headers and the small arrays (counts, offsets, protocol)
+NAME_BYTES = 4 * 64  # a class name stored as numpy unicode, generously
+
+
+def ref_file_bytes(num_rows: int, dim: int = FEATURE_DIM, features_dtype: str = "float32",
+                   num_classes: int = 1000) -> int:
+    """About the size of a reference ``.npz`` (a little over): mu and sigma in float64, ``num_rows``
+    feature rows in ``features_dtype`` and ``num_classes`` names."""
+    rows = num_rows * dim * np.dtype(features_dtype).itemsize
+    return (dim * dim + dim) * 8 + rows + num_classes * (NAME_BYTES + 16) + ZIP_SLACK
 
 
 def save_ref(path: str | os.PathLike, stats: FeatureStats, features: np.ndarray | None = None,
@@ -156,14 +215,19 @@ def save_ref(path: str | os.PathLike, stats: FeatureStats, features: np.ndarray 
         arrays["class_offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         names = list(class_names) if class_names is not None else [str(c) for c in range(len(counts))]
         arrays["class_names"] = np.array(names, dtype=str)
-    with atomic_write(path) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+    num_rows = int(arrays["class_offsets"][-1]) if class_index is not None else 0
+    names_bytes = arrays["class_names"].nbytes if class_index is not None else 0
+    size = ref_file_bytes(num_rows, stats.dim, features_dtype, num_classes=0) + names_bytes
+    # space reserved up front: a full disk fails before the first byte, not after gigabytes
+    with atomic_write(path, reserve=size) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED,
+                                                                  allowZip64=True) as zf:
         for key, arr in arrays.items():
             with zf.open(f"{key}.npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
         if class_index is not None:
             dtype = np.dtype(features_dtype)
             header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-                      "shape": (int(arrays["class_offsets"][-1]), stats.dim)}
+                      "shape": (num_rows, stats.dim)}
             with zf.open("class_features.npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array_header_2_0(f, header)
                 for rows in class_index:
@@ -214,7 +278,7 @@ def load_ref(path: str | os.PathLike, expected_dim: int = FEATURE_DIM) -> RefSta
     if mu.shape != (expected_dim,) or sigma.shape != (expected_dim, expected_dim):
         raise UserError(f"{p} holds {mu.shape[0] if mu.ndim == 1 else mu.shape}-d statistics (sigma {sigma.shape}), "
                         f"but Inception pool features are {expected_dim}-d; use stats of the 2048-d pool layer")
-    ref = RefStats(path=str(p), mu=mu, sigma=sigma)
+    ref = RefStats(path=str(p), mu=mu, sigma=sigma, recorded_protocol="protocol" in small)
     if "num_images" in small:
         ref.num_images = int(small["num_images"])
     if "protocol" in small:

@@ -24,6 +24,7 @@ import torch
 
 from ..errors import UserError
 from .inception import InceptionV3
+from .resize import DEFAULT_RESIZE, check_resize
 
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_SHA256_PREFIX = "6726825d"  # torch hub convention: the file name's hex suffix
@@ -86,13 +87,15 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def load_inception(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                   channels_last: bool = True) -> InceptionV3:
-    """The FID Inception network with the resolved weights, in eval mode on ``device``.
+                   channels_last: bool = True, resize: str = DEFAULT_RESIZE) -> InceptionV3:
+    """The FID Inception network with the resolved weights, in eval mode on ``device``, resizing its
+    inputs under the protocol ``resize`` (:mod:`sagan.metrics.resize`; default ``tf1``, the paper's).
 
-    The returned module carries ``weights_path`` and ``weights_sha256`` for provenance; a file whose
-    sha256 does not start with ``6726825d`` still loads (e.g. a test network) but triggers a warning,
-    because its FIDs are not comparable with published ones.
+    The returned module carries ``resize``, ``weights_path`` and ``weights_sha256`` for provenance; a
+    file whose sha256 does not start with ``6726825d`` still loads (e.g. a test network) but triggers a
+    warning, because its FIDs are not comparable with published ones.
     """
+    check_resize(resize)  # a typo fails before any download
     path = resolve_weights(weights)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -104,7 +107,7 @@ def load_inception(weights: str | os.PathLike | None = None, device: str | torch
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise UserError(f"Inception weights {path} hold a {type(state).__name__}, not a state dict; use {WEIGHTS_FILENAME}")
-    net = InceptionV3()
+    net = InceptionV3(resize)
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
@@ -117,6 +120,7 @@ def load_inception(weights: str | os.PathLike | None = None, device: str | torch
     net.weights_path = str(Path(path).resolve())
     net.weights_sha256 = sha
     net = net.to(device).eval()
+    net.channels_last = channels_last
     if channels_last:
         net = net.to(memory_format=torch.channels_last)  # faster convolutions on CPU (oneDNN) and GPU (cuDNN)
     return net

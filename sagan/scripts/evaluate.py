@@ -1,32 +1,45 @@
-"""``evaluate.py`` / ``sagan-evaluate``: reference statistics and IS / FID / intra-FID reports.
+"""``evaluate.py`` / ``sagan-evaluate``: reference statistics and metric reports.
 
 Commands (``main`` is the click group and the ``sagan-evaluate`` console script):
 
-- ``stats``: Inception statistics of a dataset (packed or class-per-folder) -> ``ref.npz``;
+- ``stats``: Inception statistics of a dataset (packed, class-per-folder, or ``demo``) -> ``ref.npz``;
 - ``metrics``: a ``samples.npz`` or a checkpoint against ``ref.npz`` -> ``report.json``, ``report.md``,
-  ``report_per_class_fid.png``.
+  ``report_per_class_fid.png``, and a line appended to ``metrics.jsonl`` beside them.
 
 Both run on one device or sharded under ``accelerate launch`` (features gathered, main process writes).
+Every output location, the free space and the reference's protocol are checked before the Inception
+work starts.
 """
 
 from __future__ import annotations
 
-import zipfile
+import time
 from pathlib import Path
 
 import click
 import numpy as np
 import torch
 
+from ..bn_stats import BN_MODES, bn_mode_description, prepare_generator
 from ..errors import UserError, report_user_errors
+from ..io import check_writable
 from ..metrics import evaluation as ev
-from ..sampling import class_balanced_labels
+from ..metrics.classes import pair_classes
+from ..metrics.history import append_record
+from ..metrics.registry import METRIC_NAMES, METRICS, MetricOptions, resolve_metrics, scalars
 from ..metrics.report import write_report
-from ..metrics.stats import _npz_member_memmap, load_ref
+from ..metrics.resize import DEFAULT_RESIZE, RESIZE_MODES, resize_description
+from ..metrics.samples import load_samples
+from ..metrics.stats import load_ref
 from ..metrics.weights import WEIGHTS_SHA256_PREFIX, load_inception
+from ..sampling import class_balanced_labels
 
 WEIGHTS_HELP = ("pytorch-fid's pt_inception-2015-12-05-6726825d.pth; default: $SAGAN_INCEPTION_WEIGHTS, "
                 "then the torch hub cache, then a download")
+RESIZE_HELP = ("How images become 299x299 Inception input: tf1 = the paper's TF code (and torch-fidelity, TTUR, "
+               "stylegan2-ada), pytorch-fid, or clean (clean-fid).")
+HISTORY_FILE = "metrics.jsonl"
+DEMO = "demo"
 
 
 def _accelerator(device: str | None):
@@ -53,99 +66,128 @@ def _say(acc, msg: str) -> None:
         click.echo(msg, err=True)
 
 
+def _check_out(out: str, what: str) -> Path:
+    """An output file's folder must be writable before any work (a read-only mount, a typo'd path); click
+    already refuses a folder as the file."""
+    out = Path(out)
+    check_writable(out.parent, f"the folder of {what}")
+    return out
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main():
-    """IS / FID / intra-FID with pytorch-fid's Inception (the 2015 TF graph).
+    """IS / FID / intra-FID / KID / precision-recall with pytorch-fid's Inception (the 2015 TF graph).
 
     \b
     Examples:
-      # reference statistics of the training set (packed by sagan-prepare, or a class-per-folder tree)
+      # reference statistics of the training set (packed by sagan-prepare, a class-per-folder tree, or the demo)
       python evaluate.py stats --data data/imagenet128 --out refs/imagenet128_train.npz
       python evaluate.py stats --data ~/ILSVRC/train --resolution 128 --out refs/imagenet128_train.npz
-      # metrics of a checkpoint's EMA generator (50k class-balanced samples, 50 per class)
-      python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint runs/00000-sagan/checkpoints/last.pt --out report.json
-      # metrics of saved samples (sample.py writes samples.npz)
-      python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --out report.json
+      python evaluate.py stats --data demo --out refs/demo.npz
+      # every metric of a checkpoint's EMA generator (50k class-balanced samples, 50 per class)
+      python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint runs/00000-sagan/checkpoints/last.pt --out runs/00000-sagan/eval/report.json
+      # some metrics of saved samples (sample.py writes samples.npz)
+      python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --metrics fid,is,kid --out eval/report.json
       # on 8 GPUs
-      accelerate launch --num_processes 8 evaluate.py metrics --ref ref.npz --checkpoint last.pt --out report.json
+      accelerate launch --num_processes 8 evaluate.py metrics --ref ref.npz --checkpoint last.pt --out eval/report.json
     """
 
 
+def _open_stats_dataset(data_path: str, resolution: int | None):
+    """(dataset, source description): ``demo`` is the built-in dataset with the demo preset's settings."""
+    from ..data import open_dataset
+
+    if data_path == DEMO:
+        from ..config import load_config
+
+        cfg = load_config(DEMO)  # the preset's resolution / classes / size / seed: a reference cannot drift
+        res = resolution or cfg.model.resolution
+        dataset = open_dataset(None, resolution=res, hflip=False, uint8=True, demo_size=cfg.data.demo_size,
+                               demo_classes=cfg.model.num_classes, seed=cfg.train.seed)
+        return dataset, (f"demo (built-in procedural dataset, preset {DEMO}: {res} px, {cfg.model.num_classes} "
+                         f"classes, {cfg.data.demo_size} images, seed {cfg.train.seed})")
+    try:
+        return open_dataset(data_path, resolution=resolution, hflip=False, uint8=True), str(data_path)
+    except UserError as e:
+        if resolution is None and "resolution" in str(e):
+            raise UserError(f"{e} (evaluate.py stats: pass --resolution, e.g. 128)") from None
+        raise
+
+
 @main.command()
-@click.option("--data", "data_path", required=True, help="Packed dataset folder or class-per-folder image tree.")
+@click.option("--data", "data_path", required=True,
+              help="Packed dataset folder, class-per-folder image tree, or 'demo' (the built-in dataset; a folder "
+                   "named demo is ./demo).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz (mu, sigma + per-class features).")
 @click.option("--resolution", type=int, default=None, help="Resize a folder tree to this size first (training resolution, e.g. 128).")
+@click.option("--resize", type=click.Choice(RESIZE_MODES), default=DEFAULT_RESIZE, show_default=True, help=RESIZE_HELP)
 @click.option("--inception-weights", default=None, help=WEIGHTS_HELP)
 @click.option("--batch-size", default=50, show_default=True, help="Images per Inception batch (per process).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: accelerate's choice).")
 @click.option("--num-workers", default=4, show_default=True, help="Data loading processes.")
 @click.option("--per-class/--no-per-class", default=True, show_default=True,
-              help="Store per-class features for intra-FID (N x 2048 x 4 bytes: 10 GB for ImageNet).")
+              help="Store the features for intra-FID, KID and precision/recall (N x 2048 x 4 bytes: 10 GB for ImageNet).")
 @click.option("--features-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="Storage of the per-class features (float16 halves the file, ~1e-3 relative rounding).")
 @report_user_errors
-def stats(data_path, out, resolution, inception_weights, batch_size, device, num_workers, per_class, features_dtype):
-    """Reference statistics of a dataset: pytorch-fid-compatible mu/sigma plus per-class data."""
-    from ..data import open_dataset
+def stats(data_path, out, resolution, resize, inception_weights, batch_size, device, num_workers, per_class,
+          features_dtype):
+    """Reference statistics of a dataset: pytorch-fid-compatible mu/sigma plus per-class features.
 
+    \b
+    Examples:
+      python evaluate.py stats --data data/imagenet128 --out refs/imagenet128_train.npz
+      python evaluate.py stats --data demo --out refs/demo.npz
+      python evaluate.py stats --data ~/ILSVRC/train --resolution 128 --resize clean --out refs/imagenet128_clean.npz
+    """
+    out = _check_out(out, "--out")
     acc, dev = _accelerator(device)
-    try:
-        dataset = open_dataset(data_path, resolution=resolution, hflip=False, uint8=True)
-    except UserError as e:
-        if resolution is None and "resolution" in str(e):
-            raise UserError(f"{e} (evaluate.py stats: pass --resolution, e.g. 128)") from None
-        raise
-    inception = load_inception(inception_weights, device=dev)
+    dataset, source = _open_stats_dataset(data_path, resolution)
+    ev.check_reference_space(out, len(dataset), per_class, features_dtype)  # before any Inception work
+    inception = load_inception(inception_weights, device=dev, resize=resize)
     path = ev.reference_stats(dataset, inception, out, batch_size, num_workers, acc, features_dtype, per_class,
-                              source=str(data_path))
-    _say(acc, f"wrote {path} ({len(dataset)} images, {getattr(dataset, 'num_classes', '?')} classes)")
+                              source=source)
+    _say(acc, f"wrote {path} ({len(dataset)} images, {getattr(dataset, 'num_classes', '?')} classes, resize {resize})")
 
 
-def load_samples(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``images`` uint8 (N, H, W, 3) (memory-mapped when stored uncompressed) and ``labels`` (N,)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"samples file {p} does not exist; write one with sample.py or pass --checkpoint")
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            missing = {"images", "labels"} - set(f.files)
-            if missing:
-                raise UserError(f"{p} has no {' or '.join(sorted(missing))} array; expected images uint8 (N,H,W,3) "
-                                "and labels (N,) as sample.py writes")
-            labels = np.asarray(f["labels"])
-            images = _npz_member_memmap(p, "images")
-            if images is None:
-                images = f["images"]
-    except UserError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        detail = " ".join(str(e).split())[:120]
-        if "allow_pickle" in detail or "Object arrays" in detail:
-            raise UserError(f"{p}: images is an object array (images of mixed sizes?); store one uint8 "
-                            "(N, H, W, 3) array of equal-sized RGB images") from None
-        raise UserError(f"cannot read samples {p}: corrupt or not an .npz ({detail})") from None
-    if images.dtype != np.uint8:
-        raise UserError(f"{p}: images are {images.dtype}, expected uint8 0..255 (quantise as a PNG would)")
-    if images.ndim == 3 or (images.ndim == 4 and images.shape[3] == 1):
-        raise UserError(f"{p}: images {images.shape} are grayscale; store RGB (N, H, W, 3)")
-    if images.ndim != 4 or images.shape[3] != 3:
-        raise UserError(f"{p}: images have shape {images.shape}, expected RGB (N, H, W, 3)")
-    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
-        raise UserError(f"{p}: labels {labels.dtype} {labels.shape} must be integers, one per image ({len(images)})")
-    return images, labels.astype(np.int64)
+def _metric_names(spec: str | None, intra_fid: bool, ref, num_samples: int, acc) -> tuple[tuple, dict]:
+    """(metrics to compute, {skipped: why}), with one-line errors before any work: ``--metrics`` or every
+    metric the inputs allow; ``--no-intra-fid`` drops intra-FID."""
+    names, skipped = resolve_metrics(spec, ref, num_samples, has_labels=True)
+    if not intra_fid:
+        names = tuple(n for n in names if n != "intra_fid")
+        skipped.pop("intra_fid", None)
+    if not names:
+        raise UserError("no metric left to compute (--metrics intra_fid with --no-intra-fid?)")
+    if "intra_fid" in skipped:
+        _say(acc, f"warning: skipping intra-FID: {skipped['intra_fid']}")
+    return names, skipped
 
 
 @main.command()
 @click.option("--ref", "ref_path", required=True, help="Reference stats from `evaluate.py stats` (or pytorch-fid's .npz: FID/IS only).")
-@click.option("--samples", default=None, help="samples.npz: images uint8 (N,H,W,3), labels (N,).")
+@click.option("--samples", default=None, help="samples.npz: images uint8 (N,H,W,3), labels (N,) [, class_names, bn_stats].")
 @click.option("--checkpoint", default=None, help="Checkpoint (.pt or run dir) to sample from.")
 @click.option("--num-samples", default=50000, show_default=True, help="With --checkpoint: class-balanced samples.")
 @click.option("--seed", default=0, show_default=True, help="With --checkpoint: latent seed.")
 @click.option("--truncation", type=float, default=None, help="With --checkpoint: truncate z to [-T, T].")
 @click.option("--ema/--no-ema", default=True, show_default=True, help="With --checkpoint: use the EMA generator.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="report.json (report.md and the PNG go next to it).")
+@click.option("--bn-stats", type=click.Choice(BN_MODES), default=None,
+              help="With --checkpoint: G's BN statistics: running (default), batch, or standing (BigGAN).")
+@click.option("--standing-batches", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Batches that --bn-stats standing accumulates.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="report.json (report.md, the PNG and metrics.jsonl go next to it).")
+@click.option("--metrics", "metric_spec", default=None,
+              help=f"Comma-separated, from {','.join(METRIC_NAMES)} (default: all that the inputs allow).")
+@click.option("--resize", type=click.Choice(RESIZE_MODES), default=DEFAULT_RESIZE, show_default=True, help=RESIZE_HELP)
 @click.option("--inception-weights", default=None, help=WEIGHTS_HELP)
 @click.option("--splits", default=10, show_default=True, help="Inception Score splits.")
+@click.option("--kid-subsets", default=100, show_default=True, help="KID: number of random subsets.")
+@click.option("--kid-subset-size", default=1000, show_default=True, help="KID: samples per subset (clipped to the smaller side).")
+@click.option("--prdc-samples", default=10000, show_default=True,
+              help="Precision/recall/density/coverage: real and generated features used (random subset).")
+@click.option("--fid-bootstrap", default=0, show_default=True, help="FID 95% interval from N bootstrap resamples (0: none).")
 @click.option("--intra-fid/--no-intra-fid", default=True, show_default=True)
 @click.option("--intra-fid-protocol", type=click.Choice(["mission", "projection"]), default="mission", show_default=True,
               help="mission: the class-balanced samples themselves (50 per class for 50k); projection: "
@@ -154,104 +196,139 @@ def load_samples(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 @click.option("--batch-size", default=50, show_default=True, help="Images per batch (per process).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: accelerate's choice).")
 @report_user_errors
-def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, out, inception_weights, splits,
+def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, bn_stats, standing_batches, out,
+            metric_spec, resize, inception_weights, splits, kid_subsets, kid_subset_size, prdc_samples, fid_bootstrap,
             intra_fid, intra_fid_protocol, per_class_samples, batch_size, device):
-    """IS, FID and intra-FID of samples or a checkpoint against reference statistics."""
+    """Metrics of samples or a checkpoint against reference statistics (every metric the inputs allow by default).
+
+    \b
+    Examples:
+      python evaluate.py metrics --ref refs/demo.npz --checkpoint runs/00000-demo --num-samples 5000 --out runs/00000-demo/eval/report.json
+      python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --metrics fid,is,kid --out eval/report.json
+      python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint last.pt --bn-stats standing --fid-bootstrap 100 --out eval/report.json
+    """
     if (samples is None) == (checkpoint is None):
         raise UserError("pass exactly one of --samples FILE or --checkpoint CKPT")
-    if intra_fid and intra_fid_protocol == "projection" and checkpoint is None:
+    projection = intra_fid and intra_fid_protocol == "projection"
+    if projection and checkpoint is None:
         raise UserError("--intra-fid-protocol projection generates images per class and needs --checkpoint")
+    if bn_stats is not None and checkpoint is None:
+        raise UserError("--bn-stats applies to --checkpoint; a samples file records the mode it was drawn with")
     if num_samples < splits and checkpoint is not None:
         raise UserError(f"--num-samples {num_samples} cannot be cut into {splits} Inception Score splits; use more")
+    out = _check_out(out, "--out")
     acc, dev = _accelerator(device)
     ref = load_ref(ref_path)
-    if intra_fid and not ref.has_classes:
-        _say(acc, f"warning: {ref_path} has no per-class features (pytorch-fid stats?): skipping intra-FID")
-        intra_fid = False
+    ev.check_reference_protocol(ref, resize)  # a mismatched reference fails now, not after the Inception work
     provenance = {"ref": str(Path(ref_path).resolve()), "ref_num_images": ref.num_images}
-    G = None
-    if samples is not None:
-        images, labels = load_samples(samples)
-        ev.check_labels(labels, ref, str(samples))
-        if intra_fid:
-            ev.check_intra_fid_inputs(labels, ref)
-        if len(images) < splits:
-            raise UserError(f"{samples} holds {len(images)} images, fewer than the {splits} Inception Score splits; "
-                            "use more samples or --splits")
-        provenance["samples"] = str(Path(samples).resolve())
-    else:
-        from ..checkpoint import load_generator
-
-        G, _, ckpt = load_generator(checkpoint, ema=ema, device=dev)
-        if ref.has_classes and G.num_classes > ref.num_classes:
-            raise UserError(f"checkpoint {checkpoint} has {G.num_classes} classes but the reference {ref_path} only "
-                            f"{ref.num_classes}; use the reference of the training dataset")
-        if intra_fid and intra_fid_protocol == "mission":
-            ev.check_intra_fid_inputs(np.asarray(class_balanced_labels(num_samples, range(G.num_classes))), ref)
-        provenance.update(checkpoint=ckpt["path"], step=int(ckpt["step"]), used_ema=bool(ckpt["used_ema"]),
-                          seed=seed, truncation=truncation)
-    inception = load_inception(inception_weights, device=dev)
+    src = _open_source(samples, checkpoint, num_samples, splits, ema, bn_stats, seed, truncation, dev, provenance)
+    G, source, where, names, n, bn_mode = src
+    pairing = pair_classes(names, ref, where)
+    labels = pairing.map(source.labels if G is None else class_balanced_labels(n, range(G.num_classes)).numpy())
+    ev.check_labels(labels, ref, where)
+    names_run, skipped = _metric_names(metric_spec, intra_fid, ref, n, acc)
+    run_intra = "intra_fid" in names_run
+    if projection:  # computed per class below, not from the class-balanced samples
+        names_run = tuple(m for m in names_run if m != "intra_fid")
+    elif run_intra:
+        ev.check_intra_fid_inputs(labels, ref)
+    inception = load_inception(inception_weights, device=dev, resize=resize)
     ev.check_same_inception(ref, inception)
     provenance.update(inception_weights=inception.weights_path, weights_sha256=inception.weights_sha256,
                       official_weights=inception.weights_sha256.startswith(WEIGHTS_SHA256_PREFIX))
-
-    if G is None:
-        got = ev.sample_features(images, labels, inception, batch_size, acc)
-    else:
+    if G is not None:
+        if bn_mode == "standing":
+            _say(acc, f"accumulating standing BN statistics over {standing_batches} batches")
+        prepare_generator(G, bn_mode, standing_batches=standing_batches, seed=seed, device=dev, truncation=truncation)
         got = ev.generator_features(G, num_samples, inception, batch_size, seed, truncation=truncation, accelerator=acc)
-    mission_intra = intra_fid and intra_fid_protocol == "mission"
-    result = None
+    else:
+        got = ev.sample_features(source.images, source.labels, inception, batch_size, acc)
+    options = MetricOptions(splits=splits, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                            prdc_samples=prdc_samples, fid_bootstrap=fid_bootstrap, seed=seed, device=dev)
+    result, metric_protocol = None, {}
     if acc.is_main_process:
-        feats, labs = got
-        result = ev.compute_metrics(feats, labs, ref, inception, splits, intra=mission_intra)
-        del feats
-    if intra_fid and intra_fid_protocol == "projection":
-        proj = ev.projection_intra_fid(G, ref, inception, per_class_samples, batch_size, seed, truncation, acc)
+        result = ev.compute_metrics(got[0], pairing.map(got[1]), ref, inception, metrics=names_run, options=options,
+                                    protocol=metric_protocol)
+    if run_intra and projection:
+        proj = ev.projection_intra_fid(G, ref, inception, per_class_samples, batch_size, seed, truncation, acc,
+                                       to_ref=pairing.to_ref)
         if acc.is_main_process:
             result["intra_fid"], per_class = proj
             result["per_class_fid"] = {str(c): v for c, v in per_class.items()}
     if not acc.is_main_process:
         return
-    protocol = _intra_protocol(intra_fid, intra_fid_protocol, per_class_samples, labs, seed)
-    report = _assemble_report(result, ref, provenance, splits, protocol, generated=G is not None)
+    bn_line = (bn_mode_description(bn_mode, standing_batches) if G is not None else
+               f"as drawn by sample.py: {bn_mode}" if bn_mode else "unknown (the samples file does not record it)")
+    protocol = {"resize": resize_description(resize), "bn_stats": bn_line, "class_pairing": pairing.description,
+                **_intra_protocol(run_intra, intra_fid_protocol, per_class_samples, labels, seed), **metric_protocol}
+    report = _assemble_report(result, ref, provenance, splits, protocol, G is not None, resize,
+                              bn_mode or "unknown", skipped)
     paths = write_report(report, out)
-    is_ = report["inception_score"]
-    intra = "" if report["intra_fid"] is None else f"  intra-FID {report['intra_fid']:.2f}"
-    click.echo(f"FID {report['fid']:.2f}  IS {is_['mean']:.2f} ± {is_['std']:.2f}{intra}  ({report['num_samples']} samples)")
-    click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)
+    history = append_record(out.parent / HISTORY_FILE, _history_record(report, out))
+    shown = "  ".join(f"{METRICS[k].label} {METRICS[k].format(report)}" for k in scalars(report))
+    click.echo(f"{shown}  ({report['num_samples']} samples, resize {resize})")
+    click.echo("wrote " + ", ".join(str(p) for p in paths.values()) + f"; appended to {history}", err=True)
 
 
-def _intra_protocol(enabled: bool, name: str, per_class_samples: int, labels: np.ndarray, seed: int):
+def _open_source(samples, checkpoint, num_samples, splits, ema, bn_stats, seed, truncation, dev, provenance):
+    """(G or None, SampleSet or None, where, class names, number of samples, BN mode) of --samples or
+    --checkpoint; adds to ``provenance``."""
+    if samples is not None:
+        source = load_samples(samples)
+        if len(source.images) < splits:
+            raise UserError(f"{samples} holds {len(source.images)} images, fewer than the {splits} Inception Score "
+                            "splits; use more samples or --splits")
+        provenance["samples"] = str(Path(samples).resolve())
+        return None, source, str(samples), source.class_names, len(source.images), source.bn_stats
+    from ..checkpoint import load_generator
+
+    G, _, ckpt = load_generator(checkpoint, ema=ema, device=dev)
+    provenance.update(checkpoint=ckpt["path"], step=int(ckpt["step"]), used_ema=bool(ckpt["used_ema"]),
+                      seed=seed, truncation=truncation)
+    return G, None, f"checkpoint {checkpoint}", ckpt.get("class_names"), num_samples, bn_stats or "running"
+
+
+def _intra_protocol(enabled: bool, name: str, per_class_samples: int, labels: np.ndarray, seed: int) -> dict:
     if not enabled:
-        return "not computed"
+        return {"intra_fid": "not computed"}
     if name == "projection":
         generated = f"{per_class_samples} generated per class (class c from seed {seed} + 1 + c)"
     else:
         counts = np.bincount(labels)
         generated = f"the {len(labels)} class-balanced samples ({counts[counts > 0].min()}-{counts.max()} per class)"
-    return {"name": name, "generated": generated, "real": "all reference images of the class"}
+    return {"intra_fid": {"name": name, "generated": generated, "real": "all reference images of the class"}}
 
 
-def _assemble_report(result: dict, ref, provenance: dict, splits: int, intra_protocol, generated: bool) -> dict:
+def _assemble_report(result: dict, ref, provenance: dict, splits: int, protocol: dict, generated: bool,
+                     resize: str, bn_stats: str, skipped: dict) -> dict:
     per_class = result.get("per_class_fid", {})
-    return {
-        "fid": result["fid"],
-        "inception_score": result["inception_score"],
-        "intra_fid": result.get("intra_fid"),
-        "per_class_fid": per_class,
-        "num_samples": result["num_samples"],
-        "class_names": {c: ref.class_names[int(c)] for c in per_class} if ref.class_names else {},
-        "protocol": {
-            "resize": ev.RESIZE_MODE,
-            "quantisation": "generated images rounded to uint8 as PNG saving does" if generated else "as stored (uint8)",
-            "features": "2048-d pool3 of pytorch-fid's Inception (2015 TF graph)",
-            "covariance": "unbiased (N-1), float64",
-            "is_splits": splits,
-            "is_logits": "bias-free 1008-way (improved-GAN / torch-fidelity), contiguous splits, population std",
-            "intra_fid": intra_protocol,
-        },
-        "provenance": provenance,
+    report = {"fid": result.get("fid"), "inception_score": result.get("inception_score"),
+              "intra_fid": result.get("intra_fid"), "per_class_fid": per_class, "num_samples": result["num_samples"]}
+    report.update({k: v for k, v in result.items() if k not in report})  # kid, precision, ..., fid_ci
+    report.update(resize=resize, bn_stats=bn_stats, metrics=list(scalars(result)),
+                  notes=[f"{name} not computed: {why}" for name, why in skipped.items()],
+                  class_names={c: ref.class_names[int(c)] for c in per_class} if ref.class_names else {})
+    report["protocol"] = {
+        **protocol,
+        "quantisation": "generated images rounded to uint8 as PNG saving does" if generated else "as stored (uint8)",
+        "features": "2048-d pool3 of pytorch-fid's Inception (2015 TF graph)",
+        "covariance": "unbiased (N-1), float64",
+        "is_splits": splits,
+        "is_logits": "bias-free 1008-way (improved-GAN / torch-fidelity), contiguous splits, population std",
     }
+    report["provenance"] = provenance
+    return report
+
+
+def _history_record(report: dict, out: Path) -> dict:
+    """The ``metrics.jsonl`` line: values, protocol, BN mode, step, weights, reference, sample count, time."""
+    prov = report["provenance"]
+    return {"time": time.time(), "step": prov.get("step"), "values": scalars(report),
+            "fid_ci": report.get("fid_ci"),
+            "protocol": {"resize": report["resize"], "bn_stats": report["bn_stats"],
+                         "num_samples": report["num_samples"], "reference": prov["ref"],
+                         "weights_sha256": prov.get("weights_sha256")},
+            "source": prov.get("checkpoint") or prov.get("samples"), "report": str(out.resolve())}
 
 
 if __name__ == "__main__":
