@@ -103,13 +103,13 @@ class Trainer:
         self.class_names = list(self.dataset.class_names)
         self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress)
         self.say = self.monitor.say
+        self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
 
         self._build(ckpt)
         self.recent = RecentSteps(self.device)
         self.watch = RunWatch(cfg, self.outdir, acc, self.monitor, inception_weights,
                               (ckpt.get("meta") or {}).get("watch") if ckpt else None, self.class_names,
                               resumed_step=self.step if ckpt else None)
-        self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
         if ckpt is not None:
             self._startup_notes += self._resume_notes(ckpt)
         if t.mixed_precision == "fp16":
@@ -135,7 +135,7 @@ class Trainer:
         G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
         if t.sync_bn and self.world > 1:
             if self.device.type == "cpu":
-                self._sync_bn_note = "warning: train.sync_bn needs GPUs (SyncBatchNorm has no CPU kernel); ignored"
+                self._startup_notes.append("warning: train.sync_bn needs GPUs (SyncBatchNorm has no CPU kernel); ignored")
             else:
                 G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(G)
         fmt = torch.channels_last if t.channels_last else torch.preserve_format
@@ -241,7 +241,7 @@ class Trainer:
 
     def _announce(self) -> None:
         t, m = self.cfg.train, self.cfg.model
-        for note in self._startup_notes + ([self._sync_bn_note] if hasattr(self, "_sync_bn_note") else []):
+        for note in self._startup_notes:
             self.say(note)
         self.say(f"training {self.cfg.name}: {len(self.dataset)} images, {m.num_classes} classes, {m.resolution}px, "
                  f"global batch {t.batch_size} = {self.data.sampler.per_process} x {self.world} process(es) x "

@@ -302,3 +302,18 @@ def test_class_folders_with_undecodable_names_train_and_log(tmp_path):
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "caf\\xff" in log
     assert load_checkpoint(tmp_path / "run")["class_names"][0] in (os.fsdecode(b"caf\xff"), "caf\\xff")
+
+
+def test_a_loose_checkpoint_resumes_into_a_new_run_directory(run2, tmp_path, monkeypatch):
+    """A checkpoint outside a run's checkpoints/ folder (e.g. converted from released weights) starts a new
+    runs/NNNNN-<name> folder instead of writing next to the file."""
+    import shutil
+
+    loose = tmp_path / "downloads" / "weights.pt"
+    loose.parent.mkdir()
+    shutil.copy(run2 / "checkpoints" / "last.pt", loose)
+    monkeypatch.chdir(tmp_path)
+    result = cli("--resume", str(loose), "--max-steps", "3", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(tmp_path / "runs" / "00000-demo")["step"] == 3
+    assert sorted(p.name for p in loose.parent.iterdir()) == ["weights.pt"]
