@@ -299,6 +299,29 @@ def training_payload(*, step: int, cfg: Config, G, D, ema, opt_G, opt_D, rng: di
     }
 
 
+def restore_training_state(ckpt: dict, gan, rank: int = 0) -> None:
+    """Load a training checkpoint into a :class:`sagan.gan_step.GANStep` (weights, EMA, optimiser states)
+    and this process's RNG states; ``None`` optimiser states (a converted checkpoint) leave fresh ones."""
+    where = ckpt["path"]
+    load_state(gan.G_raw, ckpt["G"], f"G of {where}")
+    load_state(gan.D_raw, ckpt["D"], f"D of {where}")
+    if gan.ema is not None:
+        if ckpt["G_ema"] is not None:
+            load_state(gan.ema.ema, ckpt["G_ema"], f"G_ema of {where}")
+        else:
+            gan.ema.update(0)  # no EMA in the checkpoint: start from G
+    for opt, key in ((gan.opt_G, "opt_G"), (gan.opt_D, "opt_D")):
+        if ckpt[key] is None:
+            continue
+        try:
+            opt.load_state_dict(ckpt[key])
+        except (ValueError, KeyError, RuntimeError, TypeError) as e:
+            raise CheckpointError(f"{key} of {where} does not fit the networks ({_short(e, 160)})") from None
+    if ckpt["rng"] is not None:
+        per = ckpt["rng"].get("per_process") or []
+        set_rng_state(per[rank] if rank < len(per) else ckpt["rng"], f"checkpoint {where}")
+
+
 def step_files(ckpt_dir: Path) -> dict[int, Path]:
     """``{step: path}`` of the ``step_NNNNNNN.pt`` files in ``ckpt_dir``."""
     out = {}

@@ -32,8 +32,8 @@ from typing import Collection
 import torch
 
 from .checkpoint import (CHECKPOINT_DIR, LAST, check_training_state, checkpoint_config, drop_abandoned_branch,
-                         load_checkpoint, load_state, rng_state, set_rng_state, training_payload,
-                         write_best, write_training_checkpoint)
+                         load_checkpoint, restore_training_state, rng_state, training_payload, write_best,
+                         write_training_checkpoint)
 from .config import Config
 from .data.stream import DataStream, EpochBatchSampler, open_training_data
 from .errors import CheckpointError, UserError
@@ -154,25 +154,8 @@ class Trainer:
         self.data = DataStream(self.dataset, sampler, t.num_workers, self.device.type == "cuda", epoch, index)
 
     def _restore(self, ckpt: dict) -> None:
-        where, gan = ckpt["path"], self.gan
-        load_state(gan.G_raw, ckpt["G"], f"G of {where}")
-        load_state(gan.D_raw, ckpt["D"], f"D of {where}")
-        if gan.ema is not None:
-            if ckpt["G_ema"] is not None:
-                load_state(gan.ema.ema, ckpt["G_ema"], f"G_ema of {where}")
-            else:
-                gan.ema.update(0)  # no EMA in the checkpoint: start from G
-        for opt, key in ((gan.opt_G, "opt_G"), (gan.opt_D, "opt_D")):
-            if ckpt[key] is None:
-                continue  # a converted checkpoint: fresh optimiser
-            try:
-                opt.load_state_dict(ckpt[key])
-            except (ValueError, KeyError, RuntimeError, TypeError) as e:
-                raise CheckpointError(f"{key} of {where} does not fit the networks ({' '.join(str(e).split())[:160]})") from None
-        self.hparam_changes = gan.apply_hyperparameters()
-        if ckpt["rng"] is not None:
-            per = ckpt["rng"].get("per_process") or []
-            set_rng_state(per[self.rank] if self.rank < len(per) else ckpt["rng"], f"checkpoint {where}")
+        restore_training_state(ckpt, self.gan, self.rank)
+        self.hparam_changes = self.gan.apply_hyperparameters()
         self.step = ckpt["step"]
         self.images_seen = int((ckpt.get("meta") or {}).get("images_seen", 0))
 
