@@ -204,7 +204,8 @@ def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_las
         ours = row.get("ours") or {}
         if ours.get("flops_per_step"):
             tflops = ours["flops_per_step"] / ours["sec_per_step"] / 1e12
-            row["images_per_s"] = batch / ours["sec_per_step"]
+            d_steps = load_config(preset).train.d_steps  # each D step takes a batch of real images
+            row["images_per_s"] = batch * d_steps / ours["sec_per_step"]
             row["achieved_tflops"] = tflops
             mfu = f", MFU {tflops / peak_tflops:.1%} of {peak_tflops:g}" if peak_tflops else ""
             click.echo(f"{preset:>12s}      ours: {ours['flops_per_step'] / 1e9:.1f} GFLOP/step, {tflops:.3f} TFLOP/s, "

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .config import Config
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, one_line
 from .io import atomic_write, link_atomic
 
 FORMAT = "sagan-checkpoint"
@@ -110,12 +110,7 @@ def verify_zip(p: Path) -> None:
                     while f.read(1 << 22):
                         pass
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {p} is corrupt ({_short(e)}); {_fallback_hint(p)}") from None
-
-
-def _short(e: BaseException, n: int = 120) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= n else text[: n - 3].rsplit(" ", 1)[0] + " ..."
+        raise CheckpointError(f"checkpoint {p} is corrupt ({one_line(e)}); {_fallback_hint(p)}") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", verify: bool = True) -> dict[str, Any]:
@@ -126,10 +121,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     p = resolve_checkpoint(path)
     if verify and zipfile.is_zipfile(p):
         verify_zip(p)
-    try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    try:  # unverified reads (a status, a step) map the file instead of reading every weight
+        ckpt = torch.load(p, map_location=map_location, weights_only=True, mmap=not verify and zipfile.is_zipfile(p))
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read checkpoint {p}: corrupt, truncated or not a torch file ({_short(e)}); "
+        raise CheckpointError(f"cannot read checkpoint {p}: corrupt, truncated or not a torch file ({one_line(e)}); "
                               f"{_fallback_hint(p)}") from None
     except Exception as e:  # pickle errors under weights_only have many types
         raise CheckpointError(f"cannot read checkpoint {p}: not a torch checkpoint file ({type(e).__name__}); "
@@ -151,7 +146,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
 
 def _malformed(p: Path, field: str, value: Any, expected: str) -> CheckpointError:
     shown = repr(value) if not isinstance(value, dict) else f"a dict with keys {sorted(map(str, value))[:6]}"
-    return CheckpointError(f"checkpoint {p}: field {field} is malformed ({_short(Exception(shown), 60)}; expected "
+    return CheckpointError(f"checkpoint {p}: field {field} is malformed ({one_line(Exception(shown), 60)}; expected "
                            f"{expected}); {_fallback_hint(p)}")
 
 
@@ -251,8 +246,7 @@ def load_state(module: torch.nn.Module, state: dict[str, Any], what: str) -> Non
     try:
         module.load_state_dict(state)
     except RuntimeError as e:
-        detail = " ".join(str(e).split())[:200]
-        raise CheckpointError(f"{what} does not fit the network built from its config ({detail})") from None
+        raise CheckpointError(f"{what} does not fit the network built from its config ({one_line(e, 200)})") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,7 +274,7 @@ def set_rng_state(state: dict[str, Any], where: str = "checkpoint") -> None:
         name, keys, pos, has_gauss, cached = state["numpy"]
         np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{where}: the stored RNG states cannot be restored ({_short(e, 80)}); the file is "
+        raise CheckpointError(f"{where}: the stored RNG states cannot be restored ({one_line(e, 80)}); the file is "
                               "damaged or not written by train.py") from None
 
 
@@ -299,9 +293,9 @@ def training_payload(*, step: int, cfg: Config, G, D, ema, opt_G, opt_D, rng: di
     }
 
 
-def restore_training_state(ckpt: dict, gan, rank: int = 0) -> None:
-    """Load a training checkpoint into a :class:`sagan.gan_step.GANStep` (weights, EMA, optimiser states)
-    and this process's RNG states; ``None`` optimiser states (a converted checkpoint) leave fresh ones."""
+def restore_training_state(ckpt: dict, gan) -> None:
+    """Load a training checkpoint into a :class:`sagan.gan_step.GANStep` (weights, EMA, optimiser states);
+    ``None`` optimiser states (a converted checkpoint) leave fresh ones, no EMA starts the EMA from G."""
     where = ckpt["path"]
     load_state(gan.G_raw, ckpt["G"], f"G of {where}")
     load_state(gan.D_raw, ckpt["D"], f"D of {where}")
@@ -309,17 +303,21 @@ def restore_training_state(ckpt: dict, gan, rank: int = 0) -> None:
         if ckpt["G_ema"] is not None:
             load_state(gan.ema.ema, ckpt["G_ema"], f"G_ema of {where}")
         else:
-            gan.ema.update(0)  # no EMA in the checkpoint: start from G
+            gan.ema.ema.load_state_dict(gan.G_raw.state_dict())
     for opt, key in ((gan.opt_G, "opt_G"), (gan.opt_D, "opt_D")):
         if ckpt[key] is None:
             continue
         try:
             opt.load_state_dict(ckpt[key])
         except (ValueError, KeyError, RuntimeError, TypeError) as e:
-            raise CheckpointError(f"{key} of {where} does not fit the networks ({_short(e, 160)})") from None
+            raise CheckpointError(f"{key} of {where} does not fit the networks ({one_line(e, 160)})") from None
+
+
+def restore_rng(ckpt: dict, rank: int = 0) -> None:
+    """This process's global RNG states from a checkpoint (nothing when it has none)."""
     if ckpt["rng"] is not None:
         per = ckpt["rng"].get("per_process") or []
-        set_rng_state(per[rank] if rank < len(per) else ckpt["rng"], f"checkpoint {where}")
+        set_rng_state(per[rank] if rank < len(per) else ckpt["rng"], f"checkpoint {ckpt['path']}")
 
 
 def step_files(ckpt_dir: Path) -> dict[int, Path]:
@@ -340,26 +338,37 @@ def prune_checkpoints(ckpt_dir: Path, keep: int) -> None:
         p.unlink(missing_ok=True)
 
 
-def drop_abandoned_branch(ckpt_dir: Path, resumed_step: int) -> list[str]:
-    """After a resume from ``resumed_step``, remove the step files newer than it (a branch the run has
-    left: they would be mistaken for the current run), and rename a ``best.pt`` from that branch to
-    ``abandoned_best_step_N.pt`` rather than deleting a possibly good model. Returns what was done."""
+def drop_abandoned_branch(ckpt_dir: Path, resumed_step: int, resumed_path: Path | None = None) -> list[str]:
+    """After a resume from ``resumed_step`` (``resumed_path``), remove the step files newer than it (a branch
+    the run has left: they would be mistaken for the current run), point ``last.pt`` at the resumed file
+    if it was on that branch, and rename a ``best.pt`` from that branch to ``abandoned_best_step_N.pt``
+    rather than delete a possibly good model. Returns what was done."""
     done = []
     for step, p in sorted(step_files(ckpt_dir).items()):
         if step > resumed_step:
             p.unlink(missing_ok=True)
             done.append(f"removed {p.name}")
+    last = ckpt_dir / LAST
+    if resumed_path is not None and last.is_file() and not last.samefile(resumed_path):
+        if (_stored_step(last) or 0) > resumed_step:
+            link_atomic(resumed_path, last)
+            done.append(f"last.pt now points at step {resumed_step}")
     best = ckpt_dir / BEST
-    if best.is_file():
-        try:
-            best_step = torch.load(best, map_location="cpu", weights_only=True)["step"]
-        except Exception:  # noqa: BLE001  (an unreadable best.pt is not ours to judge here)
-            best_step = None
-        if isinstance(best_step, int) and best_step > resumed_step:
-            target = ckpt_dir / f"abandoned_best_{step_file_name(best_step)}"
-            best.replace(target)
-            done.append(f"renamed best.pt (step {best_step}) to {target.name}")
+    best_step = _stored_step(best) if best.is_file() else None
+    if best_step is not None and best_step > resumed_step:
+        target = ckpt_dir / f"abandoned_best_{step_file_name(best_step)}"
+        best.replace(target)
+        done.append(f"renamed best.pt (step {best_step}) to {target.name}")
     return done
+
+
+def _stored_step(path: Path) -> int | None:
+    """The ``step`` of a checkpoint, read through a memory map (not a GB of weights); None if unreadable."""
+    try:
+        step = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"]
+    except Exception:  # noqa: BLE001  (an unreadable file is not ours to judge here)
+        return None
+    return step if isinstance(step, int) else None
 
 
 def write_training_checkpoint(ckpt_dir: Path, step: int, payload: dict, keep: int) -> Path:
@@ -370,12 +379,12 @@ def write_training_checkpoint(ckpt_dir: Path, step: int, payload: dict, keep: in
     return path
 
 
-def write_best(ckpt_dir: Path, step: int, payload_fn) -> Path:
-    """``best.pt``: a link to this step's file when there is one (no second write), else a new file."""
+def write_best(ckpt_dir: Path, step: int, payload: dict | None) -> Path:
+    """``best.pt``: a link to this step's file when there is one (no second write), else ``payload``."""
     step_path = ckpt_dir / step_file_name(step)
     best = ckpt_dir / BEST
     if step_path.is_file():
         link_atomic(step_path, best)
     else:
-        save_checkpoint(best, payload_fn())
+        save_checkpoint(best, payload)
     return best

@@ -433,6 +433,8 @@ def validate(cfg: Config, where: str = "config") -> None:
     unknown = [m for m in t.eval_metrics if m not in METRIC_NAMES]
     if unknown or not t.eval_metrics:
         bad(f"train.eval_metrics must be a non-empty list of {', '.join(METRIC_NAMES)}; got {list(t.eval_metrics)}")
+    if "is" in t.eval_metrics and t.fid_num_samples < 10:
+        bad(f"train.fid_num_samples={t.fid_num_samples} cannot be cut into the Inception Score's 10 splits; use >= 10")
     if t.collapse_margin < 0 or t.collapse_logit_gap < 0 or t.collapse_patience < 1:
         bad("train.collapse_margin and collapse_logit_gap must be >= 0 and train.collapse_patience >= 1")
     for k in ("ema_start", "fid_every", "num_workers", "seed"):

@@ -26,6 +26,13 @@ class CheckpointError(UserError):
     """A missing, corrupt or incompatible checkpoint."""
 
 
+def one_line(e: BaseException, limit: int = 120) -> str:
+    """An exception's message as one line for a user error: white space folded, cut at a word boundary
+    (never mid-word) beyond ``limit`` characters, or the exception's type name when it has no message."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 4].rsplit(" ", 1)[0] + " ..."
+
+
 def report_user_errors(fn: F) -> F:
     """Decorator for CLI entry points: print ``error: ...`` and exit 2 on :class:`UserError`."""
 

@@ -53,7 +53,8 @@ class GANStep:
         self.ema = EMA(G, t.ema_decay, t.ema_start) if t.ema else None
         self.opt_G = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2), eps=t.adam_eps)
         self.opt_D = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2), eps=t.adam_eps)
-        self.per_process = t.batch_size // (t.grad_accum * self.world)
+        self.per_process = t.batch_size // (t.grad_accum * self.world)  # as EpochBatchSampler cuts the batch
+        self.memory_format = torch.channels_last if t.channels_last else torch.preserve_format
         self._prepared = False
 
     def prepare(self) -> "GANStep":
@@ -74,10 +75,9 @@ class GANStep:
         """Set lr / betas / eps of both optimisers from the config (a resumed optimizer state brings the
         checkpoint's back); returns one description per value that changed."""
         t = self.cfg.train
-        wanted = {self.opt_G: {"lr": t.lr_g}, self.opt_D: {"lr": t.lr_d}}
         changes = []
-        for opt, name in ((self.opt_G, "G"), (self.opt_D, "D")):
-            target = {**wanted[opt], "betas": (t.beta1, t.beta2), "eps": t.adam_eps}
+        for opt, name, lr in ((self.opt_G, "G", t.lr_g), (self.opt_D, "D", t.lr_d)):
+            target = {"lr": lr, "betas": (t.beta1, t.beta2), "eps": t.adam_eps}
             for group in opt.param_groups:
                 for key, value in target.items():
                     old = tuple(group[key]) if isinstance(group[key], (list, tuple)) else group[key]
@@ -98,7 +98,7 @@ class GANStep:
 
     def d_update(self, batches: Batches, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """One D step over the micro-batches of one global batch; returns D's loss parts and mean logits."""
-        fmt = torch.channels_last if self.cfg.train.channels_last else torch.preserve_format
+        fmt = self.memory_format
         A = len(batches)
         self.opt_D.zero_grad(set_to_none=True)
         totals: dict[str, torch.Tensor] = {}

@@ -223,16 +223,17 @@ def link_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         raise
 
 
-def sweep_temp_files(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+def sweep_temp_files(folder: str | os.PathLike, names: tuple[str, ...] | None = None) -> list[Path]:
     """Remove the temp files (``.<name>.*.tmp``) that killed writers left in ``folder``; returns them.
+    ``names``: only those of these target names (a folder other programs also write into).
 
-    Call only where no other process is writing into ``folder`` (a run directory at start-up)."""
+    Call only where no other process is writing these targets (a run directory at start-up)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    pattern = f"**/.*{TEMP_SUFFIX}" if recursive else f".*{TEMP_SUFFIX}"
+    patterns = [f".{n}.*{TEMP_SUFFIX}" for n in names] if names is not None else [f".*{TEMP_SUFFIX}"]
     removed = []
-    for p in folder.glob(pattern):
+    for p in (p for pattern in patterns for p in folder.glob(pattern)):
         try:
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)

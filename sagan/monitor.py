@@ -61,7 +61,10 @@ class StopRequest:
             signal.signal(sig, handler)
 
     def requested(self) -> bool:
-        """Whether any process was asked to stop (a collective under several processes)."""
+        """Whether any process was asked to stop: accelerate's trigger (a collective) under several
+        processes; alone, the flag itself (no collective, no device sync)."""
+        if self.acc.num_processes == 1:
+            return self.signum is not None
         return self.acc.check_trigger()
 
 
@@ -77,11 +80,16 @@ class Monitor:
         self.grid_labels = torch.tensor(self.grid_classes).repeat_interleave(GRID_COLS)
         self.grid_z = sample_latents(len(self.grid_labels), cfg.model.z_dim, seed=cfg.train.seed)
 
-    def open(self, step: int) -> None:
+    def start_bar(self, step: int) -> None:
+        """The progress bar over the steps (every process; disabled but for the main one)."""
         from tqdm.auto import tqdm
 
         self.pbar = tqdm(total=self.cfg.train.max_steps, initial=step, unit="step", dynamic_ncols=True,
                          disable=not (self.main and self.progress))
+
+    def open(self, step: int, purge: bool = False) -> None:
+        """The config, log and event files (main process). ``purge``: a resumed or restarted run hides the
+        TensorBoard events a killed attempt wrote after ``step`` (PITFALLS: purge_step)."""
         if not self.main:
             return
         from torch.utils.tensorboard import SummaryWriter
@@ -92,8 +100,11 @@ class Monitor:
         write_text_atomic(self.outdir / CONFIG_FILE, yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         # undecodable bytes of class-folder names are written escaped, never a crash
         self.logfile = open(self.outdir / LOG_FILE, "a", encoding="utf-8", errors="backslashreplace")
-        # on resume, purge_step hides events a crashed run wrote after its last checkpoint (PITFALLS)
-        self.writer = SummaryWriter(str(self.outdir), purge_step=step + 1 if step else None)
+        self.writer = SummaryWriter(str(self.outdir), purge_step=step + 1 if purge else None)
+
+    def captions(self) -> list[str]:
+        """The names of the sample grid's rows (class indices where the data has no name)."""
+        return [printable(self.class_names[c]) if c < len(self.class_names) else str(c) for c in self.grid_classes]
 
     def close(self) -> None:
         if self.pbar is not None:
@@ -148,8 +159,7 @@ class Monitor:
         if not self.main:
             return None
         images = torch.cat([b for b, _ in generate(G, self.grid_z, self.grid_labels, batch_size=64, device=device)])
-        captions = [printable(self.class_names[c]) if c < len(self.class_names) else str(c) for c in self.grid_classes]
-        grid = image_grid(images, GRID_COLS, captions)
+        grid = image_grid(images, GRID_COLS, self.captions())
         path = save_png(grid, self.outdir / SAMPLES_DIR / f"step_{step:07d}.png")
         if self.writer is not None:
             import numpy as np

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_DIR, step_files
+from .checkpoint import CHECKPOINT_DIR, LAST, step_files
 from .errors import UserError
 from .io import check_writable, sweep_temp_files
 
@@ -29,7 +29,7 @@ def next_run_dir(root: Path, name: str) -> Path:
 
 def has_checkpoint(run: Path) -> bool:
     ckpts = run / CHECKPOINT_DIR
-    return (ckpts / "last.pt").is_file() or bool(step_files(ckpts)) if ckpts.is_dir() else False
+    return ckpts.is_dir() and ((ckpts / LAST).is_file() or bool(step_files(ckpts)))
 
 
 def is_unstarted_run(run: Path) -> bool:
@@ -73,7 +73,8 @@ def prepare_run_dir(outdir: Path) -> list[Path]:
     """Check that the run directory is writable and remove the temp files killed writers left in it
     (``checkpoints/``, ``samples/``, the run folder itself); returns what was removed."""
     check_writable(outdir, "run directory")
-    removed = []
-    for folder in (outdir, outdir / CHECKPOINT_DIR, outdir / SAMPLES_DIR):
+    # in the run folder itself only the trainer's own files: sample.py / evaluate.py may be writing there
+    removed = sweep_temp_files(outdir, (CONFIG_FILE, METRICS_FILE))
+    for folder in (outdir / CHECKPOINT_DIR, outdir / SAMPLES_DIR):
         removed += sweep_temp_files(folder)
     return removed

@@ -10,16 +10,19 @@
 One step (``step`` counts completed G updates, as the paper's "iterations") is a :class:`GANStep` call;
 the loop around it logs, samples, evaluates and saves at their cadences.
 
-Determinism and exact resume. Nothing draws from global RNGs: the data order is a permutation seeded by
-``(seed, epoch)``, horizontal flips are a hash of ``(seed, epoch, index)`` (:mod:`sagan.data.base`), and
-the latents of step ``s`` on process ``r`` come from a generator seeded by ``(seed, s, r)``. A checkpoint
-therefore only needs the weights, EMA, optimizer states and the data position to continue exactly: on
-CPU, 10 steps + resume to 20 equals 20 steps bit for bit. Global RNG states (torch, CUDA, python, numpy;
-one set per process) are saved and restored as well, for anything a user adds. A resume applies the
-current config's optimiser hyper-parameters (``--set train.lr_d=...`` takes effect) and says so.
+Determinism and exact resume. What the training draws does not come from global RNGs: the data order
+is a permutation seeded by ``(seed, epoch)``, horizontal flips are a hash of ``(seed, epoch, index)``
+(:mod:`sagan.data.base`), the loader's worker seeds come from ``(seed, rank)``, and the latents of step
+``s`` on process ``r`` come from a generator seeded by ``(seed, s, r)``. A checkpoint therefore only
+needs the weights, EMA, optimizer states and the data position to continue exactly: on CPU, 10 steps +
+resume to 20 equals 20 steps bit for bit. Global RNG states (torch, CUDA, python, numpy; one set per
+process) are saved and restored as well, last in the set-up, for anything a user adds. A resume
+applies the current config's optimiser hyper-parameters (``--set train.lr_d=...`` takes effect) and
+says so.
 
-Host syncs happen only at log steps (averaged statistics, which also catches NaN/Inf), before
-checkpoints, sample grids and evaluations.
+Host syncs happen at log steps (averaged statistics, which also catches NaN/Inf), before checkpoints,
+sample grids and evaluations, and under several processes at the stop check (every min(log_every, 10)
+steps).
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from typing import Collection
 import torch
 
 from .checkpoint import (CHECKPOINT_DIR, LAST, check_training_state, checkpoint_config, drop_abandoned_branch,
-                         load_checkpoint, restore_training_state, rng_state, training_payload, write_best,
-                         write_training_checkpoint)
+                         load_checkpoint, restore_rng, restore_training_state, rng_state, step_file_name,
+                         training_payload, write_best, write_training_checkpoint)
 from .config import Config
 from .data.stream import DataStream, EpochBatchSampler, open_training_data
-from .errors import CheckpointError, UserError
+from .dist import on_main
+from .errors import CheckpointError, UserError, one_line
 from .gan_step import GANStep
 from .models import Discriminator, Generator, count_parameters
 from .monitor import Monitor, RecentSteps, StopRequest
@@ -69,15 +73,13 @@ def make_accelerator(mixed_precision: str):
         return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
     except (ValueError, RuntimeError) as e:
         raise UserError(f"cannot set up accelerate with mixed_precision={mixed_precision!r} here "
-                        f"({' '.join(str(e).split())[:160]}); use --mixed-precision bf16 or no") from None
+                        f"({one_line(e, 160)}); use --mixed-precision bf16 or no") from None
 
 
 class Trainer:
     def __init__(self, cfg: Config, outdir: str | Path | None = None, resume: str | Path | dict | None = None,
                  pinned: Collection[str] = DATA_DERIVED, inception_weights: str | None = None,
                  progress: bool = True, dataset=None, restart: Path | None = None):
-        from accelerate.utils import broadcast_object_list
-
         ckpt = resume if isinstance(resume, dict) else (load_checkpoint(resume) if resume is not None else None)
         if ckpt is not None:
             check_training_state(ckpt)
@@ -93,13 +95,9 @@ class Trainer:
         self.cfg, t = cfg, cfg.train
         self._check_batch()
 
-        # output directory: decided on the main process, shared with the others
-        out = [str(resolve_outdir(outdir, cfg.name, ckpt["path"] if ckpt else None, restart)) if self.main else None]
-        if self.world > 1:
-            broadcast_object_list(out)
-        self.outdir = Path(out[0])
+        # output directory: decided and checked on the main process, shared with the others
+        self.outdir, removed = on_main(acc, self._choose_outdir, outdir, ckpt["path"] if ckpt else None, restart)
         self.ckpt_dir = self.outdir / CHECKPOINT_DIR
-        removed = prepare_run_dir(self.outdir) if self.main else []
         self.class_names = list(self.dataset.class_names)
         self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress)
         self.say = self.monitor.say
@@ -107,14 +105,28 @@ class Trainer:
 
         self._build(ckpt)
         self.recent = RecentSteps(self.device)
+        # a restart (no checkpoint yet) abandons whatever the killed attempt recorded: resume from step 0
+        resumed = self.step if (ckpt is not None or restart is not None) else None
         self.watch = RunWatch(cfg, self.outdir, acc, self.monitor, inception_weights,
                               (ckpt.get("meta") or {}).get("watch") if ckpt else None, self.class_names,
-                              resumed_step=self.step if ckpt else None)
+                              resumed_step=resumed)
+        self._startup_notes += self.watch.notes
         if ckpt is not None:
             self._startup_notes += self._resume_notes(ckpt)
+        elif restart is not None and self.main:
+            self._startup_notes += drop_abandoned_branch(self.ckpt_dir, 0)
+        self._purge_events = resumed is not None
         if t.mixed_precision == "fp16":
             self._startup_notes.append("warning: fp16 training of SAGAN often collapses early (loss scaling vs. the "
                                        "hinge/SN dynamics); bf16 is the safe choice on hardware that has it")
+        # last, after everything that draws random numbers while setting up (the Inception's init)
+        if ckpt is not None:
+            restore_rng(ckpt, self.rank)
+
+    def _choose_outdir(self, outdir, resume_path: str | None, restart: Path | None) -> tuple[Path, list]:
+        """The run directory (checked writable) and the stale temp files removed from it (main process)."""
+        out = resolve_outdir(outdir, self.cfg.name, resume_path, restart)
+        return out, prepare_run_dir(out)
 
     def _check_batch(self) -> None:
         t = self.cfg.train
@@ -139,6 +151,7 @@ class Trainer:
             else:
                 G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(G)
         fmt = torch.channels_last if t.channels_last else torch.preserve_format
+        # channels_last before GANStep copies G for its EMA, so that the copy has the same layout
         G, D = G.to(self.device, memory_format=fmt), D.to(self.device, memory_format=fmt)
         self.gan = GANStep(cfg, G, D, self.acc)
         self.step, self.images_seen, epoch, index = 0, 0, 0, 0
@@ -154,7 +167,7 @@ class Trainer:
         self.data = DataStream(self.dataset, sampler, t.num_workers, self.device.type == "cuda", epoch, index)
 
     def _restore(self, ckpt: dict) -> None:
-        restore_training_state(ckpt, self.gan, self.rank)
+        restore_training_state(ckpt, self.gan)
         self.hparam_changes = self.gan.apply_hyperparameters()
         self.step = ckpt["step"]
         self.images_seen = int((ckpt.get("meta") or {}).get("images_seen", 0))
@@ -166,7 +179,7 @@ class Trainer:
         if ckpt["opt_G"] is None or ckpt["opt_D"] is None:
             notes.append("the checkpoint has no optimiser state (a converted checkpoint?): fresh Adam moments")
         if self.main and Path(ckpt["path"]).parent.resolve() == self.ckpt_dir.resolve():
-            notes += drop_abandoned_branch(self.ckpt_dir, self.step)
+            notes += drop_abandoned_branch(self.ckpt_dir, self.step, Path(ckpt["path"]))
         return notes
 
     # ---- checks -----------------------------------------------------------------------------------
@@ -206,19 +219,25 @@ class Trainer:
         return training_payload(step=self.step, cfg=self.cfg, G=g.G_raw, D=g.D_raw, ema=g.ema, opt_G=g.opt_G,
                                 opt_D=g.opt_D, rng=rng, data=self.data.state(), class_names=self.class_names, meta=meta)
 
-    def save(self, best: bool = False) -> None:
+    def save(self) -> None:
         """``checkpoints/step_NNNNNNN.pt`` (and ``last.pt`` linked to it), atomically, only after checking that
-        the weights are finite: a diverged run never overwrites last.pt. ``best``: ``best.pt`` instead."""
+        the weights are finite: a diverged run never overwrites last.pt."""
+        self._check_weights()
+        payload = self._payload()
+        on_main(self.acc, write_training_checkpoint, self.ckpt_dir, self.step, payload, self.cfg.train.keep_checkpoints)
+
+    def save_best(self) -> None:
+        """``best.pt``: a link to this step's checkpoint when one was just written, else a new file."""
+        if (self.ckpt_dir / step_file_name(self.step)).is_file():
+            on_main(self.acc, write_best, self.ckpt_dir, self.step, None)
+            return
+        self._check_weights()
+        on_main(self.acc, write_best, self.ckpt_dir, self.step, self._payload())
+
+    def _check_weights(self) -> None:
         if not self.gan.weights_finite():
             raise TrainingDiverged(f"non-finite weights at step {self.step}; stopped without saving, the last "
                                    f"good checkpoint is {self.ckpt_dir / LAST}; lower the learning rates and --resume")
-        payload = self._payload()
-        if self.main:
-            if best:
-                write_best(self.ckpt_dir, self.step, lambda: payload)
-            else:
-                write_training_checkpoint(self.ckpt_dir, self.step, payload, self.cfg.train.keep_checkpoints)
-        self.acc.wait_for_everyone()
 
     # ---- the loop ---------------------------------------------------------------------------------
 
@@ -232,18 +251,19 @@ class Trainer:
                  f"writing to {self.outdir}")
         n_g, n_d = count_parameters(self.gan.G_raw), count_parameters(self.gan.D_raw)
         self.say(f"parameters: G {n_g / 1e6:.2f}M + D {n_d / 1e6:.2f}M = {(n_g + n_d) / 1e6:.2f}M")
-        self.say("sample grid rows: " + ", ".join(self.class_names[c] for c in self.monitor.grid_classes))
+        self.say("sample grid rows: " + ", ".join(self.monitor.captions()))
 
     def run(self) -> Path:
         """Train to ``train.max_steps`` (or until stopped); returns the run directory. After a stop by
         a signal, ``self.stopped_by`` holds its number."""
         t = self.cfg.train
         self.stopped_by: int | None = None
-        self.monitor.open(self.step)
-        self._announce()
-        # a collective under DDP and a host sync on GPUs: not every step there
-        check_stop_every = 1 if self.world == 1 and self.device.type == "cpu" else min(t.log_every, 10)
+        # under several processes the stop check is a collective (and a host sync): not every step there
+        check_stop_every = 1 if self.world == 1 else min(t.log_every, 10)
         try:
+            self.monitor.start_bar(self.step)
+            on_main(self.acc, self.monitor.open, self.step, self._purge_events)
+            self._announce()
             with StopRequest(self.acc, self.say) as stop:
                 while self.step < t.max_steps:
                     self.step += 1
@@ -260,8 +280,7 @@ class Trainer:
                     # Sample.
                     if s % t.sample_every == 0 or end:
                         self._check_finite()
-                        self.monitor.write_samples(self.gan.sample_generator(), s, self.device)
-                        self.acc.wait_for_everyone()
+                        on_main(self.acc, self.monitor.write_samples, self.gan.sample_generator(), s, self.device)
 
                     # Evaluate.
                     new_best = False
@@ -275,7 +294,7 @@ class Trainer:
                         self._check_finite()
                         self.save()
                     if new_best:
-                        self.save(best=True)
+                        self.save_best()
 
                     if stop_now or collapse:
                         self.stopped_by = stop.signum if stop_now else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .bn_stats import MODE_ATTR
 from .config import Config
 from .monitor import Monitor
 from .rundir import METRICS_FILE
@@ -37,22 +38,34 @@ class RunWatch:
         self.warned: dict[str, bool] = dict(state.get("warned") or {})  # one warning per episode and source
         self.started = time.time()
         self.inception = self.ref = None
+        self.notes: list[str] = []  # start-up lines for the run's log (the monitor is not open yet)
         if resumed_step is not None and accelerator.is_main_process:
             self._truncate_history(resumed_step)
         if t.fid_every > 0 and not d.ref_stats:
-            monitor.say("warning: train.fid_every is set but data.ref_stats is not; no evaluations during training "
-                        "(make reference statistics with `python evaluate.py stats`)")
+            self.notes.append("warning: train.fid_every is set but data.ref_stats is not; no evaluations during "
+                              "training (make reference statistics with `python evaluate.py stats`)")
         if t.fid_every > 0 and d.ref_stats:
-            from .metrics import load_inception, load_ref
-            from .metrics.evaluation import check_same_inception
-            from .metrics.registry import resolve_metrics
+            self._setup(inception_weights)
 
-            self.ref = load_ref(d.ref_stats)
-            # which of train.eval_metrics this reference and sample count allow; fails now, not at step N
-            self.metrics, _ = resolve_metrics(t.eval_metrics, self.ref, t.fid_num_samples, has_labels=True)
-            with accelerator.main_process_first():  # one download at most
-                self.inception = load_inception(inception_weights, device=accelerator.device, resize=t.fid_resize)
-            check_same_inception(self.ref, self.inception)
+    def _setup(self, inception_weights: str | None) -> None:
+        """Reference, metrics and Inception, checked now rather than at the first evaluation (step N)."""
+        from .metrics import load_inception, load_ref
+        from .metrics.classes import pair_classes
+        from .metrics.evaluation import check_same_inception
+        from .metrics.intra import check_intra_fid_inputs
+        from .metrics.registry import resolve_metrics
+        from .sampling import class_balanced_labels
+
+        t = self.cfg.train
+        self.ref = load_ref(self.cfg.data.ref_stats)
+        self.metrics, _ = resolve_metrics(t.eval_metrics, self.ref, t.fid_num_samples, has_labels=True)
+        pairing = pair_classes(self.class_names, self.ref, "the training data")
+        if "intra_fid" in self.metrics:
+            labels = class_balanced_labels(t.fid_num_samples, range(self.cfg.model.num_classes)).numpy()
+            check_intra_fid_inputs(pairing.map(labels), self.ref)
+        with self.acc.main_process_first():  # one download at most
+            self.inception = load_inception(inception_weights, device=self.acc.device, resize=t.fid_resize)
+        check_same_inception(self.ref, self.inception)
 
     def _truncate_history(self, step: int) -> None:
         """A resume from ``step`` abandons the evaluations a killed run recorded after it (as TensorBoard's
@@ -68,7 +81,7 @@ class RunWatch:
         kept = [r for r in records if r.get("step", 0) <= step]
         if len(kept) < len(records):
             write_text_atomic(self.history, "".join(json.dumps(r) + "\n" for r in kept))
-            self.monitor.say(f"metrics.jsonl: dropped {len(records) - len(kept)} evaluation(s) after step {step} "
+            self.notes.append(f"metrics.jsonl: dropped {len(records) - len(kept)} evaluation(s) after step {step} "
                              "(a branch the resume abandons)")
 
     @property
@@ -97,7 +110,7 @@ class RunWatch:
         flags = [False, False]
         if self.acc.is_main_process:
             values = scalars(result)
-            self._record(step, images_seen, values)
+            self._record(step, images_seen, values, getattr(G, MODE_ATTR, "running"))
             if "fid" in values:
                 flags = [self._update_best(step, values["fid"]), self._fid_collapse(step, values["fid"])]
         if self.acc.num_processes > 1:
@@ -106,12 +119,12 @@ class RunWatch:
             broadcast_object_list(flags)
         return flags[0], flags[1]
 
-    def _record(self, step: int, images_seen: int, values: dict[str, float]) -> None:
+    def _record(self, step: int, images_seen: int, values: dict[str, float], bn_stats: str) -> None:
         from .metrics.history import append_record
         from .metrics.registry import METRICS
 
         t = self.cfg.train
-        protocol = {"resize": t.fid_resize, "num_samples": t.fid_num_samples, "bn_stats": "running",
+        protocol = {"resize": t.fid_resize, "num_samples": t.fid_num_samples, "bn_stats": bn_stats,
                     "metrics": list(self.metrics),
                     "generator": "ema" if t.ema else "G", "reference": self.cfg.data.ref_stats,
                     "weights_sha256": getattr(self.inception, "weights_sha256", None)}

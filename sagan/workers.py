@@ -37,8 +37,13 @@ def _worker_loop(conn, fn: Callable, init: Callable | None, init_args: tuple, cl
                 return
             conn.send((True, fn(task)))
     except Exception as e:  # noqa: BLE001 - raised again in the main process (disk full -> one line)
-        with contextlib.suppress(OSError):
+        try:
             conn.send((False, e))
+        except OSError:
+            pass
+        except Exception:  # noqa: BLE001 - an exception that cannot be pickled: send its text
+            with contextlib.suppress(OSError):
+                conn.send((False, RuntimeError(f"{type(e).__name__}: {e}")))
     finally:
         if close is not None:
             close()

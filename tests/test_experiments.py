@@ -136,3 +136,23 @@ def test_a_killed_experiment_resumes(tmp_path, tiny_base, demo_ref, inception_we
     assert "[sn_gd] resuming at step 2" in result.stderr
     assert load_checkpoint(out / "sn_gd")["step"] == 4
     assert [r["step"] for r in read_records(out / "sn_gd" / "metrics.jsonl")] == [2, 4]
+
+
+def test_data_of_another_size_and_class_count_replaces_the_presets(tmp_path, tiny_base, inception_weights_file):
+    """--data decides resolution and classes (as train.py does); the reference is computed from it once."""
+    import numpy as np
+
+    tree = tmp_path / "tree"
+    rng = np.random.default_rng(0)
+    for c in ("ant", "bee", "cat"):
+        (tree / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tree / c / f"{i}.png")
+    out = tmp_path / "exp"
+    result = run_cli("run", "attention", "--base", tiny_base, "--data", tree, "--steps", 1, "--eval-every", 1,
+                     "--num-samples", 10, "--variants", "no_attention", "--inception-weights", inception_weights_file,
+                     "--outdir", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    ckpt = load_checkpoint(out / "no_attention")
+    assert ckpt["config"]["model"]["num_classes"] == 3 and ckpt["class_names"] == ["ant", "bee", "cat"]
+    assert (out / "reference.npz").is_file() and "computing reference statistics" in result.stderr

@@ -19,7 +19,7 @@ from sagan.checkpoint import load_checkpoint, load_generator, save_checkpoint
 from sagan.errors import CheckpointError
 from sagan.io import link_atomic
 from sagan.scripts.sample import main as sample_cli
-from test_training import REPO, TINY_CLI, cli, one_line_error, spawn_cli, tiny, wait_for
+from test_training import REPO, TINY_CLI, cli, one_line_error, tiny, wait_for
 from sagan.training import train
 
 

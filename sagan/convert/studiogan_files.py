@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 
 NETWORKS = ("G", "G_ema", "D")
 STEP_RE = re.compile(r"-weights-step=(\d+)\.pth$")
@@ -118,7 +118,7 @@ def load_file(path: Path) -> dict[str, Any]:
                               "code when loaded; StudioGAN's files hold only tensors, numbers and strings, so get "
                               "this file from its original source") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
-        detail = " ".join(str(e).split())[:120] or type(e).__name__
+        detail = one_line(e)
         raise ConversionError(f"cannot read {path}: truncated, corrupt or not a torch file ({detail}); "
                               "download it again") from None
     if not isinstance(obj, dict):

@@ -14,7 +14,7 @@ A packed dataset is a folder holding
   counts (``num_skipped``: the lines of ``skipped.txt``) and checksum. It is written last (temp file +
   ``os.replace``), so a folder with a manifest is complete and one without is not.
 
-Names are written as text through :func:`sagan.data.images.printable`: a byte of a file or folder name
+Names are written as text through :func:`sagan.io.printable`: a byte of a file or folder name
 that is not UTF-8 appears as ``\\xNN`` (a folder ``caf\\xff``), as do control characters, so every
 tool downstream can print them.
 """

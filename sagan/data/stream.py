@@ -78,8 +78,10 @@ class DataStream:
                  index: int = 0):
         self.dataset, self.sampler = dataset, sampler
         self.epoch, self.index = epoch, index
+        # the loader draws its workers' base seed from this generator, not the global RNG (exact resume)
+        seeds = torch.Generator().manual_seed(mix_seed(sampler.seed, sampler.rank))
         self.loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
+            dataset, batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory, generator=seeds,
             persistent_workers=num_workers > 0, worker_init_fn=ignore_stop_signals if num_workers > 0 else None)
         self._it = None
 

@@ -7,10 +7,9 @@ import sys
 import click
 
 from ..errors import report_user_errors
+from ..metrics.weights import WEIGHTS_HELP
 from .definitions import build_variant, experiment_names, variant_names
 
-WEIGHTS_HELP = ("pytorch-fid's pt_inception-2015-12-05-6726825d.pth; default: $SAGAN_INCEPTION_WEIGHTS, then the "
-                "torch hub cache, then a download")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -56,7 +55,7 @@ def list_(base):
 @click.option("--base", default="demo", show_default=True, metavar="PRESET|YAML", help="Config the variants are applied on (demo, imagenet128, or a YAML).")
 @click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Training steps per variant.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=100, show_default=True, help="Steps between evaluations (and checkpoints).")
-@click.option("--num-samples", type=click.IntRange(min=2), default=1000, show_default=True, help="Generated samples per evaluation.")
+@click.option("--num-samples", type=click.IntRange(min=10), default=1000, show_default=True, help="Generated samples per evaluation (>= 10: the Inception Score's splits).")
 @click.option("--variants", default=None, metavar="A,B,...", help="Only these variants.  [default: all]")
 @click.option("--ref", default=None, metavar="REF.npz", help="Reference statistics (evaluate.py stats).  [default: computed once from --data]")
 @click.option("--inception-weights", default=None, metavar="FILE", help=WEIGHTS_HELP)
@@ -71,11 +70,12 @@ def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants
     from .report import write_summary
     from .runner import run_experiment
 
-    stopped = run_experiment(experiment, outdir, steps=steps, eval_every=eval_every, num_samples=num_samples, base=base,
-                             data=data, variants=variants, ref=ref, inception_weights=inception_weights,
-                             progress=progress)
-    paths = write_summary(outdir)
-    click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)
+    stopped, main = run_experiment(experiment, outdir, steps=steps, eval_every=eval_every, num_samples=num_samples,
+                                   base=base, data=data, variants=variants, ref=ref,
+                                   inception_weights=inception_weights, progress=progress)
+    if main:  # under accelerate launch, one process writes the report
+        paths = write_summary(outdir)
+        click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)
     if stopped is not None:
         sys.exit(128 + stopped)
 

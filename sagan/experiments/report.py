@@ -20,7 +20,7 @@ from ..metrics.history import read_records
 from ..plots import curves
 from ..rundir import METRICS_FILE, has_checkpoint
 from .definitions import PAPER_SOURCE, PAPER_VALUES, build_variant
-from .runner import SETTINGS_FILE
+from .runner import SETTINGS_FILE, read_settings
 
 CURVE_METRICS = {"fid": ("FID", True), "is": ("IS", False)}  # name: (label, lower is better)
 
@@ -63,7 +63,7 @@ def summarise(outdir: str | Path) -> dict:
     path = out / SETTINGS_FILE
     if not path.is_file():
         raise UserError(f"{out} is not an experiment directory (no {SETTINGS_FILE}); run `sagan-experiments run` first")
-    record = json.loads(path.read_text())
+    record = read_settings(path)
     settings = record["settings"]
     rows = [variant_row(out, settings["experiment"], v, settings) for v in record["variants"]]
     protocol = _protocol(out, settings, rows)

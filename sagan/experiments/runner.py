@@ -28,20 +28,29 @@ FIXED_SETTINGS = ("experiment", "base", "data", "eval_every", "num_samples", "re
 EVAL_METRICS = ("fid", "is", "kid")
 
 
-def _say(msg: str) -> None:
-    from tqdm.auto import tqdm
+def _say(msg: str, main: bool = True) -> None:
+    if main:
+        from tqdm.auto import tqdm
 
-    tqdm.write(msg, file=sys.stderr)
+        tqdm.write(msg, file=sys.stderr)
+
+
+def read_settings(path: Path) -> dict:
+    """``experiment.json``, or a one-line error when it is damaged."""
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record.get("settings"), dict) or not isinstance(record.get("variants"), list):
+            raise ValueError("no settings/variants")
+    except (ValueError, AttributeError, OSError) as e:
+        raise UserError(f"{path} is not a valid experiment file ({e}); remove it to start the experiment afresh") from None
+    return record
 
 
 def record_settings(out: Path, settings: dict, variants: list[str], main: bool) -> dict:
     """Write (or check against) ``experiment.json``; returns the recorded settings."""
     path = out / SETTINGS_FILE
     if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except ValueError:
-            raise UserError(f"{path} is not valid JSON; remove it to start the experiment afresh") from None
+        old = read_settings(path)
         for key in FIXED_SETTINGS:
             if old["settings"].get(key) != settings.get(key):
                 raise UserError(f"{out} holds experiment {old['settings'].get('experiment')!r} run with {key}="
@@ -55,7 +64,8 @@ def record_settings(out: Path, settings: dict, variants: list[str], main: bool) 
 
 
 def ensure_reference(out: Path, cfg, inception_weights: str | None, accelerator) -> Path:
-    """``OUT/reference.npz`` of the experiment's data under the evaluation protocol, computed once."""
+    """``OUT/reference.npz`` of the experiment's data under the evaluation protocol, computed once. ``cfg``
+    is a variant's config after :func:`open_training_data` (resolution and classes from the data)."""
     from ..data import open_dataset
     from ..metrics import load_inception
     from ..metrics.evaluation import reference_stats
@@ -64,12 +74,10 @@ def ensure_reference(out: Path, cfg, inception_weights: str | None, accelerator)
     if ref.is_file():
         return ref
     m, d = cfg.model, cfg.data
-    _say(f"computing reference statistics of {d.path or 'the built-in demo dataset'} into {ref} (once)")
-    if d.path is None:
-        dataset = open_dataset(None, resolution=m.resolution, uint8=True, demo_size=d.demo_size,
-                               demo_classes=m.num_classes, seed=cfg.train.seed)
-    else:
-        dataset = open_dataset(d.path, resolution=m.resolution, uint8=True)
+    _say(f"computing reference statistics of {d.path or 'the built-in demo dataset'} into {ref} (once)",
+         accelerator.is_main_process)
+    dataset = open_dataset(d.path, resolution=m.resolution, uint8=True, demo_size=d.demo_size,
+                           demo_classes=m.num_classes, seed=cfg.train.seed)
     with accelerator.main_process_first():
         inception = load_inception(inception_weights, device=accelerator.device, resize=cfg.train.fid_resize)
     reference_stats(dataset, inception, ref, accelerator=accelerator, source=str(d.path or "demo"))
@@ -87,15 +95,15 @@ def variant_status(run: Path, steps: int) -> tuple[str, int]:
 
 def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_every: int, num_samples: int,
                    base: str = "demo", data: str | None = None, variants: str | None = None, ref: str | None = None,
-                   inception_weights: str | None = None, progress: bool = True) -> int | None:
-    """Train every chosen variant of ``experiment``; returns the signal number if one stopped the run."""
+                   inception_weights: str | None = None, progress: bool = True) -> tuple[int | None, bool]:
+    """Train every chosen variant of ``experiment``; returns the signal number if one stopped the run (else
+    None) and whether this is the main process (the one that writes reports)."""
+    from ..data.stream import open_training_data
     from ..training import Trainer, make_accelerator
 
     out = Path(outdir)
     chosen = select_variants(experiment, variants)
     load_config(base)  # a bad --base fails before anything is written
-    if eval_every < 1 or steps < 1 or num_samples < 2:
-        raise UserError("--steps and --eval-every must be >= 1 and --num-samples >= 2")
     check_writable(out, "--outdir")
     settings = {"experiment": experiment, "base": base, "data": data, "steps": steps, "eval_every": eval_every,
                 "num_samples": num_samples, "ref": ref}
@@ -104,28 +112,30 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
                  "train.eval_metrics": list(EVAL_METRICS), "data.path": data}
     first = build_variant(experiment, chosen[0], base, overrides).config or load_config(base)
     acc = make_accelerator(first.train.mixed_precision)
-    record_settings(out, settings, chosen, acc.is_main_process)
+    main = acc.is_main_process
+    record_settings(out, settings, chosen, main)
+    # the presets' resolution and classes are defaults the data replaces (as train.py does)
+    _, first = open_training_data(first, pinned=())
     overrides["data.ref_stats"] = str(Path(ref).resolve()) if ref else str(ensure_reference(out, first,
                                                                                               inception_weights, acc))
     for name in chosen:
         variant = build_variant(experiment, name, base, overrides)
         for note in variant.notes:
-            _say(f"[{name}] {note}")
+            _say(f"[{name}] {note}", main)
         if variant.config is None:
-            _say(f"[{name}] skipped")
+            _say(f"[{name}] skipped", main)
             continue
         run = out / name
         status, step = variant_status(run, steps)
         if status == "finished":
-            _say(f"[{name}] finished at step {step}; skipping")
+            _say(f"[{name}] finished at step {step}; skipping", main)
             continue
         _say(f"[{name}] {'resuming at step ' + str(step) if status == 'stopped' else 'starting'} "
-             f"({steps} steps, evaluation every {eval_every})")
-        resume = run if status == "stopped" else None
-        restart = run if is_unstarted_run(run) else None
-        trainer = Trainer(variant.config, outdir=run, resume=resume, inception_weights=inception_weights,
-                          progress=progress, restart=restart)
+             f"({steps} steps, evaluation every {eval_every})", main)
+        trainer = Trainer(variant.config, outdir=run, resume=run if status == "stopped" else None, pinned=(),
+                          inception_weights=inception_weights, progress=progress,
+                          restart=run if is_unstarted_run(run) else None)
         trainer.run()
         if trainer.stopped_by is not None:
-            return trainer.stopped_by
-    return None
+            return trainer.stopped_by, main
+    return None, main

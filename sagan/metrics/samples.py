@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .stats import _npz_member_memmap
 
 
@@ -51,7 +51,7 @@ def load_samples(path: str | Path) -> SampleSet:
     except UserError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        detail = " ".join(str(e).split())[:120]
+        detail = one_line(e)
         if "allow_pickle" in detail or "Object arrays" in detail:
             raise UserError(f"{p}: images is an object array (images of mixed sizes?); store one uint8 "
                             "(N, H, W, 3) array of equal-sized RGB images") from None

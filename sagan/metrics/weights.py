@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from .inception import InceptionV3
 from .resize import DEFAULT_RESIZE, check_resize
 
@@ -30,6 +30,8 @@ WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_SHA256_PREFIX = "6726825d"  # torch hub convention: the file name's hex suffix
 WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_FILENAME}"
 ENV_VAR = "SAGAN_INCEPTION_WEIGHTS"
+WEIGHTS_HELP = (f"pytorch-fid's {WEIGHTS_FILENAME}; default: ${ENV_VAR}, then the torch hub cache, then a "
+                "download")  # the --inception-weights help of every command
 
 
 def hub_cache_path() -> Path:
@@ -58,8 +60,8 @@ def download_weights(dest: Path) -> Path:
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text[:160]}" if text else type(e).__name__
+    """The exception with its type (a download's URLError / socket errors say little without it)."""
+    return f"{type(e).__name__}: {one_line(e, 160)}" if str(e).strip() else type(e).__name__
 
 
 def resolve_weights(path: str | os.PathLike | None = None, download: bool = True) -> Path:

@@ -31,14 +31,12 @@ from ..metrics.report import write_report
 from ..metrics.resize import DEFAULT_RESIZE, RESIZE_MODES, resize_description
 from ..metrics.samples import load_samples
 from ..metrics.stats import load_ref
-from ..metrics.weights import WEIGHTS_SHA256_PREFIX, load_inception
+from ..metrics.weights import WEIGHTS_HELP, WEIGHTS_SHA256_PREFIX, load_inception
+from ..rundir import METRICS_FILE
 from ..sampling import class_balanced_labels
 
-WEIGHTS_HELP = ("pytorch-fid's pt_inception-2015-12-05-6726825d.pth; default: $SAGAN_INCEPTION_WEIGHTS, "
-                "then the torch hub cache, then a download")
 RESIZE_HELP = ("How images become 299x299 Inception input: tf1 = the paper's TF code (and torch-fidelity, TTUR, "
                "stylegan2-ada), pytorch-fid, or clean (clean-fid).")
-HISTORY_FILE = "metrics.jsonl"
 DEMO = "demo"
 
 
@@ -122,7 +120,7 @@ def _open_stats_dataset(data_path: str, resolution: int | None):
 @click.option("--resolution", type=int, default=None, help="Resize a folder tree to this size first (training resolution, e.g. 128).")
 @click.option("--resize", type=click.Choice(RESIZE_MODES), default=DEFAULT_RESIZE, show_default=True, help=RESIZE_HELP)
 @click.option("--inception-weights", default=None, help=WEIGHTS_HELP)
-@click.option("--batch-size", default=50, show_default=True, help="Images per Inception batch (per process).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True, help="Images per Inception batch (per process).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: accelerate's choice).")
 @click.option("--num-workers", default=4, show_default=True, help="Data loading processes.")
 @click.option("--per-class/--no-per-class", default=True, show_default=True,
@@ -168,7 +166,7 @@ def _metric_names(spec: str | None, intra_fid: bool, ref, num_samples: int, acc)
 @click.option("--ref", "ref_path", required=True, help="Reference stats from `evaluate.py stats` (or pytorch-fid's .npz: FID/IS only).")
 @click.option("--samples", default=None, help="samples.npz: images uint8 (N,H,W,3), labels (N,) [, class_names, bn_stats].")
 @click.option("--checkpoint", default=None, help="Checkpoint (.pt or run dir) to sample from.")
-@click.option("--num-samples", default=50000, show_default=True, help="With --checkpoint: class-balanced samples.")
+@click.option("--num-samples", type=click.IntRange(min=2), default=50000, show_default=True, help="With --checkpoint: class-balanced samples.")
 @click.option("--seed", default=0, show_default=True, help="With --checkpoint: latent seed.")
 @click.option("--truncation", type=float, default=None, help="With --checkpoint: truncate z to [-T, T].")
 @click.option("--ema/--no-ema", default=True, show_default=True, help="With --checkpoint: use the EMA generator.")
@@ -182,18 +180,18 @@ def _metric_names(spec: str | None, intra_fid: bool, ref, num_samples: int, acc)
               help=f"Comma-separated, from {','.join(METRIC_NAMES)} (default: all that the inputs allow).")
 @click.option("--resize", type=click.Choice(RESIZE_MODES), default=DEFAULT_RESIZE, show_default=True, help=RESIZE_HELP)
 @click.option("--inception-weights", default=None, help=WEIGHTS_HELP)
-@click.option("--splits", default=10, show_default=True, help="Inception Score splits.")
-@click.option("--kid-subsets", default=100, show_default=True, help="KID: number of random subsets.")
-@click.option("--kid-subset-size", default=1000, show_default=True, help="KID: samples per subset (clipped to the smaller side).")
-@click.option("--prdc-samples", default=10000, show_default=True,
+@click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True, help="Inception Score splits.")
+@click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True, help="KID: number of random subsets.")
+@click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True, help="KID: samples per subset (clipped to the smaller side).")
+@click.option("--prdc-samples", type=click.IntRange(min=6), default=10000, show_default=True,
               help="Precision/recall/density/coverage: real and generated features used (random subset).")
-@click.option("--fid-bootstrap", default=0, show_default=True, help="FID 95% interval from N bootstrap resamples (0: none).")
+@click.option("--fid-bootstrap", type=click.IntRange(min=0), default=0, show_default=True, help="FID 95% interval from N bootstrap resamples (0: none).")
 @click.option("--intra-fid/--no-intra-fid", default=True, show_default=True)
 @click.option("--intra-fid-protocol", type=click.Choice(["mission", "projection"]), default="mission", show_default=True,
               help="mission: the class-balanced samples themselves (50 per class for 50k); projection: "
                    "--per-class-samples generated per class (Miyato & Koyama 2018), needs --checkpoint.")
-@click.option("--per-class-samples", default=5000, show_default=True, help="Projection protocol: samples per class.")
-@click.option("--batch-size", default=50, show_default=True, help="Images per batch (per process).")
+@click.option("--per-class-samples", type=click.IntRange(min=2), default=5000, show_default=True, help="Projection protocol: samples per class.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True, help="Images per batch (per process).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: accelerate's choice).")
 @report_user_errors
 def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, bn_stats, standing_batches, out,
@@ -264,7 +262,7 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
     report = _assemble_report(result, ref, provenance, splits, protocol, G is not None, resize,
                               bn_mode or "unknown", skipped)
     paths = write_report(report, out)
-    history = append_record(out.parent / HISTORY_FILE, _history_record(report, out))
+    history = append_record(out.parent / METRICS_FILE, _history_record(report, out))
     shown = "  ".join(f"{METRICS[k].label} {METRICS[k].format(report)}" for k in scalars(report))
     click.echo(f"{shown}  ({report['num_samples']} samples, resize {resize})")
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()) + f"; appended to {history}", err=True)

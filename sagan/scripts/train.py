@@ -10,7 +10,7 @@ from pathlib import Path
 from ..checkpoint import checkpoint_config, load_checkpoint
 from ..config import CONFIG_DIR, apply_overrides, config_chain, load_config
 from ..errors import UserError, report_user_errors
-from ..rundir import CONFIG_FILE, is_unstarted_run
+from ..rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
 
 DATA_KEYS = ("resolution", "num_classes")  # taken from the dataset unless the user pins them
 
@@ -108,7 +108,7 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         trainer.run()
     except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was pending
         where = trainer.outdir if trainer is not None else None
-        has = where is not None and (where / "checkpoints" / "last.pt").is_file()
+        has = where is not None and has_checkpoint(where)
         tail = (f"the previous checkpoint is intact (writes are atomic): continue with --resume {where}" if has
                 else "no checkpoint was written yet" + (f"; start again with --resume {where}" if where else ""))
         raise UserError(f"interrupted before a checkpoint could be saved; {tail}") from None
