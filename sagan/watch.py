@@ -33,8 +33,8 @@ class RunWatch:
         self.history = outdir / METRICS_FILE
         state = state or {}
         self.best: dict | None = state.get("best")  # {"step": int, "fid": float}
-        self.bad_evals = int(state.get("bad_evals", 0))
-        self.wide_gaps = int(state.get("wide_gaps", 0))
+        # bad results in a row per source of the collapse watch ("fid": evaluations, "logits": log lines)
+        self.streaks: dict[str, int] = dict(state.get("streaks") or {})
         self.warned: dict[str, bool] = dict(state.get("warned") or {})  # one warning per episode and source
         self.started = time.time()
         self.inception = self.ref = None
@@ -70,17 +70,14 @@ class RunWatch:
     def _truncate_history(self, step: int) -> None:
         """A resume from ``step`` abandons the evaluations a killed run recorded after it (as TensorBoard's
         purge_step does for the events), so the history has one line per step of the run's actual path."""
-        import json
-
-        from .io import write_text_atomic
-        from .metrics.history import read_records
+        from .metrics.history import read_records, write_records
 
         if not self.history.is_file():
             return
         records = read_records(self.history)
         kept = [r for r in records if r.get("step", 0) <= step]
         if len(kept) < len(records):
-            write_text_atomic(self.history, "".join(json.dumps(r) + "\n" for r in kept))
+            write_records(self.history, kept)
             self.notes.append(f"metrics.jsonl: dropped {len(records) - len(kept)} evaluation(s) after step {step} "
                              "(a branch the resume abandons)")
 
@@ -90,7 +87,7 @@ class RunWatch:
 
     def state(self) -> dict:
         """What a checkpoint keeps of the watch (``meta["watch"]``), so a resume continues it."""
-        return {"best": self.best, "bad_evals": self.bad_evals, "wide_gaps": self.wide_gaps, "warned": self.warned}
+        return {"best": self.best, "streaks": self.streaks, "warned": self.warned}
 
     def due(self, step: int, max_steps: int) -> bool:
         every = self.cfg.train.fid_every
@@ -158,16 +155,20 @@ class RunWatch:
             self.warned[source] = True
         return t.stop_on_collapse
 
+    def _streak(self, step: int, source: str, bad: bool, why) -> bool:
+        """Count ``source``'s bad results in a row (a good one ends the episode); at ``collapse_patience``
+        warn with ``why(count)``. Returns whether the run should stop."""
+        n = self.streaks.get(source, 0) + 1 if bad else 0
+        self.streaks[source] = n
+        if not bad:
+            self.warned[source] = False
+        return n >= self.cfg.train.collapse_patience and self._warn(step, source, why(n))
+
     def _fid_collapse(self, step: int, fid: float) -> bool:
         t = self.cfg.train
-        if self.best is not None and fid > self.best["fid"] * (1 + t.collapse_margin):
-            self.bad_evals += 1
-        else:
-            self.bad_evals, self.warned["fid"] = 0, False
-        if self.bad_evals >= t.collapse_patience:
-            return self._warn(step, "fid", f"FID has been more than {t.collapse_margin:.0%} above the best for "
-                                    f"{self.bad_evals} evaluations in a row (now {fid:.2f})")
-        return False
+        bad = self.best is not None and fid > self.best["fid"] * (1 + t.collapse_margin)
+        return self._streak(step, "fid", bad, lambda n: f"FID has been more than {t.collapse_margin:.0%} above the "
+                                                        f"best for {n} evaluations in a row (now {fid:.2f})")
 
     def check_logits(self, step: int, stats: dict[str, float]) -> bool:
         """At each log line (main process decides; same result everywhere: the stats are reduced)."""
@@ -175,11 +176,6 @@ class RunWatch:
         if t.collapse_logit_gap <= 0:
             return False
         gap = stats["d_logits_real"] - stats["d_logits_fake"]
-        if gap > t.collapse_logit_gap:
-            self.wide_gaps += 1
-        else:
-            self.wide_gaps, self.warned["logits"] = 0, False
-        if self.wide_gaps >= t.collapse_patience:
-            return self._warn(step, "logits", f"D separates real from fake by a mean logit gap of {gap:.1f} (> "
-                                    f"{t.collapse_logit_gap:g}) for {self.wide_gaps} log lines in a row")
-        return False
+        return self._streak(step, "logits", gap > t.collapse_logit_gap,
+                            lambda n: f"D separates real from fake by a mean logit gap of {gap:.1f} (> "
+                                      f"{t.collapse_logit_gap:g}) for {n} log lines in a row")

@@ -76,3 +76,17 @@ def demo_ref(tmp_path_factory, inception_weights_file):
 
     cfg = load_config("demo", overrides=TINY_TRAIN)
     return ensure_reference(tmp_path_factory.mktemp("ref"), cfg, str(inception_weights_file), make_accelerator("no"))
+
+
+def random_image_tree(root, classes, per_class: int = 4, size: int = 40, seed: int = 0):
+    """A class-per-folder tree of random RGB PNGs: ``root/<class>/<i>.png`` (class names may hold
+    undecodable bytes as surrogate escapes, ``os.fsdecode``)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    return root

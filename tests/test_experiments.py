@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, random_image_tree
 from sagan.checkpoint import load_checkpoint
 from sagan.errors import UserError
 from sagan.experiments import main as experiments_cli
@@ -140,14 +140,7 @@ def test_a_killed_experiment_resumes(tmp_path, tiny_base, demo_ref, inception_we
 
 def test_data_of_another_size_and_class_count_replaces_the_presets(tmp_path, tiny_base, inception_weights_file):
     """--data decides resolution and classes (as train.py does); the reference is computed from it once."""
-    import numpy as np
-
-    tree = tmp_path / "tree"
-    rng = np.random.default_rng(0)
-    for c in ("ant", "bee", "cat"):
-        (tree / c).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tree / c / f"{i}.png")
+    tree = random_image_tree(tmp_path / "tree", ("ant", "bee", "cat"), size=20)
     out = tmp_path / "exp"
     result = run_cli("run", "attention", "--base", tiny_base, "--data", tree, "--steps", 1, "--eval-every", 1,
                      "--num-samples", 10, "--variants", "no_attention", "--inception-weights", inception_weights_file,

@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import random_image_tree
 from sagan.checkpoint import load_checkpoint
 from sagan.config import load_config
 from sagan.data.demo import CLASS_NAMES
@@ -255,12 +255,7 @@ def test_existing_outdir_is_not_overwritten(short_run):
 
 
 def test_classes_come_from_the_data_unless_pinned(tmp_path):
-    tree = tmp_path / "tree"
-    rng = np.random.default_rng(0)
-    for c in ("cat", "dog", "fox"):
-        (tree / c).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tree / c / f"{i}.png")
+    tree = random_image_tree(tmp_path / "tree", ("cat", "dog", "fox"))
     err = one_line_error(cli("--data", str(tree), "--set", "model.num_classes=5", "--outdir", str(tmp_path / "x")))
     assert "3 classes" in err and "num_classes=5" in err
     result = cli("--data", str(tree), *TINY_CLI, "--max-steps", "1", "--outdir", str(tmp_path / "run"), "--no-progress")

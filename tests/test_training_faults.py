@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
 
+from conftest import random_image_tree
 from sagan.checkpoint import load_checkpoint, load_generator, save_checkpoint
 from sagan.errors import CheckpointError
 from sagan.io import link_atomic
@@ -290,13 +290,7 @@ def test_resume_with_another_config_blames_the_architecture_not_the_data(run2):
 
 
 def test_class_folders_with_undecodable_names_train_and_log(tmp_path):
-    tree = tmp_path / "tree"
-    rng = np.random.default_rng(0)
-    for name in (b"caf\xff", b"dog"):
-        folder = Path(os.fsdecode(bytes(tree).__add__(b"/" + name)))
-        folder.mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    tree = random_image_tree(tmp_path / "tree", (os.fsdecode(b"caf\xff"), "dog"))
     result = cli("--data", str(tree), *TINY_CLI, "--max-steps", "1", "--outdir", str(tmp_path / "run"), "--no-progress")
     assert result.exit_code == 0, result.output
     log = (tmp_path / "run" / "log.txt").read_text()

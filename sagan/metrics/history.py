@@ -49,6 +49,13 @@ def append_record(path: str | os.PathLike, record: dict) -> Path:
     return path
 
 
+def write_records(path: str | os.PathLike, records: list[dict]) -> Path:
+    """Replace ``path`` with ``records``, atomically (a resume cutting off an abandoned branch)."""
+    from ..io import write_text_atomic
+
+    return write_text_atomic(path, "".join(json.dumps(_plain(r)) + "\n" for r in records))
+
+
 def read_records(path: str | os.PathLike) -> list[dict]:
     """All records of ``path`` in order ([] when it does not exist), skipping torn or foreign lines."""
     path = Path(path)
