@@ -250,7 +250,7 @@ def load_state(module: torch.nn.Module, state: dict[str, Any], what: str) -> Non
 
 
 # --------------------------------------------------------------------------------------------------
-# RNG states as plain lists (torch.load(weights_only=True), PITFALLS "Checkpoint loading")
+# RNG states as plain lists: torch.load(weights_only=True) refuses numpy arrays and Python tuples of them
 
 
 def rng_state() -> dict[str, Any]:
@@ -332,7 +332,8 @@ def step_files(ckpt_dir: Path) -> dict[int, Path]:
 
 def prune_checkpoints(ckpt_dir: Path, keep: int) -> None:
     """Keep the ``keep`` newest ``step_*.pt`` files (``last.pt`` and ``best.pt`` are never pruned).
-    Called only after the new file is complete (PITFALLS: accelerate deletes first)."""
+    Called only after the new file is complete (accelerate's own ``total_limit`` removes the oldest folder
+    before the new one is written, so a crash there leaves one checkpoint fewer)."""
     steps = sorted(step_files(ckpt_dir).items())
     for _, p in steps[: max(0, len(steps) - keep)]:
         p.unlink(missing_ok=True)

@@ -55,6 +55,10 @@ class ModelConfig:
     d_shortcut_relu: bool = False  # D blocks' shortcut sees relu(x) (StudioGAN's in-place ReLU), not x (the paper)
 
 
+# model keys a real dataset supplies (training and evaluation take them from the data unless the user pins them)
+DATA_DERIVED = ("resolution", "num_classes")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     batch_size: int = 256  # global batch (all processes, after gradient accumulation)
@@ -83,7 +87,9 @@ class TrainConfig:
     fid_num_samples: int = 5000
     fid_resize: str = "tf1"  # resize protocol of those evaluations (sagan.metrics.resize)
     eval_metrics: tuple[str, ...] = ("fid", "is")  # metrics of those evaluations (sagan.metrics.registry)
-    collapse_margin: float = 0.25  # collapse watch: FID above best * (1 + margin) ...
+    # best checkpoint and collapse watch: the metric they follow (one of eval_metrics; direction from the registry)
+    best_metric: str = "fid"
+    collapse_margin: float = 0.25  # collapse watch: best_metric worse than the best by this fraction ...
     collapse_patience: int = 3  # ... for this many evaluations in a row
     collapse_logit_gap: float = 20.0  # or mean D(x) - D(G(z)) beyond this for collapse_patience logs in a row (0 = off)
     stop_on_collapse: bool = False  # stop the run (with a checkpoint) instead of only warning
@@ -433,6 +439,9 @@ def validate(cfg: Config, where: str = "config") -> None:
     unknown = [m for m in t.eval_metrics if m not in METRIC_NAMES]
     if unknown or not t.eval_metrics:
         bad(f"train.eval_metrics must be a non-empty list of {', '.join(METRIC_NAMES)}; got {list(t.eval_metrics)}")
+    if t.best_metric not in t.eval_metrics:
+        bad(f"train.best_metric={t.best_metric!r} must be one of train.eval_metrics {list(t.eval_metrics)}; add it "
+            "there or pick one of those")
     if "is" in t.eval_metrics and t.fid_num_samples < 10:
         bad(f"train.fid_num_samples={t.fid_num_samples} cannot be cut into the Inception Score's 10 splits; use >= 10")
     if t.collapse_margin < 0 or t.collapse_logit_gap < 0 or t.collapse_patience < 1:

@@ -16,7 +16,7 @@ from sagan.data.stream import DataStream, EpochBatchSampler
 from sagan.training.step import GANStep
 from sagan.training.losses import LOSSES, get_loss, register_loss
 from sagan.models import Discriminator, Generator
-from sagan.training import train
+from sagan.training import Trainer, train
 
 TINY = ["model.g_ch=16", "model.d_ch=16", "data.demo_size=64", "train.batch_size=8", "train.log_every=1",
         "train.num_workers=0", "train.sample_every=1000", "train.checkpoint_every=1000"]
@@ -158,11 +158,14 @@ def test_ema_off_samples_from_g_and_stores_no_ema(tmp_path):
 
 
 def test_sync_bn_on_one_process_keeps_plain_batch_norm(tmp_path):
-    run = train(tiny("train.sync_bn=true", "train.max_steps=2"), outdir=tmp_path / "r", progress=False)
-    ckpt = load_checkpoint(run)
+    trainer = Trainer(tiny("train.sync_bn=true", "train.max_steps=2"), outdir=tmp_path / "r", progress=False)
+    trainer.run()
+    for net in (trainer.gan.G_raw, trainer.gan.ema.ema):  # the networks the loop trained and averaged
+        assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in net.modules())
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    ckpt = load_checkpoint(trainer.outdir)
     G = Generator.from_config(tiny())
     G.load_state_dict(ckpt["G"])  # the state dict of a plain (non-Sync) generator
-    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in G.modules())
 
 
 def test_resume_from_an_older_step_drops_the_abandoned_branch(tmp_path):

@@ -1,11 +1,5 @@
-"""The SAGAN training loop: wiring and the loop itself. The parts live in their own modules:
-
-    sagan/training/step.py     one iteration: d_steps x D update, G update, EMA (losses: losses.py)
-    sagan/data/stream.py       the resumable, sharded data stream
-    sagan/checkpoint.py        the checkpoint payload, writing, pruning, the best checkpoint
-    sagan/training/monitor.py  log lines, TensorBoard, sample grids, Ctrl-C / SIGTERM
-    sagan/training/watch.py    evaluations during training, metrics.jsonl, collapse watch
-    sagan/training/rundir.py   run directories
+"""The SAGAN training loop: wiring the networks, data, checkpoints, logs and evaluations together, and
+the loop itself.
 
 One step (``step`` counts completed G updates, as the paper's "iterations") is a :class:`GANStep` call;
 the loop around it logs, samples, evaluates and saves at their cadences.
@@ -37,7 +31,7 @@ import torch
 from ..checkpoint import (CHECKPOINT_DIR, LAST, check_training_state, checkpoint_config, drop_abandoned_branch,
                          load_checkpoint, restore_rng, restore_training_state, rng_state, step_file_name,
                          training_payload, write_best, write_training_checkpoint)
-from ..config import Config
+from ..config import DATA_DERIVED, Config
 from ..data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
 from ..errors import CheckpointError, UserError, one_line
@@ -48,7 +42,6 @@ from .rundir import prepare_run_dir, resolve_outdir
 from .watch import RunWatch
 
 __all__ = ["EpochBatchSampler", "Trainer", "TrainingDiverged", "train"]
-DATA_DERIVED = ("resolution", "num_classes")  # model keys a real dataset supplies
 
 
 class TrainingDiverged(UserError):

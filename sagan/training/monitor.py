@@ -90,7 +90,8 @@ class Monitor:
 
     def open(self, step: int, purge: bool = False) -> None:
         """The config, log and event files (main process). ``purge``: a resumed or restarted run hides the
-        TensorBoard events a killed attempt wrote after ``step`` (PITFALLS: purge_step)."""
+        TensorBoard events a killed attempt wrote after ``step`` (``SummaryWriter(purge_step=step)``; without it
+        TensorBoard draws both attempts' curves over each other)."""
         if not self.main:
             return
         from torch.utils.tensorboard import SummaryWriter
