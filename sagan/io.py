@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 import numpy as np
 
@@ -111,6 +111,18 @@ def check_writable(folder: str | os.PathLike, what: str) -> Path:
         raise NotWritableError(f"{what} {folder} is not writable ({e.strerror or e}); pick another location "
                                "or fix its permissions") from None
     return folder
+
+
+def check_replaceable(path: str | os.PathLike, is_ours: Callable[[Path], bool], overwrite: bool,
+                      option: str = "--out") -> None:
+    """Refuse to replace an existing file that this program did not write (``is_ours`` says) unless
+    ``overwrite``: a typo'd ``--out`` must not destroy a user's file, whatever its suffix."""
+    path = Path(path)
+    if overwrite or not (path.exists() or path.is_symlink()):
+        return
+    if path.is_symlink() or not path.is_file() or not is_ours(path):
+        raise UserError(f"{option} {printable(path)} already exists and was not written by sagan; pass --overwrite "
+                        "to replace it, or pick another name")
 
 
 def current_umask() -> int:
