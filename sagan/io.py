@@ -125,6 +125,12 @@ def check_replaceable(path: str | os.PathLike, is_ours: Callable[[Path], bool], 
                         "to replace it, or pick another name")
 
 
+def progress_disable(enabled: bool = True) -> bool | None:
+    """tqdm's ``disable``: off when not wanted, and (None) off where stderr is not a terminal, so that no
+    bar frames interleave with the log lines of a command whose output goes to a file."""
+    return None if enabled else True
+
+
 def current_umask() -> int:
     with _umask_lock:  # os.umask can only be read by setting it
         mask = os.umask(0o022)
@@ -177,7 +183,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", durable: bool = True
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as e:
         if e.errno in DISK_FULL_ERRNOS:
             raise disk_full_error(path, reserve) from None
@@ -216,7 +222,7 @@ def link_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     created new every time, so a link leaked by a killed process is never written through."""
     src, dst = Path(src), Path(dst)
     for attempt in range(100):
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
+        tmp = dst.with_name(f"{temp_prefix(dst)}{os.urandom(4).hex()}{TEMP_SUFFIX}")
         try:
             os.link(src, tmp)
             break
@@ -235,17 +241,51 @@ def link_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         raise
 
 
-def sweep_temp_files(folder: str | os.PathLike, names: tuple[str, ...] | None = None) -> list[Path]:
+def temp_prefix(target: str | os.PathLike) -> str:
+    """Start of the name of a temp file or folder for ``target``: ``.<name>.<pid>.`` (the writer's pid lets
+    a later writer tell a killed process's leftovers from a live one's, :func:`sweep_stale_temp_files`)."""
+    return f".{Path(target).name}.{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale_temp_files(target: str | os.PathLike) -> list[Path]:
+    """Remove the temp files and folders that killed writers of ``target`` left beside it (``kill -9``
+    mid-write: a sample set's full-size temp folder). Only those whose writer is gone: a live process
+    writing the same target keeps its own."""
+    target = Path(target)
+    pattern = re.compile(re.escape(f".{target.name}.") + r"(\d+)\..*" + re.escape(TEMP_SUFFIX) + "$")
+    stale = []
+    if target.parent.is_dir():
+        for p in target.parent.iterdir():
+            m = pattern.match(p.name)
+            if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+                stale.append(p.name)
+    return sweep_temp_files(target.parent, None, only=stale) if stale else []
+
+
+def sweep_temp_files(folder: str | os.PathLike, names: tuple[str, ...] | None = None,
+                     only: list[str] | None = None) -> list[Path]:
     """Remove the temp files (``.<name>.*.tmp``) that killed writers left in ``folder``; returns them.
-    ``names``: only those of these target names (a folder other programs also write into).
+    ``names``: only those of these target names (a folder other programs also write into); ``only``:
+    exactly these entries.
 
     Call only where no other process is writing these targets (a run directory at start-up)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     patterns = [f".{n}.*{TEMP_SUFFIX}" for n in names] if names is not None else [f".*{TEMP_SUFFIX}"]
+    found = [folder / n for n in only] if only is not None else [p for pat in patterns for p in folder.glob(pat)]
     removed = []
-    for p in (p for pattern in patterns for p in folder.glob(pattern)):
+    for p in found:
         try:
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
