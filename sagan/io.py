@@ -97,6 +97,25 @@ def check_free_space(path: str | os.PathLike, needed: int, what: str = "the outp
                             "free some space or write elsewhere")
 
 
+@contextlib.contextmanager
+def new_folders_removed_on_error(folder: str | os.PathLike) -> Iterator[None]:
+    """The folders from ``folder`` up that do not exist yet are removed again, where still empty, when the
+    block fails: a refused command leaves no empty output folders behind (``refs/``, ``eval/``)."""
+    missing, p = [], Path(folder).absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    try:
+        yield
+    except BaseException:
+        for d in missing:  # deepest first; stops at the first folder something was written into
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
 def check_writable(folder: str | os.PathLike, what: str) -> Path:
     """Create ``folder`` if needed and prove it writable with a probe file, before any long work."""
     folder = Path(folder)

@@ -38,7 +38,7 @@ from .data.packed import (FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, S
                           reopen_arrays)
 from .errors import UserError, report_user_errors
 from .io import (DiskFullError, atomic_write, check_free_space, check_writable, free_bytes, human_bytes,
-                 is_disk_full, printable, write_text_atomic)
+                 is_disk_full, printable, progress_disable, write_text_atomic)
 from .workers import run_in_processes
 
 __all__ = ["CHUNK_SIZE", "list_class_tree", "main", "pack", "summary"]
@@ -236,7 +236,7 @@ def _pack_tasks(source: Path, out: Path, r: int, tasks: list, workers: int, done
                 progress: bool) -> None:
     """Decode ``tasks``, recording each finished chunk in ``done`` and in the progress file."""
     done_size = sum(rec["size"] for rec in done.values())
-    bar = tqdm(total=done_size + sum(len(t[2]) for t in tasks), initial=done_size, unit="img", disable=not progress,
+    bar = tqdm(total=done_size + sum(len(t[2]) for t in tasks), initial=done_size, unit="img", disable=progress_disable(progress),
                desc=f"packing {printable(source.name)} at {r}px", smoothing=0.05)
     num_skipped = [sum(len(rec["skipped"]) for rec in done.values())]
     # json.dumps escapes every non-ASCII character (ensure_ascii): any file name fits this text file
