@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import shutil
@@ -114,6 +115,44 @@ def new_folders_removed_on_error(folder: str | os.PathLike) -> Iterator[None]:
             except OSError:
                 break
         raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold ``path`` (a lock file, created if needed) exclusively for the block: a second process gets a
+    one-line :class:`UserError` naming the folder and the holder's pid (written into the file).
+
+    ``fcntl.flock``: the kernel releases it when the holder exits in any way, ``kill -9`` included, so a
+    stale lock file never blocks anyone. ``what`` names the option, e.g. ``--out``. The file is removed
+    on a normal exit. File systems without flock (some network mounts) run unlocked.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"{what} {printable(path.parent)} is in use by another process (pid {holder}); wait for "
+                            f"it to finish, or pick another {what}") from None
+        except OSError:  # no flock here: run unlocked rather than not at all
+            break
+        try:  # a holder that just finished may have removed the file we opened: lock the new one
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
 
 
 def check_writable(folder: str | os.PathLike, what: str) -> Path:
