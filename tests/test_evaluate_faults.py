@@ -143,3 +143,13 @@ def test_help_examples_use_run_names_the_trainer_makes():
         names = re.findall(r"runs/([^/\s]+)", text)
         assert all(re.fullmatch(r"\d{5}-demo", n) for n in names), names
     assert "runs/00000-demo" in CliRunner().invoke(E.main, ["--help"]).output
+
+
+def test_experiments_list_says_no_attention_plainly():
+    from sagan.experiments import main as experiments_cli
+
+    out = CliRunner().invoke(experiments_cli, ["list"]).output
+    line = next(line for line in out.splitlines() if line.strip().startswith("no_attention"))
+    assert "[]" not in line and "G no attention, D no attention" in line, line
+    feat32 = next(line for line in out.splitlines() if line.strip().startswith("feat32"))
+    assert "G attention at 32px" in feat32
