@@ -204,7 +204,7 @@ def _complete_manifest(out: Path, header: dict) -> dict | None:
                     f"{manifest.get('resolution')}px; choose another --out or delete that folder")
 
 
-def source_resolution(source: Path, files: list[tuple[str, int]], sample: int = 64) -> tuple[int, int]:
+def source_resolution(source: Path, files: list[tuple[str, int]], sample: int = 64) -> tuple[int | None, int | None]:
     """(the median shorter side of up to ``sample`` images spread over ``files`` (headers only), the
     largest training resolution (power of two >= MIN_RESOLUTION) that does not upscale it)."""
     sides = []
@@ -212,8 +212,8 @@ def source_resolution(source: Path, files: list[tuple[str, int]], sample: int = 
         with contextlib.suppress(OSError, ValueError, PIL.Image.DecompressionBombError):
             with PIL.Image.open(source / rel) as img:
                 sides.append(min(img.size))
-    if not sides:
-        raise UserError(f"--source {printable(source)}: no image could be opened to read its size; pass --resolution")
+    if not sides:  # nothing opens: packing reports the undecodable files
+        return None, None
     side = sorted(sides)[len(sides) // 2]
     r = MIN_RESOLUTION
     while r * 2 <= side:
@@ -225,10 +225,11 @@ def _pack(source: Path, out: Path, r: int | None, workers: int, chunk_size: int,
     tree = scan_class_tree(source)
     side, fitting = source_resolution(source, tree.files)
     if r is None:
-        r = fitting
-        print(f"resolution {r}px, from the source's images (median shorter side {side}px); pass --resolution to "
-              "choose another", file=sys.stderr)
-    if r > side:
+        r = fitting or 128
+        if side is not None:
+            print(f"resolution {r}px, from the source's images (median shorter side {side}px); pass --resolution "
+                  "to choose another", file=sys.stderr)
+    if side is not None and r > side:
         print(f"note: upscaling: the source's images are {side}px (median shorter side), packed at {r}px; a model "
               f"at {r}px is far larger than one at {fitting}px (--resolution {fitting})", file=sys.stderr)
     n = len(tree.files)
