@@ -45,7 +45,7 @@ def test_non_finite_reference_is_refused_naming_the_array_before_inception(colou
 
 def test_training_start_up_refuses_a_non_finite_reference(colour_ref, tmp_path):
     from sagan.config import load_config
-    from sagan.watch import RunWatch
+    from sagan.training.watch import RunWatch
 
     ref = _damaged_ref(colour_ref, tmp_path / "bad.npz", "sigma", np.nan)
     cfg = load_config("demo", overrides=["train.fid_every=2", f"data.ref_stats={ref}"])
