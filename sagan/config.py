@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 # CONFIG_DIR, config_chain, preset_names, resolve_config_path: public names of sagan.config as well
 from .config_files import (CONFIG_DIR, SECTION_NAMES, config_chain, merge_chain, parse_override,  # noqa: F401
                            preset_names, resolve_config_path)
-from .errors import ConfigError
+from .errors import ConfigError, short_repr
 
 
 ATTN_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
@@ -234,28 +234,30 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value is None:
             value = []
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {short_repr(value)}")
         return tuple(_coerce(v, args[0], where) for v in value)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(f"{where}: expected true or false, got {short_repr(value)}")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {short_repr(value)}")
         return int(value)
     if tp is float:
         if isinstance(value, str):
             try:
-                return float(value)  # YAML 1.1 reads "1e-4" as a string
+                value = float(value)  # YAML 1.1 reads "1e-4" as a string
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {short_repr(value)}")
+        if not math.isfinite(value):  # NaN passes every `v <= 0` range check below
+            raise ConfigError(f"{where}: must be a finite number, got {value}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {short_repr(value)}")
         return value
     return value
 
@@ -263,19 +265,24 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def _build(raw: Mapping[str, Any], where: str) -> Config:
     unknown = set(raw) - set(SECTIONS) - {"name"}
     if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}; sections are name, {', '.join(SECTIONS)}")
+        shown = ", ".join(sorted(k if isinstance(k, str) else short_repr(k, 40) for k in unknown)[:5])
+        raise ConfigError(f"{where}: unknown section(s) {short_repr(shown, 120)[1:-1]}; sections are name, "
+                          f"{', '.join(SECTIONS)}")
     sections = {}
     for sname, cls in SECTIONS.items():
         vals = raw.get(sname) or {}
         if not isinstance(vals, Mapping):
-            raise ConfigError(f"{where}: section {sname!r} must be a mapping, got {vals!r}")
+            raise ConfigError(f"{where}: section {sname!r} must be a mapping, got {short_repr(vals)}")
         hints = typing.get_type_hints(cls)
         known = {f.name for f in dataclasses.fields(cls)}
         for k in vals:
             if k not in known:
-                raise ConfigError(f"{where}: unknown key {sname}.{k}{_suggest(k, cls)}")
+                shown = short_repr(k, 60)[1:-1] if isinstance(k, str) else short_repr(k, 60)
+                raise ConfigError(f"{where}: unknown key {sname}.{shown}{_suggest(k, cls) if isinstance(k, str) else ''}")
         sections[sname] = cls(**{k: _coerce(v, hints[k], f"{where}: {sname}.{k}") for k, v in vals.items()})
     name = raw.get("name", "config")
+    if not isinstance(name, (str, int, float)) or isinstance(name, bool):  # str() of a nested list could explode
+        raise ConfigError(f"{where}: name must be a string, got {short_repr(name)}")
     cfg = Config(name=str(name), **sections)
     validate(cfg, where)
     return cfg

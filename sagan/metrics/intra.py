@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..io import progress_disable
 from .frechet import ClassFrechetDistance, class_indices
 from .stats import RefStats
 
@@ -83,8 +84,8 @@ def projection_intra_fid(gen: GeneratorSource, ref: RefStats, per_class: int, de
         raise UserError(f"reference {ref.path} has no per-class features; rebuild it with `evaluate.py stats`")
     scores, distance = {}, ClassFrechetDistance(device)
     classes = range(gen.num_classes) if gen.to_ref is not None else range(min(gen.num_classes, ref.num_classes))
-    for c in tqdm(classes, desc="intra-FID (projection protocol)", unit="class", disable=not (progress and gen.main),
-                  dynamic_ncols=True):
+    for c in tqdm(classes, desc="intra-FID (projection protocol)", unit="class",
+                  disable=progress_disable(progress and gen.main), dynamic_ncols=True):
         got = gen.features([c], per_class, gen.seed + 1 + c)
         if gen.main:
             r = int(gen.to_ref[c]) if gen.to_ref is not None else c
@@ -110,7 +111,7 @@ def intra_fid_of(features: np.ndarray, labels: np.ndarray, ref: RefStats, device
                         "rebuild it with `evaluate.py stats` or pass --no-intra-fid")
     check_labels(labels, ref, "samples")
     per_class, distance = {}, ClassFrechetDistance(device)
-    for c, idx in tqdm(class_indices(labels).items(), desc="intra-FID", unit="class", disable=not progress,
+    for c, idx in tqdm(class_indices(labels).items(), desc="intra-FID", unit="class", disable=progress_disable(progress),
                        dynamic_ncols=True):
         per_class[c] = class_fid(features[idx], ref, c, distance)
     return float(np.mean(list(per_class.values()))), per_class

@@ -1,7 +1,7 @@
 """``evaluate.py metrics`` as one call: the metrics of a samples file or a checkpoint against a reference,
 written as ``report.json`` / ``report.md`` / the per-class FID histogram, and one line of ``metrics.jsonl``
-beside them. Every input is checked (reference protocol, class pairing, metrics, Inception weights)
-before any sample is drawn.
+beside them (``evaluations.jsonl`` in a training run's folder). Every input is checked (reference
+protocol, class pairing, metrics, Inception weights, free space) before any sample is drawn.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import click
 from ..errors import UserError
 from ..sampling.bn_stats import bn_mode_description, prepare_generator
 from ..sampling.latents import class_balanced_labels
-from ..training.rundir import METRICS_FILE
+from ..training.rundir import CONFIG_FILE, METRICS_FILE
 from .evaluation import check_reference_protocol
-from .history import append_record
+from .history import EVAL_HISTORY_FILE, append_record
 from .registry import METRICS, MetricOptions, scalars
 from .report import write_report
 from .resize import DEFAULT_RESIZE, resize_description
@@ -26,6 +26,16 @@ from .samples import load_samples
 from .session import open_session
 from .stats import load_ref
 from .weights import WEIGHTS_SHA256_PREFIX
+
+REPORT_BYTES = 4 * 1000 * 1000  # report.json, report.md and the histogram of 1000 per-class FIDs, with room
+
+
+def history_file(folder: Path) -> Path:
+    """Where ``evaluate.py metrics`` appends its record: ``metrics.jsonl`` beside the report, except in a
+    training run's folder, whose ``metrics.jsonl`` is the trainer's own history (RUN:best, the collapse
+    watch and the experiments' reports read it): there ``evaluations.jsonl``."""
+    is_run = (folder / CONFIG_FILE).is_file() or (folder / "checkpoints").is_dir()
+    return folder / (EVAL_HISTORY_FILE if is_run else METRICS_FILE)
 
 
 @dataclass
@@ -86,7 +96,7 @@ def evaluate_request(req: MetricsRequest, accelerator, device) -> dict | None:
                               generated=G is not None, resize=req.resize, bn_stats=bn_mode or "unknown",
                               skipped=session.skipped)
     paths = write_report(report, req.out)
-    history = append_record(req.out.parent / METRICS_FILE, _history_record(report, req.out))
+    history = append_record(history_file(req.out.parent), _history_record(report, req.out))
     shown = "  ".join(f"{METRICS[k].label} {METRICS[k].format(report)}" for k in scalars(report))
     click.echo(f"{shown}  ({report['num_samples']} samples, resize {req.resize})")
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()) + f"; appended to {history}", err=True)

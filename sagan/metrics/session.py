@@ -18,9 +18,10 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from . import evaluation as ev
 from .classes import ClassPairing, pair_classes
-from .evaluation import (check_reference_protocol, check_reference_space, check_same_inception, compute_metrics,
-                         generator_features, generator_source, reference_stats, sample_features)
+from .evaluation import (check_reference_protocol, check_same_inception, compute_metrics, generator_features,
+                         generator_source, sample_features)
 from .inception import InceptionV3
 from .intra import check_labels
 from .registry import METRICS, MetricOptions, resolve_metrics
@@ -104,8 +105,8 @@ def dataset_reference(dataset, out: str | os.PathLike, *, source: str, inception
     """Reference statistics of ``dataset`` (yielding ``(uint8 (3, R, R), label)``) into ``out``: free space
     checked first, then the Inception network of ``inception_weights`` under ``resize`` (main process
     first), then :func:`~sagan.metrics.evaluation.reference_stats`. Returns the path on the main process."""
-    check_reference_space(out, len(dataset), per_class, features_dtype)  # before any Inception work
+    ev.check_reference_space(out, len(dataset), per_class, features_dtype)  # before any Inception work
     with accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext():
         inception = load_inception(inception_weights, device=device, resize=resize)
-    return reference_stats(dataset, inception, out, batch_size=batch_size, num_workers=num_workers,
+    return ev.reference_stats(dataset, inception, out, batch_size=batch_size, num_workers=num_workers,
                            accelerator=accelerator, features_dtype=features_dtype, per_class=per_class, source=source)

@@ -4,7 +4,8 @@ Commands (``main`` is the click group and the ``sagan-evaluate`` console script)
 
 - ``stats``: Inception statistics of a dataset (packed, class-per-folder, or ``demo``) -> ``ref.npz``;
 - ``metrics``: a ``samples.npz`` or a checkpoint against ``ref.npz`` -> ``report.json``, ``report.md``,
-  ``report_per_class_fid.png``, and a line appended to ``metrics.jsonl`` beside them.
+  ``report_per_class_fid.png``, and a line appended to ``metrics.jsonl`` beside them (``evaluations.jsonl``
+  in a training run's folder: its ``metrics.jsonl`` is the training history).
 
 Both run on one device or sharded under ``accelerate launch`` (features gathered, main process writes).
 Every output location, the free space and the reference's protocol are checked before the Inception
@@ -13,12 +14,13 @@ work starts.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from ..errors import UserError, report_user_errors
-from ..io import check_writable
+from ..io import check_free_space, check_writable, new_folders_removed_on_error
 from ..metrics.intra import FORMER_NAMES, PROTOCOLS
 from ..metrics.registry import METRIC_NAMES, MetricOptions
 from ..metrics.resize import DEFAULT_RESIZE, RESIZE_MODES
@@ -49,11 +51,13 @@ def _say(acc, msg: str) -> None:
         click.echo(msg, err=True)
 
 
-def _check_out(out: str, what: str) -> Path:
-    """An output file's folder must be writable before any work (a read-only mount, a typo'd path); click
-    already refuses a folder as the file."""
+def _check_out(out: str, what: str, needed: int = 0) -> Path:
+    """An output file's folder must be writable, with ``needed`` bytes free, before any work (a read-only
+    mount, a typo'd path, a full disk); click already refuses a folder as the file."""
     out = Path(out)
     check_writable(out.parent, f"the folder of {what}")
+    if needed:
+        check_free_space(out, needed, what)
     return out
 
 
@@ -68,11 +72,11 @@ def main():
       python evaluate.py stats --data ~/ILSVRC/train --resolution 128 --out refs/imagenet128_train.npz
       python evaluate.py stats --data demo --out refs/demo.npz
       # every metric of a checkpoint's EMA generator (50k class-balanced samples, 50 per class)
-      python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint runs/00000-sagan/checkpoints/last.pt --out runs/00000-sagan/eval/report.json
+      python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint runs/00000-demo --out runs/00000-demo/eval/report.json
       # some metrics of saved samples (sample.py writes samples.npz)
       python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --metrics fid,is,kid --out eval/report.json
       # on 8 GPUs
-      accelerate launch --num_processes 8 evaluate.py metrics --ref ref.npz --checkpoint last.pt --out eval/report.json
+      accelerate launch --num_processes 8 evaluate.py metrics --ref ref.npz --checkpoint runs/00000-demo --out runs/00000-demo/eval/report.json
     """
 
 
@@ -107,7 +111,8 @@ def _open_stats_dataset(data_path: str, resolution: int | None):
 @inception_weights_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True, help="Images per Inception batch (per process).")
 @device_option
-@click.option("--num-workers", default=4, show_default=True, help="Data loading processes.")
+@click.option("--num-workers", type=click.IntRange(min=0), default=None,
+              help="Data loading processes.  [default: the cores this process may use]")
 @click.option("--per-class/--no-per-class", default=True, show_default=True,
               help="Store the features for intra-FID, KID and precision/recall (N x 2048 x 4 bytes: 10 GB for ImageNet).")
 @click.option("--features-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
@@ -123,7 +128,16 @@ def stats(data_path, out, resolution, resize, inception_weights, batch_size, dev
       python evaluate.py stats --data demo --out refs/demo.npz
       python evaluate.py stats --data ~/ILSVRC/train --resolution 128 --resize clean --out refs/imagenet128_clean.npz
     """
+    with new_folders_removed_on_error(Path(out).parent):
+        _stats(data_path, out, resolution, resize, inception_weights, batch_size, device, num_workers, per_class,
+               features_dtype)
+
+
+def _stats(data_path, out, resolution, resize, inception_weights, batch_size, device, num_workers, per_class,
+           features_dtype):
     out = _check_out(out, "--out")
+    if num_workers is None:
+        num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     acc, dev = _accelerator(device)
     dataset, source = _open_stats_dataset(data_path, resolution)
     path = dataset_reference(dataset, out, source=source, inception_weights=inception_weights, resize=resize,
@@ -142,7 +156,7 @@ def stats(data_path, out, resolution, resize, inception_weights, batch_size, dev
 @click.option("--ema/--no-ema", default=True, show_default=True, help="With --checkpoint: use the EMA generator.")
 @bn_stats_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="report.json (report.md, the PNG and metrics.jsonl go next to it).")
+              help="report.json (report.md, the PNG and metrics.jsonl go next to it; evaluations.jsonl in a run folder).")
 @click.option("--metrics", "metric_spec", default=None,
               help=f"Comma-separated, from {','.join(METRIC_NAMES)} (default: all that the inputs allow).")
 @click.option("--resize", type=click.Choice(RESIZE_MODES), default=DEFAULT_RESIZE, show_default=True, help=RESIZE_HELP)
@@ -174,7 +188,7 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
       python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --metrics fid,is,kid --out eval/report.json
       python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint last.pt --bn-stats standing --fid-bootstrap 100 --out eval/report.json
     """
-    from ..metrics.request import MetricsRequest, evaluate_request
+    from ..metrics.request import REPORT_BYTES, MetricsRequest, evaluate_request
 
     if intra_fid_protocol in FORMER_NAMES:
         click.echo(f"note: --intra-fid-protocol {intra_fid_protocol} is now called {FORMER_NAMES[intra_fid_protocol]}",
@@ -183,12 +197,13 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
                             prdc_samples=prdc_samples, fid_bootstrap=fid_bootstrap, seed=seed,
                             intra_fid_protocol=FORMER_NAMES.get(intra_fid_protocol, intra_fid_protocol),
                             per_class_samples=per_class_samples)
-    request = MetricsRequest(ref=ref_path, out=_check_out(out, "--out"), samples=samples, checkpoint=checkpoint,
-                             num_samples=num_samples, seed=seed, truncation=truncation, ema=ema, bn_stats=bn_stats,
-                             standing_batches=standing_batches, metrics=metric_spec,
-                             exclude=() if intra_fid else ("intra_fid",), resize=resize,
-                             inception_weights=inception_weights, batch_size=batch_size, options=options)
-    evaluate_request(request, *_accelerator(device))
+    with new_folders_removed_on_error(Path(out).parent):  # a refusal leaves no new empty folder behind
+        request = MetricsRequest(ref=ref_path, out=_check_out(out, "--out", REPORT_BYTES), samples=samples,
+                                 checkpoint=checkpoint, num_samples=num_samples, seed=seed, truncation=truncation,
+                                 ema=ema, bn_stats=bn_stats, standing_batches=standing_batches, metrics=metric_spec,
+                                 exclude=() if intra_fid else ("intra_fid",), resize=resize,
+                                 inception_weights=inception_weights, batch_size=batch_size, options=options)
+        evaluate_request(request, *_accelerator(device))
 
 
 if __name__ == "__main__":

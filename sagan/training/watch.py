@@ -55,15 +55,17 @@ class RunWatch:
         """Reference, metrics and Inception, checked now rather than at the first evaluation (step N)."""
         from ..metrics.registry import MetricOptions
         from ..metrics.session import open_session
+        from ..metrics.stats import load_ref
         from ..sampling.latents import class_balanced_labels
 
         t = self.cfg.train
+        ref = load_ref(self.cfg.data.ref_stats)  # a missing or damaged reference fails first
         labels = class_balanced_labels(t.fid_num_samples, range(self.cfg.model.num_classes)).numpy()
-        self.session = open_session(self.cfg.data.ref_stats, num_samples=t.fid_num_samples, labels=labels,
-                                    metrics=t.eval_metrics, options=MetricOptions(device=self.acc.device, progress=False),
-                                    class_names=self.class_names, where="the training data",
-                                    inception_weights=inception_weights, resize=t.fid_resize, device=self.acc.device,
-                                    accelerator=self.acc)
+        device = self.acc.device
+        self.session = open_session(ref, num_samples=t.fid_num_samples, labels=labels, metrics=t.eval_metrics,
+                                    options=MetricOptions(device=device, progress=False), class_names=self.class_names,
+                                    where="the training data", inception_weights=inception_weights,
+                                    resize=t.fid_resize, device=device, accelerator=self.acc)
 
     def _truncate_history(self, step: int) -> None:
         """A resume from ``step`` abandons the evaluations a killed run recorded after it (as TensorBoard's
