@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import shutil
@@ -243,6 +244,63 @@ def sweep_temp_files(folder: str | os.PathLike, names: tuple[str, ...] | None = 
         except OSError:
             pass
     return removed
+
+
+LOCK_FILE = ".lock"
+
+
+class FolderLock:
+    """An exclusive ``fcntl.flock`` on ``FOLDER/.lock`` (holding the owner's pid), released by
+    :meth:`release`, on leaving a ``with`` block, or by the kernel when the process ends in any way,
+    ``kill -9`` included (the lock belongs to the open file, not to the file on disk: a stale ``.lock``
+    file left behind locks nothing)."""
+
+    def __init__(self, folder: Path, fd: int):
+        self.folder, self._fd = folder, fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> "FolderLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def exclusive_lock(folder: str | os.PathLike, what: str) -> FolderLock:
+    """Lock ``folder`` (created if needed) for this process, or raise a one-line :class:`UserError` naming
+    the folder and the pid of the process holding it. ``what``: the folder's role in the message, e.g.
+    "run directory"; the holder is another process of the same kind."""
+    folder = Path(folder)
+    path = folder / LOCK_FILE
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        if e.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error(path) from None
+        raise NotWritableError(f"{what} {folder} is not writable ({e.strerror or e}); pick another location "
+                               "or fix its permissions") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        try:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        finally:
+            os.close(fd)
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise UserError(f"{what} {folder} is in use by another process (pid {holder}); wait for it to end, "
+                            "or pick another location") from None
+        raise NotWritableError(f"cannot lock {what} {folder} ({e.strerror or e})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return FolderLock(folder, fd)
 
 
 def open_memmap_reserved(path: str | os.PathLike, dtype, shape: tuple[int, ...]) -> np.memmap:

@@ -34,17 +34,19 @@ from typing import Collection
 
 import torch
 
-from .checkpoint import (CHECKPOINT_DIR, LAST, check_training_state, checkpoint_config, drop_abandoned_branch,
-                         load_checkpoint, restore_rng, restore_training_state, rng_state, step_file_name,
-                         training_payload, write_best, write_training_checkpoint)
+from .checkpoint import (CHECKPOINT_DIR, LAST, check_training_state, checkpoint_config, load_checkpoint, restore_rng,
+                         restore_training_state, rng_state, step_file_name, training_payload, write_best,
+                         write_training_checkpoint)
 from .config import Config
 from .data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
 from .errors import CheckpointError, UserError, one_line
+from .io import printable
 from .gan_step import GANStep
 from .models import Discriminator, Generator, count_parameters
 from .monitor import Monitor, RecentSteps, StopRequest
-from .rundir import prepare_run_dir, resolve_outdir
+from .lineage import ROOT, Resume, lineage_of, reconcile_history
+from .rundir import METRICS_FILE, create_run_dir, lock_run_dir, prepare_run_dir, resolve_outdir, run_name
 from .watch import RunWatch
 
 __all__ = ["EpochBatchSampler", "Trainer", "TrainingDiverged", "train"]
@@ -61,6 +63,29 @@ def check_same_model(cfg: Config, ckpt_cfg: Config, path: str, skip: Collection[
     if diff:
         raise CheckpointError(f"checkpoint {path} is from another architecture ({'; '.join(diff[:3])}); resume without "
                               f"--config (the checkpoint's config is used), or start a new run")
+
+
+def check_same_classes(ckpt: dict, dataset, cfg: Config) -> None:
+    """A resume on other data: name what differs, the checkpoint's classes against the data's."""
+    theirs, ours = ckpt.get("class_names"), list(dataset.class_names)
+    if theirs is None:
+        n = checkpoint_config(ckpt).model.num_classes
+        if n == len(ours):
+            return
+        theirs_text = f"{n} classes (names not stored)"
+    elif theirs == ours:
+        return
+    else:
+        theirs_text = _classes_text(theirs)
+    where = cfg.data.path or "the built-in demo dataset"
+    raise CheckpointError(f"checkpoint {ckpt['path']} was trained on other classes than {where} has: the checkpoint's "
+                          f"{theirs_text} vs the data's {_classes_text(ours)}; resume on the data it was trained on, "
+                          "or start a new run")
+
+
+def _classes_text(names: list[str]) -> str:
+    shown = ", ".join(printable(n)[:24] for n in names[:4]) + (", ..." if len(names) > 4 else "")
+    return f"{len(names)} classes ({shown})"
 
 
 def make_accelerator(mixed_precision: str):
@@ -80,10 +105,25 @@ class Trainer:
     def __init__(self, cfg: Config, outdir: str | Path | None = None, resume: str | Path | dict | None = None,
                  pinned: Collection[str] = DATA_DERIVED, inception_weights: str | None = None,
                  progress: bool = True, dataset=None, restart: Path | None = None):
+        self._lock = None
+        try:
+            self._setup(cfg, outdir, resume, pinned, inception_weights, progress, dataset, restart)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give up the run directory's lock (also done by the kernel when the process ends in any way)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _setup(self, cfg, outdir, resume, pinned, inception_weights, progress, dataset, restart) -> None:
         ckpt = resume if isinstance(resume, dict) else (load_checkpoint(resume) if resume is not None else None)
         if ckpt is not None:
             check_training_state(ckpt)
-            pinned = DATA_DERIVED  # the checkpoint fixes the architecture
+            # the checkpoint fixes the architecture; its classes are compared with the data's by name below
+            pinned = ("resolution",)
             # compare what the data cannot change before opening it (a misleading data error otherwise)
             check_same_model(cfg, checkpoint_config(ckpt), ckpt["path"], DATA_DERIVED if cfg.data.path else ())
         self.acc = acc = make_accelerator(cfg.train.mixed_precision)
@@ -91,6 +131,7 @@ class Trainer:
         # ``dataset``: an already opened one (benchmarks); it must match cfg.model
         self.dataset, cfg = (dataset, cfg) if dataset is not None else open_training_data(cfg, pinned)
         if ckpt is not None:
+            check_same_classes(ckpt, self.dataset, cfg)
             check_same_model(cfg, checkpoint_config(ckpt), ckpt["path"])
         self.cfg, t = cfg, cfg.train
         self._check_batch()
@@ -102,19 +143,21 @@ class Trainer:
         self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress)
         self.say = self.monitor.say
         self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
+        self._startup_notes += self._data_notes()
 
         self._build(ckpt)
         self.recent = RecentSteps(self.device)
         # a restart (no checkpoint yet) abandons whatever the killed attempt recorded: resume from step 0
         resumed = self.step if (ckpt is not None or restart is not None) else None
-        self.watch = RunWatch(cfg, self.outdir, acc, self.monitor, inception_weights,
-                              (ckpt.get("meta") or {}).get("watch") if ckpt else None, self.class_names,
-                              resumed_step=resumed)
-        self._startup_notes += self.watch.notes
+        self.lineage = lineage_of(ckpt.get("meta")) if ckpt is not None else [list(e) for e in ROOT]
         if ckpt is not None:
             self._startup_notes += self._resume_notes(ckpt)
-        elif restart is not None and self.main:
-            self._startup_notes += drop_abandoned_branch(self.ckpt_dir, 0)
+        if resumed is not None and (ckpt is None or self._in_run(ckpt)):
+            self._startup_notes += on_main(acc, self._reconcile, ckpt) or []
+        self.watch = RunWatch(cfg, self.outdir, acc, self.monitor, inception_weights,
+                              (ckpt.get("meta") or {}).get("watch") if ckpt else None, self.class_names,
+                              branch=self.lineage[-1][1])
+        self._startup_notes += self.watch.notes
         self._purge_events = resumed is not None
         if t.mixed_precision == "fp16":
             self._startup_notes.append("warning: fp16 training of SAGAN often collapses early (loss scaling vs. the "
@@ -124,9 +167,24 @@ class Trainer:
             restore_rng(ckpt, self.rank)
 
     def _choose_outdir(self, outdir, resume_path: str | None, restart: Path | None) -> tuple[Path, list]:
-        """The run directory (checked writable) and the stale temp files removed from it (main process)."""
-        out = resolve_outdir(outdir, self.cfg.name, resume_path, restart)
-        return out, prepare_run_dir(out)
+        """The run directory (created with its config, locked, checked writable) and the stale temp files
+        removed from it (main process)."""
+        out = resolve_outdir(outdir, run_name(self.cfg), resume_path, restart)
+        create_run_dir(out, self.cfg)
+        self._lock = lock_run_dir(out)
+        return out, prepare_run_dir(out, self.cfg)
+
+    def _data_notes(self) -> list[str]:
+        from .data import FolderDataset
+
+        notes = []
+        if self.cfg.data.path and self.cfg.model.num_classes == 1:
+            notes.append(f"note: {self.cfg.data.path} has one class ({printable(self.class_names[0])}): this trains a "
+                         "conditional model with a single class; for an unconditional model set model.num_classes: 0")
+        if isinstance(self.dataset, FolderDataset):
+            notes.append("note: training straight from an image folder decodes and resizes every image each epoch; "
+                         "pack it once with sagan-prepare (about 50x faster per image) and train on that")
+        return notes
 
     def _check_batch(self) -> None:
         t = self.cfg.train
@@ -178,8 +236,22 @@ class Trainer:
             notes.append("optimiser settings from the config replace the checkpoint's: " + ", ".join(self.hparam_changes))
         if ckpt["opt_G"] is None or ckpt["opt_D"] is None:
             notes.append("the checkpoint has no optimiser state (a converted checkpoint?): fresh Adam moments")
-        if self.main and Path(ckpt["path"]).parent.resolve() == self.ckpt_dir.resolve():
-            notes += drop_abandoned_branch(self.ckpt_dir, self.step, Path(ckpt["path"]))
+        return notes
+
+    def _in_run(self, ckpt: dict) -> bool:
+        return Path(ckpt["path"]).parent.resolve() == self.ckpt_dir.resolve()
+
+    def _reconcile(self, ckpt: dict | None) -> list[str]:
+        """Bring the run folder onto the resumed checkpoint's path (main process, under the lock): what is off
+        it is abandoned or dropped, ``last.pt``/``best.pt`` follow it (sagan/lineage.py)."""
+        meta = (ckpt.get("meta") or {}) if ckpt is not None else {}
+        resume = Resume(self.ckpt_dir, self.step, self.lineage, (meta.get("watch") or {}).get("best"),
+                        Path(ckpt["path"]) if ckpt is not None else None)
+        self.lineage = resume.lineage
+        notes = resume.checkpoints() + reconcile_history(self.outdir / METRICS_FILE, resume)
+        if resume.branching:
+            notes.append(f"branching off the run at step {self.step}: what lies off this path is kept as "
+                         "checkpoints/abandoned_*.pt and metrics_abandoned.jsonl")
         return notes
 
     # ---- checks -----------------------------------------------------------------------------------
@@ -212,7 +284,7 @@ class Trainer:
         if self.world > 1:
             rng["per_process"] = states
         meta = {"images_seen": self.images_seen, "num_processes": self.world, "torch": str(torch.__version__),
-                "time": time.time(), "watch": self.watch.state()}
+                "time": time.time(), "watch": self.watch.state(), "lineage": self.lineage}
         if self.acc.scaler is not None:
             meta["scaler"] = self.acc.scaler.state_dict()
         g = self.gan
@@ -245,7 +317,8 @@ class Trainer:
         t, m = self.cfg.train, self.cfg.model
         for note in self._startup_notes:
             self.say(note)
-        self.say(f"training {self.cfg.name}: {len(self.dataset)} images, {m.num_classes} classes, {m.resolution}px, "
+        on = f" on {printable(Path(self.cfg.data.path).name)}" if self.cfg.data.path else ""
+        self.say(f"training {self.cfg.name}{on}: {len(self.dataset)} images, {m.num_classes} classes, {m.resolution}px, "
                  f"global batch {t.batch_size} = {self.data.sampler.per_process} x {self.world} process(es) x "
                  f"{t.grad_accum} accumulation, loss {t.loss}, {self.device}, mixed precision {t.mixed_precision}; "
                  f"writing to {self.outdir}")
@@ -306,6 +379,7 @@ class Trainer:
             raise
         finally:
             self.monitor.close()
+            self.release()
         self.say(f"done: {self.step} steps; checkpoint {self.ckpt_dir / LAST}")
         return self.outdir
 
