@@ -64,9 +64,12 @@ def steps_logged(run: Path) -> list[int]:
 
 
 def attempt(cmd: list[str], run: Path, rng: random.Random, max_delay: float, kill: bool) -> tuple[bool, int]:
-    """One trainer process; killed with SIGKILL at a random moment after it has logged a step past step 4
-    (its start-up is over). Returns (killed, the last step it logged)."""
+    """One trainer process; killed with SIGKILL at a random moment once it has logged a random step past
+    step 4 and past its own start (1-4 steps past the last one logged: start-up is over, and the run moves on
+    between kills). Returns (killed, the last step it logged)."""
     before = len(steps_logged(run))
+    start = (steps_logged(run) or [0])[-1]
+    target = rng.randint(max(5, start + 1), max(5, start + 1) + 3)
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     if not kill:
@@ -76,7 +79,7 @@ def attempt(cmd: list[str], run: Path, rng: random.Random, max_delay: float, kil
         return False, steps_logged(run)[-1]
     while proc.poll() is None:
         new = steps_logged(run)[before:]
-        if new and new[-1] > 4:
+        if new and new[-1] >= target:
             time.sleep(rng.uniform(0, max_delay))
             break
         time.sleep(0.02)
@@ -131,12 +134,12 @@ def compare(straight: Path, killed: Path) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=5, help="kill -9 count (the issue's campaign: 20)")
-    ap.add_argument("--steps", type=int, default=None, help="train.max_steps [default: 8 + 4 x kills]")
-    ap.add_argument("--max-delay", type=float, default=2.0, help="kill within this many seconds after a step > 4")
+    ap.add_argument("--steps", type=int, default=None, help="train.max_steps [default: 12 + 4 x kills]")
+    ap.add_argument("--max-delay", type=float, default=1.0, help="kill within this many seconds after the target step")
     ap.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     ap.add_argument("--workdir", type=Path, default=None, help="where the runs go [default: a temp folder]")
     args = ap.parse_args()
-    steps = args.steps or 8 + 4 * args.kills
+    steps = args.steps or 12 + 4 * args.kills
     work = args.workdir or Path(tempfile.mkdtemp(prefix="kill_campaign."))
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)

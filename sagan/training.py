@@ -5,7 +5,8 @@
     sagan/checkpoint.py   the checkpoint payload, writing, pruning, the best checkpoint
     sagan/monitor.py      log lines, TensorBoard, sample grids, Ctrl-C / SIGTERM
     sagan/watch.py        evaluations during training, metrics.jsonl, collapse watch
-    sagan/rundir.py       run directories
+    sagan/rundir.py       run directories (created with their config, locked while a trainer uses them)
+    sagan/lineage.py      what a resume keeps: the line of ancestry of checkpoints and evaluations
 
 One step (``step`` counts completed G updates, as the paper's "iterations") is a :class:`GANStep` call;
 the loop around it logs, samples, evaluates and saves at their cadences.
@@ -28,19 +29,21 @@ steps).
 from __future__ import annotations
 
 import os
+import random
 import time
 from pathlib import Path
 from typing import Collection
 
+import numpy as np
 import torch
 
-from .checkpoint import (CHECKPOINT_DIR, LAST, check_training_state, checkpoint_config, load_checkpoint, restore_rng,
-                         restore_training_state, rng_state, step_file_name, training_payload, write_best,
-                         write_training_checkpoint)
+from .checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
+                         checkpoint_config, load_checkpoint, restore_rng, restore_training_state, rng_state,
+                         step_file_name, training_payload, write_best, write_training_checkpoint)
 from .config import Config
 from .data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
-from .errors import CheckpointError, UserError, one_line
+from .errors import UserError, one_line
 from .io import printable
 from .gan_step import GANStep
 from .models import Discriminator, Generator, count_parameters
@@ -55,37 +58,6 @@ DATA_DERIVED = ("resolution", "num_classes")  # model keys a real dataset suppli
 
 class TrainingDiverged(UserError):
     """A loss or a weight became NaN/Inf; the last good checkpoint is kept."""
-
-
-def check_same_model(cfg: Config, ckpt_cfg: Config, path: str, skip: Collection[str] = ()) -> None:
-    a, b = cfg.to_dict()["model"], ckpt_cfg.to_dict()["model"]
-    diff = [f"model.{k}={b[k]!r} there vs {a[k]!r} here" for k in a if k not in skip and a[k] != b.get(k)]
-    if diff:
-        raise CheckpointError(f"checkpoint {path} is from another architecture ({'; '.join(diff[:3])}); resume without "
-                              f"--config (the checkpoint's config is used), or start a new run")
-
-
-def check_same_classes(ckpt: dict, dataset, cfg: Config) -> None:
-    """A resume on other data: name what differs, the checkpoint's classes against the data's."""
-    theirs, ours = ckpt.get("class_names"), list(dataset.class_names)
-    if theirs is None:
-        n = checkpoint_config(ckpt).model.num_classes
-        if n == len(ours):
-            return
-        theirs_text = f"{n} classes (names not stored)"
-    elif theirs == ours:
-        return
-    else:
-        theirs_text = _classes_text(theirs)
-    where = cfg.data.path or "the built-in demo dataset"
-    raise CheckpointError(f"checkpoint {ckpt['path']} was trained on other classes than {where} has: the checkpoint's "
-                          f"{theirs_text} vs the data's {_classes_text(ours)}; resume on the data it was trained on, "
-                          "or start a new run")
-
-
-def _classes_text(names: list[str]) -> str:
-    shown = ", ".join(printable(n)[:24] for n in names[:4]) + (", ..." if len(names) > 4 else "")
-    return f"{len(names)} classes ({shown})"
 
 
 def make_accelerator(mixed_precision: str):
@@ -202,6 +174,10 @@ class Trainer:
         """Networks, the GAN step (optimisers, EMA), restored state, the data stream."""
         cfg, t = self.cfg, self.cfg.train
         torch.manual_seed(t.seed)  # same initial weights on every process (DDP also broadcasts rank 0's)
+        # python's and numpy's global RNGs too, so that a straight run and a killed-and-resumed one agree in
+        # every byte of their checkpoints (a resume restores all three)
+        random.seed(t.seed)
+        np.random.seed(t.seed)
         G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
         if t.sync_bn and self.world > 1:
             if self.device.type == "cpu":

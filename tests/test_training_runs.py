@@ -142,3 +142,13 @@ def test_training_grids_of_a_32px_run_are_upscaled_to_legible_tiles(tmp_path):
     width = grid.width - caption_strip_width(["white_checkerboard"], 96)
     assert width >= 8 * 96 and grid.height >= 10 * 96
     assert os.path.getsize(run / "samples" / "step_0000001.png") > 0
+
+
+# the kill -9 campaign's comparison ---------------------------------------------------------------
+
+
+def test_two_straight_runs_write_the_same_checkpoint_bytes_but_the_wall_time(tmp_path):
+    a = load_checkpoint(train(tiny("train.max_steps=1"), outdir=tmp_path / "a", progress=False))
+    b = load_checkpoint(train(tiny("train.max_steps=1"), outdir=tmp_path / "b", progress=False))
+    assert a["rng"]["python"] == b["rng"]["python"] and a["rng"]["numpy"] == b["rng"]["numpy"]
+    assert a["meta"]["lineage"] == b["meta"]["lineage"] == [[0, "0"]]
