@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import random_image_tree
 from sagan.checkpoint import load_checkpoint
-from sagan.viz import caption_strip_width
+from sagan.sampling.viz import caption_strip_width
 from test_training import TINY_CLI, cli, one_line_error, spawn_cli, tiny, wait_for
 from sagan.training import Trainer, train
 

@@ -1,12 +1,12 @@
 """The SAGAN training loop: wiring and the loop itself. The parts live in their own modules:
 
-    sagan/gan_step.py     one iteration: d_steps x D update, G update, EMA (losses: sagan/losses.py)
-    sagan/data/stream.py  the resumable, sharded data stream
-    sagan/checkpoint.py   the checkpoint payload, writing, pruning, the best checkpoint
-    sagan/monitor.py      log lines, TensorBoard, sample grids, Ctrl-C / SIGTERM
-    sagan/watch.py        evaluations during training, metrics.jsonl, collapse watch
-    sagan/rundir.py       run directories (created with their config, locked while a trainer uses them)
-    sagan/lineage.py      what a resume keeps: the line of ancestry of checkpoints and evaluations
+    sagan/training/step.py     one iteration: d_steps x D update, G update, EMA (losses: losses.py)
+    sagan/data/stream.py       the resumable, sharded data stream
+    sagan/checkpoint.py        the checkpoint payload, writing, pruning, the best checkpoint
+    sagan/training/monitor.py  log lines, TensorBoard, sample grids, Ctrl-C / SIGTERM
+    sagan/training/watch.py    evaluations during training, metrics.jsonl, collapse watch
+    sagan/training/rundir.py   run directories (created with their config, locked while a trainer uses them)
+    sagan/training/lineage.py  what a resume keeps: the line of ancestry of checkpoints and evaluations
 
 One step (``step`` counts completed G updates, as the paper's "iterations") is a :class:`GANStep` call;
 the loop around it logs, samples, evaluates and saves at their cadences.
@@ -37,16 +37,16 @@ from typing import Collection
 import numpy as np
 import torch
 
-from .checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
-                         checkpoint_config, load_checkpoint, restore_rng, restore_training_state, rng_state,
-                         step_file_name, training_payload, write_best, write_training_checkpoint)
-from .config import Config
-from .data.stream import DataStream, EpochBatchSampler, open_training_data
+from ..checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
+                          checkpoint_config, load_checkpoint, restore_rng, restore_training_state, rng_state,
+                          step_file_name, training_payload, write_best, write_training_checkpoint)
+from ..config import Config
+from ..data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
-from .errors import UserError, one_line
-from .io import printable
-from .gan_step import GANStep
-from .models import Discriminator, Generator, count_parameters
+from ..errors import UserError, one_line
+from ..io import printable
+from .step import GANStep
+from ..models.networks import Discriminator, Generator, count_parameters
 from .monitor import Monitor, RecentSteps, StopRequest
 from .lineage import ROOT, Resume, lineage_of, reconcile_history
 from .rundir import METRICS_FILE, create_run_dir, lock_run_dir, prepare_run_dir, resolve_outdir, run_name
@@ -147,7 +147,7 @@ class Trainer:
         return out, prepare_run_dir(out, self.cfg)
 
     def _data_notes(self) -> list[str]:
-        from .data import FolderDataset
+        from ..data import FolderDataset
 
         notes = []
         if self.cfg.data.path and self.cfg.model.num_classes == 1:
@@ -219,7 +219,7 @@ class Trainer:
 
     def _reconcile(self, ckpt: dict | None) -> list[str]:
         """Bring the run folder onto the resumed checkpoint's path (main process, under the lock): what is off
-        it is abandoned or dropped, ``last.pt``/``best.pt`` follow it (sagan/lineage.py)."""
+        it is abandoned or dropped, ``last.pt``/``best.pt`` follow it (sagan/training/lineage.py)."""
         meta = (ckpt.get("meta") or {}) if ckpt is not None else {}
         resume = Resume(self.ckpt_dir, self.step, self.lineage, (meta.get("watch") or {}).get("best"),
                         Path(ckpt["path"]) if ckpt is not None else None)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from .checkpoint import CHECKPOINT_DIR, LAST, step_files
-from .errors import UserError
-from .io import LOCK_FILE, TEMP_SUFFIX, FolderLock, check_writable, exclusive_lock, sweep_temp_files, write_text_atomic
+from ..checkpoint import CHECKPOINT_DIR, LAST, step_files
+from ..errors import UserError
+from ..io import LOCK_FILE, TEMP_SUFFIX, FolderLock, check_writable, exclusive_lock, sweep_temp_files, write_text_atomic
 
 RUNS_DIR = Path("runs")
 CONFIG_FILE, LOG_FILE, METRICS_FILE, SAMPLES_DIR = "config.yaml", "log.txt", "metrics.jsonl", "samples"

@@ -13,11 +13,12 @@ from typing import Any
 
 import torch
 
-from .config import Config
-from .io import printable
+from ..config import Config
+from ..io import printable
 from .rundir import LOG_FILE, SAMPLES_DIR, write_run_config
-from .sampling import generate, sample_latents, spread_classes
-from .viz import image_grid, save_png, upscale_factor
+from ..sampling.draw import generate, spread_classes
+from ..sampling.latents import sample_latents
+from ..sampling.viz import image_grid, save_png, upscale_factor
 
 GRID_ROWS, GRID_COLS = 10, 8  # sample grid: up to 10 classes (rows) x 8 fixed latents
 EVENTS_GLOB = "events.out.tfevents.*"

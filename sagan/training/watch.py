@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .bn_stats import MODE_ATTR
-from .config import Config
+from ..sampling.bn_stats import MODE_ATTR
+from ..config import Config
 from .monitor import Monitor
 from .rundir import METRICS_FILE
 
@@ -39,7 +39,7 @@ class RunWatch:
         self.started = time.time()
         self.inception = self.ref = None
         self.notes: list[str] = []  # start-up lines for the run's log (the monitor is not open yet)
-        self.branch = branch  # which branch of the run's lineage the records belong to (sagan/lineage.py)
+        self.branch = branch  # the lineage branch its records belong to (training/lineage.py)
         if t.fid_every > 0 and not d.ref_stats:
             self.notes.append("warning: train.fid_every is set but data.ref_stats is not; no evaluations during "
                               "training (make reference statistics with `python evaluate.py stats`)")
@@ -48,12 +48,12 @@ class RunWatch:
 
     def _setup(self, inception_weights: str | None) -> None:
         """Reference, metrics and Inception, checked now rather than at the first evaluation (step N)."""
-        from .metrics import load_inception, load_ref
-        from .metrics.classes import pair_classes
-        from .metrics.evaluation import check_same_inception
-        from .metrics.intra import check_intra_fid_inputs
-        from .metrics.registry import resolve_metrics
-        from .sampling import class_balanced_labels
+        from ..metrics import load_inception, load_ref
+        from ..metrics.classes import pair_classes
+        from ..metrics.evaluation import check_same_inception
+        from ..metrics.intra import check_intra_fid_inputs
+        from ..metrics.registry import resolve_metrics
+        from ..sampling.latents import class_balanced_labels
 
         t = self.cfg.train
         self.ref = load_ref(self.cfg.data.ref_stats)
@@ -82,8 +82,8 @@ class RunWatch:
 
     def evaluate(self, G, step: int, images_seen: int) -> tuple[bool, bool]:
         """Evaluate ``G`` (all processes); returns ``(new_best, stop)``."""
-        from .metrics import evaluate_generator
-        from .metrics.registry import scalars
+        from ..metrics import evaluate_generator
+        from ..metrics.registry import scalars
 
         t = self.cfg.train
         result = evaluate_generator(G, self.ref, num_samples=t.fid_num_samples, inception=self.inception,
@@ -102,8 +102,8 @@ class RunWatch:
         return flags[0], flags[1]
 
     def _record(self, step: int, images_seen: int, values: dict[str, float], bn_stats: str) -> None:
-        from .metrics.history import append_record
-        from .metrics.registry import METRICS
+        from ..metrics.history import append_record
+        from ..metrics.registry import METRICS
 
         t = self.cfg.train
         protocol = {"resize": t.fid_resize, "num_samples": t.fid_num_samples, "bn_stats": bn_stats,
