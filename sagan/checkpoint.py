@@ -231,22 +231,21 @@ def check_same_model(cfg: Config, ckpt_cfg: Config, path: str, skip: Collection[
                               f"--config (the checkpoint's config is used), or start a new run")
 
 
-def check_same_classes(ckpt: dict, dataset, cfg: Config) -> None:
-    """A resume on other data: name what differs, the checkpoint's classes against the data's."""
+def check_same_classes(ckpt: dict, dataset, cfg: Config) -> str | None:
+    """A resume on other data, saying what differs (the checkpoint's classes against the data's): another
+    class count is refused; the same count under other names continues, with the returned warning."""
     theirs, ours = ckpt.get("class_names"), list(dataset.class_names)
-    if theirs is None:
-        n = checkpoint_config(ckpt).model.num_classes
-        if n == len(ours):
-            return
-        theirs_text = f"{n} classes (names not stored)"
-    elif theirs == ours:
-        return
-    else:
-        theirs_text = _classes_text(theirs)
+    n = len(theirs) if theirs is not None else checkpoint_config(ckpt).model.num_classes
+    if (theirs is None and n == len(ours)) or theirs == ours:
+        return None
+    theirs_text = _classes_text(theirs) if theirs is not None else f"{n} classes (names not stored)"
     where = cfg.data.path or "the built-in demo dataset"
-    raise CheckpointError(f"checkpoint {ckpt['path']} was trained on other classes than {where} has: the checkpoint's "
-                          f"{theirs_text} vs the data's {_classes_text(ours)}; resume on the data it was trained on, "
-                          "or start a new run")
+    differs = f"the checkpoint's {theirs_text} vs the data's {_classes_text(ours)}"
+    if n != len(ours):
+        raise CheckpointError(f"checkpoint {ckpt['path']} was trained on other classes than {where} has: {differs}; "
+                              "resume on the data it was trained on, or start a new run")
+    return (f"warning: {where} names its classes differently from the checkpoint ({differs}); continuing with the "
+            "data's classes by index (label i is the data's i-th class)")
 
 
 def _classes_text(names: list[str]) -> str:

@@ -92,6 +92,7 @@ class Trainer:
 
     def _setup(self, cfg, outdir, resume, pinned, inception_weights, progress, dataset, restart) -> None:
         ckpt = resume if isinstance(resume, dict) else (load_checkpoint(resume) if resume is not None else None)
+        classes_note = None
         if ckpt is not None:
             check_training_state(ckpt)
             # the checkpoint fixes the architecture; its classes are compared with the data's by name below
@@ -103,7 +104,7 @@ class Trainer:
         # ``dataset``: an already opened one (benchmarks); it must match cfg.model
         self.dataset, cfg = (dataset, cfg) if dataset is not None else open_training_data(cfg, pinned)
         if ckpt is not None:
-            check_same_classes(ckpt, self.dataset, cfg)
+            classes_note = check_same_classes(ckpt, self.dataset, cfg)
             check_same_model(cfg, checkpoint_config(ckpt), ckpt["path"])
         self.cfg, t = cfg, cfg.train
         self._check_batch()
@@ -115,7 +116,7 @@ class Trainer:
         self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress)
         self.say = self.monitor.say
         self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
-        self._startup_notes += self._data_notes()
+        self._startup_notes += self._data_notes() + ([classes_note] if classes_note else [])
 
         self._build(ckpt)
         self.recent = RecentSteps(self.device)
