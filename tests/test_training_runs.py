@@ -53,7 +53,7 @@ def test_the_lock_is_released_when_start_up_fails(tmp_path, monkeypatch):
     assert load_checkpoint(train(tiny("train.max_steps=1"), outdir=tmp_path / "other", progress=False))["step"] == 1
     from sagan.io import exclusive_lock
 
-    with exclusive_lock(tmp_path / "run", "run directory"):  # free again
+    with exclusive_lock(tmp_path / "run" / ".lock", "run directory"):  # free again
         pass
 
 

@@ -87,7 +87,7 @@ class Trainer:
     def release(self) -> None:
         """Give up the run directory's lock (also done by the kernel when the process ends in any way)."""
         if self._lock is not None:
-            self._lock.release()
+            self._lock.close()
             self._lock = None
 
     def _setup(self, cfg, outdir, resume, pinned, inception_weights, progress, dataset, restart) -> None:

@@ -4,6 +4,7 @@ housekeeping (stale temp files of killed writers), and the lock a trainer holds 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -13,10 +14,11 @@ import yaml
 
 from ..checkpoint import CHECKPOINT_DIR, LAST, step_files
 from ..errors import UserError
-from ..io import LOCK_FILE, TEMP_SUFFIX, FolderLock, check_writable, exclusive_lock, sweep_temp_files, write_text_atomic
+from ..io import TEMP_SUFFIX, check_writable, exclusive_lock, sweep_temp_files, write_text_atomic
 
 RUNS_DIR = Path("runs")
 CONFIG_FILE, LOG_FILE, METRICS_FILE, SAMPLES_DIR = "config.yaml", "log.txt", "metrics.jsonl", "samples"
+LOCK_FILE = ".lock"  # held by the trainer using the run directory (sagan.io.exclusive_lock)
 
 
 def checkpoint_run_dir(path: str | Path) -> Path:
@@ -104,10 +106,12 @@ def create_run_dir(outdir: Path, cfg) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def lock_run_dir(outdir: Path) -> FolderLock:
-    """The run directory's lock (``RUN/.lock``), held by the trainer until it ends in any way; a second
-    trainer on the same directory is refused in one line naming the holder's pid."""
-    return exclusive_lock(outdir, "run directory")
+def lock_run_dir(outdir: Path) -> contextlib.ExitStack:
+    """The run directory's lock (``RUN/.lock``), held by the trainer until ``.close()`` or until it ends in
+    any way; a second trainer on the same directory is refused in one line naming the holder's pid."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(exclusive_lock(outdir / LOCK_FILE, "run directory"))
+    return stack
 
 
 def prepare_run_dir(outdir: Path, cfg) -> list[Path]:
