@@ -115,9 +115,10 @@ def test_outputs_config_log_and_png_grid(short_run):
     pngs = sorted(p.name for p in (short_run / "samples").glob("*.png"))
     assert pngs == ["step_0000004.png", "step_0000006.png"]
     with Image.open(short_run / "samples" / "step_0000006.png") as im:
-        # 10 classes (rows) x 8 latents (columns) of 32 px with 2 px padding, after a strip of class names
-        strip = caption_strip_width(CLASS_NAMES[:10], 32)
-        assert im.size == (strip + 8 * 34 + 2, 10 * 34 + 2) and im.mode == "RGB"
+        # 10 classes (rows) x 8 latents (columns) of 32 px shown 3x (96 px, legible), with 2 px padding,
+        # after a strip of class names
+        strip = caption_strip_width(CLASS_NAMES[:10], 96)
+        assert im.size == (strip + 8 * 98 + 2, 10 * 98 + 2) and im.mode == "RGB"
 
 
 def test_tensorboard_scalars_from_the_first_step(short_run):

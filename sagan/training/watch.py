@@ -3,7 +3,8 @@ checkpoint, and the collapse watch.
 
 Every evaluation (metrics ``train.eval_metrics`` from the metric registry, resize protocol
 ``train.fid_resize``, ``train.fid_num_samples`` class-balanced samples of the EMA generator in eval mode)
-appends one line to ``OUTDIR/metrics.jsonl`` (step, images seen, wall time, values, protocol) and logs
+appends one line to ``OUTDIR/metrics.jsonl`` (step, images seen, wall time, values, protocol,
+branch) and logs
 each value to TensorBoard under ``metrics/``. A new best value of ``train.best_metric`` (FID unless set;
 better is lower or higher as the metric registry says) makes ``checkpoints/best.pt`` (StudioGAN's SAGAN
 log: FID 50.5 -> 58.8 -> 34.7, so the best checkpoint is not always the last).
@@ -27,7 +28,7 @@ from .rundir import METRICS_FILE
 
 class RunWatch:
     def __init__(self, cfg: Config, outdir: Path, accelerator, monitor: Monitor, inception_weights: str | None,
-                 state: dict | None = None, class_names: list[str] | None = None, resumed_step: int | None = None):
+                 state: dict | None = None, class_names: list[str] | None = None, branch: str = "0"):
         t, d = cfg.train, cfg.data
         self.cfg, self.outdir, self.acc, self.monitor = cfg, outdir, accelerator, monitor
         self.class_names = class_names
@@ -43,8 +44,7 @@ class RunWatch:
         self.started = time.time()
         self.session = None
         self.notes: list[str] = []  # start-up lines for the run's log (the monitor is not open yet)
-        if resumed_step is not None and accelerator.is_main_process:
-            self._truncate_history(resumed_step)
+        self.branch = branch  # the lineage branch its records belong to (training/lineage.py)
         if t.fid_every > 0 and not d.ref_stats:
             self.notes.append("warning: train.fid_every is set but data.ref_stats is not; no evaluations during "
                               "training (make reference statistics with `python evaluate.py stats`)")
@@ -66,20 +66,6 @@ class RunWatch:
                                     options=MetricOptions(device=device, progress=False), class_names=self.class_names,
                                     where="the training data", inception_weights=inception_weights,
                                     resize=t.fid_resize, device=device, accelerator=self.acc)
-
-    def _truncate_history(self, step: int) -> None:
-        """A resume from ``step`` abandons the evaluations a killed run recorded after it (as TensorBoard's
-        purge_step does for the events), so the history has one line per step of the run's actual path."""
-        from ..metrics.history import read_records, write_records
-
-        if not self.history.is_file():
-            return
-        records = read_records(self.history)
-        kept = [r for r in records if r.get("step", 0) <= step]
-        if len(kept) < len(records):
-            write_records(self.history, kept)
-            self.notes.append(f"metrics.jsonl: dropped {len(records) - len(kept)} evaluation(s) after step {step} "
-                             "(a branch the resume abandons)")
 
     @property
     def enabled(self) -> bool:
@@ -125,7 +111,7 @@ class RunWatch:
                     "weights_sha256": getattr(self.session.inception, "weights_sha256", None)}
         append_record(self.history, {"step": step, "images_seen": images_seen, "time": time.time(),
                                      "wall_s": round(time.time() - self.started, 3), "values": values,
-                                     "protocol": protocol})
+                                     "protocol": protocol, "branch": self.branch})
         self.monitor.scalars({f"metrics/{k}": v for k, v in values.items()}, step)
         shown = ", ".join(f"{METRICS[k].label} {METRICS[k].format_value(v)}" if k in METRICS else f"{k} {v:.4g}"
                           for k, v in values.items())
