@@ -130,7 +130,11 @@ def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+        except OSError as e:  # a read-only or foreign folder: say so in one line, before any work
+            raise UserError(f"{what} {printable(path.parent)} is not writable ({e.strerror}); "
+                            "pick a writable location") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from sagan.checkpoint import (BEST, CHECKPOINT_DIR, FORMAT, LAST, VERSION, drop_abandoned_branch, load_checkpoint,
+from sagan.training.lineage import Resume, lineage_of
+from sagan.checkpoint import (BEST, CHECKPOINT_DIR, FORMAT, LAST, VERSION, load_checkpoint,
                               load_generator, resolve_checkpoint, rng_state, save_checkpoint, set_rng_state,
                               step_file_name, step_files, write_best, write_training_checkpoint)
 from sagan.errors import CheckpointError
@@ -146,7 +147,8 @@ def test_dropping_an_abandoned_branch_keeps_its_best_under_another_name(tiny_cfg
     for step in (10, 20, 30):
         write_training_checkpoint(ckpts, step, payload(tiny_cfg, step=step), keep=5)
     write_best(ckpts, 30, None)
-    done = drop_abandoned_branch(ckpts, 10, ckpts / step_file_name(10))
+    resumed = load_checkpoint(ckpts / step_file_name(10))
+    done = Resume(ckpts, 10, lineage_of(resumed.get("meta")), None, path=ckpts / step_file_name(10)).checkpoints()
     assert sorted(step_files(ckpts)) == [10]
     assert load_checkpoint(ckpts / LAST)["step"] == 10
     assert not (ckpts / BEST).exists() and (ckpts / f"abandoned_best_{step_file_name(30)}").is_file()
