@@ -145,11 +145,6 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.train
         torch.manual_seed(t.seed)  # same initial weights on every process (DDP also broadcasts rank 0's)
         G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
-        if t.sync_bn and self.world > 1:
-            if self.device.type == "cpu":
-                self._startup_notes.append("warning: train.sync_bn needs GPUs (SyncBatchNorm has no CPU kernel); ignored")
-            else:
-                G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(G)
         fmt = torch.channels_last if t.channels_last else torch.preserve_format
         # channels_last before GANStep copies G for its EMA, so that the copy has the same layout
         G, D = G.to(self.device, memory_format=fmt), D.to(self.device, memory_format=fmt)
@@ -176,11 +171,33 @@ class Trainer:
         notes = [f"resumed at step {self.step} from {ckpt['path']}"]
         if self.hparam_changes:
             notes.append("optimiser settings from the config replace the checkpoint's: " + ", ".join(self.hparam_changes))
+        split = self._split_note(ckpt)
+        if split:
+            notes.append(split)
         if ckpt["opt_G"] is None or ckpt["opt_D"] is None:
             notes.append("the checkpoint has no optimiser state (a converted checkpoint?): fresh Adam moments")
         if self.main and Path(ckpt["path"]).parent.resolve() == self.ckpt_dir.resolve():
             notes += drop_abandoned_branch(self.ckpt_dir, self.step, Path(ckpt["path"]))
         return notes
+
+    def _split_note(self, ckpt: dict) -> str | None:
+        """One line on how the batch split changed since the checkpoint (None when it did not): the same
+        global batch and micro-batch size under another processes x accumulation split continues the same
+        run (split-invariant randomness, sagan.gan_step); another global batch or micro-batch size does not."""
+        t, old = self.cfg.train, checkpoint_config(ckpt).train
+        procs = int((ckpt.get("meta") or {}).get("num_processes", 1))
+        before = (old.batch_size, old.batch_size // (old.grad_accum * procs), procs, old.grad_accum)
+        now = (t.batch_size, self.gan.per_process, self.world, t.grad_accum)
+        if before == now:
+            return None
+        split = f"{before[2]} process(es) x {before[3]} accumulation -> {now[2]} x {now[3]}"
+        if before[0] != now[0]:
+            return (f"note: global batch {before[0]} -> {now[0]} since the checkpoint ({split}): the run continues "
+                    f"differently from one that kept {before[0]}")
+        if before[1] != now[1]:
+            return (f"note: micro-batch {before[1]} -> {now[1]} images since the checkpoint ({split}): G's batch norm "
+                    f"sees other micro-batches, so the run continues differently from one that kept {before[1]}")
+        return f"note: same global batch and micro-batch under another split ({split}): the same run continues"
 
     # ---- checks -----------------------------------------------------------------------------------
 
