@@ -28,12 +28,33 @@ FEATURE_DIM = 2048
 NUM_LOGITS = 1008
 
 
+def _fused_conv_relu_op():
+    """oneDNN's fused convolution + bias + ReLU (the kernel inductor emits on CPU), or None without it."""
+    try:
+        return torch.ops.mkldnn._convolution_pointwise.default if torch.backends.mkldnn.is_available() else None
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_FUSED_CONV_RELU = _fused_conv_relu_op()
+
+
+def conv_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``relu(conv2d(x, weight, bias))`` with ``conv``'s geometry; one fused oneDNN call for float32 CPU
+    inputs (no second pass over the output for the ReLU), else conv2d then an in-place ReLU."""
+    if _FUSED_CONV_RELU is not None and x.device.type == "cpu" and x.dtype == torch.float32:
+        return _FUSED_CONV_RELU(x, weight, bias, list(conv.padding), list(conv.stride), list(conv.dilation),
+                                conv.groups, "relu", [None], "")
+    return F.relu(F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups), inplace=True)
+
+
 class BasicConv2d(nn.Module):
     """conv (no bias) -> BN(eps=1e-3) -> ReLU; keys ``conv.weight``, ``bn.*``.
 
     With ``fold`` (set by :class:`InceptionV3` in its fast channels_last mode) an eval-mode forward runs
     one convolution with the batch norm folded into its weight and bias, ``w * g / sqrt(var + eps)`` and
-    ``b - mean * g / sqrt(var + eps)``: the same function with one pass over the activations fewer. The
+    ``b - mean * g / sqrt(var + eps)``, fused with the ReLU on CPU: the same function with two passes over
+    the activations fewer. The
     folded pair is recomputed whenever a weight or statistic changes (a loaded state dict).
     """
 
@@ -60,8 +81,7 @@ class BasicConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fold and not self.training:
             weight, bias = self.folded()
-            c = self.conv
-            return F.relu(F.conv2d(x, weight, bias, c.stride, c.padding, c.dilation, c.groups), inplace=True)
+            return conv_relu(x, weight, bias, self.conv)
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
