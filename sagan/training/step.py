@@ -25,7 +25,7 @@ batch is split into processes x accumulation steps, and a resumed run draws exac
 one would. Spectral norm runs one power iteration per update however it is split (the micro-batches
 after the first reuse ``u``/``v``), so P processes x A accumulation steps give the same weights for every
 P * A with the same micro-batch size, up to float summation order. ``train.sync_bn`` takes G's batch
-statistics over all processes' images (:func:`sagan.layers.synchronise_batch_norm`, any backend).
+statistics over all processes' images (:func:`sagan.models.layers.synchronise_batch_norm`, any backend).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import torch
 from ..config import Config
 from ..data.stream import mix_seed
 from .ema import EMA
-from .layers import batch_norm_synchronised, power_iteration_paused, spectral_norms, synchronise_batch_norm
+from ..models.layers import batch_norm_synchronised, power_iteration_paused, spectral_norms, synchronise_batch_norm
 from .losses import get_loss
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
