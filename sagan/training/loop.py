@@ -183,7 +183,7 @@ class Trainer:
     def _split_note(self, ckpt: dict) -> str | None:
         """One line on how the batch split changed since the checkpoint (None when it did not): the same
         global batch and micro-batch size under another processes x accumulation split continues the same
-        run (split-invariant randomness, sagan.gan_step); another global batch or micro-batch size does not."""
+        run (split-invariant randomness, sagan.training.step); another global batch or micro-batch size does not."""
         t, old = self.cfg.train, checkpoint_config(ckpt).train
         procs = int((ckpt.get("meta") or {}).get("num_processes", 1))
         before = (old.batch_size, old.batch_size // (old.grad_accum * procs), procs, old.grad_accum)
