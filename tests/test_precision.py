@@ -49,3 +49,33 @@ def test_power_iteration_and_attention_softmax_stay_fp32_under_bf16_autocast():
     assert rec.dtypes("mv") == {torch.float32}  # the power iteration (u = W v, v = W^T u)
     softmax = rec.dtypes("scaled_dot_product")  # the fused softmax attention of G's and D's 16px blocks
     assert softmax == {torch.float32}, softmax
+
+
+def curve(run, tag: str) -> dict[int, float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(run))
+    ea.Reload()
+    return {e.step: e.value for e in ea.Scalars(tag)}
+
+
+def window_means(c: dict[int, float], width: int) -> list[float]:
+    steps = sorted(c)
+    return [sum(c[s] for s in steps[i:i + width]) / width for i in range(0, len(steps) - width + 1, width)]
+
+
+@pytest.mark.slow
+def test_bf16_autocast_trains_the_demo_without_nan_close_to_fp32(tmp_path):
+    """The demo preset (narrow) for 200 steps in fp32 and under bf16 autocast: every logged loss finite, and
+    the two loss curves (means over 50 steps) within 0.15 of each other."""
+    runs = {}
+    for name, extra in (("fp32", []), ("bf16", ["train.mixed_precision=bf16"])):
+        cfg = tiny("train.max_steps=200", "train.log_every=1", "data.demo_size=512", "train.batch_size=16", *extra)
+        runs[name] = train(cfg, outdir=tmp_path / name, progress=False)
+    for tag in ("loss/d_loss", "loss/g_loss"):
+        a, b = curve(runs["fp32"], tag), curve(runs["bf16"], tag)
+        assert len(a) == len(b) == 200
+        assert all(math.isfinite(v) for v in (*a.values(), *b.values()))
+        wa, wb = window_means(a, 50), window_means(b, 50)
+        assert max(abs(x - y) for x, y in zip(wa, wb)) < 0.15, (tag, wa, wb)
+    assert "mixed precision bf16" in (runs["bf16"] / "log.txt").read_text()
