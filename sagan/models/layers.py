@@ -17,8 +17,8 @@ class _SpectralNormFP32(_SpectralNorm):
     """torch's spectral-norm parametrization with autocast switched off.
 
     Under bf16/fp16 autocast the power iteration's matrix-vector products would run in low precision
-    (PITFALLS: keep it in fp32); the weight itself is an fp32 parameter, so disabling autocast here
-    costs nothing and the conv/linear that consumes the weight still runs under autocast.
+    (and sigma with them); the weight itself is an fp32 parameter, so disabling autocast here costs
+    nothing and the conv/linear that consumes the weight still runs under autocast.
     """
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:

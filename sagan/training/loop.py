@@ -130,6 +130,10 @@ class Trainer:
 
     def _check_batch(self) -> None:
         t = self.cfg.train
+        if t.compile and self.world > 1:
+            raise UserError("train.compile=true under several processes: torch.compile of DDP-wrapped modules with "
+                            "parametrizations (spectral norm) fails in PyTorch (pytorch/pytorch#113415); set "
+                            "train.compile=false, or compile on one process with --grad-accum")
         per_update = t.grad_accum * self.world
         if t.batch_size % per_update:
             raise UserError(f"train.batch_size={t.batch_size} is not divisible by grad_accum x processes = "
@@ -277,6 +281,7 @@ class Trainer:
         self.stopped_by: int | None = None
         # under several processes the stop check is a collective (and a host sync): not every step there
         check_stop_every = 1 if self.world == 1 else min(t.log_every, 10)
+        self._first_step = self.step + 1
         try:
             self.monitor.start_bar(self.step)
             on_main(self.acc, self.monitor.open, self.step, self._purge_events)
@@ -285,7 +290,11 @@ class Trainer:
                 while self.step < t.max_steps:
                     self.step += 1
                     s = self.step
+                    started = time.perf_counter()
                     self.recent.add(s, self.gan(s, self.data.next), t.d_steps * t.batch_size)
+                    if t.compile and s == self._first_step:
+                        self.say(f"torch.compile: the first step took {time.perf_counter() - started:.1f} s, "
+                                 "compilation included")
                     self.images_seen += t.d_steps * t.batch_size
                     self.monitor.pbar.update(1)
                     stop_now = (s % check_stop_every == 0 or s == t.max_steps) and stop.requested()
