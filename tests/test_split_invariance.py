@@ -104,3 +104,15 @@ def test_sync_bn_on_gloo_equals_one_process_over_the_whole_batch(runs):
     assert stats and all(torch.allclose(a[k], b[k], rtol=1e-4) for k in stats)
     unsynced = load_checkpoint(runs["p2"])["G"]
     assert not all(torch.allclose(unsynced[k], b[k], rtol=1e-4) for k in stats)
+
+
+@pytest.mark.slow
+def test_compile_under_two_processes_is_refused_in_one_line(tmp_path):
+    sets = [a for o in TINY + ["train.compile=true"] for a in ("--set", o)]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+           "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "train.py"), "--no-progress", *sets,
+           "--outdir", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert errors and "pytorch/pytorch#113415" in errors[0] and "Traceback" not in proc.stderr
