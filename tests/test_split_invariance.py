@@ -5,6 +5,7 @@ equal one process x B images. Each equality has a control that shows the toleran
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 import sys
@@ -116,3 +117,52 @@ def test_compile_under_two_processes_is_refused_in_one_line(tmp_path):
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert errors and "pytorch/pytorch#113415" in errors[0]  # (the launcher adds its own report after it)
+
+
+# --------------------------------------------------------------------------------------------------
+# fast: the resume notes and the synchronised batch norm's arithmetic on one process
+
+
+def test_resume_that_changes_the_global_batch_or_micro_batch_says_so_in_one_line(tmp_path):
+    fast = ["train.max_steps=2", "train.checkpoint_every=2", "data.hflip=false"]
+    run = train(tiny(*fast), outdir=tmp_path / "r", progress=False)
+    ckpt = run / "checkpoints" / "step_0000002.pt"
+    train(tiny(*fast, "train.max_steps=3", "train.batch_size=16"), outdir=tmp_path / "bigger", resume=ckpt,
+          progress=False)
+    train(tiny(*fast, "train.max_steps=3", "train.grad_accum=2"), outdir=tmp_path / "accum", resume=ckpt,
+          progress=False)
+    bigger = [s for s in (tmp_path / "bigger" / "log.txt").read_text().splitlines() if "note: global batch" in s]
+    assert len(bigger) == 1 and "global batch 8 -> 16 since the checkpoint" in bigger[0], bigger
+    accum = [s for s in (tmp_path / "accum" / "log.txt").read_text().splitlines() if "note: micro-batch" in s]
+    assert len(accum) == 1 and "micro-batch 8 -> 4 images" in accum[0] and "1 process(es) x 1 accumulation -> 1 x 2" in accum[0]
+
+
+def test_synced_batch_norm_equals_batch_norm_in_value_gradient_and_running_statistics(tmp_path):
+    """Through a real (one-process gloo) group: the all-reduced two-pass statistics give BatchNorm2d's
+    output, input gradient and running statistics; outside the synchronised block it is BatchNorm2d."""
+    import torch.distributed as dist
+
+    from sagan.models.layers import SyncedBatchNorm2d, batch_norm_synchronised, synchronise_batch_norm
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        plain = torch.nn.BatchNorm2d(6).train()
+        with torch.no_grad():
+            plain.weight.uniform_(0.5, 1.5), plain.bias.uniform_(-1, 1)
+        synced = synchronise_batch_norm(torch.nn.Sequential(copy.deepcopy(plain)))[0]
+        assert type(synced) is SyncedBatchNorm2d
+        x = (torch.randn(5, 6, 4, 4) * 3 + 2).requires_grad_(True)
+        x2 = x.detach().clone().requires_grad_(True)
+        y = plain(x)
+        with batch_norm_synchronised(dist.new_group()):
+            y2 = synced(x2)
+        torch.testing.assert_close(y2, y, rtol=1e-5, atol=1e-5)
+        (y * torch.arange(6.0)[None, :, None, None]).sum().backward()
+        (y2 * torch.arange(6.0)[None, :, None, None]).sum().backward()
+        torch.testing.assert_close(x2.grad, x.grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(synced.running_mean, plain.running_mean)
+        torch.testing.assert_close(synced.running_var, plain.running_var)
+        assert int(synced.num_batches_tracked) == 1
+        torch.testing.assert_close(synced(x2), plain(x), rtol=1e-5, atol=1e-5)  # no group open: plain BN
+    finally:
+        dist.destroy_process_group()

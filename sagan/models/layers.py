@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import warnings
 from typing import Iterable, Iterator
 
 import torch
@@ -175,6 +176,8 @@ class SyncedBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
 
+        # torch 2.14 marks it deprecated for _functional_collectives.all_reduce, which has no autograd
+        warnings.filterwarnings("ignore", "torch.distributed.nn.functional.all_reduce is deprecated", FutureWarning)
         xf = x.float()
         dims = (0, 2, 3)
         local = torch.cat([xf.sum(dims), xf.new_full((1,), x.numel() // x.shape[1])])
