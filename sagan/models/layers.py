@@ -144,6 +144,9 @@ def upsample2x(x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------
 # synchronised batch norm on any backend (train.sync_bn)
 
+# torch 2.14 marks torch.distributed.nn's all_reduce deprecated for _functional_collectives.all_reduce,
+# which has no autograd: the synchronised BN needs the differentiable one
+warnings.filterwarnings("ignore", "torch.distributed.nn.functional.all_reduce is deprecated", FutureWarning)
 _BN_GROUP: contextvars.ContextVar = contextvars.ContextVar("sagan_bn_group", default=None)
 
 
@@ -176,8 +179,6 @@ class SyncedBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
 
-        # torch 2.14 marks it deprecated for _functional_collectives.all_reduce, which has no autograd
-        warnings.filterwarnings("ignore", "torch.distributed.nn.functional.all_reduce is deprecated", FutureWarning)
         xf = x.float()
         dims = (0, 2, 3)
         local = torch.cat([xf.sum(dims), xf.new_full((1,), x.numel() // x.shape[1])])
