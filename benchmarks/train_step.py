@@ -12,6 +12,8 @@ Each (preset, implementation) runs in its own process, so that peak memory is it
     # a GPU run of the paper preset as it trains (bf16, channels_last), and with torch.compile
     python benchmarks/train_step.py --preset imagenet128 --batch-size 64 --mixed-precision bf16 --channels-last
     python benchmarks/train_step.py --preset imagenet128 --batch-size 64 --mixed-precision bf16 --channels-last --compile
+    # ours eager vs compiled x fp32 vs bf16, side by side (CPU: the demo preset, a few steps each)
+    python benchmarks/train_step.py --grid --preset demo --steps 3
 
 Timing: the best of ``--steps`` timed steps (and the median), so that other work on a shared machine
 inflates the numbers less. The issue's target: a paper-preset step at least as fast as the reference (ratio ours/reference <= 1).
@@ -78,9 +80,14 @@ def _config(preset: str, batch: int, mp: str, channels_last: bool, compile_: boo
 
 def time_steps(step, device, warmup: int, steps: int) -> dict:
     """Per-step wall times; ``sec_per_step`` is the best (minimum) step, the usual way to time code on a
-    machine shared with other work (Python's timeit does the same), the median is reported beside it."""
-    for _ in range(warmup):
+    machine shared with other work (Python's timeit does the same), the median is reported beside it;
+    ``first_step_sec`` is the first warm-up step (with ``--compile``: compilation included)."""
+    t0 = time.perf_counter()
+    for i in range(warmup):
         step()
+        if i == 0:
+            _sync(device)
+            first = time.perf_counter() - t0
     _sync(device)
     times = []
     for _ in range(steps):
@@ -88,7 +95,8 @@ def time_steps(step, device, warmup: int, steps: int) -> dict:
         step()
         _sync(device)
         times.append(time.perf_counter() - t0)
-    return {"sec_per_step": min(times), "median_sec_per_step": statistics.median(times), "times": times}
+    return {"sec_per_step": min(times), "median_sec_per_step": statistics.median(times), "times": times,
+            "first_step_sec": first if warmup else float("nan")}
 
 
 def step_flops(step) -> float:
@@ -150,6 +158,51 @@ def run_reference(cfg, warmup: int, steps: int) -> dict:
     return {**timing, "peak_memory_gb": _peak_memory_gb(device), "device": str(device)}
 
 
+def run_worker(spec: dict, mixed_precision: str = "no", channels_last: bool = False, compile_: bool = False) -> dict:
+    """One measurement in a fresh process (its own peak memory, its own compile caches)."""
+    cmd = [sys.executable, __file__, "--worker", json.dumps(spec), "--mixed-precision", mixed_precision,
+           "--channels-last" if channels_last else "--no-channels-last", "--compile" if compile_ else "--no-compile"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=f"{ROOT / 'benchmarks'}{os.pathsep}{ROOT}"))
+    if proc.returncode != 0:
+        raise click.ClickException(f"{spec} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def precision_compile_grid(presets, batch_size, steps, warmup, channels_last, json_out) -> None:
+    """``--grid``: our step eager vs compiled, fp32 vs bf16, in one table (s/step best, speed-up over eager
+    fp32); the first compiled step's time (compilation included) beside it."""
+    from sagan.config import load_config
+
+    gpu = torch.cuda.is_available()
+    rows = []
+    for preset in presets:
+        paper = load_config(preset).model.resolution >= 128
+        batch = batch_size or (load_config(preset).train.batch_size if not paper else (64 if gpu else 4))
+        n = steps or (20 if gpu else (3 if paper else 10))
+        for comp in (False, True):
+            for mp in ("no", "bf16"):
+                w = warmup if warmup is not None else (3 if comp else 1)
+                spec = {"preset": preset, "impl": "ours", "batch": batch, "steps": n, "warmup": w, "mp": mp,
+                        "compile": comp}
+                r = run_worker(spec, mp, channels_last, comp)
+                rows.append({"preset": preset, "batch_size": batch, "compile": comp, "mixed_precision": mp, **r})
+                click.echo(f"{preset:>12s} {'compiled' if comp else 'eager':>8s} {mp:>4s}: {r['sec_per_step']:.3f} s/step "
+                           f"best, first step {r['first_step_sec']:.1f} s", err=True)
+    click.echo(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, "
+               f"{'GPU ' + torch.cuda.get_device_name() if gpu else 'CPU'}, channels_last {channels_last}")
+    click.echo(f"{'preset':>12s} {'batch':>5s} {'mode':>8s} {'dtype':>5s} {'s/step':>8s} {'vs eager fp32':>13s} "
+               f"{'first step s':>12s} {'peak GB':>8s}")
+    for r in rows:
+        base = next(b for b in rows if b["preset"] == r["preset"] and not b["compile"] and b["mixed_precision"] == "no")
+        click.echo(f"{r['preset']:>12s} {r['batch_size']:5d} {'compiled' if r['compile'] else 'eager':>8s} "
+                   f"{'bf16' if r['mixed_precision'] == 'bf16' else 'fp32':>5s} {r['sec_per_step']:8.3f} "
+                   f"{base['sec_per_step'] / r['sec_per_step']:12.2f}x {r['first_step_sec']:12.1f} "
+                   f"{r['peak_memory_gb']:8.2f}")
+    if json_out:
+        Path(json_out).write_text(json.dumps(rows, indent=2))
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--preset", "presets", multiple=True, default=("demo", "imagenet128"), show_default=True,
               help="Config preset(s) to time.")
@@ -164,14 +217,19 @@ def run_reference(cfg, warmup: int, steps: int) -> dict:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Also write the results here.")
 @click.option("--peak-tflops", type=float, default=None,
               help="The device's dense peak for the dtype in use (e.g. H100 SXM bf16: 989), to print MFU.")
+@click.option("--grid", is_flag=True,
+              help="Instead: ours eager vs compiled x fp32 vs bf16, side by side (one process per cell).")
 @click.option("--worker", hidden=True, default=None)
 def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_last, compile_, json_out, peak_tflops,
-         worker):
+         grid, worker):
     """Time one G+D training step of ours vs the StudioGAN-style reference formulation."""
     gpu = torch.cuda.is_available()
+    if grid and worker is None:
+        return precision_compile_grid(presets, batch_size, steps, warmup, channels_last, json_out)
     if worker is not None:  # child process: one measurement, printed as JSON
         args = json.loads(worker)
-        cfg = _config(args["preset"], args["batch"], mixed_precision, channels_last, compile_)
+        cfg = _config(args["preset"], args["batch"], args.get("mp", mixed_precision), channels_last,
+                      args.get("compile", compile_))
         run = run_ours if args["impl"] == "ours" else run_reference
         print(json.dumps(run(cfg, args["warmup"], args["steps"])))
         return
@@ -187,15 +245,8 @@ def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_las
         row = {"preset": preset, "batch_size": batch, "mixed_precision": mixed_precision,
                "channels_last": channels_last, "compile": compile_, "steps": n}
         for which in impls:
-            spec = json.dumps({"preset": preset, "impl": which, "batch": batch, "steps": n, "warmup": w})
-            cmd = [sys.executable, __file__, "--worker", spec, "--mixed-precision", mixed_precision,
-                   "--channels-last" if channels_last else "--no-channels-last",
-                   "--compile" if compile_ else "--no-compile"]
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                                  env=dict(os.environ, PYTHONPATH=f"{ROOT / 'benchmarks'}{os.pathsep}{ROOT}"))
-            if proc.returncode != 0:
-                raise click.ClickException(f"{preset}/{which} failed:\n{proc.stderr[-3000:]}")
-            row[which] = json.loads(proc.stdout.strip().splitlines()[-1])
+            spec = {"preset": preset, "impl": which, "batch": batch, "steps": n, "warmup": w}
+            row[which] = run_worker(spec, mixed_precision, channels_last, compile_)
             click.echo(f"{preset:>12s} {which:>9s}: {row[which]['sec_per_step']:.3f} s/step best, "
                        f"{row[which]['median_sec_per_step']:.3f} median, "
                        f"peak {row[which]['peak_memory_gb']:.2f} GB ({row[which]['device']}, batch {batch})", err=True)

@@ -28,15 +28,60 @@ FEATURE_DIM = 2048
 NUM_LOGITS = 1008
 
 
+def _fused_conv_relu_op():
+    """oneDNN's fused convolution + bias + ReLU (the kernel inductor emits on CPU), or None without it."""
+    try:
+        return torch.ops.mkldnn._convolution_pointwise.default if torch.backends.mkldnn.is_available() else None
+    except (AttributeError, RuntimeError):
+        return None
+
+
+_FUSED_CONV_RELU = _fused_conv_relu_op()
+
+
+def conv_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``relu(conv2d(x, weight, bias))`` with ``conv``'s geometry; one fused oneDNN call for float32 CPU
+    inputs (no second pass over the output for the ReLU), else conv2d then an in-place ReLU."""
+    if _FUSED_CONV_RELU is not None and x.device.type == "cpu" and x.dtype == torch.float32:
+        return _FUSED_CONV_RELU(x, weight, bias, list(conv.padding), list(conv.stride), list(conv.dilation),
+                                conv.groups, "relu", [None], "")
+    return F.relu(F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups), inplace=True)
+
+
 class BasicConv2d(nn.Module):
-    """conv (no bias) -> BN(eps=1e-3) -> ReLU; keys ``conv.weight``, ``bn.*``."""
+    """conv (no bias) -> BN(eps=1e-3) -> ReLU; keys ``conv.weight``, ``bn.*``.
+
+    With ``fold`` (set by :class:`InceptionV3` in its fast channels_last mode) an eval-mode forward runs
+    one convolution with the batch norm folded into its weight and bias, ``w * g / sqrt(var + eps)`` and
+    ``b - mean * g / sqrt(var + eps)``, fused with the ReLU on CPU: the same function with two passes over
+    the activations fewer. The
+    folded pair is recomputed whenever a weight or statistic changes (a loaded state dict).
+    """
 
     def __init__(self, cin: int, cout: int, **conv_kwargs):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, bias=False, **conv_kwargs)
         self.bn = nn.BatchNorm2d(cout, eps=1e-3)  # (TF default eps, kept by pytorch-fid)
+        self.fold = False
+        self._folded: tuple | None = None
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight, bias) of the convolution with the batch norm folded in, computed in float64."""
+        bn, w = self.bn, self.conv.weight
+        key = tuple((t.data_ptr(), t._version) for t in (w, bn.weight, bn.bias, bn.running_mean, bn.running_var))
+        if self._folded is None or self._folded[0] != key:
+            with torch.no_grad():
+                scale = bn.weight.double() * torch.rsqrt(bn.running_var.double() + bn.eps)
+                weight = (w.double() * scale[:, None, None, None]).to(w.dtype)
+                bias = (bn.bias.double() - bn.running_mean.double() * scale).to(w.dtype)
+            weight = weight.contiguous(memory_format=torch.channels_last)
+            self._folded = (key, weight, bias)
+        return self._folded[1], self._folded[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fold and not self.training:
+            weight, bias = self.folded()
+            return conv_relu(x, weight, bias, self.conv)
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
@@ -163,7 +208,6 @@ class InceptionV3(nn.Module):
     def __init__(self, resize: str = DEFAULT_RESIZE):
         super().__init__()
         self.resize = check_resize(resize)  # features always say how their inputs were made
-        self.channels_last = True
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
@@ -183,6 +227,20 @@ class InceptionV3(nn.Module):
         self.fc = nn.Linear(FEATURE_DIM, NUM_LOGITS)
         for p in self.parameters():
             p.requires_grad_(False)
+        self.channels_last = True
+
+    @property
+    def channels_last(self) -> bool:
+        return self._channels_last
+
+    @channels_last.setter
+    def channels_last(self, value: bool) -> None:
+        """The fast mode (channels_last, batch norm folded into the convolutions) or, with False, the exact
+        kernels of torch-fidelity's network (bit-identical features)."""
+        self._channels_last = bool(value)
+        for m in self.modules():
+            if isinstance(m, BasicConv2d):
+                m.fold = self._channels_last
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, H, W) -> float32 (B, 3, 299, 299) under this network's resize protocol

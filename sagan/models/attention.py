@@ -97,9 +97,13 @@ class SelfAttention(nn.Module):
         elif dv < dqk:
             v = F.pad(v, (0, dqk - dv))
         # fused kernels also need unit stride in the last dim: free for channels_last features
-        q, k, v = (t.contiguous().unsqueeze(1) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
-        return out.squeeze(1)[..., :dv]
+        dtype = v.dtype
+        q, k, v = (t.float().contiguous().unsqueeze(1) for t in (q, k, v))
+        # the softmax in fp32 under bf16/fp16 autocast: SAGAN's logits are unscaled (no 1/sqrt(d)) and
+        # large, beyond what bf16's 8 mantissa bits resolve; without autocast this changes nothing
+        with torch.autocast(q.device.type, enabled=False):
+            out = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        return out.squeeze(1)[..., :dv].to(dtype)
 
     def forward(self, x: torch.Tensor, return_attn: bool = False):
         B, C, H, W = x.shape

@@ -1,6 +1,12 @@
-"""Building blocks shared by both networks: spectrally normalised layers and conditional batch norm."""
+"""Building blocks shared by both networks: spectrally normalised layers, conditional batch norm and batch
+norm synchronised across processes."""
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
+import warnings
+from typing import Iterable, Iterator
 
 import torch
 import torch.nn as nn
@@ -11,10 +17,9 @@ from torch.nn.utils.parametrizations import _SpectralNorm, spectral_norm
 class _SpectralNormFP32(_SpectralNorm):
     """torch's spectral-norm parametrization with autocast switched off.
 
-    Under bf16/fp16 autocast the power iteration's matrix-vector products would run in low precision,
-    and the estimate of the largest singular value that every weight is divided by would drift, so it
-    is kept in fp32. The weight itself is an fp32 parameter, so disabling autocast here
-    costs nothing and the conv/linear that consumes the weight still runs under autocast.
+    Under bf16/fp16 autocast the power iteration's matrix-vector products would run in low precision
+    (and sigma with them); the weight itself is an fp32 parameter, so disabling autocast here costs
+    nothing and the conv/linear that consumes the weight still runs under autocast.
     """
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
@@ -34,6 +39,26 @@ def sn(module: nn.Module, eps: float = 1e-6, enabled: bool = True) -> nn.Module:
     spectral_norm(module, n_power_iterations=1, eps=eps)
     module.parametrizations.weight[0].__class__ = _SpectralNormFP32
     return module
+
+
+def spectral_norms(*modules: nn.Module) -> list[_SpectralNorm]:
+    """The spectral-norm parametrizations inside ``modules``."""
+    return [m for mod in modules for m in mod.modules() if isinstance(m, _SpectralNorm)]
+
+
+@contextlib.contextmanager
+def power_iteration_paused(norms: Iterable[_SpectralNorm]) -> Iterator[None]:
+    """Training forwards that normalise with the current ``u``/``v`` without a power-iteration update: the
+    micro-batches after the first of one optimizer update, so that an update runs one power iteration
+    however its batch is split into processes x accumulation steps."""
+    paused = [n for n in norms if n.training]
+    for n in paused:
+        n.training = False
+    try:
+        yield
+    finally:
+        for n in paused:
+            n.training = True
 
 
 def init_weight(w: torch.Tensor, scheme: str) -> None:
@@ -114,3 +139,70 @@ def embed(table: nn.Embedding, y: torch.Tensor) -> torch.Tensor:
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+# --------------------------------------------------------------------------------------------------
+# synchronised batch norm on any backend (train.sync_bn)
+
+# torch 2.14 marks torch.distributed.nn's all_reduce deprecated for _functional_collectives.all_reduce,
+# which has no autograd: the synchronised BN needs the differentiable one
+warnings.filterwarnings("ignore", "torch.distributed.nn.functional.all_reduce is deprecated", FutureWarning)
+_BN_GROUP: contextvars.ContextVar = contextvars.ContextVar("sagan_bn_group", default=None)
+
+
+@contextlib.contextmanager
+def batch_norm_synchronised(group) -> Iterator[None]:
+    """Within this block, training forwards of :class:`SyncedBatchNorm2d` layers take their statistics over
+    every process of ``group`` (a ``torch.distributed`` process group; None: each process its own). Only
+    the training step opens it: sampling and evaluation (one process, eval mode) never wait for the others."""
+    token = _BN_GROUP.set(group)
+    try:
+        yield
+    finally:
+        _BN_GROUP.reset(token)
+
+
+class SyncedBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same parameters, buffers and state dict) whose training statistics are those of
+    the whole batch across processes inside :func:`batch_norm_synchronised`.
+
+    The sums go through ``torch.distributed.nn.functional.all_reduce``, which is differentiable and works
+    on gloo as well as NCCL (torch's SyncBatchNorm has no CPU kernel): mean first, then the sum of squared
+    deviations from it (two passes, no E[x^2] - E[x]^2 cancellation), in fp32. P processes x B/P images
+    then normalise exactly like one process x B images; the running statistics get the same update (the
+    unbiased variance of all images).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        group = _BN_GROUP.get()
+        if group is None or not self.training:
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        xf = x.float()
+        dims = (0, 2, 3)
+        local = torch.cat([xf.sum(dims), xf.new_full((1,), x.numel() // x.shape[1])])
+        summed = all_reduce(local, group=group)
+        n = summed[-1]
+        mean = summed[:-1] / n
+        dev = xf - mean[None, :, None, None]
+        var = all_reduce(dev.square().sum(dims), group=group) / n
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean.detach(), m)
+                self.running_var.lerp_(var.detach() * n / (n - 1).clamp(min=1), m)
+        out = dev * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            out = out * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return out.to(x.dtype)
+
+
+def synchronise_batch_norm(module: nn.Module) -> nn.Module:
+    """Turn every plain ``nn.BatchNorm2d`` in ``module`` (CBN's and G's output BN) into a
+    :class:`SyncedBatchNorm2d`, in place (no new state: checkpoints and the EMA copy stay as they are)."""
+    for m in module.modules():
+        if type(m) is nn.BatchNorm2d:
+            m.__class__ = SyncedBatchNorm2d
+    return module

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..checkpoint import checkpoint_config, load_checkpoint
 from ..config import CONFIG_DIR, DATA_DERIVED, apply_overrides, config_chain, load_config
 from ..errors import UserError, one_line, report_user_errors
+from ..training.fit import parse_memory
 from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
 from .options import inception_weights_option, seed_option, set_option
 
@@ -28,6 +29,38 @@ def pinned_model_keys(config: str, overrides: tuple[str, ...]) -> set[str]:
     return pinned
 
 
+class GradAccum(click.ParamType):
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if str(value).strip().lower() == "auto":
+            return "auto"
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is neither an integer >= 1 nor auto", param, ctx)
+        return n
+
+
+def fit_device(cfg, pinned, auto: bool, memory: int | None):
+    """``--grad-accum auto`` (the config with the split that fits) and ``--dry-run`` (``memory`` given)."""
+    from ..data.stream import open_training_data
+    from ..training.fit import auto_grad_accum, dry_run
+    from ..training.loop import make_accelerator
+
+    acc = make_accelerator(cfg.train.mixed_precision)
+    if cfg.data.path is not None:  # resolution and classes from the data, as the trainer takes them
+        _, cfg = open_training_data(cfg, pinned)
+    say = (lambda line: click.echo(line, err=True)) if acc.is_main_process else (lambda line: None)
+    if auto:
+        cfg = auto_grad_accum(cfg, acc, say)
+    if memory is not None:
+        dry_run(cfg, acc, memory, say)
+    return cfg
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--config", default=None, metavar="PRESET|YAML",
               help="Preset (demo, imagenet128, imagenet128_feat32) or YAML file.  [default: demo; with --resume the checkpoint's]")
@@ -37,7 +70,9 @@ def pinned_model_keys(config: str, overrides: tuple[str, ...]) -> set[str]:
 @click.option("--resume", default=None, metavar="DIR|FILE", help="Continue a run: its directory (checkpoints/last.pt) or a .pt file.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Total G steps (train.max_steps).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Global batch over all processes and accumulation steps.")
-@click.option("--grad-accum", type=click.IntRange(min=1), default=None, help="Gradient accumulation steps per update.")
+@click.option("--grad-accum", type=GradAccum(), default=None, metavar="N|auto",
+              help="Gradient accumulation steps per update; auto: the largest micro-batch that fits the GPU (the "
+                   "same global batch; on CPU the config's value).")
 @click.option("--mixed-precision", type=click.Choice(["no", "bf16", "fp16"]), default=None,
               help="Autocast dtype (bf16 is safe; fp16 tends to collapse).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Steps between checkpoints.")
@@ -46,9 +81,12 @@ def pinned_model_keys(config: str, overrides: tuple[str, ...]) -> set[str]:
 @set_option
 @inception_weights_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
+@click.option("--dry-run", is_flag=True, help="Build the networks, run one step at two micro-batch sizes, print parameters, "
+              "FLOPs per image, peak memory and what fits --memory; write nothing.")
+@click.option("--memory", default="24GiB", show_default=True, metavar="SIZE", help="Memory budget of --dry-run.")
 @report_user_errors
 def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, mixed_precision, checkpoint_every,
-         sample_every, seed, overrides, inception_weights, progress):
+         sample_every, seed, overrides, inception_weights, progress, dry_run, memory):
     """Train a class-conditional SAGAN (Zhang et al. 2019).
 
     \b
@@ -74,9 +112,10 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
     """
     from ..training.loop import Trainer
 
+    auto = grad_accum == "auto"
     explicit = {
         "data.path": data_path, "train.max_steps": max_steps, "train.batch_size": batch_size,
-        "train.grad_accum": grad_accum, "train.mixed_precision": mixed_precision,
+        "train.grad_accum": None if auto else grad_accum, "train.mixed_precision": mixed_precision,
         "train.checkpoint_every": checkpoint_every, "train.sample_every": sample_every, "train.seed": seed,
     }
     explicit = {k: v for k, v in explicit.items() if v is not None}
@@ -100,6 +139,10 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         click.echo(f"{ckpt['path']} already reached train.max_steps={cfg.train.max_steps} (step {ckpt['step']}); "
                    f"to train longer, resume with --max-steps N (N > {ckpt['step']})", err=True)
         return
+    if dry_run or auto:
+        cfg = fit_device(cfg, pinned, auto, parse_memory(memory) if dry_run else None)
+        if dry_run:
+            return
     trainer = None
     try:
         trainer = Trainer(cfg, outdir, ckpt, pinned, inception_weights, progress, restart=restart)

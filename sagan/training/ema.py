@@ -8,8 +8,8 @@ Semantics, step by step (``update(step)`` is called after the G optimizer step `
 - ``step >= start``: ``ema = decay * ema + (1 - decay) * G`` for every parameter;
 - buffers are always copied, never averaged: batch-norm running statistics (the EMA copy runs in eval
   mode with G's statistics, as BigGAN-PyTorch does without its "standing stats") and spectral norm's
-  power-iteration vectors ``u``/``v``: averaging those shrinks them (an average of unit vectors is
-  shorter than one) and blows up the normalised weights.
+  power-iteration vectors ``u``/``v``: averaging those shrinks them, which shrinks the estimate
+  sigma = u^T W v and blows up the normalised weights W / sigma.
 
 Spectrally normalised layers keep their raw weight as the parameter ``parametrizations.weight.original``
 (torch.nn.utils.parametrizations), so the average is taken over raw weights and the EMA copy normalises
@@ -33,7 +33,8 @@ class EMA:
         self.model = model
         self.ema = copy.deepcopy(model).eval().requires_grad_(False)
         self._pairs = self._match(dict(self.ema.named_parameters()), dict(model.named_parameters()), "parameter")
-        self._buffers = self._match(dict(self.ema.named_buffers()), dict(model.named_buffers()), "buffer")
+        self._match(dict(self.ema.named_buffers()), dict(model.named_buffers()), "buffer")
+        self._buffers = list(self.ema.named_buffers())
 
     @staticmethod
     def _match(dst: dict, src: dict, kind: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -50,8 +51,10 @@ class EMA:
         else:
             # ema + (1 - decay) * (src - ema) == decay * ema + (1 - decay) * src
             torch._foreach_lerp_(ema_p, src_p, 1.0 - self.decay)
-        for e, s in self._buffers:
-            e.copy_(s)
+        # by name at every update: DDP's set-up replaces the model's buffer tensors (several processes)
+        src = dict(self.model.named_buffers())
+        for name, e in self._buffers:
+            e.copy_(src[name])
 
     def state_dict(self) -> dict:
         return self.ema.state_dict()

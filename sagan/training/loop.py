@@ -153,6 +153,10 @@ class Trainer:
 
     def _check_batch(self) -> None:
         t = self.cfg.train
+        if t.compile and self.world > 1:
+            raise UserError("train.compile=true under several processes: torch.compile of DDP-wrapped modules with "
+                            "parametrizations (spectral norm) fails in PyTorch (pytorch/pytorch#113415); set "
+                            "train.compile=false, or compile on one process with --grad-accum")
         per_update = t.grad_accum * self.world
         if t.batch_size % per_update:
             raise UserError(f"train.batch_size={t.batch_size} is not divisible by grad_accum x processes = "
@@ -172,11 +176,6 @@ class Trainer:
         random.seed(t.seed)
         np.random.seed(t.seed)
         G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
-        if t.sync_bn and self.world > 1:
-            if self.device.type == "cpu":
-                self._startup_notes.append("warning: train.sync_bn needs GPUs (SyncBatchNorm has no CPU kernel); ignored")
-            else:
-                G = torch.nn.SyncBatchNorm.convert_sync_batchnorm(G)
         fmt = torch.channels_last if t.channels_last else torch.preserve_format
         # channels_last before GANStep copies G for its EMA, so that the copy has the same layout
         G, D = G.to(self.device, memory_format=fmt), D.to(self.device, memory_format=fmt)
@@ -203,6 +202,9 @@ class Trainer:
         notes = [f"resumed at step {self.step} from {ckpt['path']}"]
         if self.hparam_changes:
             notes.append("optimiser settings from the config replace the checkpoint's: " + ", ".join(self.hparam_changes))
+        split = self._split_note(ckpt)
+        if split:
+            notes.append(split)
         if ckpt["opt_G"] is None or ckpt["opt_D"] is None:
             notes.append("the checkpoint has no optimiser state (a converted checkpoint?): fresh Adam moments")
         return notes
@@ -222,6 +224,25 @@ class Trainer:
             notes.append(f"branching off the run at step {self.step}: what lies off this path is kept as "
                          "checkpoints/abandoned_*.pt and metrics_abandoned.jsonl")
         return notes
+
+    def _split_note(self, ckpt: dict) -> str | None:
+        """One line on how the batch split changed since the checkpoint (None when it did not): the same
+        global batch and micro-batch size under another processes x accumulation split continues the same
+        run (split-invariant randomness, sagan.training.step); another global batch or micro-batch size does not."""
+        t, old = self.cfg.train, checkpoint_config(ckpt).train
+        procs = int((ckpt.get("meta") or {}).get("num_processes", 1))
+        before = (old.batch_size, old.batch_size // (old.grad_accum * procs), procs, old.grad_accum)
+        now = (t.batch_size, self.gan.per_process, self.world, t.grad_accum)
+        if before == now:
+            return None
+        split = f"{before[2]} process(es) x {before[3]} accumulation -> {now[2]} x {now[3]}"
+        if before[0] != now[0]:
+            return (f"note: global batch {before[0]} -> {now[0]} since the checkpoint ({split}): the run continues "
+                    f"differently from one that kept {before[0]}")
+        if before[1] != now[1]:
+            return (f"note: micro-batch {before[1]} -> {now[1]} images since the checkpoint ({split}): G's batch norm "
+                    f"sees other micro-batches, so the run continues differently from one that kept {before[1]}")
+        return f"note: same global batch and micro-batch under another split ({split}): the same run continues"
 
     # ---- checks -----------------------------------------------------------------------------------
 
@@ -302,6 +323,7 @@ class Trainer:
         self.stopped_by: int | None = None
         # under several processes the stop check is a collective (and a host sync): not every step there
         check_stop_every = 1 if self.world == 1 else min(t.log_every, 10)
+        self._first_step = self.step + 1
         try:
             self.monitor.start_bar(self.step)
             on_main(self.acc, self.monitor.open, self.step, self._purge_events)
@@ -310,7 +332,11 @@ class Trainer:
                 while self.step < t.max_steps:
                     self.step += 1
                     s = self.step
+                    started = time.perf_counter()
                     self.recent.add(s, self.gan(s, self.data.next), t.d_steps * t.batch_size)
+                    if t.compile and s == self._first_step:
+                        self.say(f"torch.compile: the first step took {time.perf_counter() - started:.1f} s, "
+                                 "compilation included")
                     self.images_seen += t.d_steps * t.batch_size
                     self.monitor.pbar.update(1)
                     stop_now = (s % check_stop_every == 0 or s == t.max_steps) and stop.requested()

@@ -17,8 +17,15 @@ graph still needs them ("modified by an inplace operation"). D has no batch norm
 concatenation computes the same logits. In the G step D is called unwrapped, with its parameters
 frozen: no D gradients are needed there, and DDP would wait for gradients that never come.
 
-Determinism: the latents and fake labels of step ``s`` on process ``r`` come from a generator seeded by
-``(seed, s, r)``, so a resumed run draws exactly what an uninterrupted one would.
+Determinism and split invariance: the latents and fake labels of each phase of step ``s`` (D update
+``k``, the G update) are one draw of the whole global batch from a generator seeded by
+``(seed, s, phase)``, cut like the real images: micro-batch ``m`` of process ``r`` is slice ``m * P + r``.
+What a micro-batch sees therefore depends only on (seed, step, global micro-batch index), not on how the
+batch is split into processes x accumulation steps, and a resumed run draws exactly what an uninterrupted
+one would. Spectral norm runs one power iteration per update however it is split (the micro-batches
+after the first reuse ``u``/``v``), so P processes x A accumulation steps give the same weights for every
+P * A with the same micro-batch size, up to float summation order. ``train.sync_bn`` takes G's batch
+statistics over all processes' images (:func:`sagan.models.layers.synchronise_batch_norm`, any backend).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import torch
 from ..config import Config
 from ..data.stream import mix_seed
 from .ema import EMA
+from ..models.layers import batch_norm_synchronised, power_iteration_paused, spectral_norms, synchronise_batch_norm
 from .losses import get_loss
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
@@ -49,7 +57,12 @@ class GANStep:
         self.loss = get_loss(t.loss)
         self.device = accelerator.device
         self.rank, self.world = accelerator.process_index, accelerator.num_processes
+        self.bn_group = None
+        if t.sync_bn and self.world > 1:  # before the EMA copy; a group of its own, apart from DDP's
+            synchronise_batch_norm(G)
+            self.bn_group = torch.distributed.new_group()
         self.G_raw, self.D_raw = G, D
+        self._norms = spectral_norms(G, D)
         self.ema = EMA(G, t.ema_decay, t.ema_start) if t.ema else None
         self.opt_G = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2), eps=t.adam_eps)
         self.opt_D = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2), eps=t.adam_eps)
@@ -64,7 +77,7 @@ class GANStep:
         # G step: D unwrapped (frozen, no gradient sync); accelerate has already put autocast on its forward
         self.D_gstep = self.D_raw
         if t.compile:
-            # torch.compile + DDP + spectral norm has an open PyTorch bug (pytorch/pytorch#113415): test first
+            # one process only (the trainer refuses several: pytorch/pytorch#113415, DDP + parametrizations)
             self.G, self.D, self.D_gstep = (torch.compile(m) for m in (self.G, self.D, self.D_gstep))
         self._prepared = True
         return self
@@ -93,8 +106,27 @@ class GANStep:
         y = torch.randint(self.cfg.model.num_classes, (n,), generator=gen, device=self.device)
         return z, y
 
+    def phase_generator(self, step: int, phase: int) -> torch.Generator:
+        """The generator of one phase of step ``step`` (0: the G update, 1 + k: D update k), the same on
+        every process: a pure function of (seed, step, phase)."""
+        return torch.Generator(device=self.device).manual_seed(mix_seed(self.cfg.train.seed, step, phase))
+
+    def micro_latents(self, gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's latents and fake labels, one pair per micro-batch: the phase's whole global batch
+        is drawn (identically on every process) and cut like the real images, micro-batch m of process r
+        being slice m * P + r, so what a micro-batch gets does not depend on the split."""
+        z, y = self._latents(gen, self.cfg.train.batch_size)
+        b = self.per_process
+        rows = [slice((m * self.world + self.rank) * b, (m * self.world + self.rank + 1) * b)
+                for m in range(self.cfg.train.grad_accum)]
+        return [(z[r], y[r]) for r in rows]
+
     def _sync(self, model, last: bool):
         return contextlib.nullcontext() if last else self.acc.no_sync(model)
+
+    def _micro(self, m: int):
+        """Context of micro-batch ``m`` of an update: one power iteration per update, on its first."""
+        return power_iteration_paused(self._norms) if m else contextlib.nullcontext()
 
     def d_update(self, batches: Batches, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """One D step over the micro-batches of one global batch; returns D's loss parts and mean logits."""
@@ -102,13 +134,12 @@ class GANStep:
         A = len(batches)
         self.opt_D.zero_grad(set_to_none=True)
         totals: dict[str, torch.Tensor] = {}
-        for m, (x, y) in enumerate(batches):
+        for m, ((x, y), (z, y_fake)) in enumerate(zip(batches, self.micro_latents(gen))):
             x = x.to(self.device, non_blocking=True, memory_format=fmt)
             y = y.to(self.device, non_blocking=True)
-            z, y_fake = self._latents(gen, len(y))
-            with torch.no_grad():
+            with torch.no_grad(), self._micro(m):
                 fake = self.G(z, y_fake)
-            with self._sync(self.D, last=m == A - 1):
+            with self._sync(self.D, last=m == A - 1), self._micro(m):
                 logits = self.D(torch.cat([x, fake.to(x.dtype)]), torch.cat([y, y_fake]))  # one call (module doc)
                 real_logits, fake_logits = logits.float().split([len(x), len(fake)])
                 loss, parts = self.loss.d_loss(real_logits, fake_logits)
@@ -126,9 +157,8 @@ class GANStep:
         self.D_raw.requires_grad_(False)
         total = torch.zeros((), device=self.device)
         try:
-            for m in range(A):
-                z, y_fake = self._latents(gen, self.per_process)
-                with self._sync(self.G, last=m == A - 1):
+            for m, (z, y_fake) in enumerate(self.micro_latents(gen)):
+                with self._sync(self.G, last=m == A - 1), self._micro(m):
                     loss = self.loss.g(self.D_gstep(self.G(z, y_fake), y_fake))
                     self.acc.backward(loss / A)
                 total += loss.detach()
@@ -144,13 +174,12 @@ class GANStep:
         if not self._prepared:
             self.prepare()
         t = self.cfg.train
-        # latents of this step on this process: a pure function of (seed, step, rank) -> exact resume
-        gen = torch.Generator(device=self.device).manual_seed(mix_seed(t.seed, step, self.rank))
         stats: dict[str, torch.Tensor] = {}
-        for _ in range(t.d_steps):
-            for k, v in self.d_update(next_batches(), gen).items():
-                stats[k] = stats.get(k, 0) + v / t.d_steps
-        stats["g_loss"] = self.g_update(gen)
+        with batch_norm_synchronised(self.bn_group):
+            for k in range(t.d_steps):
+                for key, v in self.d_update(next_batches(), self.phase_generator(step, 1 + k)).items():
+                    stats[key] = stats.get(key, 0) + v / t.d_steps
+            stats["g_loss"] = self.g_update(self.phase_generator(step, 0))
         if self.ema is not None and not self.acc.optimizer_step_was_skipped:
             self.ema.update(step)
         return stats

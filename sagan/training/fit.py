@@ -1,0 +1,191 @@
+"""Fitting a device: what one training step costs (``train.py --dry-run``) and which split of the global
+batch fits (``--grad-accum auto``).
+
+A probe is the real :class:`~sagan.training.step.GANStep` (D updates, G update, EMA) on one process, at a
+given micro-batch size, on random images; the networks, optimisers and EMA are built as the trainer builds
+them. Runs are split-invariant (:mod:`sagan.training.step`), so choosing another processes x accumulation
+split for the same global batch and micro-batch size does not change the result.
+
+Memory is measured, not estimated: the peak of live tensor storage during the second step (the first one
+allocates Adam's moments), counted op by op (:class:`LiveBytes`, CPU and GPU alike; not the allocator's
+caching or the runtime); its growth per image between two micro-batch sizes gives the largest micro-batch
+that fits a memory budget.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from dataclasses import dataclass
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torch.utils.weak import WeakIdKeyDictionary
+
+from ..config import Config
+from ..errors import UserError
+from ..models.networks import Discriminator, Generator, count_parameters
+
+UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_memory(text: str) -> int:
+    """``"24GiB"``, ``"16GB"``, ``"512MiB"`` -> bytes; a one-line error otherwise."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?b?)\s*", str(text), re.IGNORECASE)
+    if not m or m.group(2).lower() not in UNITS or float(m.group(1)) <= 0:
+        raise UserError(f"--memory {text!r} is not a memory size; write e.g. 24GiB, 16GB or 512MiB")
+    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+@dataclass
+class Probe:
+    micro_batch: int
+    peak_bytes: int
+    flops: float  # one training step (d_steps D updates + the G update) at this micro-batch
+
+
+class LiveBytes(TorchDispatchMode):
+    """The peak of live tensor storage bytes while active, on any device: every storage an op creates is
+    counted until it is freed (a weak reference's callback), on top of ``existing`` tensors (weights,
+    gradients, optimiser moments), which count until they are freed too."""
+
+    def __init__(self, existing=()):
+        super().__init__()
+        self._seen = WeakIdKeyDictionary()
+        self.current = self.peak = 0
+        for t in existing:
+            self._add(t)
+
+    def _free(self, nbytes: int) -> None:
+        self.current -= nbytes
+
+    def _add(self, t) -> None:
+        if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+            return
+        st = t.untyped_storage()
+        if st in self._seen:
+            return
+        n = st.nbytes()
+        self._seen[st] = weakref.finalize(st, self._free, n)
+        self.current += n
+        self.peak = max(self.peak, self.current)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            self._add(t)
+        return out
+
+
+def _live_peak(run, *modules, optimizers=()) -> int:
+    existing = [t for m in modules for t in (*m.parameters(), *m.buffers())]
+    existing += [p.grad for m in modules for p in m.parameters() if p.grad is not None]
+    existing += [v for opt in optimizers for state in opt.state.values() for v in state.values()]
+    with LiveBytes(existing) as live:
+        run()
+    return live.peak
+
+
+def probe_step(cfg: Config, micro: int, accelerator) -> Probe:
+    """One real GAN step at ``micro`` images per micro-batch on this process: peak memory, FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .step import GANStep
+
+    cfg = cfg.replace(train={"batch_size": micro * accelerator.num_processes, "grad_accum": 1})
+    m, device = cfg.model, accelerator.device
+    torch.manual_seed(cfg.train.seed)
+    G, D = Generator.from_config(cfg).to(device), Discriminator.from_config(cfg).to(device)
+    step = GANStep(cfg, G, D, accelerator).prepare()
+    x = torch.rand(micro, 3, m.resolution, m.resolution, device=device) * 2 - 1
+    y = torch.arange(micro, device=device) % m.num_classes
+    batches = lambda: [(x, y)]  # noqa: E731
+    step(1, batches)  # Adam's moments exist from here on
+    nets = [G, D] + ([step.ema.ema] if step.ema is not None else [])
+    peak = _live_peak(lambda: step(2, batches), *nets, optimizers=(step.opt_G, step.opt_D))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(3, batches)
+    del step, G, D
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return Probe(micro, peak, float(counter.get_total_flops()))
+
+
+def micro_batch_options(cfg: Config, processes: int) -> list[int]:
+    """Per-process micro-batch sizes that split the global batch evenly, largest first (the per-process
+    batch, then halvings while they divide it)."""
+    per_process = cfg.train.batch_size // processes
+    out = [per_process]
+    while out[-1] % 2 == 0 and out[-1] > 1:
+        out.append(out[-1] // 2)
+    return out
+
+
+def dry_run(cfg: Config, accelerator, memory: int, say=print) -> int:
+    """``train.py --dry-run``: parameters, FLOPs per image, peak memory at two micro-batch sizes and its
+    growth per image, and the largest micro-batch that fits ``memory`` bytes; returns that micro-batch."""
+    t = cfg.train
+    per_process = t.batch_size // (t.grad_accum * accelerator.num_processes)
+    big = max(2, min(per_process, 8))
+    small = big // 2
+    n_g, n_d = count_parameters(Generator.from_config(cfg)), count_parameters(Discriminator.from_config(cfg))
+    say(f"dry run of {cfg.name}: {cfg.model.resolution}px, {cfg.model.num_classes} classes, on {accelerator.device}, "
+        f"mixed precision {t.mixed_precision}; nothing is written")
+    say(f"parameters: G {n_g / 1e6:.2f}M + D {n_d / 1e6:.2f}M = {(n_g + n_d) / 1e6:.2f}M")
+    a, b = probe_step(cfg, small, accelerator), probe_step(cfg, big, accelerator)
+    images = t.d_steps * big  # real images one step consumes per micro-batch of `big`
+    say(f"FLOPs per training image: {b.flops / images / 1e9:.2f} GFLOP ({t.d_steps} D update(s) + the G update, "
+        f"forward and backward; {b.flops / 1e9:.1f} GFLOP per step at micro-batch {big})")
+    growth = max(0.0, (b.peak_bytes - a.peak_bytes) / (big - small))
+    fixed = a.peak_bytes - growth * small
+    say(f"peak memory: {gib(a.peak_bytes)} at micro-batch {small}, {gib(b.peak_bytes)} at {big}; "
+        f"{growth / 2**20:.1f} MiB per image on top of {gib(fixed)}")
+    fit = int((memory - fixed) // growth) if growth > 0 else per_process
+    options = [o for o in micro_batch_options(cfg, accelerator.num_processes) if o <= fit]
+    if not options:
+        say(f"fits {gib(memory)}: no micro-batch (even 1 image needs {gib(fixed + growth)})")
+        return 0
+    choice = options[0]
+    accum = t.batch_size // (choice * accelerator.num_processes)
+    say(f"fits {gib(memory)}: micro-batch {choice} (up to {fit} images), i.e. --grad-accum {accum} at global batch "
+        f"{t.batch_size} on {accelerator.num_processes} process(es)")
+    return choice
+
+
+def auto_grad_accum(cfg: Config, accelerator, say=print) -> Config:
+    """``--grad-accum auto``: the same global batch, the largest per-process micro-batch that runs a real
+    step on this device (halving on out-of-memory, as accelerate's ``find_executable_batch_size``); on a
+    CPU the config's split is kept. Every process probes on its own and all take the smallest answer."""
+    t, world = cfg.train, accelerator.num_processes
+    if accelerator.device.type != "cuda":
+        say(f"--grad-accum auto: no GPU here, keeping train.grad_accum={t.grad_accum} "
+            f"(micro-batch {t.batch_size // (t.grad_accum * world)} on {world} process(es))")
+        return cfg
+    from accelerate.utils import release_memory, should_reduce_batch_size
+
+    choice = 0
+    for micro in micro_batch_options(cfg, world):
+        try:
+            probe_step(cfg, micro, accelerator)
+            choice = micro
+            break
+        except Exception as e:  # noqa: BLE001 - only out-of-memory errors are retried
+            if not should_reduce_batch_size(e):
+                raise
+            release_memory()
+    if world > 1:
+        choice = int(accelerator.gather(torch.tensor([choice], device=accelerator.device)).min())
+    if choice == 0:
+        raise UserError(f"--grad-accum auto: not even one image per micro-batch fits on {accelerator.device}; use a "
+                        "smaller model (model.g_ch / d_ch) or lower precision (--mixed-precision bf16)")
+    accum = t.batch_size // (choice * world)
+    say(f"--grad-accum auto: global batch {t.batch_size} = micro-batch {choice} x {world} process(es) x {accum} "
+        "accumulation")
+    return cfg.replace(train={"grad_accum": accum})

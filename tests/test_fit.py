@@ -1,0 +1,75 @@
+"""Fitting a device: ``train.py --dry-run`` measures a real step at two micro-batch sizes and writes nothing;
+``--grad-accum auto`` keeps the global batch (on CPU the config's split); memory sizes parse or fail in one
+line; the live-bytes counter sees what a step allocates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from sagan.errors import UserError
+from sagan.scripts.train import main as train_cli
+from sagan.training.fit import _live_peak, parse_memory
+
+TINY = ["model.g_ch=16", "model.d_ch=16", "data.demo_size=64", "train.batch_size=8", "train.num_workers=0"]
+TINY_CLI = [a for o in TINY for a in ("--set", o)]
+
+
+def test_dry_run_prints_params_flops_memory_and_the_fitting_micro_batch_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(train_cli, [*TINY_CLI, "--dry-run", "--memory", "24GiB"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    err = result.stderr
+    assert "parameters: G 0.19M + D 0.15M" in err
+    assert "FLOPs per training image:" in err and "GFLOP" in err
+    assert "peak memory:" in err and "at micro-batch 4" in err and "at 8;" in err and "per image on top of" in err
+    # 8 images per process fit 24 GiB easily: no accumulation needed
+    assert "fits 24.00 GiB: micro-batch 8" in err and "--grad-accum 1 at global batch 8" in err
+    assert list(tmp_path.iterdir()) == []  # no run directory
+
+
+def test_dry_run_with_a_tiny_budget_picks_a_smaller_micro_batch(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(train_cli, [*TINY_CLI, "--dry-run", "--memory", "12MiB"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    line = next(s for s in result.stderr.splitlines() if s.startswith("fits "))
+    assert "micro-batch 8" not in line, line  # a budget below the micro-batch-8 peak
+
+
+def test_grad_accum_auto_on_cpu_keeps_the_configs_split(tmp_path):
+    result = CliRunner().invoke(train_cli, [*TINY_CLI, "--grad-accum", "auto", "--max-steps", "1", "--no-progress",
+                                            "--outdir", str(tmp_path / "r"), "--set", "train.grad_accum=2"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "--grad-accum auto: no GPU here, keeping train.grad_accum=2 (micro-batch 4 on 1 process(es))" in result.stderr
+    assert "global batch 8 = 4 x 1 process(es) x 2 accumulation" in (tmp_path / "r" / "log.txt").read_text()
+
+
+def test_grad_accum_rejects_words_other_than_auto():
+    result = CliRunner().invoke(train_cli, ["--grad-accum", "many", "--dry-run"])
+    assert result.exit_code == 2 and "neither an integer >= 1 nor auto" in result.output
+
+
+def test_memory_sizes_parse_or_fail_in_one_line():
+    assert parse_memory("24GiB") == 24 * 2**30 and parse_memory("16GB") == 16 * 10**9 and parse_memory("512mib") == 2**29
+    for bad in ("lots", "-3GiB", "24 parsecs"):
+        with pytest.raises(UserError, match="is not a memory size"):
+            parse_memory(bad)
+
+
+def test_live_bytes_count_a_steps_activations_on_top_of_the_weights():
+    m = torch.nn.Conv2d(3, 16, 3, padding=1)
+    opt = torch.optim.Adam(m.parameters())
+
+    def step(b):
+        m(torch.randn(b, 3, 32, 32)).square().mean().backward()
+        opt.step()
+        opt.zero_grad()
+
+    step(1)
+    weights = sum(p.numel() * 4 for p in m.parameters())
+    peaks = {b: _live_peak(lambda: step(b), m, optimizers=(opt,)) for b in (4, 8)}
+    out = 16 * 32 * 32 * 4  # one image's output activation, float32
+    assert peaks[4] >= 3 * weights + 4 * out  # weights, Adam's two moments, the batch's output
+    assert peaks[8] - peaks[4] >= 4 * out  # grows with the batch
