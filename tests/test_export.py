@@ -1,10 +1,9 @@
 """sagan-export: the generator as ONNX (onnxruntime), TorchScript (no sagan needed) and a Hugging Face Hub
-folder (``Generator.from_pretrained``), each equal to the checkpoint's generator; torch.hub entry points;
-bad input in one line."""
+folder (``Generator.from_pretrained``), each equal to the checkpoint's generator at another batch size;
+standing statistics, StudioGAN's converted weights, an unconditional model, torch.hub entry points."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -17,16 +16,13 @@ import torch
 from click.testing import CliRunner
 
 from sagan.bn_stats import prepare_generator
-from sagan.checkpoint import load_generator, save_checkpoint
+from sagan.checkpoint import load_generator
 from sagan.config import load_config
-from sagan.errors import ConfigError, UserError
-from sagan.export import formats
-from sagan.export.cli import main
+from sagan.errors import ConfigError
 from sagan.export.fold import folded_state, plain_generator
-from sagan.metrics.history import append_record
-from sagan.models import Discriminator, Generator
+from sagan.models import Generator
 
-from model_utils import spread_class_conditioning
+from export_utils import NAMES, STEP, assert_labels_matter, reference, run, write_run
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -34,48 +30,6 @@ ort = pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = [f"class_{i}" for i in range(10)]
-STEP = 5
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_error_line(r) -> str:
-    assert r.exit_code == 2, r.output
-    assert "Traceback" not in r.output
-    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, r.output
-    return errors[0]
-
-
-def make_generator(cfg, seed: int = 0) -> Generator:
-    """A generator whose images depend on the label and on attention (gamma != 0), with running BN
-    statistics off their init (a forward in train mode)."""
-    torch.manual_seed(seed)
-    G = Generator.from_config(cfg)
-    if G.num_classes > 0:
-        spread_class_conditioning(G, std=0.5)
-    with torch.no_grad():
-        for attn in G.attn.values():
-            attn.gamma.fill_(0.8)
-        G(torch.randn(16, G.z_dim), torch.arange(16) % G.num_classes if G.num_classes > 0 else None)
-    return G
-
-
-def write_run(root: Path, cfg, class_names=NAMES, metrics: bool = True) -> Path:
-    """A run folder with ``checkpoints/last.pt`` (an EMA generator different from the raw one) and a
-    ``metrics.jsonl`` line for its step."""
-    G, G_ema, D = make_generator(cfg, 0), make_generator(cfg, 1), Discriminator.from_config(cfg)
-    save_checkpoint(root / "checkpoints" / "last.pt", dict(
-        step=STEP, config=cfg.to_dict(), G=G.state_dict(), D=D.state_dict(), G_ema=G_ema.state_dict(), opt_G=None,
-        opt_D=None, rng=None, data=None, class_names=class_names, meta={"images_seen": 160}))
-    if metrics:
-        append_record(root / "metrics.jsonl", {"step": STEP, "values": {"fid": 123.456, "is": 1.5}, "protocol": {
-            "resize": "tf1", "num_samples": 10, "bn_stats": "running", "generator": "ema",
-            "reference": "/home/someone/refs/demo.npz"}})
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -94,20 +48,6 @@ def exported(tiny_run, tmp_path_factory):
         assert f"wrote {path}" in r.output and "EMA G at step 5" in r.output and "max |difference|" in r.output
     return paths
 
-
-def reference(run_dir, n: int, seed: int = 3, ema: bool = True):
-    """The checkpoint's generator in eval mode on ``n`` fresh latents and labels."""
-    G, _, _ = load_generator(run_dir, ema=ema)
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, G.z_dim, generator=g)
-    y = torch.randint(G.num_classes, (n,), generator=g) if G.num_classes > 0 else None
-    with torch.no_grad():
-        return z, y, G(z, y)
-
-
-def assert_labels_matter(G_fn, z, y, images):
-    """Not vacuous: another label gives other images."""
-    assert (G_fn(z, (y + 1) % 10) - images).abs().max() > 1e-2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,6 +151,21 @@ def test_hf_folder_loads_with_from_pretrained_exactly(tiny_run, exported, tmp_pa
     assert json.loads((tmp_path / "again" / "config.json").read_text()) == json.loads((folder / "config.json").read_text())
 
 
+def test_from_pretrained_of_a_hub_repo_id_reads_huggingface_hubs_cache(tiny_run, exported, tmp_path):
+    """A repo id goes through hf_hub_download; offline, from a cache laid out as huggingface_hub keeps it."""
+    commit = "0" * 40
+    snapshot = tmp_path / "models--someone--sagan-demo" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (snapshot / name).write_bytes((exported["hf"] / name).read_bytes())
+    (tmp_path / "models--someone--sagan-demo" / "refs").mkdir()
+    (tmp_path / "models--someone--sagan-demo" / "refs" / "main").write_text(commit)
+    G = Generator.from_pretrained("someone/sagan-demo", cache_dir=tmp_path, local_files_only=True)
+    z, y, want = reference(tiny_run, 3)
+    with torch.no_grad():
+        assert torch.equal(G(z, y), want)
+
+
 def test_hf_config_and_model_card_describe_the_model_its_training_and_metrics(exported):
     folder = exported["hf"]
     config = json.loads((folder / "config.json").read_text())
@@ -248,16 +203,6 @@ def test_standing_statistics_are_baked_in(tiny_run, tmp_path):
     got = torch.from_numpy(sess.run(["images"], {"z": z.numpy(), "y": y.numpy()})[0])
     assert (got - standing).abs().max() <= 1e-4
     assert (running - standing).abs().max() > 1e-3  # not vacuous: the statistics change the images
-
-
-def test_a_mismatch_is_an_error_and_writes_nothing(tiny_run, tmp_path, monkeypatch):
-    spec = formats.FORMATS["torchscript"]
-    off = dataclasses.replace(spec, images=lambda artifact, batch: spec.images(artifact, batch) + 1e-3)
-    monkeypatch.setitem(formats.FORMATS, "torchscript", off)
-    out = tmp_path / "G.pt"
-    line = one_error_line(run("--checkpoint", tiny_run, "--format", "torchscript", "--out", out))
-    assert "differs from the checkpoint's generator by up to 0.001" in line and "nothing was written" in line
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_hf_export_replaces_an_earlier_export_and_leaves_no_temp_folder(tiny_run, exported, tmp_path):
@@ -347,74 +292,3 @@ def test_unconditional_export_takes_only_z(tmp_path):
     assert "unconditional" in (tmp_path / "hf" / "README.md").read_text()
 
 
-# --------------------------------------------------------------------------------------------------
-# bad input: one line each, nothing written
-
-
-def test_a_file_that_is_not_a_checkpoint_is_one_line_through_python_m(tmp_path):
-    bad = tmp_path / "notes.pt"
-    bad.write_text("not a checkpoint\n")
-    r = subprocess.run([sys.executable, "-m", "sagan.export", "--checkpoint", str(bad), "--format", "onnx", "--out",
-                        str(tmp_path / "G.onnx")], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "notes.pt" in lines[0], r.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt"]
-
-
-@pytest.mark.parametrize("kind", ["bare_state_dict", "studiogan_style", "checkpoint_without_G"])
-def test_a_discriminator_only_file_is_one_line(tiny_run, tmp_path, kind):
-    D_state = torch.load(tiny_run / "checkpoints" / "last.pt", weights_only=True)["D"]
-    path = tmp_path / "D.pt"
-    if kind == "bare_state_dict":
-        torch.save(D_state, path)
-    elif kind == "studiogan_style":
-        torch.save({"state_dict": D_state, "seed": 0, "best_fid": 50.0}, path)
-    else:
-        ckpt = torch.load(tiny_run / "checkpoints" / "last.pt", weights_only=True)
-        del ckpt["G"], ckpt["G_ema"]
-        torch.save(ckpt, path)
-    line = one_error_line(run("--checkpoint", path, "--format", "onnx", "--out", tmp_path / "G.onnx"))
-    assert str(path) in line and "generator" in line
-    assert not (tmp_path / "G.onnx").exists()
-
-
-@pytest.mark.parametrize("fmt,target", [("onnx", "G.onnx"), ("hf", "G-hf"), ("torchscript", "sub/G.pt")])
-def test_an_unwritable_out_is_one_line_before_any_work(tiny_run, read_only_dir, monkeypatch, fmt, target):
-    import sagan.export.exporter as exporter
-
-    def no_work(*args, **kwargs):
-        raise AssertionError("loaded the checkpoint before checking --out")
-
-    monkeypatch.setattr(exporter, "load_source", no_work)
-    line = one_error_line(run("--checkpoint", tiny_run, "--format", fmt, "--out", read_only_dir / target))
-    assert "Read-only file system" in line and "pick another --out" in line
-
-
-def test_out_of_the_wrong_kind_is_one_line(tiny_run, tmp_path):
-    line = one_error_line(run("--checkpoint", tiny_run, "--format", "onnx", "--out", tmp_path))
-    assert "is a folder" in line and "G.onnx" in line
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    line = one_error_line(run("--checkpoint", tiny_run, "--format", "hf", "--out", tmp_path / "mine"))
-    assert "thesis.tex" in line and "refusing" in line
-    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
-
-
-def test_without_the_hub_extra_from_pretrained_is_one_line(exported, monkeypatch):
-    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "sagan.export.hub", raising=False)
-    with pytest.raises(UserError, match=r"needs huggingface_hub; pip install 'sagan\[hub\]'"):
-        Generator.from_pretrained(exported["hf"])
-
-
-def test_from_pretrained_of_a_folder_that_is_not_an_export_is_one_line(tmp_path):
-    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
-    with pytest.raises(UserError, match="has no sagan config.json"):
-        Generator.from_pretrained(tmp_path)
-
-
-def test_help_lists_the_formats_with_examples():
-    r = run("--help")
-    assert r.exit_code == 0
-    assert all(f in r.output for f in ("onnx:", "torchscript:", "hf:", "--bn-stats", "sagan-export --checkpoint"))
