@@ -19,6 +19,7 @@ from sagan.bn_stats import prepare_generator
 from sagan.checkpoint import load_generator
 from sagan.config import load_config
 from sagan.errors import ConfigError
+from sagan.export import export_checkpoint
 from sagan.export.fold import folded_state, plain_generator
 from sagan.models import Generator
 
@@ -188,6 +189,19 @@ def test_the_raw_generator_with_no_ema(tiny_run, tmp_path):
     with torch.no_grad():
         assert torch.equal(Generator.from_pretrained(tmp_path / "raw")(z, y), want)
     assert (reference(tiny_run, 3, ema=True)[2] - want).abs().max() > 1e-3  # EMA and raw G differ
+
+
+@pytest.mark.parametrize("overrides", [["model.attn_mode=gaussian"], ["model.attn_mode=dot_product"],
+                                       ["model.attn_mode=concatenation"], ["model.hierarchical_z=true", "model.z_dim=80"],
+                                       ["model.g_block_type=residual"], ["model.g_sn=false"]])
+def test_every_generator_variant_exports_to_onnx_within_1e4(tmp_path, overrides):
+    cfg = load_config("demo", overrides=["model.g_ch=16", "model.d_ch=16", *overrides])
+    run_dir = write_run(tmp_path / "run", cfg, metrics=False)
+    result = export_checkpoint(run_dir, "onnx", tmp_path / "G.onnx")  # checked at batch 8, traced at 2
+    assert result.max_diff <= 1e-4
+    z, y, want = reference(run_dir, 3)
+    sess = ort.InferenceSession(str(tmp_path / "G.onnx"), providers=["CPUExecutionProvider"])
+    assert (torch.from_numpy(sess.run(["images"], {"z": z.numpy(), "y": y.numpy()})[0]) - want).abs().max() <= 1e-4
 
 
 def test_standing_statistics_are_baked_in(tiny_run, tmp_path):

@@ -22,6 +22,7 @@ import copy
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..attention import SelfAttention
 from ..config import Config
@@ -72,6 +73,15 @@ class PlainSelfAttention(SelfAttention):
     """Self-attention with the explicit (N, N_keys) weights: matmul, softmax, matmul (every pairwise
     function of :class:`SelfAttention` through its ``attention_map``), for runtimes without a fused
     attention kernel. Same parameters and state dict as :class:`SelfAttention`."""
+
+    def attention_map(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        if self.mode != "concatenation":
+            return super().attention_map(q, k)
+        # w . [theta_i; phi_j] with w as a column: torch's TorchScript-based ONNX exporter mistranslates the
+        # matrix-vector product of these transposed token views (onnxruntime then differs by ~1)
+        c8, w = q.shape[-1], self.concat_w.weight.float()[0]
+        a, b = q.float() @ w[:c8, None], k.float() @ w[c8:, None]
+        return F.relu(a + b.transpose(1, 2)) / k.shape[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         _, C, H, W = x.shape
