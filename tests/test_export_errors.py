@@ -79,6 +79,14 @@ def test_an_unwritable_out_is_one_line_before_any_work(tiny_run, read_only_dir, 
     assert "Read-only file system" in line and "pick another --out" in line
 
 
+@pytest.mark.parametrize("fmt,target", [("onnx", "G.onnx"), ("hf", "G-hf")])
+def test_a_full_disk_is_one_line_and_leaves_nothing(tiny_run, small_disk, fmt, target):
+    disk = small_disk("256k")  # the tiny generator's weights are ~760 kB
+    line = one_error_line(run("--checkpoint", tiny_run, "--format", fmt, "--out", disk / target))
+    assert str(disk / target) in line and ("disk full" in line or "free" in line)
+    assert list(disk.iterdir()) == []
+
+
 def test_out_of_the_wrong_kind_is_one_line(tiny_run, tmp_path):
     line = one_error_line(run("--checkpoint", tiny_run, "--format", "onnx", "--out", tmp_path))
     assert "is a folder" in line and "G.onnx" in line

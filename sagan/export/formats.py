@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..io import atomic_write
+from ..io import atomic_write, check_free_space
 from .check import CheckBatch
 from .fold import ExportedGenerator, example_inputs
 
@@ -94,9 +94,12 @@ def _torchscript_images(archive: bytes, batch: CheckBatch) -> torch.Tensor:
 def _hf_build(job: ExportJob) -> Path:
     from .hf import staging_folder, write_hf_folder
 
+    state = job.plain.state_dict()
+    # safetensors reports a full disk in its own words: refuse up front instead (weights + the two text files)
+    check_free_space(job.out, sum(t.numel() * t.element_size() for t in state.values()) + (1 << 20), "--out")
     staged = staging_folder(job.out)
     try:
-        return write_hf_folder(staged, job.plain.state_dict(), job.hub_config)
+        return write_hf_folder(staged, state, job.hub_config)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
