@@ -243,7 +243,7 @@ def load_generator(path: str | Path, ema: bool = True, device: str | torch.devic
 
 def load_discriminator(path: str | Path, device: str | torch.device = "cpu"):
     """Build the discriminator of a checkpoint in eval mode; returns ``(D, cfg, ckpt)``."""
-    from .models import Discriminator
+    from .models.networks import Discriminator
 
     ckpt = load_checkpoint(path)
     cfg = checkpoint_config(ckpt)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from sagan.bn_stats import prepare_generator
+from sagan.sampling.bn_stats import prepare_generator
 from sagan.checkpoint import load_generator
 from sagan.config import load_config
 from sagan.errors import ConfigError

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import UserError
-from ..sampling import class_balanced_labels, sample_latents
+from ..sampling.latents import class_balanced_labels, sample_latents
 from .fold import is_conditional
 
 

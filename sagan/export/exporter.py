@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..bn_stats import bn_mode_description, prepare_generator
+from ..sampling.bn_stats import bn_mode_description, prepare_generator
 from ..checkpoint import load_generator, resolve_checkpoint
 from ..errors import CheckpointError, UserError
 from ..io import NotWritableError, check_writable

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..attention import SelfAttention
+from ..models.attention import SelfAttention
 from ..config import Config
 
 PARAMETRIZED = ".parametrizations."

@@ -45,7 +45,7 @@ def _safetensors():
 def metrics_at_step(ckpt: dict) -> dict | None:
     """The evaluation recorded for the checkpoint's step in its run's ``metrics.jsonl`` (None if none)."""
     from ..metrics.history import read_records
-    from ..rundir import METRICS_FILE, checkpoint_run_dir
+    from ..training.rundir import METRICS_FILE, checkpoint_run_dir
 
     records = [r for r in read_records(checkpoint_run_dir(ckpt["path"]) / METRICS_FILE) if r.get("step") == ckpt["step"]]
     if not records:

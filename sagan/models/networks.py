@@ -164,7 +164,7 @@ class Generator(nn.Module):
     def from_pretrained(cls, path_or_repo_id, **kwargs) -> "Generator":
         """A generator written by ``sagan-export --format hf``: a local folder or a Hugging Face Hub repo id
         (needs the ``[hub]`` extra; the result also has ``push_to_hub``). See :mod:`sagan.export.hf`."""
-        from .export.hf import from_pretrained
+        from ..export.hf import from_pretrained
 
         return from_pretrained(path_or_repo_id, **kwargs)
 
