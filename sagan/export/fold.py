@@ -8,7 +8,7 @@ exactly that tensor (the one eval mode computes, bit for bit) into a plain ``wei
 is rebuilt without spectral norm (``model.g_sn: false`` builds the same layers unparametrized).
 
 Batch norm stays in eval mode with the statistics in its buffers: the checkpoint's running statistics,
-or standing statistics accumulated before folding (``sagan.bn_stats.prepare_generator``). Traced, an
+or standing statistics accumulated before folding (``sagan.sampling.bn_stats.prepare_generator``). Traced, an
 eval-mode batch norm is a constant affine map per channel (a later ``.train()`` does not change it).
 
 For the traced formats (ONNX, TorchScript) self-attention runs as plain matrix products and a softmax
