@@ -273,6 +273,17 @@ def load_generator(path: str | Path, ema: bool = True, device: str | torch.devic
     return G.to(device).eval(), cfg, ckpt
 
 
+def load_discriminator(path: str | Path, device: str | torch.device = "cpu"):
+    """Build the discriminator of a checkpoint in eval mode; returns ``(D, cfg, ckpt)``."""
+    from .models.networks import Discriminator
+
+    ckpt = load_checkpoint(path)
+    cfg = checkpoint_config(ckpt)
+    D = Discriminator.from_config(cfg)
+    load_state(D, ckpt["D"], f"D of {ckpt['path']}")
+    return D.to(device).eval(), cfg, ckpt
+
+
 def load_state(module: torch.nn.Module, state: dict[str, Any], what: str) -> None:
     """``load_state_dict`` with a one-line error when the architecture does not match."""
     try:

@@ -51,6 +51,21 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10)
 
 
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A read-only file system (root's writes fail there too, whatever the mode bits say)."""
+    import os
+    import subprocess
+
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)],
+                                           capture_output=True, timeout=10).returncode != 0:
+        pytest.skip("needs root to mount a read-only tmpfs")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10)
+
+
 # --------------------------------------------------------------------------------------------------
 # evaluation during training: a random calibrated Inception file and a tiny demo reference
 

@@ -388,21 +388,6 @@ def test_png_folder_on_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_di
     assert [p.name for p in disk.rglob("*")] == ["pngs"]
 
 
-@pytest.fixture
-def read_only_dir(tmp_path):
-    """A read-only file system (root's writes fail there too, whatever the mode bits say)."""
-    import os
-    import subprocess
-
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mnt)],
-                                           capture_output=True, timeout=10).returncode != 0:
-        pytest.skip("needs root to mount a read-only tmpfs")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=10)
-
-
 @pytest.mark.parametrize("target", ["grid.png", "s.npz", "pngs/", "sub/grid.png"])
 def test_read_only_output_is_one_line_before_sampling(ckpt, read_only_dir, monkeypatch, target):
     import sagan.scripts.sample as script

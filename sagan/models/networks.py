@@ -160,6 +160,14 @@ class Generator(nn.Module):
                    hierarchical_z=m.hierarchical_z, shared_dim=m.shared_dim, bn_eps=m.bn_eps, sn_eps=m.sn_eps,
                    init=m.init, use_sn=m.g_sn, block_type=m.g_block_type)
 
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id, **kwargs) -> "Generator":
+        """A generator written by ``sagan-export --format hf``: a local folder or a Hugging Face Hub repo id
+        (needs the ``[hub]`` extra; the result also has ``push_to_hub``). See :mod:`sagan.export.hf`."""
+        from ..export.hf import from_pretrained
+
+        return from_pretrained(path_or_repo_id, **kwargs)
+
     def forward(self, z: torch.Tensor, y: torch.Tensor, return_attn: bool = False):
         """z (B, z_dim), labels y (B,) -> images (B, 3, R, R) in [-1, 1].
 

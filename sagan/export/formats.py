@@ -1,0 +1,129 @@
+"""The export formats, a registry: ``sagan-export --format NAME`` and the checks follow :data:`FORMATS`.
+
+A format is a name, the tolerance its images must meet against the checkpoint's generator, and three
+steps: ``build`` the artifact from an :class:`ExportJob` (nothing written at ``--out`` yet), compute its
+``images`` for the check batch in the format's own runtime, and ``save`` it at ``--out`` once the check
+passed (``discard`` cleans up otherwise). Adding a format is one module with those steps plus one
+:func:`register` call below.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..io import atomic_write, check_free_space
+from .check import CheckBatch
+from .fold import ExportedGenerator, example_inputs
+
+TRACE_BATCH = 2  # traced at this batch size, checked at another: the batch axis must stay free
+
+
+@dataclass
+class ExportJob:
+    plain: torch.nn.Module  # the folded generator (sagan.export.fold.plain_generator), eval mode
+    hub_config: dict  # config.json of the hf format (sagan.export.hf.hub_config)
+    out: Path
+    _traced: ExportedGenerator | None = field(default=None, repr=False)
+
+    @property
+    def module(self) -> ExportedGenerator:
+        """The function the traced formats record (plain-op attention)."""
+        if self._traced is None:
+            self._traced = ExportedGenerator(self.plain)
+        return self._traced
+
+    def example(self) -> tuple[torch.Tensor, ...]:
+        return example_inputs(self.plain, TRACE_BATCH)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    help: str  # one line for --help
+    tolerance: float  # max |exported - checkpoint G| on the check batch
+    folder: bool  # --out is a folder (else a file)
+    example_out: str
+    build: Callable[[ExportJob], Any]
+    images: Callable[[Any, CheckBatch], torch.Tensor]
+    save: Callable[[Any, Path], None]
+    discard: Callable[[Any], None] = lambda artifact: None
+
+
+FORMATS: dict[str, ExportFormat] = {}
+
+
+def register(fmt: ExportFormat) -> ExportFormat:
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def write_bytes(data: bytes, out: Path) -> None:
+    with atomic_write(out, reserve=len(data)) as f:
+        f.write(data)
+
+
+def _onnx_build(job: ExportJob) -> bytes:
+    from .onnx import to_onnx
+
+    return to_onnx(job.module, job.example())
+
+
+def _onnx_images(model: bytes, batch: CheckBatch) -> torch.Tensor:
+    from .onnx import run_onnx
+
+    return run_onnx(model, batch.inputs())
+
+
+def _torchscript_build(job: ExportJob) -> bytes:
+    from .torchscript import to_torchscript
+
+    return to_torchscript(job.module, job.example())
+
+
+def _torchscript_images(archive: bytes, batch: CheckBatch) -> torch.Tensor:
+    from .torchscript import run_torchscript
+
+    return run_torchscript(archive, batch.inputs())
+
+
+def _hf_build(job: ExportJob) -> Path:
+    from .hf import staging_folder, write_hf_folder
+
+    state = job.plain.state_dict()
+    # safetensors reports a full disk in its own words: refuse up front instead (weights + the two text files)
+    check_free_space(job.out, sum(t.numel() * t.element_size() for t in state.values()) + (1 << 20), "--out")
+    staged = staging_folder(job.out)
+    try:
+        return write_hf_folder(staged, state, job.hub_config)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+@torch.no_grad()
+def _hf_images(folder: Path, batch: CheckBatch) -> torch.Tensor:
+    from .hf import from_pretrained
+
+    return from_pretrained(str(folder))(batch.z, batch.y)
+
+
+def _hf_save(folder: Path, out: Path) -> None:
+    from .hf import move_into_place
+
+    move_into_place(folder, out)
+
+
+register(ExportFormat(
+    "onnx", "ONNX file (inputs z, y; dynamic batch), checked in onnxruntime", 1e-4, False, "G.onnx",
+    _onnx_build, _onnx_images, write_bytes))
+register(ExportFormat(
+    "torchscript", "TorchScript archive: torch.jit.load(PATH)(z, y), no sagan needed", 1e-5, False, "G.torchscript.pt",
+    _torchscript_build, _torchscript_images, write_bytes))
+register(ExportFormat(
+    "hf", "Hugging Face Hub folder (model.safetensors, config.json, README.md) for Generator.from_pretrained",
+    0.0, True, "G-hf/", _hf_build, _hf_images, _hf_save, lambda folder: shutil.rmtree(folder, ignore_errors=True)))
