@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import sagan.prepare as prepare
+import sagan.data.prepare as prepare
 from sagan.data import open_dataset
 from sagan.data.packed import IMAGES, MANIFEST, PROGRESS, SKIPPED
 from sagan.errors import UserError
@@ -154,7 +154,8 @@ def _tree(root, classes):
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "does not exist"),
-    ("no_class_folders", "no class folders"),
+    ("not_a_dataset", "none of the formats sagan reads"),
+    ("flat_files_and_class_folders", "next to 1 class folder"),
     ("no_images", "no images"),
     ("empty_class", "class folder without images"),
     ("split_folders", "point at the train folder"),
@@ -162,8 +163,11 @@ def _tree(root, classes):
 ])
 def test_clear_errors(tmp_path, case, message):
     src, out = tmp_path / "src", tmp_path / "out"
-    if case == "no_class_folders":
+    if case == "not_a_dataset":  # (a folder of loose images is an unlabelled set: tests/test_formats.py)
         src.mkdir()
+        (src / "notes.txt").write_text("x")
+    elif case == "flat_files_and_class_folders":
+        _tree(src, {"a": 1})
         _photo(0).save(src / "loose.png")
     elif case == "no_images":
         _tree(src, {"a": 0, "b": 0})

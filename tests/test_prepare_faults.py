@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import sagan.prepare as prepare
+import sagan.data.prepare as prepare
 from sagan.data import FolderDataset, open_dataset
 from sagan.data.images import printable, scan_class_tree
 from sagan.data.packed import IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter
@@ -254,7 +254,7 @@ def test_ctrl_c_stops_workers_and_resumes(tmp_path):
     src = _tree(tmp_path / "src", {"a": 12, "b": 12})
     out = tmp_path / "out"
     # each chunk takes 0.3 s more (the forked workers inherit the patch), so Ctrl-C lands mid-run
-    script = ("import sys, time; import sagan.prepare as p; real = p._pack_chunk; "
+    script = ("import sys, time; import sagan.data.prepare as p; real = p._pack_chunk; "
               "p._pack_chunk = lambda task: (time.sleep(0.3), real(task))[1]; p.main()")
     proc = subprocess.Popen([sys.executable, "-c", script, "--source", str(src), "--out", str(out), "--resolution",
                              str(R), "--workers", "2", "--chunk-size", "2", "--quiet"], cwd=REPO,
@@ -391,7 +391,7 @@ def read_only_dir(tmp_path):
 def test_read_only_out_is_refused_before_work(tmp_path, read_only_dir, monkeypatch, where):
     src = _tree(tmp_path / "src", {"a": 2})
     out = read_only_dir if where == "the folder itself" else read_only_dir / "packed"
-    monkeypatch.setattr(prepare, "scan_class_tree", lambda root: pytest.fail("listed the tree before the check"))
+    monkeypatch.setattr(prepare, "open_source", lambda *a: pytest.fail("listed the source before the check"))
     with pytest.raises(NotWritableError, match="--out .* is not writable") as err:
         prepare.pack(src, out, R, workers=0, progress=False)
     _one_line(err.value)

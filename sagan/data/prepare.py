@@ -1,8 +1,10 @@
-"""Pack a class-per-folder image tree (e.g. ImageNet train) into the packed format of sagan.data.packed.
+"""Pack any dataset folder sagan reads (a class-per-folder tree such as ImageNet train, a flat folder,
+CIFAR, a Hugging Face dataset: see sagan.data.formats) into the packed format of sagan.data.packed.
 
-Every image is decoded with PIL, EXIF-rotated, converted to RGB, centre-cropped to a square and
-resized with PIL's antialiased Lanczos filter (see sagan.data.images), then written as uint8 into a
-preallocated ``images.npy``: ImageNet at 128px is ~63 GB and never sits in RAM.
+The source's format lists its images (a :class:`~sagan.data.formats.source.Source`); every image is
+decoded with PIL, EXIF-rotated, converted to RGB, centre-cropped to a square and resized with PIL's
+antialiased Lanczos filter (see sagan.data.images), then written as uint8 into a preallocated
+``images.npy``: ImageNet at 128px is ~63 GB and never sits in RAM.
 
 Work is split into chunks of ``chunk_size`` consecutive slots. Worker processes decode a chunk, write
 it into the arrays' files, sync, and return its SHA-256; the main process then appends the chunk to
@@ -32,18 +34,20 @@ import numpy as np
 import PIL
 from tqdm import tqdm
 
-from .config import resolution_problem
-from .data.images import DRAFT_GAP, ClassTree, ImageDecodeError, list_class_tree, load_image, scan_class_tree
-from .data.packed import (FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter, create_arrays,
-                          reopen_arrays)
-from .errors import UserError, report_user_errors
-from .io import (DiskFullError, atomic_write, check_free_space, check_writable, free_bytes, human_bytes,
-                 is_disk_full, printable, write_text_atomic)
+from ..config import resolution_problem
+from ..errors import UserError, report_user_errors
+from ..io import (DiskFullError, atomic_write, check_free_space, check_writable, free_bytes, human_bytes,
+                  is_disk_full, printable, write_text_atomic)
+from .formats import FormatOptions, find_format
+from .formats.source import Source
+from .images import DRAFT_GAP, ImageDecodeError, list_class_tree
+from .packed import FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter, create_arrays, reopen_arrays
 from .workers import run_in_processes
 
 __all__ = ["CHUNK_SIZE", "list_class_tree", "main", "pack", "summary"]
 
 CHUNK_SIZE = 256  # slots per unit of work and of resume: 12 MB at 128px
+DEFAULT_RESOLUTION = 128  # when the source's images have no one stored size
 
 
 # --------------------------------------------------------------------------------------------------
@@ -52,9 +56,9 @@ CHUNK_SIZE = 256  # slots per unit of work and of resume: 12 MB at 128px
 _worker: dict = {}
 
 
-def _init_worker(source: str, out: str, resolution: int) -> None:
+def _init_worker(reader, out: str, resolution: int) -> None:
     _close_worker()
-    _worker.update(source=Path(source), resolution=resolution, writer=SlotWriter(Path(out)))
+    _worker.update(reader=reader, resolution=resolution, writer=SlotWriter(Path(out)))
 
 
 def _close_worker() -> None:
@@ -63,19 +67,19 @@ def _close_worker() -> None:
     _worker.clear()
 
 
-def _pack_chunk(task: tuple[int, int, list[tuple[str, int]]]) -> dict:
-    """Decode the files of one chunk into slots ``start..``; skipped files leave zeros and label -1."""
-    chunk, start, items = task
-    r = _worker["resolution"]
+def _pack_chunk(task: tuple[int, int, list, list[int]]) -> dict:
+    """Decode the items of one chunk into slots ``start..``; skipped items leave zeros and label -1."""
+    chunk, start, items, item_labels = task
+    r, reader = _worker["resolution"], _worker["reader"]
     images = np.zeros((len(items), r, r, 3), np.uint8)
     labels = np.full(len(items), -1, np.int64)
     skipped = []
-    for i, (rel, label) in enumerate(items):
+    for i, (item, label) in enumerate(zip(items, item_labels)):
         try:
-            images[i] = load_image(_worker["source"] / rel, r)
+            images[i] = reader.load(item, r)
             labels[i] = label
         except ImageDecodeError as e:
-            skipped.append([rel, str(e)])
+            skipped.append([str(item), str(e)])
     _worker["writer"].write(start, images, labels)  # on disk before the main process records the chunk
     digest = hashlib.sha256(images.tobytes())
     digest.update(labels.tobytes())
@@ -84,13 +88,6 @@ def _pack_chunk(task: tuple[int, int, list[tuple[str, int]]]) -> dict:
 
 # --------------------------------------------------------------------------------------------------
 # main side
-
-
-def _files_digest(files: list[tuple[str, int]]) -> str:
-    h = hashlib.sha256()
-    for rel, label in files:
-        h.update(f"{label}\t{rel}\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
 
 
 def _read_progress(path: Path, header: dict, num_chunks: int, chunk_size: int, num_files: int) -> dict[int, dict] | None:
@@ -118,8 +115,9 @@ def _read_progress(path: Path, header: dict, num_chunks: int, chunk_size: int, n
 def _check_arguments(source: Path, resolution: int, workers: int | None, chunk_size: int) -> None:
     if not source.is_dir():
         raise UserError(f"--source {printable(source)} {'is not a folder' if source.exists() else 'does not exist'}; "
-                        f"give a class-per-folder tree such as ImageNet's train/")
-    problem = resolution_problem(resolution)  # the rule training applies to model.resolution: one rule
+                        f"give a dataset folder: a class-per-folder tree such as ImageNet's train/, a flat folder "
+                        f"of images, a CIFAR folder (cifar-10-batches-py) or a Hugging Face dataset")
+    problem = resolution_problem(resolution) if resolution is not None else None  # training's rule: one rule
     if problem:
         raise UserError(f"--resolution {resolution}: model.resolution {problem}; training would refuse such a "
                         "dataset: pack at e.g. 64 or 128")
@@ -161,12 +159,15 @@ def _open_outputs(out: Path, header: dict, num_chunks: int) -> dict[int, dict]:
     return {}
 
 
-def pack(source: str | Path, out: str | Path, resolution: int = 128, workers: int | None = None,
-         chunk_size: int = CHUNK_SIZE, progress: bool = True) -> dict:
-    """Pack the tree at ``source`` into ``out`` at ``resolution`` px; returns the manifest.
+def pack(source: str | Path, out: str | Path, resolution: int | None = None, workers: int | None = None,
+         chunk_size: int = CHUNK_SIZE, progress: bool = True, split: str | None = None,
+         labels: str | None = None) -> dict:
+    """Pack the dataset folder at ``source`` (any format of sagan.data.formats) into ``out`` at
+    ``resolution`` px (default: the source's stored size, e.g. CIFAR's 32, else 128); returns the manifest.
 
-    ``workers``: decoding processes (default: all CPUs; 0 = in this process). Resumes an interrupted run
-    with the same source, resolution and chunk size; returns at once if ``out`` is already complete.
+    ``workers``: decoding processes (default: all CPUs; 0 = in this process). ``split`` / ``labels``:
+    choices within a CIFAR or Hugging Face folder. Resumes an interrupted run with the same source,
+    resolution and chunk size; returns at once if ``out`` is already complete.
     """
     source, out = Path(source).expanduser(), Path(out).expanduser()
     _check_arguments(source, resolution, workers, chunk_size)
@@ -176,7 +177,7 @@ def pack(source: str | Path, out: str | Path, resolution: int = 128, workers: in
         check_writable(out, "--out")  # before the listing, which takes minutes on ImageNet
     try:
         return _pack(source, out, resolution, (os.cpu_count() or 1) if workers is None else workers,
-                     chunk_size, progress)
+                     chunk_size, progress, FormatOptions(split=split, labels=labels))
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
@@ -201,13 +202,21 @@ def _complete_manifest(out: Path, header: dict) -> dict | None:
                     f"{manifest.get('resolution')}px; choose another --out or delete that folder")
 
 
-def _pack(source: Path, out: Path, r: int, workers: int, chunk_size: int, progress: bool) -> dict:
-    tree = scan_class_tree(source)
-    n = len(tree.files)
+def open_source(source: Path, options: FormatOptions) -> tuple[str, Source]:
+    """(format name, listing) of the dataset folder ``source``."""
+    fmt, root = find_format(source)
+    return fmt.name, fmt.open_source(root, options)
+
+
+def _pack(source: Path, out: Path, r: int | None, workers: int, chunk_size: int, progress: bool,
+          options: FormatOptions) -> dict:
+    fmt_name, src = open_source(source, options)
+    r = r or src.resolution or DEFAULT_RESOLUTION
+    n = len(src.items)
     num_chunks = -(-n // chunk_size)
     # names go into JSON through printable(): the manifest is read by tools that print them
     header = {"format": FORMAT, "source": printable(source.resolve()), "resolution": r, "chunk_size": chunk_size,
-              "num_slots": n, "files_sha256": _files_digest(tree.files)}
+              "num_slots": n, "files_sha256": src.fingerprint}
     manifest = _complete_manifest(out, header)
     if manifest is not None:
         return manifest
@@ -215,10 +224,11 @@ def _pack(source: Path, out: Path, r: int, workers: int, chunk_size: int, progre
     try:
         # (re)write the progress file with only well-formed records, then append as chunks finish
         write_text_atomic(out / PROGRESS, "".join(json.dumps(x) + "\n" for x in [header, *done.values()]))
-        tasks = [(k, k * chunk_size, tree.files[k * chunk_size:(k + 1) * chunk_size])
-                 for k in range(num_chunks) if k not in done]
-        _pack_tasks(source, out, r, tasks, workers, done, progress)
-        return _finish(out, header, tree, done, num_chunks)
+        tasks = [(k, k * chunk_size, list(src.items[k * chunk_size:(k + 1) * chunk_size]),
+                  src.labels[k * chunk_size:(k + 1) * chunk_size].tolist()) for k in range(num_chunks) if k not in done]
+        _pack_tasks(source, out, r, tasks, workers if src.parallel else 0, done, progress, src.reader)
+        return _finish(out, header, src, done, num_chunks, {"source_format": fmt_name, "source_kind": src.what,
+                                                             **options.given()})
     except (OSError, DiskFullError) as e:
         if isinstance(e, OSError) and not is_disk_full(e):
             raise
@@ -233,7 +243,7 @@ def _pack(source: Path, out: Path, r: int, workers: int, chunk_size: int, progre
 
 
 def _pack_tasks(source: Path, out: Path, r: int, tasks: list, workers: int, done: dict[int, dict],
-                progress: bool) -> None:
+                progress: bool, reader) -> None:
     """Decode ``tasks``, recording each finished chunk in ``done`` and in the progress file."""
     done_size = sum(rec["size"] for rec in done.values())
     bar = tqdm(total=done_size + sum(len(t[2]) for t in tasks), initial=done_size, unit="img", disable=not progress,
@@ -250,7 +260,7 @@ def _pack_tasks(source: Path, out: Path, r: int, tasks: list, workers: int, done
             bar.update(rec["size"])
             bar.set_postfix(skipped=num_skipped[0], refresh=False)
 
-        init_args = (str(source), str(out), r)
+        init_args = (reader, str(out), r)
         if workers > 0 and len(tasks) > 1:
             run_in_processes(_pack_chunk, tasks, workers, record, init=_init_worker, init_args=init_args,
                              close=_close_worker, what="a decoding worker",
@@ -272,23 +282,25 @@ def _write_report(path: Path, skipped: list) -> None:
         f.write(text.encode("utf-8"))
 
 
-def _finish(out: Path, header: dict, tree: ClassTree, done: dict[int, dict], num_chunks: int) -> dict:
+def _finish(out: Path, header: dict, src: Source, done: dict[int, dict], num_chunks: int, about: dict) -> dict:
     """All chunks done: write the skipped-files report, then the manifest (the completeness marker)."""
-    skipped = [s for k in range(num_chunks) for s in done[k]["skipped"]] + tree.skipped
+    skipped = [s for k in range(num_chunks) for s in done[k]["skipped"]] + src.skipped
     _write_report(out / SKIPPED, skipped)
     labels = np.load(out / LABELS, mmap_mode="r")
-    counts = np.bincount(np.asarray(labels[labels >= 0]), minlength=len(tree.classes))
-    if not counts.any():
+    kept = np.asarray(labels[labels >= 0])
+    counts = np.bincount(kept, minlength=len(src.classes))[:len(src.classes)]  # unlabelled: no classes, all 0
+    if not kept.size:
         _remove(out, PROGRESS, IMAGES, LABELS)  # all zeros: keep only the report of why
         raise UserError(f"none of the {header['num_slots']} image files under {header['source']} could be decoded; "
                         f"{printable(out / SKIPPED)} lists why")
     checksum = hashlib.sha256("".join(done[k]["sha256"] for k in range(num_chunks)).encode()).hexdigest()
     manifest = {
         **header,
-        "num_classes": len(tree.classes),
-        "num_images": int(counts.sum()),
+        **about,
+        "num_classes": len(src.classes),
+        "num_images": int(kept.size),
         "num_skipped": len(skipped),
-        "classes": tree.classes,
+        "classes": src.classes,
         "class_counts": counts.tolist(),
         "checksum": f"sha256:{checksum}",
         "checksum_method": "sha256 of the concatenated hex sha256 of each chunk's image bytes + label bytes",
@@ -307,8 +319,8 @@ def summary(manifest: dict, out: Path) -> str:
     size_gb = manifest["num_slots"] * (manifest["resolution"] ** 2 * 3 + 8) / 1e9
     unreadable = manifest["num_slots"] - manifest["num_images"]
     repeats = manifest["num_skipped"] - unreadable  # folders/files not listed twice (see scan_class_tree)
-    line = (f"packed {manifest['num_images']} images of {manifest['num_classes']} classes at "
-            f"{manifest['resolution']}px into {printable(out)} ({size_gb:.2f} GB); skipped {unreadable} "
+    what = f"of {manifest['num_classes']} classes" if manifest["num_classes"] else "(unlabelled)"
+    line = (f"packed {manifest['num_images']} images {what} at {manifest['resolution']}px into {printable(out)} ({size_gb:.2f} GB); skipped {unreadable} "
             f"unreadable file(s)")
     if repeats:
         line += f" and {repeats} repeated folder(s)/file(s) (symlink loops, links to what was already listed)"
@@ -321,24 +333,37 @@ def summary(manifest: dict, out: Path) -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--source", required=True, help="Class-per-folder tree: SOURCE/<class>/**/<image>.")
+@click.option("--source", required=True,
+              help="Dataset folder: a class-per-folder tree SOURCE/<class>/**/<image>, a flat folder of images "
+                   "(unlabelled), a CIFAR folder (cifar-10-batches-py, cifar-10-batches-bin, cifar-100-python), "
+                   "or a Hugging Face dataset (save_to_disk folder, or data/train-*.parquet).")
 @click.option("--out", required=True, help="Folder to write the packed dataset to.")
-@click.option("--resolution", default=128, show_default=True, type=int,
-              help="Output size in px (square); one training accepts as model.resolution.")
+@click.option("--resolution", default=None, type=int,
+              help="Output size in px (square); one training accepts as model.resolution.  [default: the stored "
+                   f"size where all images have one (CIFAR: 32), else {DEFAULT_RESOLUTION}]")
+@click.option("--split", default=None, help="CIFAR / Hugging Face: the split to pack, e.g. train or test.  "
+                                            "[default: train]")
+@click.option("--labels", default=None,
+              help="CIFAR-100: fine (100 classes, default) or coarse (20); Hugging Face: the ClassLabel column.")
 @click.option("--workers", default=None, type=int, help="Decoding processes [default: all CPUs].")
 @click.option("--chunk-size", default=CHUNK_SIZE, show_default=True, type=int,
               help="Images per unit of work and of resume.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @report_user_errors
-def main(source, out, resolution, workers, chunk_size, quiet):
-    """Pack a class-per-folder image tree for fast training.
+def main(source, out, resolution, workers, chunk_size, quiet, split, labels):
+    """Pack a dataset folder (class tree, flat folder, CIFAR, Hugging Face) for fast training.
 
     \b
     Examples:
       python -m sagan.prepare --source ~/imagenet/train --out ~/data/imagenet128 --resolution 128
       sagan-prepare --source ./my_images --out ./data/mine64 --resolution 64 --workers 8
+      sagan-prepare --source ~/data/cifar-10-batches-py --out ~/data/cifar10-packed
+      sagan-prepare --source ~/data/cifar-10-batches-py --split test --out ~/data/cifar10-test-packed
+      sagan-prepare --source ~/data/cifar-100-python --labels coarse --out ~/data/cifar100-coarse
+      sagan-prepare --source ~/hf/my_dataset --split train --out ~/data/mine64 --resolution 64
 
-    Class k is the k-th folder name in sorted order (torchvision ImageFolder's). Images are
+    In a tree, class k is the k-th folder name in sorted order (torchvision ImageFolder's); a flat
+    folder is unlabelled (0 classes). Images are
     EXIF-rotated, converted to RGB, centre-cropped and resized with antialiased Lanczos; files that
     cannot be decoded are skipped and listed in OUT/skipped.txt, as are symlink loops and second links
     to a folder or file already taken (symlinks are followed, each real folder and file packed once).
@@ -347,7 +372,8 @@ def main(source, out, resolution, workers, chunk_size, quiet):
     last.
     """
     try:
-        manifest = pack(source, out, resolution, workers=workers, chunk_size=chunk_size, progress=not quiet)
+        manifest = pack(source, out, resolution, workers=workers, chunk_size=chunk_size, progress=not quiet,
+                        split=split, labels=labels)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the finished chunks are kept in {printable(Path(out) / PROGRESS)}; run the same "
                    f"command again to resume", err=True)

@@ -17,7 +17,7 @@ import torch
 from ..config import Config
 from ..errors import UserError
 from . import open_dataset
-from .packed import MANIFEST
+from .formats import find_format
 
 
 def mix_seed(*ints: int) -> int:
@@ -111,8 +111,8 @@ def open_training_data(cfg: Config, pinned: Collection[str]):
         ds = open_dataset(None, resolution=m.resolution, hflip=d.hflip, demo_size=d.demo_size,
                           demo_classes=m.num_classes, seed=cfg.train.seed)
         return ds, cfg
-    packed = (Path(d.path).expanduser() / MANIFEST).exists()
-    res = m.resolution if ("resolution" in pinned or not packed) else None  # a tree is resized to the config's
+    sized = find_format(d.path)[0].sized  # packed, CIFAR: the data gives the resolution
+    res = m.resolution if ("resolution" in pinned or not sized) else None  # image folders: resized to the config's
     ds = open_dataset(d.path, resolution=res, hflip=d.hflip, seed=cfg.train.seed)
     if ds.num_classes != m.num_classes and "num_classes" in pinned:
         raise UserError(f"dataset {d.path} has {ds.num_classes} classes but the config pins model.num_classes="

@@ -1,0 +1,3 @@
+from ..data.prepare import main
+
+main()
