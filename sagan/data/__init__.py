@@ -14,13 +14,13 @@ from pathlib import Path
 
 from .base import ImageDataset, flip_decision
 from .demo import DemoDataset
-from .formats import DatasetFormat, FormatOptions, OpenRequest, find_format, formats, register_format
+from .formats import DatasetFormat, FormatOptions, OpenRequest, find_format, register_format, registered_formats
 from .formats.source import Source, SourceDataset, open_source_dataset
 from .formats.tree import FolderDataset
 from .packed import PackedDataset
 
 __all__ = ["DatasetFormat", "DemoDataset", "FolderDataset", "FormatOptions", "ImageDataset", "PackedDataset",
-           "Source", "SourceDataset", "find_format", "flip_decision", "formats", "open_dataset", "register_format"]
+           "Source", "SourceDataset", "find_format", "flip_decision", "open_dataset", "register_format", "registered_formats"]
 
 
 def open_dataset(path: str | Path | None, resolution: int | None = None, hflip: bool = False, uint8: bool = False,

@@ -22,7 +22,7 @@ from typing import Callable
 from ...errors import UserError
 from ...io import printable
 
-__all__ = ["BUILTIN", "DatasetFormat", "FormatOptions", "OpenRequest", "find_format", "formats", "get_format",
+__all__ = ["BUILTIN", "DatasetFormat", "FormatOptions", "OpenRequest", "find_format", "get_format", "registered_formats",
            "register_format"]
 
 
@@ -73,7 +73,7 @@ class DatasetFormat:
         extra = [k for k in options.given() if k not in self.options]
         if extra:
             raise UserError(f"{where}: --{extra[0]} does not apply to {self.describe}; drop it (it is read from "
-                            f"{', '.join(f.describe for f in formats() if extra[0] in f.options)})")
+                            f"{', '.join(f.describe for f in registered_formats() if extra[0] in f.options)})")
 
     def open_source(self, root: Path, options: FormatOptions):
         if self.source is None:
@@ -94,7 +94,7 @@ def register_format(fmt: DatasetFormat) -> DatasetFormat:
     return fmt
 
 
-def formats() -> list[DatasetFormat]:
+def registered_formats() -> list[DatasetFormat]:
     """Every registered format, most specific first."""
     return sorted(_FORMATS.values(), key=lambda f: -f.priority)
 
@@ -112,13 +112,13 @@ def find_format(path: str | Path | None) -> tuple[DatasetFormat, Path | None]:
     if path is None:
         return get_format("demo"), None
     root = Path(path).expanduser()
-    kinds = "; ".join(f.describe for f in formats() if f.source is not None or f.name == "packed")
+    kinds = "; ".join(f.describe for f in registered_formats() if f.source is not None or f.name == "packed")
     if not root.exists():
         raise UserError(f"dataset {printable(path)} does not exist; give a folder holding one of: {kinds} "
                         f"(or no path for the demo dataset)")
     if not root.is_dir():
         raise UserError(f"dataset {printable(path)} is a file; give the folder that holds it (one of: {kinds})")
-    found = [f for f in formats() if f.detect(root)]
+    found = [f for f in registered_formats() if f.detect(root)]
     if not found:
         raise UserError(f"dataset {printable(root)} is none of the formats sagan reads: {kinds}; point at such a "
                         f"folder (e.g. cifar-10-batches-py itself, not the folder around it)")
