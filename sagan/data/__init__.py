@@ -20,7 +20,8 @@ from .formats.tree import FolderDataset
 from .packed import PackedDataset
 
 __all__ = ["DatasetFormat", "DemoDataset", "FolderDataset", "FormatOptions", "ImageDataset", "PackedDataset",
-           "Source", "SourceDataset", "find_format", "flip_decision", "open_dataset", "register_format", "registered_formats"]
+           "Source", "SourceDataset", "find_format", "flip_decision", "open_dataset", "register_format",
+           "registered_formats"]
 
 
 def open_dataset(path: str | Path | None, resolution: int | None = None, hflip: bool = False, uint8: bool = False,

@@ -208,7 +208,8 @@ def resize_square(image: np.ndarray, resolution: int) -> np.ndarray:
 
 
 def load_image(path, resolution: int) -> np.ndarray:
-    """Decode ``path`` (or a binary file object), apply its EXIF orientation, centre-crop to a square, resize: uint8 (R, R, 3).
+    """Decode ``path`` (or a binary file object), apply its EXIF orientation, centre-crop to a square,
+    resize: uint8 (R, R, 3).
 
     Raises :class:`ImageDecodeError` with a short reason for files that cannot be decoded.
     """

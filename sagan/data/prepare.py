@@ -320,7 +320,8 @@ def summary(manifest: dict, out: Path) -> str:
     unreadable = manifest["num_slots"] - manifest["num_images"]
     repeats = manifest["num_skipped"] - unreadable  # folders/files not listed twice (see scan_class_tree)
     what = f"of {manifest['num_classes']} classes" if manifest["num_classes"] else "(unlabelled)"
-    line = (f"packed {manifest['num_images']} images {what} at {manifest['resolution']}px into {printable(out)} ({size_gb:.2f} GB); skipped {unreadable} "
+    line = (f"packed {manifest['num_images']} images {what} at {manifest['resolution']}px into {printable(out)} "
+            f"({size_gb:.2f} GB); skipped {unreadable} "
             f"unreadable file(s)")
     if repeats:
         line += f" and {repeats} repeated folder(s)/file(s) (symlink loops, links to what was already listed)"

@@ -1,4 +1,4 @@
-"""``sagan-prepare`` / ``python -m sagan.prepare``: the packer's command line, which lives in :mod:`sagan.data.prepare`."""
+"""``sagan-prepare`` and ``python -m sagan.prepare``: the packer's command line (in :mod:`sagan.data.prepare`)."""
 
 from ..data.prepare import CHUNK_SIZE, main, pack, summary
 

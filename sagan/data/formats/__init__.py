@@ -22,8 +22,8 @@ from typing import Callable
 from ...errors import UserError
 from ...io import printable
 
-__all__ = ["BUILTIN", "DatasetFormat", "FormatOptions", "OpenRequest", "find_format", "get_format", "registered_formats",
-           "register_format"]
+__all__ = ["BUILTIN", "DatasetFormat", "FormatOptions", "OpenRequest", "find_format", "get_format",
+           "register_format", "registered_formats"]
 
 
 @dataclass(frozen=True)
