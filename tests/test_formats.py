@@ -372,3 +372,34 @@ def test_options_a_format_does_not_read_are_refused():
     assert fmt.name == "demo"
     with pytest.raises(UserError, match="--labels does not apply to the built-in demo"):
         fmt.check_options(FormatOptions(labels="fine"), "demo")
+
+
+# --------------------------------------------------------------------------------------------------
+# choosing a split and a label set from the config and the command lines
+
+
+def test_data_split_and_labels_reach_the_training_data(tmp_path):
+    src = tmp_path / "cifar-100-python"
+    write_cifar100(src)
+    cfg = load_config("demo").replace(data={"path": str(src), "split": "test", "labels": "coarse"})
+    ds, cfg = open_training_data(cfg, pinned=())
+    assert (len(ds), ds.num_classes, cfg.model.num_classes) == (4, 20, 20)
+    with pytest.raises(ConfigError, match="data.split must be a name"):
+        load_config("demo").replace(data={"split": ""})
+    with pytest.raises(UserError, match="data.split / data.labels choose within"):
+        open_training_data(load_config("demo").replace(data={"labels": "coarse"}), pinned=())
+
+
+def test_reference_statistics_of_the_cifar_test_split(tmp_path, inception_weights_file):
+    from sagan.metrics import load_ref
+    from sagan.scripts.evaluate import main as evaluate_cli
+
+    src = tmp_path / "cifar-10-batches-py"
+    write_cifar10(src)
+    out = tmp_path / "test.npz"
+    result = CliRunner().invoke(evaluate_cli, ["stats", "--data", str(src), "--split", "test", "--out", str(out),
+                                               "--inception-weights", str(inception_weights_file), "--device", "cpu",
+                                               "--batch-size", "6", "--num-workers", "0"])
+    assert result.exit_code == 0, result.output
+    ref = load_ref(out)
+    assert ref.num_images == 6 and ref.class_names == CIFAR10_NAMES

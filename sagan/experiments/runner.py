@@ -77,7 +77,7 @@ def ensure_reference(out: Path, cfg, inception_weights: str | None, accelerator)
     _say(f"computing reference statistics of {d.path or 'the built-in demo dataset'} into {ref} (once)",
          accelerator.is_main_process)
     dataset = open_dataset(d.path, resolution=m.resolution, uint8=True, demo_size=d.demo_size,
-                           demo_classes=m.num_classes, seed=cfg.train.seed)
+                           demo_classes=m.num_classes, seed=cfg.train.seed, split=d.split, labels=d.labels)
     with accelerator.main_process_first():
         inception = load_inception(inception_weights, device=accelerator.device, resize=cfg.train.fid_resize)
     reference_stats(dataset, inception, ref, accelerator=accelerator, source=str(d.path or "demo"))
