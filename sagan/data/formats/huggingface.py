@@ -50,7 +50,10 @@ def _parquet_files(root: Path, split: str) -> list[Path]:
 
 
 def detect(root: Path) -> bool:
-    return any((root / m).is_file() for m in MARKERS) or bool(_parquet_files(root, "*"))
+    # parquet files at the top, in data/ or in train/ only: never a glob through every sub-folder (a class
+    # tree such as ImageNet's train/ holds 1.28M files)
+    return (any((root / m).is_file() for m in MARKERS)
+            or any(next(folder.glob("*.parquet"), None) for folder in (root, root / "data", root / "train")))
 
 
 def _columns(features, root: Path, labels: str | None) -> tuple[str, str | None]:
