@@ -24,7 +24,7 @@ from sagan.data.formats import find_format, register_format, registered_formats
 from sagan.data.formats.source import ArrayReader
 from sagan.data.images import resize_square
 from sagan.data.packed import MANIFEST
-from sagan.data.prepare import main as prepare_cli
+from sagan.data.cli import main as prepare_cli
 from sagan.data.prepare import pack, summary
 from sagan.data.stream import open_training_data
 from sagan.errors import UserError
@@ -84,10 +84,9 @@ def test_a_new_format_is_one_registration_that_open_dataset_and_the_packer_both_
 
 
 def test_entry_points_reach_the_packer():
-    import sagan.data.prepare
     import sagan.prepare
 
-    assert sagan.prepare.main is sagan.data.prepare.main and sagan.prepare.pack is pack
+    assert sagan.prepare.main is prepare_cli and sagan.prepare.pack is pack
     result = subprocess.run([sys.executable, "-m", "sagan.prepare", "--help"], capture_output=True, text=True,
                             cwd=REPO, timeout=60)
     assert result.returncode == 0 and "cifar-10-batches-py" in result.stdout and "--split" in result.stdout

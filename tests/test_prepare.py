@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import sagan.data.prepare as prepare
+from sagan.data.cli import main as prepare_cli
 from sagan.data import open_dataset
 from sagan.data.packed import IMAGES, MANIFEST, PROGRESS, SKIPPED
 from sagan.errors import UserError
@@ -187,13 +188,13 @@ def test_clear_errors(tmp_path, case, message):
 
 def test_cli(odd_tree, tmp_path):
     runner = CliRunner()
-    help_text = runner.invoke(prepare.main, ["--help"]).output
+    help_text = runner.invoke(prepare_cli, ["--help"]).output
     assert "Examples:" in help_text.split("Options:")[0] and "--source" in help_text
-    result = runner.invoke(prepare.main, ["--source", str(odd_tree), "--out", str(tmp_path / "o"),
+    result = runner.invoke(prepare_cli, ["--source", str(odd_tree), "--out", str(tmp_path / "o"),
                                           "--resolution", str(R), "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "packed 13 images of 2 classes" in result.output and "skipped 3" in result.output
-    bad = runner.invoke(prepare.main, ["--source", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
+    bad = runner.invoke(prepare_cli, ["--source", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 2 and "error:" in bad.output and "does not exist" in bad.output
     manifest = json.loads((tmp_path / "o" / MANIFEST).read_text())
     assert manifest["resolution"] == R and manifest["checksum"].startswith("sha256:")

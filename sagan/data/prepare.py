@@ -25,17 +25,15 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 import PIL
 from tqdm import tqdm
 
 from ..config import resolution_problem
-from ..errors import UserError, report_user_errors
+from ..errors import UserError
 from ..io import (DiskFullError, atomic_write, check_free_space, check_writable, free_bytes, human_bytes,
                   is_disk_full, printable, write_text_atomic)
 from .formats import FormatOptions, find_format
@@ -44,7 +42,7 @@ from .images import DRAFT_GAP, ImageDecodeError, list_class_tree
 from .packed import FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter, create_arrays, reopen_arrays
 from .workers import run_in_processes
 
-__all__ = ["CHUNK_SIZE", "list_class_tree", "main", "pack", "summary"]
+__all__ = ["CHUNK_SIZE", "DEFAULT_RESOLUTION", "list_class_tree", "pack", "summary"]
 
 CHUNK_SIZE = 256  # slots per unit of work and of resume: 12 MB at 128px
 DEFAULT_RESOLUTION = 128  # when the source's images have no one stored size
@@ -331,56 +329,3 @@ def summary(manifest: dict, out: Path) -> str:
     if empty:
         line += f"; warning: no readable images in class(es) {', '.join(empty[:5])}"
     return line
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--source", required=True,
-              help="Dataset folder: a class-per-folder tree SOURCE/<class>/**/<image>, a flat folder of images "
-                   "(unlabelled), a CIFAR folder (cifar-10-batches-py, cifar-10-batches-bin, cifar-100-python), "
-                   "or a Hugging Face dataset (save_to_disk folder, or data/train-*.parquet).")
-@click.option("--out", required=True, help="Folder to write the packed dataset to.")
-@click.option("--resolution", default=None, type=int,
-              help="Output size in px (square); one training accepts as model.resolution.  [default: the stored "
-                   f"size where all images have one (CIFAR: 32), else {DEFAULT_RESOLUTION}]")
-@click.option("--split", default=None, help="CIFAR / Hugging Face: the split to pack, e.g. train or test.  "
-                                            "[default: train]")
-@click.option("--labels", default=None,
-              help="CIFAR-100: fine (100 classes, default) or coarse (20); Hugging Face: the ClassLabel column.")
-@click.option("--workers", default=None, type=int, help="Decoding processes [default: all CPUs].")
-@click.option("--chunk-size", default=CHUNK_SIZE, show_default=True, type=int,
-              help="Images per unit of work and of resume.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@report_user_errors
-def main(source, out, resolution, workers, chunk_size, quiet, split, labels):
-    """Pack a dataset folder (class tree, flat folder, CIFAR, Hugging Face) for fast training.
-
-    \b
-    Examples:
-      python -m sagan.prepare --source ~/imagenet/train --out ~/data/imagenet128 --resolution 128
-      sagan-prepare --source ./my_images --out ./data/mine64 --resolution 64 --workers 8
-      sagan-prepare --source ~/data/cifar-10-batches-py --out ~/data/cifar10-packed
-      sagan-prepare --source ~/data/cifar-10-batches-py --split test --out ~/data/cifar10-test-packed
-      sagan-prepare --source ~/data/cifar-100-python --labels coarse --out ~/data/cifar100-coarse
-      sagan-prepare --source ~/hf/my_dataset --split train --out ~/data/mine64 --resolution 64
-
-    In a tree, class k is the k-th folder name in sorted order (torchvision ImageFolder's); a flat
-    folder is unlabelled (0 classes). Images are
-    EXIF-rotated, converted to RGB, centre-cropped and resized with antialiased Lanczos; files that
-    cannot be decoded are skipped and listed in OUT/skipped.txt, as are symlink loops and second links
-    to a folder or file already taken (symlinks are followed, each real folder and file packed once).
-    The output's disk space is allocated before decoding starts. An interrupted run (Ctrl-C, a full
-    disk) resumes where it stopped when run again with the same options; OUT/manifest.json is written
-    last.
-    """
-    try:
-        manifest = pack(source, out, resolution, workers=workers, chunk_size=chunk_size, progress=not quiet,
-                        split=split, labels=labels)
-    except KeyboardInterrupt:
-        click.echo(f"interrupted: the finished chunks are kept in {printable(Path(out) / PROGRESS)}; run the same "
-                   f"command again to resume", err=True)
-        sys.exit(130)
-    click.echo(summary(manifest, Path(out)))
-
-
-if __name__ == "__main__":
-    main()

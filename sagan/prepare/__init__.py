@@ -1,5 +1,6 @@
-"""``sagan-prepare`` and ``python -m sagan.prepare``: the packer's command line (in :mod:`sagan.data.prepare`)."""
+"""``sagan-prepare`` and ``python -m sagan.prepare``: the packer's command line (:mod:`sagan.data.cli`)."""
 
-from ..data.prepare import CHUNK_SIZE, main, pack, summary
+from ..data.cli import main
+from ..data.prepare import CHUNK_SIZE, pack, summary
 
 __all__ = ["CHUNK_SIZE", "main", "pack", "summary"]

@@ -1,3 +1,3 @@
-from ..data.prepare import main
+from ..data.cli import main
 
 main()
