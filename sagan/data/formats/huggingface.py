@@ -156,6 +156,7 @@ def _parquet_listing(root: Path, split: str, labels: str | None):
 
 
 def hf_source(root: Path, options: FormatOptions) -> Source:
+    _datasets()  # the one-line "pip install" error first, before pyarrow (a dependency of datasets)
     split = options.split or "train"
     if any((root / m).is_file() for m in MARKERS):
         ds = _load_from_disk(root, options.split)
