@@ -136,6 +136,24 @@ def test_cifar100_fine_labels_by_default_coarse_on_request(tmp_path, binary):
     assert open_dataset(tmp_path / "out").class_names[0] == "coarse00"
 
 
+@pytest.mark.parametrize("hundred", [False, True], ids=["cifar10", "cifar100"])
+def test_torchvision_reads_our_cifar_files_as_we_do(tmp_path, monkeypatch, hundred):
+    """torchvision's CIFAR readers (a trusting pickle.load, latin-1) as the oracle of the file layout."""
+    from torchvision import datasets as tvd
+
+    cls = tvd.CIFAR100 if hundred else tvd.CIFAR10
+    monkeypatch.setattr(cls, "_check_integrity", lambda self: True)  # our files are not the published ones
+    monkeypatch.setattr(tvd.cifar, "check_integrity", lambda *a: True)
+    (write_cifar100 if hundred else write_cifar10)(tmp_path / cls.base_folder)
+    for split in ("train", "test"):
+        theirs = cls(str(tmp_path), train=split == "train", download=False)
+        ours = open_dataset(tmp_path / cls.base_folder, uint8=True, split=split)
+        assert ours.class_names == theirs.classes and len(ours) == len(theirs)
+        for i in range(len(ours)):
+            image, label = theirs[i]
+            assert np.array_equal(ours[i][0].numpy().transpose(1, 2, 0), np.asarray(image)) and ours[i][1] == label
+
+
 def test_cifar_resized_like_any_image_and_trained_from_directly(tmp_path):
     src = tmp_path / "cifar-10-batches-py"
     expected = write_cifar10(src)
