@@ -140,3 +140,36 @@ def write_hf_parquet(root: Path, splits: dict) -> None:
     (root / "data").mkdir(parents=True, exist_ok=True)
     for split, ds in splits.items():
         ds.to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
+
+
+def write_tiny_imagenet(root: Path, wnids=("n01443537", "n01629819", "n01641577"), per_class: int = 2,
+                        val: int = 4) -> dict[str, list[tuple[str, int]]]:
+    """A tiny-imagenet-200 folder: wnids.txt, train/<wnid>/images/*.JPEG (+ boxes file), val/images +
+    val_annotations.txt, test/images; returns ``{split: [(relative path, label)]}``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    root.mkdir(parents=True)
+    (root / "wnids.txt").write_text("".join(w + "\n" for w in reversed(wnids)))  # not sorted in the original
+    (root / "words.txt").write_text("".join(f"{w}\tname of {w}\n" for w in wnids))
+    order = sorted(wnids)
+    out: dict[str, list] = {"train": [], "val": []}
+    for w in order:
+        (root / "train" / w / "images").mkdir(parents=True)
+        (root / "train" / w / f"{w}_boxes.txt").write_text("")
+        for i in range(per_class):
+            name = f"train/{w}/images/{w}_{i}.JPEG"
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / name, quality=90)
+            out["train"].append((name, order.index(w)))
+    (root / "val" / "images").mkdir(parents=True)
+    (root / "test" / "images").mkdir(parents=True)
+    lines = []
+    for i in range(val):
+        w = wnids[(i * 2) % len(wnids)]
+        image = Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+        image.save(root / "val" / "images" / f"val_{i}.JPEG")
+        lines.append(f"val_{i}.JPEG\t{w}\t0\t0\t63\t63\n")
+        out["val"].append((f"val/images/val_{i}.JPEG", order.index(w)))
+    (root / "val" / "val_annotations.txt").write_text("".join(lines))
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "test" / "images" / "test_0.JPEG")
+    return out

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import sagan.data.formats as formats_mod
-from format_files import CIFAR10_NAMES, hf_split, write_cifar10, write_cifar100, write_hf_parquet
+from format_files import (CIFAR10_NAMES, hf_split, write_cifar10, write_cifar100, write_hf_parquet,
+                          write_tiny_imagenet)
 from sagan.config import ConfigError, load_config
 from sagan.data import DatasetFormat, FormatOptions, PackedDataset, Source, SourceDataset, open_dataset
 from sagan.data.formats import find_format, register_format, registered_formats
@@ -255,6 +256,29 @@ def test_a_python3_rewrite_of_a_batch_is_refused_as_not_original(tmp_path):
     (src / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((6, 3072), np.uint8), b"labels": [0] * 6},
                                                   protocol=2))
     assert "_codecs.encode" in one_line(open_dataset, src, split="test")
+
+
+# --------------------------------------------------------------------------------------------------
+# Tiny-ImageNet
+
+
+def test_tiny_imagenet_train_and_val_splits_at_64px(tmp_path):
+    src = tmp_path / "tiny-imagenet-200"
+    expected = write_tiny_imagenet(src)
+    assert find_format(src)[0].name == "tiny_imagenet"
+    manifest = pack(src, tmp_path / "train", workers=0, progress=False)
+    assert (manifest["resolution"], manifest["num_images"]) == (64, 6)
+    assert manifest["classes"] == ["n01443537", "n01629819", "n01641577"]  # sorted, as wnids.txt is not
+    images, labels = packed_arrays(tmp_path / "train")
+    assert labels.tolist() == [label for _, label in expected["train"]]
+    assert np.array_equal(images[3], np.asarray(Image.open(src / expected["train"][3][0]).convert("RGB")))
+    val = open_dataset(src, split="val", uint8=True)
+    assert val.resolution == 64 and [val[i][1] for i in range(len(val))] == [label for _, label in expected["val"]]
+    assert "no labels" in one_line(open_dataset, src, split="test")
+    (src / "val" / "images" / "val_2.JPEG").unlink()
+    assert "val_2.JPEG (listed in val_annotations.txt) is missing" in one_line(open_dataset, src, split="val")
+    (src / "train" / "n01629819" / "images" / "n01629819_1.JPEG").unlink()
+    assert "n01629819: 1 images but other classes have 2" in one_line(open_dataset, src)
 
 
 # --------------------------------------------------------------------------------------------------

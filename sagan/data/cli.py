@@ -1,4 +1,4 @@
-"""``sagan-prepare`` (``python -m sagan.prepare``): the packer's command line; the packer is :mod:`sagan.data.prepare`."""
+"""``sagan-prepare`` (``python -m sagan.prepare``): the packer's command line (the packer: ``sagan.data.prepare``)."""
 
 from __future__ import annotations
 
