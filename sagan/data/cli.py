@@ -17,13 +17,13 @@ from .prepare import CHUNK_SIZE, DEFAULT_RESOLUTION, pack, summary
 @click.option("--source", required=True,
               help="Dataset folder: a class-per-folder tree SOURCE/<class>/**/<image>, a flat folder of images "
                    "(unlabelled), a CIFAR folder (cifar-10-batches-py, cifar-10-batches-bin, cifar-100-python), "
-                   "or a Hugging Face dataset (save_to_disk folder, or data/train-*.parquet).")
+                   "tiny-imagenet-200, or a Hugging Face dataset (save_to_disk folder, or data/train-*.parquet).")
 @click.option("--out", required=True, help="Folder to write the packed dataset to.")
 @click.option("--resolution", default=None, type=int,
               help="Output size in px (square); one training accepts as model.resolution.  [default: the stored "
                    f"size where all images have one (CIFAR: 32), else {DEFAULT_RESOLUTION}]")
-@click.option("--split", default=None, help="CIFAR / Hugging Face: the split to pack, e.g. train or test.  "
-                                            "[default: train]")
+@click.option("--split", default=None, help="CIFAR / Hugging Face: the split to pack, train or test (Tiny-ImageNet: "
+                                            "train or val).  [default: train]")
 @click.option("--labels", default=None,
               help="CIFAR-100: fine (100 classes, default) or coarse (20); Hugging Face: the ClassLabel column.")
 @click.option("--workers", default=None, type=int, help="Decoding processes [default: all CPUs].")
