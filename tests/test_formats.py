@@ -66,21 +66,21 @@ def test_every_builtin_format_is_registered_once_most_specific_first():
 
 def test_a_new_format_is_one_registration_that_open_dataset_and_the_packer_both_use(tmp_path, monkeypatch):
     monkeypatch.setattr(formats_mod, "_FORMATS", dict(formats_mod._FORMATS))  # the registration ends with the test
-    images = np.random.default_rng(0).integers(0, 256, (5, 12, 12, 3), dtype=np.uint8)
+    images = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
 
     def source(root, options):
         return Source("npy pair", ["a", "b"], range(5), [0, 1, 0, 1, 1], ArrayReader(np.load(root / "x.npy")),
-                      resolution=12, parallel=False)
+                      resolution=16, parallel=False)
 
     register_format(DatasetFormat("npy-pair", "a folder with x.npy", lambda root: (root / "x.npy").is_file(),
                                   source=source, priority=50, sized=True))
     (tmp_path / "src").mkdir()
     np.save(tmp_path / "src" / "x.npy", images)
     ds = open_dataset(tmp_path / "src", uint8=True)
-    assert isinstance(ds, SourceDataset) and ds.resolution == 12 and ds.class_names == ["a", "b"]
+    assert isinstance(ds, SourceDataset) and ds.resolution == 16 and ds.class_names == ["a", "b"]
     assert np.array_equal(ds[3][0].numpy().transpose(1, 2, 0), images[3]) and ds[3][1] == 1
     manifest = pack(tmp_path / "src", tmp_path / "out", workers=0, progress=False)
-    assert manifest["source_format"] == "npy-pair" and manifest["resolution"] == 12
+    assert manifest["source_format"] == "npy-pair" and manifest["resolution"] == 16
     assert np.array_equal(packed_arrays(tmp_path / "out")[0], images)
 
 
@@ -444,3 +444,12 @@ def test_reference_statistics_of_the_cifar_test_split(tmp_path, inception_weight
     assert result.exit_code == 0, result.output
     ref = load_ref(out)
     assert ref.num_images == 6 and ref.class_names == CIFAR10_NAMES
+
+
+def test_default_resolution_follows_the_images_of_every_format(tmp_path, flat, hf_splits):
+    """sagan-prepare without --resolution: the stored size (CIFAR 32), else the largest power of two at or
+    below the images' median shorter side, read from file headers or the stored bytes (no decoding)."""
+    write_cifar10(tmp_path / "c")
+    write_hf_parquet(tmp_path / "hf", hf_splits[0])  # 20x14 images
+    for src, expected in ((tmp_path / "c", 32), (flat, 16), (tmp_path / "hf", 16)):  # flat: 30x24
+        assert pack(src, tmp_path / f"out-{src.name}", workers=0, progress=False)["resolution"] == expected

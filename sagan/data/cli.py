@@ -10,7 +10,7 @@ import click
 from ..errors import report_user_errors
 from ..io import printable
 from .packed import PROGRESS
-from .prepare import CHUNK_SIZE, DEFAULT_RESOLUTION, pack, summary
+from .prepare import CHUNK_SIZE, pack, summary
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,8 +20,8 @@ from .prepare import CHUNK_SIZE, DEFAULT_RESOLUTION, pack, summary
                    "tiny-imagenet-200, or a Hugging Face dataset (save_to_disk folder, or data/train-*.parquet).")
 @click.option("--out", required=True, help="Folder to write the packed dataset to.")
 @click.option("--resolution", default=None, type=int,
-              help="Output size in px (square); one training accepts as model.resolution.  [default: the stored "
-                   f"size where all images have one (CIFAR: 32), else {DEFAULT_RESOLUTION}]")
+              help="Output size in px (square); one training accepts as model.resolution.  [default: the source's "
+                   "image size (CIFAR: 32), the power of two at or below it]")
 @click.option("--split", default=None, help="CIFAR / Hugging Face: the split to pack, train or test (Tiny-ImageNet: "
                                             "train or val).  [default: train]")
 @click.option("--labels", default=None,
@@ -38,6 +38,7 @@ def main(source, out, resolution, workers, chunk_size, quiet, split, labels):
     Examples:
       python -m sagan.prepare --source ~/imagenet/train --out ~/data/imagenet128 --resolution 128
       sagan-prepare --source ./my_images --out ./data/mine64 --resolution 64 --workers 8
+      sagan-prepare --source ./digits --out ./data/digits          # at the images' own size (e.g. 32px)
       sagan-prepare --source ~/data/cifar-10-batches-py --out ~/data/cifar10-packed
       sagan-prepare --source ~/data/cifar-10-batches-py --split test --out ~/data/cifar10-test-packed
       sagan-prepare --source ~/data/cifar-100-python --labels coarse --out ~/data/cifar100-coarse

@@ -207,6 +207,18 @@ def resize_square(image: np.ndarray, resolution: int) -> np.ndarray:
     return _crop_resize(Image.fromarray(image, "RGB"), resolution)
 
 
+def image_side(path) -> int | None:
+    """The shorter side of the image file ``path`` (or binary file object) from its header, None if it does
+    not open."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return min(im.size)
+    except Exception:  # noqa: BLE001 - as load_image: an odd file is reported when it is decoded
+        return None
+
+
 def load_image(path, resolution: int) -> np.ndarray:
     """Decode ``path`` (or a binary file object), apply its EXIF orientation, centre-crop to a square,
     resize: uint8 (R, R, 3).

@@ -25,17 +25,18 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import PIL
+import PIL.Image
 from tqdm import tqdm
 
-from ..config import resolution_problem
+from ..config import MIN_RESOLUTION, resolution_problem
 from ..errors import UserError
-from ..io import (DiskFullError, atomic_write, check_free_space, check_writable, free_bytes, human_bytes,
-                  is_disk_full, printable, write_text_atomic)
+from ..io import (DiskFullError, atomic_write, check_free_space, check_writable, exclusive_lock, free_bytes,
+                  human_bytes, is_disk_full, printable, progress_disable, write_text_atomic)
 from .formats import FormatOptions, find_format
 from .formats.source import Source
 from .images import DRAFT_GAP, ImageDecodeError, list_class_tree
@@ -45,7 +46,8 @@ from .workers import run_in_processes
 __all__ = ["CHUNK_SIZE", "DEFAULT_RESOLUTION", "list_class_tree", "pack", "summary"]
 
 CHUNK_SIZE = 256  # slots per unit of work and of resume: 12 MB at 128px
-DEFAULT_RESOLUTION = 128  # when the source's images have no one stored size
+DEFAULT_RESOLUTION = 128  # when no image of the source opens to read its size
+LOCK_FILE = ".sagan-prepare.lock"  # held while a packer writes into --out (holder's pid inside)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -161,7 +163,8 @@ def pack(source: str | Path, out: str | Path, resolution: int | None = None, wor
          chunk_size: int = CHUNK_SIZE, progress: bool = True, split: str | None = None,
          labels: str | None = None) -> dict:
     """Pack the dataset folder at ``source`` (any format of sagan.data.formats) into ``out`` at
-    ``resolution`` px (default: the source's stored size, e.g. CIFAR's 32, else 128); returns the manifest.
+    ``resolution`` px (None: the source's image size, see :func:`source_resolution`); returns the
+    manifest. One packer per ``out`` at a time (a lock file).
 
     ``workers``: decoding processes (default: all CPUs; 0 = in this process). ``split`` / ``labels``:
     choices within a CIFAR or Hugging Face folder. Resumes an interrupted run with the same source,
@@ -174,8 +177,9 @@ def pack(source: str | Path, out: str | Path, resolution: int | None = None, wor
     if not (out / MANIFEST).is_file():  # a complete dataset on a read-only disk may still be checked
         check_writable(out, "--out")  # before the listing, which takes minutes on ImageNet
     try:
-        return _pack(source, out, resolution, (os.cpu_count() or 1) if workers is None else workers,
-                     chunk_size, progress, FormatOptions(split=split, labels=labels))
+        with exclusive_lock(out / LOCK_FILE, "--out"):  # a second packer would report a success it did not have
+            return _pack(source, out, resolution, (os.cpu_count() or 1) if workers is None else workers,
+                         chunk_size, progress, FormatOptions(split=split, labels=labels))
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
@@ -206,10 +210,35 @@ def open_source(source: Path, options: FormatOptions) -> tuple[str, Source]:
     return fmt.name, fmt.open_source(root, options)
 
 
+def source_resolution(src: Source, sample: int = 64) -> tuple[int | None, int | None]:
+    """(the images' stored size, or the median shorter side of up to ``sample`` images spread over the
+    source (headers only), the largest training resolution (power of two >= MIN_RESOLUTION) that does
+    not upscale it); (None, None) when no image opens."""
+    side = src.resolution
+    if side is None:
+        sides = [s for s in map(src.reader.side, src.items[:: max(1, len(src.items) // sample)][:sample])
+                 if s is not None]
+        if not sides:  # nothing opens: packing reports the undecodable files
+            return None, None
+        side = sorted(sides)[len(sides) // 2]
+    r = MIN_RESOLUTION
+    while r * 2 <= side:
+        r *= 2
+    return side, r
+
+
 def _pack(source: Path, out: Path, r: int | None, workers: int, chunk_size: int, progress: bool,
           options: FormatOptions) -> dict:
     fmt_name, src = open_source(source, options)
-    r = r or src.resolution or DEFAULT_RESOLUTION
+    side, fitting = source_resolution(src)
+    if r is None:
+        r = fitting or DEFAULT_RESOLUTION
+        if side is not None:
+            print(f"resolution {r}px, from the source's images (median shorter side {side}px); pass --resolution "
+                  "to choose another", file=sys.stderr)
+    if side is not None and r > side:
+        print(f"note: upscaling: the source's images are {side}px (median shorter side), packed at {r}px; a model "
+              f"at {r}px is far larger than one at {fitting}px (--resolution {fitting})", file=sys.stderr)
     n = len(src.items)
     num_chunks = -(-n // chunk_size)
     # names go into JSON through printable(): the manifest is read by tools that print them
@@ -244,7 +273,8 @@ def _pack_tasks(source: Path, out: Path, r: int, tasks: list, workers: int, done
                 progress: bool, reader) -> None:
     """Decode ``tasks``, recording each finished chunk in ``done`` and in the progress file."""
     done_size = sum(rec["size"] for rec in done.values())
-    bar = tqdm(total=done_size + sum(len(t[2]) for t in tasks), initial=done_size, unit="img", disable=not progress,
+    bar = tqdm(total=done_size + sum(len(t[2]) for t in tasks), initial=done_size, unit="img",
+               disable=progress_disable(progress),
                desc=f"packing {printable(source.name)} at {r}px", smoothing=0.05)
     num_skipped = [sum(len(rec["skipped"]) for rec in done.values())]
     # json.dumps escapes every non-ASCII character (ensure_ascii): any file name fits this text file

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...errors import UserError, one_line
 from ...io import printable
-from ..images import load_image
+from ..images import image_side, load_image
 from . import DatasetFormat, FormatOptions, register_format
 from .source import Source, listing_digest
 
@@ -110,12 +110,18 @@ class HFReader:
             self._cached = (k, f.read_row_group(g, columns=[self.column]).column(0).to_pylist())
         return self._cached[1][item - starts[k]]
 
-    def load(self, item: int, resolution: int) -> np.ndarray:
+    def _file(self, item: int):
         value = self._value(item)
         if isinstance(value, dict) and value.get("bytes"):
-            return load_image(io.BytesIO(value["bytes"]), resolution)
+            return io.BytesIO(value["bytes"])
         path = value.get("path") if isinstance(value, dict) else None
-        return load_image(path if path and Path(path).is_absolute() else self.root / (path or "?"), resolution)
+        return path if path and Path(path).is_absolute() else self.root / (path or "?")
+
+    def load(self, item: int, resolution: int) -> np.ndarray:
+        return load_image(self._file(item), resolution)
+
+    def side(self, item: int) -> int | None:
+        return image_side(self._file(item))
 
     def name(self, item: int) -> str:
         return f"{self.root} split {self.split or 'train'} row {item}"

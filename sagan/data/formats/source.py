@@ -16,7 +16,7 @@ import numpy as np
 
 from ...errors import UserError
 from ..base import ImageDataset
-from ..images import ImageDecodeError, load_image, resize_square
+from ..images import ImageDecodeError, image_side, load_image, resize_square
 
 
 class Reader(Protocol):
@@ -29,6 +29,9 @@ class Reader(Protocol):
 
     def name(self, item) -> str:
         """The item for a message (a file path, ``data_batch_3[17]``)."""
+
+    def side(self, item) -> int | None:
+        """The shorter side of image ``item`` from its header (no decoding), None if it does not open."""
 
 
 @dataclass
@@ -81,6 +84,9 @@ class FileReader:
     def name(self, item: str) -> str:
         return str(self.root / item)
 
+    def side(self, item: str) -> int | None:
+        return image_side(self.root / item)
+
 
 class ArrayReader:
     """Images held in memory as uint8 (N, H, W, 3); items are indices. ``names``: what each block of rows
@@ -92,6 +98,9 @@ class ArrayReader:
     def load(self, item: int, resolution: int) -> np.ndarray:
         img = self.images[item]
         return img if img.shape[0] == img.shape[1] == resolution else resize_square(img, resolution)
+
+    def side(self, item: int) -> int | None:
+        return min(self.images.shape[1:3])
 
     def name(self, item: int) -> str:
         start, file = max(((s, f) for s, f in self.names if s <= item), default=(0, "image"))
