@@ -102,6 +102,9 @@ class DataConfig:
     hflip: bool = True
     demo_size: int = 5000  # images in the built-in demo dataset
     ref_stats: str | None = None  # .npz from `evaluate.py stats`, for FID during training
+    # dataset formats (sagan.data.formats): choices within a CIFAR / Hugging Face folder; None = its default
+    split: str | None = None  # train (default) | test ...
+    labels: str | None = None  # CIFAR-100: fine (default) | coarse; Hugging Face: the ClassLabel column
 
 
 @dataclass(frozen=True)
@@ -376,3 +379,7 @@ def validate(cfg: Config, where: str = "config") -> None:
             bad(f"train.{k} must be >= 0, got {getattr(t, k)}")
     if cfg.data.demo_size < 1:
         bad(f"data.demo_size must be >= 1, got {cfg.data.demo_size}")
+    for k in ("split", "labels"):  # dataset formats: the values are checked against the dataset when opened
+        v = getattr(cfg.data, k)
+        if v is not None and (not isinstance(v, str) or not v.strip() or v != v.strip()):
+            bad(f"data.{k} must be a name such as {'test' if k == 'split' else 'coarse'} (or null), got {v!r}")

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from sagan.data import DemoDataset, FolderDataset, PackedDataset, flip_decision, open_dataset
 from sagan.data.demo import CLASS_NAMES
 from sagan.errors import UserError
-from sagan.prepare import pack
+from sagan.data.prepare import pack
 
 R = 16
 
@@ -181,9 +181,9 @@ def test_unreadable_dataset_paths_are_one_line_errors(tree, packed, tmp_path):
     cases.append((tmp_path / "nope", {}, "does not exist"))
     (tmp_path / "file.jpg").write_bytes(b"x")
     cases.append((tmp_path / "file.jpg", {}, "is a file"))
-    (tmp_path / "flat").mkdir()
-    Image.new("RGB", (8, 8)).save(tmp_path / "flat" / "x.png")
-    cases.append((tmp_path / "flat", {"resolution": R}, "neither a packed dataset"))
+    (tmp_path / "notes").mkdir()  # a flat folder of images is an unlabelled set; one without images is nothing
+    (tmp_path / "notes" / "x.txt").write_text("x")
+    cases.append((tmp_path / "notes", {"resolution": R}, "none of the formats sagan reads"))
     (tmp_path / "noimg" / "a").mkdir(parents=True)
     cases.append((tmp_path / "noimg", {"resolution": R}, "no images"))
     cases.append((tree, {}, "needs a resolution"))

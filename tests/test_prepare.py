@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import sagan.prepare as prepare
+import sagan.data.prepare as prepare
+from sagan.data.cli import main as prepare_cli
 from sagan.data import open_dataset
 from sagan.data.packed import IMAGES, MANIFEST, PROGRESS, SKIPPED
 from sagan.errors import UserError
@@ -154,7 +155,8 @@ def _tree(root, classes):
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "does not exist"),
-    ("no_class_folders", "no class folders"),
+    ("not_a_dataset", "none of the formats sagan reads"),
+    ("flat_files_and_class_folders", "next to 1 class folder"),
     ("no_images", "no images"),
     ("empty_class", "class folder without images"),
     ("split_folders", "point at the train folder"),
@@ -162,8 +164,11 @@ def _tree(root, classes):
 ])
 def test_unpackable_sources_are_one_line_errors_and_leave_no_manifest(tmp_path, case, message):
     src, out = tmp_path / "src", tmp_path / "out"
-    if case == "no_class_folders":
+    if case == "not_a_dataset":  # (a folder of loose images is an unlabelled set: tests/test_formats.py)
         src.mkdir()
+        (src / "notes.txt").write_text("x")
+    elif case == "flat_files_and_class_folders":
+        _tree(src, {"a": 1})
         _photo(0).save(src / "loose.png")
     elif case == "no_images":
         _tree(src, {"a": 0, "b": 0})
@@ -183,13 +188,13 @@ def test_unpackable_sources_are_one_line_errors_and_leave_no_manifest(tmp_path, 
 
 def test_command_line_packs_reports_skips_and_refuses_a_missing_source(odd_tree, tmp_path):
     runner = CliRunner()
-    help_text = runner.invoke(prepare.main, ["--help"]).output
+    help_text = runner.invoke(prepare_cli, ["--help"]).output
     assert "Examples:" in help_text.split("Options:")[0] and "--source" in help_text
-    result = runner.invoke(prepare.main, ["--source", str(odd_tree), "--out", str(tmp_path / "o"),
+    result = runner.invoke(prepare_cli, ["--source", str(odd_tree), "--out", str(tmp_path / "o"),
                                           "--resolution", str(R), "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "packed 13 images of 2 classes" in result.output and "skipped 3" in result.output
-    bad = runner.invoke(prepare.main, ["--source", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
+    bad = runner.invoke(prepare_cli, ["--source", str(tmp_path / "nope"), "--out", str(tmp_path / "o2")])
     assert bad.exit_code == 2 and "error:" in bad.output and "does not exist" in bad.output
     manifest = json.loads((tmp_path / "o" / MANIFEST).read_text())
     assert manifest["resolution"] == R and manifest["checksum"].startswith("sha256:")

@@ -20,7 +20,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import sagan.prepare as prepare
+import sagan.data.prepare as prepare
+from sagan.data.cli import main as prepare_cli
 from sagan.data import FolderDataset, open_dataset
 from sagan.data.images import printable, scan_class_tree
 from sagan.data.packed import IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter
@@ -254,8 +255,8 @@ def test_ctrl_c_stops_workers_and_resumes(tmp_path):
     src = _tree(tmp_path / "src", {"a": 12, "b": 12})
     out = tmp_path / "out"
     # each chunk takes 0.3 s more (the forked workers inherit the patch), so Ctrl-C lands mid-run
-    script = ("import sys, time; import sagan.prepare as p; real = p._pack_chunk; "
-              "p._pack_chunk = lambda task: (time.sleep(0.3), real(task))[1]; p.main()")
+    script = ("import sys, time; import sagan.data.prepare as p; from sagan.data.cli import main; "
+              "real = p._pack_chunk; p._pack_chunk = lambda task: (time.sleep(0.3), real(task))[1]; main()")
     proc = subprocess.Popen([sys.executable, "-c", script, "--source", str(src), "--out", str(out), "--resolution",
                              str(R), "--workers", "2", "--chunk-size", "2", "--quiet"], cwd=REPO,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -318,7 +319,7 @@ def test_non_utf8_names_are_packed_and_reported(tmp_path, monkeypatch):
     assert open_dataset(out).class_names == ["caf\\xff", "plain"]
     ds = FolderDataset(root, R)
     assert ds.class_names == ["caf\\xff", "plain"] and len(ds) == 5
-    result = CliRunner().invoke(prepare.main, ["--source", str(root), "--out", str(out), "--resolution", str(R),
+    result = CliRunner().invoke(prepare_cli, ["--source", str(root), "--out", str(out), "--resolution", str(R),
                                                "--chunk-size", "2", "--quiet"])
     assert result.exit_code == 0 and "packed 3 images of 2 classes" in result.output, result.output
 
@@ -354,7 +355,7 @@ def test_resolution_training_cannot_use_is_refused(tmp_path, resolution):
         prepare.pack(src, out, resolution, workers=0, progress=False)
     _one_line(err.value)
     assert not out.exists()  # refused before any work
-    result = CliRunner().invoke(prepare.main, ["--source", str(src), "--out", str(out), "--resolution",
+    result = CliRunner().invoke(prepare_cli, ["--source", str(src), "--out", str(out), "--resolution",
                                                str(resolution)])
     assert result.exit_code == 2 and "error: --resolution" in result.output
 
@@ -391,7 +392,7 @@ def read_only_dir(tmp_path):
 def test_read_only_out_is_refused_before_work(tmp_path, read_only_dir, monkeypatch, where):
     src = _tree(tmp_path / "src", {"a": 2})
     out = read_only_dir if where == "the folder itself" else read_only_dir / "packed"
-    monkeypatch.setattr(prepare, "scan_class_tree", lambda root: pytest.fail("listed the tree before the check"))
+    monkeypatch.setattr(prepare, "open_source", lambda *a: pytest.fail("listed the source before the check"))
     with pytest.raises(NotWritableError, match="--out .* is not writable") as err:
         prepare.pack(src, out, R, workers=0, progress=False)
     _one_line(err.value)

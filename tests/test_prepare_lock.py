@@ -13,14 +13,15 @@ import time
 import pytest
 from click.testing import CliRunner
 
-import sagan.prepare as prepare
+import sagan.data.prepare as prepare
 from conftest import random_image_tree
+from sagan.data.cli import main as prepare_cli
 from sagan.io import exclusive_lock
 from sagan.errors import UserError
 
 HOLDER = """
 import sys, time
-import sagan.prepare as prepare
+import sagan.data.prepare as prepare
 def slow(*args, **kwargs):
     print("packing", flush=True)
     time.sleep(120)
@@ -30,7 +31,7 @@ prepare.pack(sys.argv[1], sys.argv[2], 32, workers=0)
 
 
 def _cli(*args):
-    return CliRunner().invoke(prepare.main, [str(a) for a in args])
+    return CliRunner().invoke(prepare_cli, [str(a) for a in args])
 
 
 def test_second_packer_on_one_out_is_refused_naming_folder_and_pid(tmp_path):

@@ -1,49 +1,44 @@
-"""Datasets: the built-in demo, packed datasets (``sagan-prepare``) and class-per-folder trees.
+"""Datasets: every format sagan reads, through one registry (:mod:`sagan.data.formats`).
 
-``open_dataset(path, ...)`` picks the right one; every dataset yields ``(image, label)`` with image a
-float tensor 3xRxR in [-1, 1] (or uint8 with ``uint8=True``) and has ``num_classes``, ``resolution``,
-``class_names`` and ``set_epoch(epoch)`` (reproducible flips, see :mod:`sagan.data.base`).
+``open_dataset(path, ...)`` finds the format of ``path`` (a packed folder, a class-per-folder tree, a
+flat folder of unlabelled images, torchvision's CIFAR folders, a Hugging Face dataset on disk, or
+``None`` for the built-in demo) and opens it; every dataset yields ``(image, label)`` with image a float
+tensor 3xRxR in [-1, 1] (or uint8 with ``uint8=True``) and has ``num_classes`` (0 for an unlabelled set,
+whose labels are all 0), ``resolution``, ``class_names`` and ``set_epoch(epoch)`` (reproducible flips,
+see :mod:`sagan.data.base`). The packer is :mod:`sagan.data.prepare` (``sagan-prepare``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
 from .base import ImageDataset, flip_decision
 from .demo import DemoDataset
-from .folder import FolderDataset
-from .images import class_folders
-from .packed import MANIFEST, PackedDataset
+from .formats import DatasetFormat, FormatOptions, OpenRequest, find_format, register_format, registered_formats
+from .formats.source import Source, SourceDataset, open_source_dataset
+from .formats.tree import FolderDataset
+from .packed import PackedDataset
 
-__all__ = ["DemoDataset", "FolderDataset", "ImageDataset", "PackedDataset", "flip_decision", "open_dataset"]
-
-DEMO_RESOLUTION = 32
+__all__ = ["DatasetFormat", "DemoDataset", "FolderDataset", "FormatOptions", "ImageDataset", "PackedDataset",
+           "Source", "SourceDataset", "find_format", "flip_decision", "open_dataset", "register_format",
+           "registered_formats"]
 
 
 def open_dataset(path: str | Path | None, resolution: int | None = None, hflip: bool = False, uint8: bool = False,
-                 demo_size: int = 5000, demo_classes: int = 10, seed: int = 0) -> ImageDataset:
-    """The dataset at ``path``: a packed folder, a class-per-folder tree, or (``None``) the demo dataset.
+                 demo_size: int = 5000, demo_classes: int = 10, seed: int = 0, split: str | None = None,
+                 labels: str | None = None) -> ImageDataset:
+    """The dataset at ``path`` in whichever registered format it is, or (``None``) the demo dataset.
 
-    ``resolution`` is required for a tree (images are resized on the fly), checked against a packed
-    dataset, and defaults to 32 for the demo. ``seed`` fixes the flips (and the demo images).
+    ``resolution`` is checked against a packed dataset, required for image folders (images are resized
+    on the fly), and defaults to the stored size for CIFAR (32) and to 32 for the demo. ``split`` /
+    ``labels`` choose within a CIFAR or Hugging Face folder (default: train, fine / the ClassLabel
+    column). ``seed`` fixes the flips (and the demo images).
     """
-    if path is None:
-        return DemoDataset(resolution=resolution or DEMO_RESOLUTION, num_classes=demo_classes, size=demo_size,
-                           seed=seed, hflip=hflip, uint8=uint8)
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise UserError(f"dataset {str(path)!r} does not exist; give a folder packed by sagan-prepare, a "
-                        f"class-per-folder tree, or no path for the demo dataset")
-    if not root.is_dir():
-        raise UserError(f"dataset {str(path)!r} is a file; give the folder written by sagan-prepare "
-                        f"(holding {MANIFEST}) or a class-per-folder tree")
-    if (root / MANIFEST).exists() or (root / "images.npy").exists():
-        return PackedDataset(root, resolution=resolution, hflip=hflip, uint8=uint8, seed=seed)
-    if not class_folders(root):
-        raise UserError(f"dataset {root}: neither a packed dataset (no {MANIFEST}) nor a class-per-folder tree "
-                        f"(no sub-folders); pack images with sagan-prepare or arrange them as <class>/<image>")
-    if resolution is None:
-        raise UserError(f"dataset {root}: a class-per-folder tree needs a resolution to resize to "
-                        f"(model.resolution), or pack it once with sagan-prepare")
-    return FolderDataset(root, resolution=resolution, hflip=hflip, uint8=uint8, seed=seed)
+    fmt, root = find_format(path)
+    options = FormatOptions(split=split, labels=labels)
+    fmt.check_options(options, f"dataset {path}")
+    request = OpenRequest(resolution=resolution, hflip=hflip, uint8=uint8, seed=seed, demo_size=demo_size,
+                          demo_classes=demo_classes, options=options)
+    if fmt.open is not None:
+        return fmt.open(root, request)
+    return open_source_dataset(fmt, root, request)

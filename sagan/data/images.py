@@ -1,6 +1,6 @@
 """Reading class-per-folder trees and turning any image file into a square uint8 RGB array.
 
-Used by the packer (``sagan.prepare``) and by :class:`FolderDataset`, so a packed dataset and the tree
+Used by the packer (``sagan.data.prepare``) and by :class:`FolderDataset`, so a packed dataset and the tree
 it came from give the same pixels. Decoding is PIL's (torchvision's JPEG decoding is deprecated from
 0.29).
 """
@@ -49,6 +49,9 @@ def class_folders(root: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(root) if e.is_dir() and not is_hidden(e.name))
 
 
+def loose_images(root: Path) -> list[str]:
+    """Sorted names of the image files directly in ``root`` (not in a sub-folder)."""
+    return sorted(e.name for e in os.scandir(root) if is_image_file(e.name) and e.is_file())
 
 
 @dataclass
@@ -195,8 +198,30 @@ def center_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
     return left, top, left + side, top + side
 
 
-def load_image(path: str | Path, resolution: int) -> np.ndarray:
-    """Decode ``path``, apply its EXIF orientation, centre-crop to a square, resize: uint8 (R, R, 3).
+def _crop_resize(im: Image.Image, resolution: int) -> np.ndarray:
+    return np.asarray(im.resize((resolution, resolution), RESAMPLE, box=center_crop_box(*im.size)), dtype=np.uint8)
+
+
+def resize_square(image: np.ndarray, resolution: int) -> np.ndarray:
+    """A uint8 (H, W, 3) array centre-cropped and resized to (R, R, 3) as :func:`load_image` does a file."""
+    return _crop_resize(Image.fromarray(image, "RGB"), resolution)
+
+
+def image_side(path) -> int | None:
+    """The shorter side of the image file ``path`` (or binary file object) from its header, None if it does
+    not open."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return min(im.size)
+    except Exception:  # noqa: BLE001 - as load_image: an odd file is reported when it is decoded
+        return None
+
+
+def load_image(path, resolution: int) -> np.ndarray:
+    """Decode ``path`` (or a binary file object), apply its EXIF orientation, centre-crop to a square,
+    resize: uint8 (R, R, 3).
 
     Raises :class:`ImageDecodeError` with a short reason for files that cannot be decoded.
     """
@@ -212,9 +237,7 @@ def load_image(path: str | Path, resolution: int) -> np.ndarray:
                         im.draft("RGB" if im.mode == "RGB" else None, (int(w * target) + 1, int(h * target) + 1))
                 im.load()  # decode now: truncated files fail here
                 im = ImageOps.exif_transpose(im)
-                im = _to_rgb(im)
-                im = im.resize((resolution, resolution), RESAMPLE, box=center_crop_box(*im.size))
-                return np.asarray(im, dtype=np.uint8)
+                return _crop_resize(_to_rgb(im), resolution)
     except Exception as e:  # noqa: BLE001
         # PIL raises UnidentifiedImageError (an OSError) for empty / non-image files, OSError "image file
         # is truncated", SyntaxError / ValueError / struct.error for malformed headers and EXIF,

@@ -10,8 +10,10 @@ A packed dataset is a folder holding
 - ``skipped.txt``: what was not packed, one ``path<TAB>reason`` per line (UTF-8): the files that could
   not be decoded, then the folders and files listed once already (symlink loops, links to something
   listed before; see :func:`sagan.data.images.scan_class_tree`);
-- ``manifest.json``: source, resolution, class names (index -> folder name, sorted like ImageFolder),
-  counts (``num_skipped``: the lines of ``skipped.txt``) and checksum. It is written last (temp file +
+- ``manifest.json``: source (its path, ``source_format`` and ``source_kind``, ``split`` / ``labels``
+  where chosen), resolution, class names (index -> name: sorted folder names for a tree, like
+  ImageFolder; the dataset's own names for CIFAR and Hugging Face; none for an unlabelled set, whose
+  labels are all 0), counts (``num_skipped``: the lines of ``skipped.txt``) and checksum. It is written last (temp file +
   ``os.replace``), so a folder with a manifest is complete and one without is not.
 
 Names are written as text through :func:`sagan.io.printable`: a byte of a file or folder name

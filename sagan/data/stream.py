@@ -17,7 +17,7 @@ import torch
 from ..config import Config
 from ..errors import UserError
 from . import open_dataset
-from .packed import MANIFEST
+from .formats import find_format
 
 
 def mix_seed(*ints: int) -> int:
@@ -108,12 +108,15 @@ def open_training_data(cfg: Config, pinned: Collection[str]):
     """The training dataset, and the config with resolution / classes taken from it where not pinned."""
     m, d = cfg.model, cfg.data
     if d.path is None:
+        if d.split is not None or d.labels is not None:
+            raise UserError("data.split / data.labels choose within a CIFAR or Hugging Face folder; set data.path, "
+                            "or drop them for the demo dataset")
         ds = open_dataset(None, resolution=m.resolution, hflip=d.hflip, demo_size=d.demo_size,
                           demo_classes=m.num_classes, seed=cfg.train.seed)
         return ds, cfg
-    packed = (Path(d.path).expanduser() / MANIFEST).exists()
-    res = m.resolution if ("resolution" in pinned or not packed) else None  # a tree is resized to the config's
-    ds = open_dataset(d.path, resolution=res, hflip=d.hflip, seed=cfg.train.seed)
+    sized = find_format(d.path)[0].sized  # packed, CIFAR: the data gives the resolution
+    res = m.resolution if ("resolution" in pinned or not sized) else None  # image folders: resized to the config's
+    ds = open_dataset(d.path, resolution=res, hflip=d.hflip, seed=cfg.train.seed, split=d.split, labels=d.labels)
     if ds.num_classes != m.num_classes and "num_classes" in pinned:
         raise UserError(f"dataset {d.path} has {ds.num_classes} classes but the config pins model.num_classes="
                         f"{m.num_classes}; drop that setting to take it from the data, or use a matching dataset")

@@ -76,7 +76,7 @@ def ensure_reference(out: Path, cfg, inception_weights: str | None, accelerator)
     _say(f"computing reference statistics of {d.path or 'the built-in demo dataset'} into {ref} (once)",
          accelerator.is_main_process)
     dataset = open_dataset(d.path, resolution=m.resolution, uint8=True, demo_size=d.demo_size,
-                           demo_classes=m.num_classes, seed=cfg.train.seed)
+                           demo_classes=m.num_classes, seed=cfg.train.seed, split=d.split, labels=d.labels)
     dataset_reference(dataset, ref, source=str(d.path or "demo"), inception_weights=inception_weights,
                       resize=cfg.train.fid_resize, device=accelerator.device, accelerator=accelerator)
     accelerator.wait_for_everyone()

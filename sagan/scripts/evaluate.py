@@ -80,7 +80,7 @@ def main():
     """
 
 
-def _open_stats_dataset(data_path: str, resolution: int | None):
+def _open_stats_dataset(data_path: str, resolution: int | None, split: str | None = None, labels: str | None = None):
     """(dataset, source description): ``demo`` is the built-in dataset with the demo preset's settings."""
     from ..data import open_dataset
 
@@ -90,11 +90,13 @@ def _open_stats_dataset(data_path: str, resolution: int | None):
         cfg = load_config(DEMO)  # the preset's resolution / classes / size / seed: a reference cannot drift
         res = resolution or cfg.model.resolution
         dataset = open_dataset(None, resolution=res, hflip=False, uint8=True, demo_size=cfg.data.demo_size,
-                               demo_classes=cfg.model.num_classes, seed=cfg.train.seed)
+                               demo_classes=cfg.model.num_classes, seed=cfg.train.seed, split=split, labels=labels)
         return dataset, (f"demo (built-in procedural dataset, preset {DEMO}: {res} px, {cfg.model.num_classes} "
                          f"classes, {cfg.data.demo_size} images, seed {cfg.train.seed})")
     try:
-        return open_dataset(data_path, resolution=resolution, hflip=False, uint8=True), str(data_path)
+        chosen = "".join(f", {k} {v}" for k, v in (("split", split), ("labels", labels)) if v is not None)
+        dataset = open_dataset(data_path, resolution=resolution, hflip=False, uint8=True, split=split, labels=labels)
+        return dataset, f"{data_path}{f' ({chosen[2:]})' if chosen else ''}"
     except UserError as e:
         if resolution is None and "resolution" in str(e):
             raise UserError(f"{e} (evaluate.py stats: pass --resolution, e.g. 128)") from None
@@ -103,8 +105,10 @@ def _open_stats_dataset(data_path: str, resolution: int | None):
 
 @main.command()
 @click.option("--data", "data_path", required=True,
-              help="Packed dataset folder, class-per-folder image tree, or 'demo' (the built-in dataset; a folder "
-                   "named demo is ./demo).")
+              help="Any dataset folder sagan reads (packed, class-per-folder tree, flat folder, CIFAR, Hugging Face) "
+                   "or 'demo' (the built-in dataset; a folder named demo is ./demo).")
+@click.option("--split", default=None, help="CIFAR / Hugging Face folder: the split, e.g. test.  [default: train]")
+@click.option("--labels", default=None, help="CIFAR-100: fine (default) or coarse; Hugging Face: the ClassLabel column.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz (mu, sigma + per-class features).")
 @click.option("--resolution", type=int, default=None, help="Resize a folder tree to this size first (training resolution, e.g. 128).")
 @click.option("--resize", type=click.Choice(RESIZE_MODES), default=DEFAULT_RESIZE, show_default=True, help=RESIZE_HELP)
@@ -118,8 +122,8 @@ def _open_stats_dataset(data_path: str, resolution: int | None):
 @click.option("--features-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="Storage of the per-class features (float16 halves the file, ~1e-3 relative rounding).")
 @report_user_errors
-def stats(data_path, out, resolution, resize, inception_weights, batch_size, device, num_workers, per_class,
-          features_dtype):
+def stats(data_path, split, labels, out, resolution, resize, inception_weights, batch_size, device, num_workers,
+          per_class, features_dtype):
     """Reference statistics of a dataset: pytorch-fid-compatible mu/sigma plus per-class features.
 
     \b
@@ -127,19 +131,20 @@ def stats(data_path, out, resolution, resize, inception_weights, batch_size, dev
       python evaluate.py stats --data data/imagenet128 --out refs/imagenet128_train.npz
       python evaluate.py stats --data demo --out refs/demo.npz
       python evaluate.py stats --data ~/ILSVRC/train --resolution 128 --resize clean --out refs/imagenet128_clean.npz
+      python evaluate.py stats --data ~/data/cifar-10-batches-py --split test --out refs/cifar10_test.npz
     """
     with new_folders_removed_on_error(Path(out).parent):
         _stats(data_path, out, resolution, resize, inception_weights, batch_size, device, num_workers, per_class,
-               features_dtype)
+               features_dtype, split=split, labels=labels)
 
 
 def _stats(data_path, out, resolution, resize, inception_weights, batch_size, device, num_workers, per_class,
-           features_dtype):
+           features_dtype, split=None, labels=None):
     out = _check_out(out, "--out")
     if num_workers is None:
         num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     acc, dev = _accelerator(device)
-    dataset, source = _open_stats_dataset(data_path, resolution)
+    dataset, source = _open_stats_dataset(data_path, resolution, split, labels)
     path = dataset_reference(dataset, out, source=source, inception_weights=inception_weights, resize=resize,
                              device=dev, accelerator=acc, batch_size=batch_size, num_workers=num_workers,
                              per_class=per_class, features_dtype=features_dtype)

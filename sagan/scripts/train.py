@@ -65,7 +65,9 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
 @click.option("--config", default=None, metavar="PRESET|YAML",
               help="Preset (demo, imagenet128, imagenet128_feat32) or YAML file.  [default: demo; with --resume the checkpoint's]")
 @click.option("--data", "data_path", default=None, metavar="PATH",
-              help="Packed dataset (sagan-prepare) or class-per-folder image tree.  [default: the built-in demo dataset]")
+              help="Any dataset folder sagan reads: packed (sagan-prepare), class-per-folder tree, flat folder (unlabelled), "
+                   "CIFAR, Tiny-ImageNet, Hugging Face (data.split / data.labels choose within).  "
+                   "[default: the built-in demo dataset]")
 @click.option("--outdir", default=None, metavar="DIR", help="Run directory.  [default: runs/NNNNN-<config name>; with --resume the checkpoint's run]")
 @click.option("--resume", default=None, metavar="DIR|FILE", help="Continue a run: its directory (checkpoints/last.pt) or a .pt file.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Total G steps (train.max_steps).")

@@ -1,8 +1,10 @@
-"""Pack a class-per-folder image tree (e.g. ImageNet train) into the packed format of sagan.data.packed.
+"""Pack any dataset folder sagan reads (a class-per-folder tree such as ImageNet train, a flat folder,
+CIFAR, a Hugging Face dataset: see sagan.data.formats) into the packed format of sagan.data.packed.
 
-Every image is decoded with PIL, EXIF-rotated, converted to RGB, centre-cropped to a square and
-resized with PIL's antialiased Lanczos filter (see sagan.data.images), then written as uint8 into a
-preallocated ``images.npy``: ImageNet at 128px is ~63 GB and never sits in RAM.
+The source's format lists its images (a :class:`~sagan.data.formats.source.Source`); every image is
+decoded with PIL, EXIF-rotated, converted to RGB, centre-cropped to a square and resized with PIL's
+antialiased Lanczos filter (see sagan.data.images), then written as uint8 into a preallocated
+``images.npy``: ImageNet at 128px is ~63 GB and never sits in RAM.
 
 Work is split into chunks of ``chunk_size`` consecutive slots. Worker processes decode a chunk, write
 it into the arrays' files, sync, and return its SHA-256; the main process then appends the chunk to
@@ -27,23 +29,24 @@ import sys
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 import PIL.Image
 from tqdm import tqdm
 
-from .config import MIN_RESOLUTION, resolution_problem
-from .data.images import DRAFT_GAP, ClassTree, ImageDecodeError, list_class_tree, load_image, scan_class_tree
-from .data.packed import (FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter, create_arrays,
-                          reopen_arrays)
-from .errors import UserError, report_user_errors
-from .io import (DiskFullError, atomic_write, check_free_space, check_writable, exclusive_lock, free_bytes,
-                 human_bytes, is_disk_full, printable, progress_disable, write_text_atomic)
+from ..config import MIN_RESOLUTION, resolution_problem
+from ..errors import UserError
+from ..io import (DiskFullError, atomic_write, check_free_space, check_writable, exclusive_lock, free_bytes,
+                  human_bytes, is_disk_full, printable, progress_disable, write_text_atomic)
+from .formats import FormatOptions, find_format
+from .formats.source import Source
+from .images import DRAFT_GAP, ImageDecodeError, list_class_tree
+from .packed import FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter, create_arrays, reopen_arrays
 from .workers import run_in_processes
 
-__all__ = ["CHUNK_SIZE", "list_class_tree", "main", "pack", "summary"]
+__all__ = ["CHUNK_SIZE", "DEFAULT_RESOLUTION", "list_class_tree", "pack", "summary"]
 
 CHUNK_SIZE = 256  # slots per unit of work and of resume: 12 MB at 128px
+DEFAULT_RESOLUTION = 128  # when no image of the source opens to read its size
 LOCK_FILE = ".sagan-prepare.lock"  # held while a packer writes into --out (holder's pid inside)
 
 
@@ -53,9 +56,9 @@ LOCK_FILE = ".sagan-prepare.lock"  # held while a packer writes into --out (hold
 _worker: dict = {}
 
 
-def _init_worker(source: str, out: str, resolution: int) -> None:
+def _init_worker(reader, out: str, resolution: int) -> None:
     _close_worker()
-    _worker.update(source=Path(source), resolution=resolution, writer=SlotWriter(Path(out)))
+    _worker.update(reader=reader, resolution=resolution, writer=SlotWriter(Path(out)))
 
 
 def _close_worker() -> None:
@@ -64,19 +67,19 @@ def _close_worker() -> None:
     _worker.clear()
 
 
-def _pack_chunk(task: tuple[int, int, list[tuple[str, int]]]) -> dict:
-    """Decode the files of one chunk into slots ``start..``; skipped files leave zeros and label -1."""
-    chunk, start, items = task
-    r = _worker["resolution"]
+def _pack_chunk(task: tuple[int, int, list, list[int]]) -> dict:
+    """Decode the items of one chunk into slots ``start..``; skipped items leave zeros and label -1."""
+    chunk, start, items, item_labels = task
+    r, reader = _worker["resolution"], _worker["reader"]
     images = np.zeros((len(items), r, r, 3), np.uint8)
     labels = np.full(len(items), -1, np.int64)
     skipped = []
-    for i, (rel, label) in enumerate(items):
+    for i, (item, label) in enumerate(zip(items, item_labels)):
         try:
-            images[i] = load_image(_worker["source"] / rel, r)
+            images[i] = reader.load(item, r)
             labels[i] = label
         except ImageDecodeError as e:
-            skipped.append([rel, str(e)])
+            skipped.append([str(item), str(e)])
     _worker["writer"].write(start, images, labels)  # on disk before the main process records the chunk
     digest = hashlib.sha256(images.tobytes())
     digest.update(labels.tobytes())
@@ -85,13 +88,6 @@ def _pack_chunk(task: tuple[int, int, list[tuple[str, int]]]) -> dict:
 
 # --------------------------------------------------------------------------------------------------
 # main side
-
-
-def _files_digest(files: list[tuple[str, int]]) -> str:
-    h = hashlib.sha256()
-    for rel, label in files:
-        h.update(f"{label}\t{rel}\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
 
 
 def _read_progress(path: Path, header: dict, num_chunks: int, chunk_size: int, num_files: int) -> dict[int, dict] | None:
@@ -119,7 +115,8 @@ def _read_progress(path: Path, header: dict, num_chunks: int, chunk_size: int, n
 def _check_arguments(source: Path, resolution: int, workers: int | None, chunk_size: int) -> None:
     if not source.is_dir():
         raise UserError(f"--source {printable(source)} {'is not a folder' if source.exists() else 'does not exist'}; "
-                        f"give a class-per-folder tree such as ImageNet's train/")
+                        f"give a dataset folder: a class-per-folder tree such as ImageNet's train/, a flat folder "
+                        f"of images, a CIFAR folder (cifar-10-batches-py) or a Hugging Face dataset")
     problem = resolution_problem(resolution) if resolution is not None else None  # training's rule: one rule
     if problem:
         raise UserError(f"--resolution {resolution}: model.resolution {problem}; training would refuse such a "
@@ -162,13 +159,16 @@ def _open_outputs(out: Path, header: dict, num_chunks: int) -> dict[int, dict]:
     return {}
 
 
-def pack(source: str | Path, out: str | Path, resolution: int | None = 128, workers: int | None = None,
-         chunk_size: int = CHUNK_SIZE, progress: bool = True) -> dict:
-    """Pack the tree at ``source`` into ``out`` at ``resolution`` px (None: the source's image size, see
-    :func:`source_resolution`); returns the manifest. One packer per ``out`` at a time (a lock file).
+def pack(source: str | Path, out: str | Path, resolution: int | None = None, workers: int | None = None,
+         chunk_size: int = CHUNK_SIZE, progress: bool = True, split: str | None = None,
+         labels: str | None = None) -> dict:
+    """Pack the dataset folder at ``source`` (any format of sagan.data.formats) into ``out`` at
+    ``resolution`` px (None: the source's image size, see :func:`source_resolution`); returns the
+    manifest. One packer per ``out`` at a time (a lock file).
 
-    ``workers``: decoding processes (default: all CPUs; 0 = in this process). Resumes an interrupted run
-    with the same source, resolution and chunk size; returns at once if ``out`` is already complete.
+    ``workers``: decoding processes (default: all CPUs; 0 = in this process). ``split`` / ``labels``:
+    choices within a CIFAR or Hugging Face folder. Resumes an interrupted run with the same source,
+    resolution and chunk size; returns at once if ``out`` is already complete.
     """
     source, out = Path(source).expanduser(), Path(out).expanduser()
     _check_arguments(source, resolution, workers, chunk_size)
@@ -179,7 +179,7 @@ def pack(source: str | Path, out: str | Path, resolution: int | None = 128, work
     try:
         with exclusive_lock(out / LOCK_FILE, "--out"):  # a second packer would report a success it did not have
             return _pack(source, out, resolution, (os.cpu_count() or 1) if workers is None else workers,
-                         chunk_size, progress)
+                         chunk_size, progress, FormatOptions(split=split, labels=labels))
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
@@ -204,39 +204,46 @@ def _complete_manifest(out: Path, header: dict) -> dict | None:
                     f"{manifest.get('resolution')}px; choose another --out or delete that folder")
 
 
-def source_resolution(source: Path, files: list[tuple[str, int]], sample: int = 64) -> tuple[int | None, int | None]:
-    """(the median shorter side of up to ``sample`` images spread over ``files`` (headers only), the
-    largest training resolution (power of two >= MIN_RESOLUTION) that does not upscale it)."""
-    sides = []
-    for rel, _ in files[:: max(1, len(files) // sample)][:sample]:
-        with contextlib.suppress(OSError, ValueError, PIL.Image.DecompressionBombError):
-            with PIL.Image.open(source / rel) as img:
-                sides.append(min(img.size))
-    if not sides:  # nothing opens: packing reports the undecodable files
-        return None, None
-    side = sorted(sides)[len(sides) // 2]
+def open_source(source: Path, options: FormatOptions) -> tuple[str, Source]:
+    """(format name, listing) of the dataset folder ``source``."""
+    fmt, root = find_format(source)
+    return fmt.name, fmt.open_source(root, options)
+
+
+def source_resolution(src: Source, sample: int = 64) -> tuple[int | None, int | None]:
+    """(the images' stored size, or the median shorter side of up to ``sample`` images spread over the
+    source (headers only), the largest training resolution (power of two >= MIN_RESOLUTION) that does
+    not upscale it); (None, None) when no image opens."""
+    side = src.resolution
+    if side is None:
+        sides = [s for s in map(src.reader.side, src.items[:: max(1, len(src.items) // sample)][:sample])
+                 if s is not None]
+        if not sides:  # nothing opens: packing reports the undecodable files
+            return None, None
+        side = sorted(sides)[len(sides) // 2]
     r = MIN_RESOLUTION
     while r * 2 <= side:
         r *= 2
     return side, r
 
 
-def _pack(source: Path, out: Path, r: int | None, workers: int, chunk_size: int, progress: bool) -> dict:
-    tree = scan_class_tree(source)
-    side, fitting = source_resolution(source, tree.files)
+def _pack(source: Path, out: Path, r: int | None, workers: int, chunk_size: int, progress: bool,
+          options: FormatOptions) -> dict:
+    fmt_name, src = open_source(source, options)
+    side, fitting = source_resolution(src)
     if r is None:
-        r = fitting or 128
+        r = fitting or DEFAULT_RESOLUTION
         if side is not None:
             print(f"resolution {r}px, from the source's images (median shorter side {side}px); pass --resolution "
                   "to choose another", file=sys.stderr)
     if side is not None and r > side:
         print(f"note: upscaling: the source's images are {side}px (median shorter side), packed at {r}px; a model "
               f"at {r}px is far larger than one at {fitting}px (--resolution {fitting})", file=sys.stderr)
-    n = len(tree.files)
+    n = len(src.items)
     num_chunks = -(-n // chunk_size)
     # names go into JSON through printable(): the manifest is read by tools that print them
     header = {"format": FORMAT, "source": printable(source.resolve()), "resolution": r, "chunk_size": chunk_size,
-              "num_slots": n, "files_sha256": _files_digest(tree.files)}
+              "num_slots": n, "files_sha256": src.fingerprint}
     manifest = _complete_manifest(out, header)
     if manifest is not None:
         return manifest
@@ -244,10 +251,11 @@ def _pack(source: Path, out: Path, r: int | None, workers: int, chunk_size: int,
     try:
         # (re)write the progress file with only well-formed records, then append as chunks finish
         write_text_atomic(out / PROGRESS, "".join(json.dumps(x) + "\n" for x in [header, *done.values()]))
-        tasks = [(k, k * chunk_size, tree.files[k * chunk_size:(k + 1) * chunk_size])
-                 for k in range(num_chunks) if k not in done]
-        _pack_tasks(source, out, r, tasks, workers, done, progress)
-        return _finish(out, header, tree, done, num_chunks)
+        tasks = [(k, k * chunk_size, list(src.items[k * chunk_size:(k + 1) * chunk_size]),
+                  src.labels[k * chunk_size:(k + 1) * chunk_size].tolist()) for k in range(num_chunks) if k not in done]
+        _pack_tasks(source, out, r, tasks, workers if src.parallel else 0, done, progress, src.reader)
+        return _finish(out, header, src, done, num_chunks, {"source_format": fmt_name, "source_kind": src.what,
+                                                             **options.given()})
     except (OSError, DiskFullError) as e:
         if isinstance(e, OSError) and not is_disk_full(e):
             raise
@@ -262,10 +270,11 @@ def _pack(source: Path, out: Path, r: int | None, workers: int, chunk_size: int,
 
 
 def _pack_tasks(source: Path, out: Path, r: int, tasks: list, workers: int, done: dict[int, dict],
-                progress: bool) -> None:
+                progress: bool, reader) -> None:
     """Decode ``tasks``, recording each finished chunk in ``done`` and in the progress file."""
     done_size = sum(rec["size"] for rec in done.values())
-    bar = tqdm(total=done_size + sum(len(t[2]) for t in tasks), initial=done_size, unit="img", disable=progress_disable(progress),
+    bar = tqdm(total=done_size + sum(len(t[2]) for t in tasks), initial=done_size, unit="img",
+               disable=progress_disable(progress),
                desc=f"packing {printable(source.name)} at {r}px", smoothing=0.05)
     num_skipped = [sum(len(rec["skipped"]) for rec in done.values())]
     # json.dumps escapes every non-ASCII character (ensure_ascii): any file name fits this text file
@@ -279,7 +288,7 @@ def _pack_tasks(source: Path, out: Path, r: int, tasks: list, workers: int, done
             bar.update(rec["size"])
             bar.set_postfix(skipped=num_skipped[0], refresh=False)
 
-        init_args = (str(source), str(out), r)
+        init_args = (reader, str(out), r)
         if workers > 0 and len(tasks) > 1:
             run_in_processes(_pack_chunk, tasks, workers, record, init=_init_worker, init_args=init_args,
                              close=_close_worker, what="a decoding worker",
@@ -301,23 +310,25 @@ def _write_report(path: Path, skipped: list) -> None:
         f.write(text.encode("utf-8"))
 
 
-def _finish(out: Path, header: dict, tree: ClassTree, done: dict[int, dict], num_chunks: int) -> dict:
+def _finish(out: Path, header: dict, src: Source, done: dict[int, dict], num_chunks: int, about: dict) -> dict:
     """All chunks done: write the skipped-files report, then the manifest (the completeness marker)."""
-    skipped = [s for k in range(num_chunks) for s in done[k]["skipped"]] + tree.skipped
+    skipped = [s for k in range(num_chunks) for s in done[k]["skipped"]] + src.skipped
     _write_report(out / SKIPPED, skipped)
     labels = np.load(out / LABELS, mmap_mode="r")
-    counts = np.bincount(np.asarray(labels[labels >= 0]), minlength=len(tree.classes))
-    if not counts.any():
+    kept = np.asarray(labels[labels >= 0])
+    counts = np.bincount(kept, minlength=len(src.classes))[:len(src.classes)]  # unlabelled: no classes, all 0
+    if not kept.size:
         _remove(out, PROGRESS, IMAGES, LABELS)  # all zeros: keep only the report of why
         raise UserError(f"none of the {header['num_slots']} image files under {header['source']} could be decoded; "
                         f"{printable(out / SKIPPED)} lists why")
     checksum = hashlib.sha256("".join(done[k]["sha256"] for k in range(num_chunks)).encode()).hexdigest()
     manifest = {
         **header,
-        "num_classes": len(tree.classes),
-        "num_images": int(counts.sum()),
+        **about,
+        "num_classes": len(src.classes),
+        "num_images": int(kept.size),
         "num_skipped": len(skipped),
-        "classes": tree.classes,
+        "classes": src.classes,
         "class_counts": counts.tolist(),
         "checksum": f"sha256:{checksum}",
         "checksum_method": "sha256 of the concatenated hex sha256 of each chunk's image bytes + label bytes",
@@ -336,8 +347,9 @@ def summary(manifest: dict, out: Path) -> str:
     size_gb = manifest["num_slots"] * (manifest["resolution"] ** 2 * 3 + 8) / 1e9
     unreadable = manifest["num_slots"] - manifest["num_images"]
     repeats = manifest["num_skipped"] - unreadable  # folders/files not listed twice (see scan_class_tree)
-    line = (f"packed {manifest['num_images']} images of {manifest['num_classes']} classes at "
-            f"{manifest['resolution']}px into {printable(out)} ({size_gb:.2f} GB); skipped {unreadable} "
+    what = f"of {manifest['num_classes']} classes" if manifest["num_classes"] else "(unlabelled)"
+    line = (f"packed {manifest['num_images']} images {what} at {manifest['resolution']}px into {printable(out)} "
+            f"({size_gb:.2f} GB); skipped {unreadable} "
             f"unreadable file(s)")
     if repeats:
         line += f" and {repeats} repeated folder(s)/file(s) (symlink loops, links to what was already listed)"
@@ -347,44 +359,3 @@ def summary(manifest: dict, out: Path) -> str:
     if empty:
         line += f"; warning: no readable images in class(es) {', '.join(empty[:5])}"
     return line
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--source", required=True, help="Class-per-folder tree: SOURCE/<class>/**/<image>.")
-@click.option("--out", required=True, help="Folder to write the packed dataset to.")
-@click.option("--resolution", default=None, type=int,
-              help="Output size in px (square); one training accepts as model.resolution.  [default: the source's "
-                   "image size, the power of two at or below it]")
-@click.option("--workers", default=None, type=int, help="Decoding processes [default: all CPUs].")
-@click.option("--chunk-size", default=CHUNK_SIZE, show_default=True, type=int,
-              help="Images per unit of work and of resume.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-@report_user_errors
-def main(source, out, resolution, workers, chunk_size, quiet):
-    """Pack a class-per-folder image tree for fast training.
-
-    \b
-    Examples:
-      python -m sagan.prepare --source ~/imagenet/train --out ~/data/imagenet128 --resolution 128
-      sagan-prepare --source ./my_images --out ./data/mine64 --resolution 64 --workers 8
-      sagan-prepare --source ./digits --out ./data/digits          # at the images' own size (e.g. 32px)
-
-    Class k is the k-th folder name in sorted order (torchvision ImageFolder's). Images are
-    EXIF-rotated, converted to RGB, centre-cropped and resized with antialiased Lanczos; files that
-    cannot be decoded are skipped and listed in OUT/skipped.txt, as are symlink loops and second links
-    to a folder or file already taken (symlinks are followed, each real folder and file packed once).
-    The output's disk space is allocated before decoding starts. An interrupted run (Ctrl-C, a full
-    disk) resumes where it stopped when run again with the same options; OUT/manifest.json is written
-    last.
-    """
-    try:
-        manifest = pack(source, out, resolution, workers=workers, chunk_size=chunk_size, progress=not quiet)
-    except KeyboardInterrupt:
-        click.echo(f"interrupted: the finished chunks are kept in {printable(Path(out) / PROGRESS)}; run the same "
-                   f"command again to resume", err=True)
-        sys.exit(130)
-    click.echo(summary(manifest, Path(out)))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""A small process pool for long jobs that must notice a dead worker (``sagan.prepare``).
+"""A small process pool for long jobs that must notice a dead worker (the packer, ``sagan.data.prepare``).
 
 Not ``multiprocessing.Pool``: when one of its workers is killed (SIGBUS on a full disk, the OOM killer)
 it starts a new one and waits forever for the lost task. Here each worker gets one task at a time over
@@ -16,7 +16,7 @@ import os
 import signal
 from typing import Any, Callable, Iterable
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def _worker_loop(conn, fn: Callable, init: Callable | None, init_args: tuple, close: Callable | None,
