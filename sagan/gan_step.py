@@ -19,6 +19,11 @@ frozen: no D gradients are needed there, and DDP would wait for gradients that n
 
 Determinism: the latents and fake labels of step ``s`` on process ``r`` come from a generator seeded by
 ``(seed, s, r)``, so a resumed run draws exactly what an uninterrupted one would.
+
+Small data (``train.augment``, ``train.lecam_weight``): the augmentation (:mod:`sagan.augment`) is applied
+to everything D sees, real and fake, in the D and the G step, with its randomness from the same step
+generator; the regularisers (:mod:`sagan.regularisers`) add their parts to D's loss. Their states (ADA's
+p, LeCam's averages) travel in checkpoints (:func:`sagan.checkpoint.small_data_state`).
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from typing import Callable
 
 import torch
 
+from .augment import build_augment
 from .config import Config
 from .data.stream import mix_seed
 from .ema import EMA
 from .losses import get_loss
+from .regularisers import build_regularisers
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 LOGIT_STATS = ("d_logits_real", "d_logits_fake")
@@ -48,6 +55,8 @@ class GANStep:
         self.cfg, self.acc = cfg, accelerator
         self.loss = get_loss(t.loss)
         self.device = accelerator.device
+        self.augment = build_augment(cfg, accelerator)
+        self.regularisers = build_regularisers(cfg, self.device)
         self.rank, self.world = accelerator.process_index, accelerator.num_processes
         self.G_raw, self.D_raw = G, D
         self.ema = EMA(G, t.ema_decay, t.ema_start) if t.ema else None
@@ -96,7 +105,33 @@ class GANStep:
     def _sync(self, model, last: bool):
         return contextlib.nullcontext() if last else self.acc.no_sync(model)
 
-    def d_update(self, batches: Batches, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    # ---- small data: augmentation and regularisers (sagan.augment, sagan.regularisers) ---------------
+
+    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return self.augment(x, gen) if self.augment.active else x
+
+    def _d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, step: int):
+        """The loss's D parts plus the regularisers' parts; the augmentation watches D on the reals."""
+        loss, parts = self.loss.d_loss(real_logits, fake_logits)
+        for reg in self.regularisers.values():
+            extra = reg.d_terms(real_logits, fake_logits, step)
+            parts = {**parts, **extra}
+            loss = loss + sum(extra.values())
+        self.augment.observe(real_logits)
+        return loss, parts
+
+    def _end_d_update(self, totals: dict[str, torch.Tensor], step: int) -> None:
+        if not self.regularisers:
+            return
+        means = torch.stack([totals["d_logits_real"], totals["d_logits_fake"]])
+        if self.world > 1:
+            means = self.acc.reduce(means, "mean")
+        for reg in self.regularisers.values():
+            reg.end_d_update(means[0], means[1], step)
+
+    # ---- the updates ------------------------------------------------------------------------------
+
+    def d_update(self, batches: Batches, gen: torch.Generator, step: int = 0) -> dict[str, torch.Tensor]:
         """One D step over the micro-batches of one global batch; returns D's loss parts and mean logits."""
         fmt = self.memory_format
         A = len(batches)
@@ -109,14 +144,16 @@ class GANStep:
             with torch.no_grad():
                 fake = self.G(z, y_fake)
             with self._sync(self.D, last=m == A - 1):
-                logits = self.D(torch.cat([x, fake.to(x.dtype)]), torch.cat([y, y_fake]))  # one call (module doc)
+                seen = self._augment(torch.cat([x, fake.to(x.dtype)]), gen)
+                logits = self.D(seen, torch.cat([y, y_fake]))  # one call (module doc)
                 real_logits, fake_logits = logits.float().split([len(x), len(fake)])
-                loss, parts = self.loss.d_loss(real_logits, fake_logits)
+                loss, parts = self._d_loss(real_logits, fake_logits, step)
                 self.acc.backward(loss / A)
             stats = {**parts, "d_loss": loss, "d_logits_real": real_logits.mean(), "d_logits_fake": fake_logits.mean()}
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0) + v.detach() / A
         self.opt_D.step()
+        self._end_d_update(totals, step)
         return totals
 
     def g_update(self, gen: torch.Generator) -> torch.Tensor:
@@ -129,7 +166,7 @@ class GANStep:
             for m in range(A):
                 z, y_fake = self._latents(gen, self.per_process)
                 with self._sync(self.G, last=m == A - 1):
-                    loss = self.loss.g(self.D_gstep(self.G(z, y_fake), y_fake))
+                    loss = self.loss.g(self.D_gstep(self._augment(self.G(z, y_fake), gen), y_fake))
                     self.acc.backward(loss / A)
                 total += loss.detach()
         finally:
@@ -148,9 +185,10 @@ class GANStep:
         gen = torch.Generator(device=self.device).manual_seed(mix_seed(t.seed, step, self.rank))
         stats: dict[str, torch.Tensor] = {}
         for _ in range(t.d_steps):
-            for k, v in self.d_update(next_batches(), gen).items():
+            for k, v in self.d_update(next_batches(), gen, step).items():
                 stats[k] = stats.get(k, 0) + v / t.d_steps
         stats["g_loss"] = self.g_update(gen)
+        self.augment.end_step(step)
         if self.ema is not None and not self.acc.optimizer_step_was_skipped:
             self.ema.update(step)
         return stats

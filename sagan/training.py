@@ -35,8 +35,8 @@ from typing import Collection
 import torch
 
 from .checkpoint import (CHECKPOINT_DIR, LAST, check_training_state, checkpoint_config, drop_abandoned_branch,
-                         load_checkpoint, restore_rng, restore_training_state, rng_state, step_file_name,
-                         training_payload, write_best, write_training_checkpoint)
+                         load_checkpoint, restore_rng, restore_training_state, rng_state, small_data_state,
+                         step_file_name, training_payload, write_best, write_training_checkpoint)
 from .config import Config
 from .data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
@@ -102,6 +102,8 @@ class Trainer:
         self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress)
         self.say = self.monitor.say
         self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
+        if getattr(self.dataset, "note", ""):  # data.subset: which part of the data trains
+            self._startup_notes.append(self.dataset.note)
 
         self._build(ckpt)
         self.recent = RecentSteps(self.device)
@@ -212,7 +214,7 @@ class Trainer:
         if self.world > 1:
             rng["per_process"] = states
         meta = {"images_seen": self.images_seen, "num_processes": self.world, "torch": str(torch.__version__),
-                "time": time.time(), "watch": self.watch.state()}
+                "time": time.time(), "watch": self.watch.state(), **small_data_state(self.gan)}
         if self.acc.scaler is not None:
             meta["scaler"] = self.acc.scaler.state_dict()
         g = self.gan
@@ -286,7 +288,8 @@ class Trainer:
                     new_best = False
                     if self.watch.due(s, t.max_steps):
                         self._check_finite()
-                        new_best, collapse_fid = self.watch.evaluate(self.gan.sample_generator(), s, self.images_seen)
+                        new_best, collapse_fid = self.watch.evaluate(self.gan.sample_generator(), s, self.images_seen,
+                                                                     self._augment_values())
                         collapse = collapse or collapse_fid
 
                     # Save.
@@ -320,10 +323,15 @@ class Trainer:
         for net, module in (("G", self.gan.G_raw), ("D", self.gan.D_raw)):
             for res, attn in module.attn.items():
                 extra[f"attention/gamma_{net}_{res}px"] = float(attn.gamma.detach())
+        extra.update({f"augment/{k}": v for k, v in self._augment_values().items()})
         if self.device.type == "cuda":
             extra["perf/peak_memory_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self.monitor.log_step(step, values, extra)
         return self.watch.check_logits(step, values)
+
+    def _augment_values(self) -> dict[str, float]:
+        """The augmentation's values for the log and metrics.jsonl (ADA: p and its signal r_t)."""
+        return self.gan.augment.log_values()
 
 
 def train(cfg: Config, outdir: str | Path | None = None, resume: str | Path | dict | None = None,

@@ -95,8 +95,9 @@ class RunWatch:
 
     # ---- evaluation -------------------------------------------------------------------------------
 
-    def evaluate(self, G, step: int, images_seen: int) -> tuple[bool, bool]:
-        """Evaluate ``G`` (all processes); returns ``(new_best, stop)``."""
+    def evaluate(self, G, step: int, images_seen: int, augment: dict[str, float] | None = None) -> tuple[bool, bool]:
+        """Evaluate ``G`` (all processes); returns ``(new_best, stop)``. ``augment``: the augmentation's
+        values at this step (ADA's p), recorded with the evaluation."""
         from .metrics import evaluate_generator
         from .metrics.registry import scalars
 
@@ -107,7 +108,7 @@ class RunWatch:
         flags = [False, False]
         if self.acc.is_main_process:
             values = scalars(result)
-            self._record(step, images_seen, values, getattr(G, MODE_ATTR, "running"))
+            self._record(step, images_seen, values, getattr(G, MODE_ATTR, "running"), augment)
             if "fid" in values:
                 flags = [self._update_best(step, values["fid"]), self._fid_collapse(step, values["fid"])]
         if self.acc.num_processes > 1:
@@ -116,7 +117,8 @@ class RunWatch:
             broadcast_object_list(flags)
         return flags[0], flags[1]
 
-    def _record(self, step: int, images_seen: int, values: dict[str, float], bn_stats: str) -> None:
+    def _record(self, step: int, images_seen: int, values: dict[str, float], bn_stats: str,
+                augment: dict[str, float] | None = None) -> None:
         from .metrics.history import append_record
         from .metrics.registry import METRICS
 
@@ -125,9 +127,11 @@ class RunWatch:
                     "metrics": list(self.metrics),
                     "generator": "ema" if t.ema else "G", "reference": self.cfg.data.ref_stats,
                     "weights_sha256": getattr(self.inception, "weights_sha256", None)}
-        append_record(self.history, {"step": step, "images_seen": images_seen, "time": time.time(),
-                                     "wall_s": round(time.time() - self.started, 3), "values": values,
-                                     "protocol": protocol})
+        record = {"step": step, "images_seen": images_seen, "time": time.time(),
+                  "wall_s": round(time.time() - self.started, 3), "values": values, "protocol": protocol}
+        if augment:  # ADA: the strength p (and its signal) the model was trained with at this step
+            record["augment"] = {"name": t.augment, **augment}
+        append_record(self.history, record)
         self.monitor.scalars({f"metrics/{k}": v for k, v in values.items()}, step)
         shown = ", ".join(f"{METRICS[k].label} {v * METRICS[k].scale:.{METRICS[k].digits}f}" if k in METRICS
                           else f"{k} {v:.4g}" for k, v in values.items())

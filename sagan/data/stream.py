@@ -18,6 +18,7 @@ from ..config import Config
 from ..errors import UserError
 from . import open_dataset
 from .packed import MANIFEST
+from .subset import apply_subset
 
 
 def mix_seed(*ints: int) -> int:
@@ -105,12 +106,13 @@ class DataStream:
 
 
 def open_training_data(cfg: Config, pinned: Collection[str]):
-    """The training dataset, and the config with resolution / classes taken from it where not pinned."""
+    """The training dataset (``data.subset`` of it, :mod:`sagan.data.subset`), and the config with
+    resolution / classes taken from it where not pinned."""
     m, d = cfg.model, cfg.data
     if d.path is None:
         ds = open_dataset(None, resolution=m.resolution, hflip=d.hflip, demo_size=d.demo_size,
                           demo_classes=m.num_classes, seed=cfg.train.seed)
-        return ds, cfg
+        return apply_subset(ds, d.subset, d.subset_seed), cfg
     packed = (Path(d.path).expanduser() / MANIFEST).exists()
     res = m.resolution if ("resolution" in pinned or not packed) else None  # a tree is resized to the config's
     ds = open_dataset(d.path, resolution=res, hflip=d.hflip, seed=cfg.train.seed)
@@ -119,4 +121,4 @@ def open_training_data(cfg: Config, pinned: Collection[str]):
                         f"{m.num_classes}; drop that setting to take it from the data, or use a matching dataset")
     cfg = cfg.replace(model={"num_classes": ds.num_classes, "resolution": ds.resolution},
                       data={"path": str(Path(d.path).expanduser().resolve())})
-    return ds, cfg
+    return apply_subset(ds, d.subset, d.subset_seed), cfg
