@@ -467,10 +467,11 @@ def _small_data_problem(cfg: Config) -> str | None:
     if t.augment not in AUGMENTS:
         return f"train.augment must be one of {', '.join(AUGMENTS)}, got {t.augment!r}"
     try:
-        if t.augment == "diffaugment" and not parse_policy(t.augment_policy):
-            return "train.augment_policy is empty; give a comma list of color, translation, cutout"
+        policy = parse_policy(t.augment_policy)
     except ValueError as e:
         return f"train.augment_policy: {e}"
+    if t.augment == "diffaugment" and not policy:
+        return "train.augment_policy is empty; give a comma list of color, translation, cutout"
     for k, lo, hi in (("ada_target", 0.0, 1.0), ("lecam_decay", 0.0, 1.0)):
         v = getattr(t, k)
         if not (math.isfinite(v) and lo <= v < hi):

@@ -47,21 +47,19 @@ def ada_pipeline(x: torch.Tensor, p: torch.Tensor | float, gen: torch.Generator 
     def randn(*shape) -> torch.Tensor:
         return torch.randn(n, *shape, generator=gen, device=dev)
 
-    flip = on() & (rand() < 0.5)
-    x = ops.flip_x(x, flip)
+    def where(mask: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask.view(-1, 1, 1, 1), y, x)  # unselected images stay bit for bit
+
+    x = ops.flip_x(x, on() & (rand() < 0.5))
     if h == w:
-        k = torch.where(on(), (rand() * 4).long().clamp(max=3), 0)
-        x = ops.rotate90(x, k)
+        x = ops.rotate90(x, torch.where(on(), (rand() * 4).long().clamp(max=3), 0))
     use_t, t = on(), (rand(2) * 2 - 1) * TRANSLATION_RATIO
     dy = torch.where(use_t, torch.round(t[:, 0] * h), 0).long()
     dx = torch.where(use_t, torch.round(t[:, 1] * w), 0).long()
     x = ops.shift(x, dx, dy, reflect=True)
-    b = torch.where(on(), randn() * BRIGHTNESS_STD, 0.0)
-    x = ops.add_brightness(x, b.view(-1, 1, 1, 1))
-    c = torch.where(on(), torch.exp2(randn() * CONTRAST_LOG2_STD), 1.0)
-    x = ops.contrast(x, c.view(-1, 1, 1, 1), around_mean=False)
-    s = torch.where(on(), torch.exp2(randn() * SATURATION_LOG2_STD), 1.0)
-    return ops.saturate(x, s.view(-1, 1, 1, 1))
+    x = where(on(), ops.add_brightness(x, (randn() * BRIGHTNESS_STD).view(-1, 1, 1, 1)), x)
+    x = where(on(), ops.contrast(x, torch.exp2(randn() * CONTRAST_LOG2_STD).view(-1, 1, 1, 1), around_mean=False), x)
+    return where(on(), ops.saturate(x, torch.exp2(randn() * SATURATION_LOG2_STD).view(-1, 1, 1, 1)), x)
 
 
 class AdaptiveAugment(Augment):
