@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, assert_same_state, straight_and_resumed
 from sagan.config import load_config
 from sagan.data import open_dataset
 from sagan.data.subset import apply_subset, subset_indices
@@ -34,24 +34,6 @@ def tiny(*overrides: str):
     return load_config("demo", overrides=TINY + list(overrides))
 
 
-def tensors(state, prefix=""):
-    if isinstance(state, dict):
-        return {k2: v2 for k, v in state.items() for k2, v2 in tensors(v, f"{prefix}/{k}").items()}
-    if isinstance(state, (list, tuple)):
-        return {k2: v2 for i, v in enumerate(state) for k2, v2 in tensors(v, f"{prefix}/{i}").items()}
-    return {prefix: state}
-
-
-def assert_same(a, b, what):
-    ta, tb = tensors(a), tensors(b)
-    assert ta.keys() == tb.keys(), what
-    for k in ta:
-        if torch.is_tensor(ta[k]):
-            assert torch.equal(ta[k], tb[k]), f"{what}{k} differs after resume"
-        else:
-            assert ta[k] == tb[k], f"{what}{k}"
-
-
 @pytest.fixture(scope="module")
 def plain_run(tmp_path_factory):
     return train(tiny("train.max_steps=4"), outdir=tmp_path_factory.mktemp("plain") / "run", progress=False)
@@ -59,17 +41,12 @@ def plain_run(tmp_path_factory):
 
 @pytest.mark.parametrize("option", list(OPTIONS))
 def test_each_option_trains_and_resumes_bit_exactly(option, tmp_path, plain_run):
-    cfg = tiny(*OPTIONS[option])
-    train(cfg.replace(train={"max_steps": 4}), outdir=tmp_path / "straight", progress=False)
-    train(cfg.replace(train={"max_steps": 2}), outdir=tmp_path / "split", progress=False)
-    train(cfg.replace(train={"max_steps": 4}), resume=tmp_path / "split", progress=False)
-    a = torch.load(tmp_path / "straight/checkpoints/last.pt", weights_only=True)
-    b = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
+    a, b = straight_and_resumed(tiny(*OPTIONS[option]), tmp_path, steps=4, split=2)
     assert a["step"] == b["step"] == 4 and a["data"] == b["data"]
     for key in ("G", "D", "G_ema", "opt_G", "opt_D"):
-        assert_same(a[key], b[key], key)
-    assert_same(a["meta"]["augment"], b["meta"]["augment"], "augment")
-    assert_same(a["meta"]["regularisers"], b["meta"]["regularisers"], "regularisers")
+        assert_same_state(a[key], b[key], key)
+    for key in ("augment", "regularisers"):
+        assert_same_state(a["meta"][key], b["meta"][key], key)
     # the option changed the training: its weights differ from a plain run's
     c = torch.load(plain_run / "checkpoints/last.pt", weights_only=True)
     assert any(not torch.equal(a["G"][k], c["G"][k]) for k in a["G"])
