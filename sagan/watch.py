@@ -3,7 +3,8 @@ checkpoint, and the collapse watch.
 
 Every evaluation (metrics ``train.eval_metrics`` from the metric registry, resize protocol
 ``train.fid_resize``, ``train.fid_num_samples`` class-balanced samples of the EMA generator in eval mode)
-appends one line to ``OUTDIR/metrics.jsonl`` (step, images seen, wall time, values, protocol) and logs
+appends one line to ``OUTDIR/metrics.jsonl`` (step, images seen, wall time, values, protocol; with
+``train.augment: ada`` also ``"augment": {"name", "p", "signal"}``, the strength G was trained at) and logs
 each value to TensorBoard under ``metrics/``. A new lowest FID makes ``checkpoints/best.pt``
 (StudioGAN's SAGAN log: FID 50.5 -> 58.8 -> 34.7, so the best checkpoint is not always the last).
 

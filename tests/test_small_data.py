@@ -105,6 +105,19 @@ def test_a_plain_run_has_no_lecam_part_and_no_small_data_state(plain_run):
     assert "augment" not in (plain_run / "log.txt").read_text()
 
 
+def test_a_malformed_stored_ada_state_is_a_one_line_checkpoint_error(tmp_path):
+    from sagan.errors import CheckpointError
+
+    cfg = tiny("train.max_steps=1", *OPTIONS["ada"])
+    run = train(cfg, outdir=tmp_path / "r", progress=False)
+    ckpt = torch.load(run / "checkpoints/last.pt", weights_only=True)
+    ckpt["meta"]["augment"]["state"]["p"] = torch.tensor(float("nan"))
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"bad.pt: the stored augmentation / regulariser state is malformed "
+                                              r"\(ADA state p must be a finite scalar tensor"):
+        train(cfg.replace(train={"max_steps": 2}), resume=tmp_path / "bad.pt", outdir=tmp_path / "r2", progress=False)
+
+
 def test_lecam_term_follows_the_papers_released_definition():
     from sagan.regularisers import LeCam
 
@@ -209,3 +222,32 @@ def test_defaults_keep_the_papers_setting():
     assert (t.ada_target, t.ada_interval, t.ada_kimg, t.lecam_decay) == (0.6, 4, 500.0, 0.99)
     step = GANStep(cfg, Generator.from_config(cfg), Discriminator.from_config(cfg), make_accelerator("no"))
     assert not step.augment.active and step.regularisers == {}
+
+
+@pytest.mark.slow  # two accelerate processes: ~60 s on 2 cores
+def test_two_processes_share_adas_p_and_lecams_averages(tmp_path):
+    """Under two processes ADA's signal and LeCam's averages are reduced over both (one collective each), so
+    both processes hold the same p; a 2-process run with every option trains and resumes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path / "run"
+    sets = [a for o in TINY + OPTIONS["ada"] + OPTIONS["lecam"] + ["data.subset=0.5", "train.log_every=1"]
+            for a in ("--set", o)]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+           "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(repo / "train.py"), "--no-progress", *sets,
+           "--max-steps", "3", "--checkpoint-every", "3", "--outdir", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(out / "checkpoints/last.pt", weights_only=True)
+    assert ckpt["meta"]["num_processes"] == 2 and ckpt["data"]["size"] == 34  # half of 7 or 6 per class, rounded
+    assert 0 < float(ckpt["meta"]["augment"]["state"]["p"]) <= 0.6 + 1e-6
+    assert set(ckpt["meta"]["regularisers"]["lecam"]) == {"ema_real", "ema_fake"}
+    log = (out / "log.txt").read_text()
+    assert "| augment ada: p " in log and "lecam " in log and "training on 34 of 64 images" in log
+    cmd[cmd.index("--max-steps") + 1] = "4"
+    proc = subprocess.run(cmd + ["--resume", str(out)], capture_output=True, text=True, cwd=repo, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert torch.load(out / "checkpoints/last.pt", weights_only=True)["step"] == 4
