@@ -39,6 +39,10 @@ class Regulariser:
     def end_d_update(self, real_mean: torch.Tensor, fake_mean: torch.Tensor, step: int) -> None:
         """After each D update: D's mean logits over the update (all processes averaged)."""
 
+    def describe(self) -> str:
+        """One start-up line."""
+        return self.name
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {}
 
@@ -81,6 +85,10 @@ class LeCam(Regulariser):
         self.weight, self.decay, self.start = weight, decay, start
         self.ema_real = torch.zeros((), device=device)
         self.ema_fake = torch.zeros((), device=device)
+
+    def describe(self) -> str:
+        return (f"regulariser: LeCam, weight {self.weight:g}, moving averages of D's outputs with decay "
+                f"{self.decay:g}, applied after step {self.start} (loss part d_loss_lecam)")
 
     def d_terms(self, real_logits, fake_logits, step):
         if step <= self.start:

@@ -47,6 +47,9 @@ def test_each_option_trains_and_resumes_bit_exactly(option, tmp_path, plain_run)
         assert_same_state(a[key], b[key], key)
     for key in ("augment", "regularisers"):
         assert_same_state(a["meta"][key], b["meta"][key], key)
+    if option == "diffaugment":  # what it adds is said at start-up
+        log = (tmp_path / "straight/log.txt").read_text()
+        assert "augment: DiffAugment color,translation,cutout on every image D sees (real and fake" in log
     # the option changed the training: its weights differ from a plain run's
     c = torch.load(plain_run / "checkpoints/last.pt", weights_only=True)
     assert any(not torch.equal(a["G"][k], c["G"][k]) for k in a["G"])
@@ -78,6 +81,7 @@ def test_ada_logs_p_and_signal_keeps_them_in_checkpoints_and_metrics_jsonl(tmp_p
     assert p == pytest.approx(expected, abs=1e-6) and max(p) > 0
     log = (run / "log.txt").read_text()
     assert f"| augment ada: p {p[0]:.4f} signal {signal[0]:.4f}" in log
+    assert "augment: ADA on every image D sees, p = 0.0000 moving by 2.00e-01 every 1 steps towards" in log
     ckpt = torch.load(run / "checkpoints/last.pt", weights_only=True)
     assert ckpt["meta"]["augment"]["name"] == "ada"
     assert float(ckpt["meta"]["augment"]["state"]["p"]) == pytest.approx(p[-1], abs=1e-6)
@@ -94,6 +98,7 @@ def test_lecam_is_a_logged_loss_part_and_its_averages_are_checkpointed(tmp_path)
     assert lecam[1] == 0.0 and all(lecam[s] > 0 for s in (2, 3, 4))  # applies after train.lecam_start=1
     log = (run / "log.txt").read_text()
     assert "lecam " in log.split("step       2 |")[1].split("\n")[0]
+    assert "regulariser: LeCam, weight 0.3, moving averages of D's outputs with decay 0.99, applied after step 1" in log
     ckpt = torch.load(run / "checkpoints/last.pt", weights_only=True)
     state = ckpt["meta"]["regularisers"]["lecam"]
     assert set(state) == {"ema_real", "ema_fake"} and float(state["ema_real"]) != 0

@@ -93,6 +93,10 @@ class AdaptiveAugment(Augment):
         self.sign_sum.zero_()
         self.count.zero_()
 
+    def describe(self) -> str:
+        return (f"augment: ADA on every image D sees, p = {float(self.p):.4f} moving by {self.speed:.2e} every "
+                f"{self.interval} steps towards E[sign(D(real))] = {self.target:g}")
+
     def log_values(self) -> dict[str, float]:
         return {"p": float(self.p), "signal": float(self.signal)}
 

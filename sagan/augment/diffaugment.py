@@ -81,6 +81,9 @@ class DiffAugment(Augment):
     def __call__(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
         return diffaugment(x, self.policy, gen)
 
+    def describe(self) -> str:
+        return f"augment: DiffAugment {','.join(self.policy)} on every image D sees (real and fake, D and G steps)"
+
 
 register_augment("diffaugment", lambda cfg, acc: DiffAugment(cfg.train.augment_policy),
                  "DiffAugment (Zhao et al. 2020), ops of train.augment_policy")

@@ -32,6 +32,10 @@ class Augment:
     def end_step(self, step: int) -> None:
         """Called after G step ``step`` (every process, same order)."""
 
+    def describe(self) -> str:
+        """One start-up line: what D will see."""
+        return "no augmentation of what D sees"
+
     def log_values(self) -> dict[str, float]:
         """Scalars for the log line and TensorBoard (``augment/<name>``); a host sync is fine here."""
         return {}
