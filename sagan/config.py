@@ -88,7 +88,8 @@ class TrainConfig:
     collapse_logit_gap: float = 20.0  # or mean D(x) - D(G(z)) beyond this for collapse_patience logs in a row (0 = off)
     stop_on_collapse: bool = False  # stop the run (with a checkpoint) instead of only warning
     num_workers: int = 4
-    # small data (issue 20): augmentation of all D sees (sagan.augment), ADA's p controller, LeCam (sagan.regularisers)
+    # small data (issue 20): augmentation of all D sees (sagan.augment), ADA's p controller,
+    # LeCam regularisation (sagan.training.regularisers)
     augment: str = "none"  # none (the paper), diffaugment, ada
     augment_policy: str = "color,translation,cutout"  # DiffAugment's ops, applied in this order
     ada_target: float = 0.6  # ADA: p follows r_t = E[sign(D(real))] towards this target (Karras et al. 2020)
@@ -428,7 +429,7 @@ def validate(cfg: Config, where: str = "config") -> None:
         bad(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
     if t.d_steps < 1:
         bad(f"train.d_steps must be >= 1, got {t.d_steps}")
-    from .losses import LOSSES  # the registry (a new loss registers itself there)
+    from .training.losses import LOSSES  # the registry (a new loss registers itself there)
 
     if t.loss not in LOSSES:
         bad(f"train.loss must be one of {', '.join(LOSSES)}, got {t.loss!r}")

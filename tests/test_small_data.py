@@ -13,7 +13,7 @@ from sagan.config import load_config
 from sagan.data import open_dataset
 from sagan.data.subset import apply_subset, subset_indices
 from sagan.errors import ConfigError
-from sagan.gan_step import GANStep
+from sagan.training.step import GANStep
 from sagan.metrics.history import read_records
 from sagan.training import make_accelerator, train
 from sagan.models import Discriminator, Generator
@@ -124,7 +124,7 @@ def test_a_malformed_stored_ada_state_is_a_one_line_checkpoint_error(tmp_path):
 
 
 def test_lecam_term_follows_the_papers_released_definition():
-    from sagan.regularisers import LeCam
+    from sagan.training.regularisers import LeCam
 
     reg = LeCam(weight=0.3, decay=0.99, start=2, device="cpu")
     reg.end_d_update(torch.tensor(5.0), torch.tensor(5.0), step=1)

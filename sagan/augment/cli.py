@@ -61,7 +61,7 @@ def main():
 def preview(data, resolution, kind, policy, p, num, copies, seed, out):
     """Write a PNG grid: each row one real image, then its augmented versions."""
     from ..data import open_dataset
-    from ..viz import image_grid, save_png, upscale_factor
+    from ..sampling.viz import image_grid, save_png, upscale_factor
 
     augment = _augmenter(kind, policy, p)
     is_tree = data is not None and not (Path(data).expanduser() / "manifest.json").exists()

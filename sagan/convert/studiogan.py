@@ -42,7 +42,7 @@ import torch
 from ..checkpoint import save_checkpoint
 from ..config import Config, d_block_resolutions, d_channel_mults, g_block_resolutions, load_config
 from ..io import check_writable
-from ..models import Discriminator, Generator
+from ..models.networks import Discriminator, Generator
 from .studiogan_files import ConversionError, StudioGANFiles, find_files, load_file, plain, state_dict_of
 
 # model options that StudioGAN's SAGAN fixes, whatever the chosen preset says

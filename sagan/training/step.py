@@ -1,7 +1,7 @@
 """One training iteration of the GAN, on its own: ``train.d_steps`` D updates, one G update, the EMA update.
 
 ``GANStep`` owns the networks' optimisers (Adam with TTUR, SAGAN section 4), the EMA of G and the loss
-(``train.loss``, :mod:`sagan.losses`); the :class:`~sagan.training.Trainer` only feeds it batches. A test
+(``train.loss``, :mod:`sagan.training.losses`); the :class:`~sagan.training.Trainer` only feeds it batches. A test
 can build one from a config and two networks and call it without any output directory::
 
     step = GANStep(cfg, G, D, Accelerator(cpu=True))
@@ -22,8 +22,8 @@ Determinism: the latents and fake labels of step ``s`` on process ``r`` come fro
 
 Small data (``train.augment``, ``train.lecam_weight``): the augmentation (:mod:`sagan.augment`) is applied
 to everything D sees, real and fake, in the D and the G step, with its randomness from the same step
-generator; the regularisers (:mod:`sagan.regularisers`) add their parts to D's loss. Their states (ADA's
-p, LeCam's averages) travel in checkpoints (:func:`sagan.checkpoint.small_data_state`).
+generator; the regularisers (:mod:`sagan.training.regularisers`) add their parts to D's loss. Their
+states (ADA's p, LeCam's averages) travel in checkpoints (:func:`sagan.checkpoint.small_data_state`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from typing import Callable
 
 import torch
 
-from .augment import build_augment
-from .config import Config
-from .data.stream import mix_seed
+from ..augment import build_augment
+from ..config import Config
+from ..data.stream import mix_seed
 from .ema import EMA
 from .losses import get_loss
 from .regularisers import build_regularisers
@@ -105,7 +105,7 @@ class GANStep:
     def _sync(self, model, last: bool):
         return contextlib.nullcontext() if last else self.acc.no_sync(model)
 
-    # ---- small data: augmentation and regularisers (sagan.augment, sagan.regularisers) ---------------
+    # ---- small data: augmentation and regularisers (sagan.augment, sagan.training.regularisers) ---------------
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return self.augment(x, gen) if self.augment.active else x

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import SelfAttention
-from .config import Config, d_block_resolutions, d_channel_mults, g_block_resolutions, g_channel_mults
+from ..config import Config, d_block_resolutions, d_channel_mults, g_block_resolutions, g_channel_mults
 from .layers import ConditionalBatchNorm2d, embed, sn_conv, sn_embedding, sn_linear, upsample2x
 
 

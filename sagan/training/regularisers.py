@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import scalar_state
+from ..checkpoint import scalar_state
 
 
 class Regulariser:
@@ -111,5 +111,6 @@ class LeCam(Regulariser):
 
 
 register_regulariser("lecam", lambda t: t.lecam_weight > 0,
-                     lambda cfg, device: LeCam(cfg.train.lecam_weight, cfg.train.lecam_decay, cfg.train.lecam_start, device),
+                     lambda cfg, device: LeCam(cfg.train.lecam_weight, cfg.train.lecam_decay, cfg.train.lecam_start,
+                                               device),
                      "LeCam (Tseng et al. 2021): D's outputs against moving averages of the other side")
