@@ -256,3 +256,15 @@ def test_two_processes_share_adas_p_and_lecams_averages(tmp_path):
     proc = subprocess.run(cmd + ["--resume", str(out)], capture_output=True, text=True, cwd=repo, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert torch.load(out / "checkpoints/last.pt", weights_only=True)["step"] == 4
+
+
+@pytest.mark.skipif("cifar10" not in __import__("sagan.config").config.preset_names(),
+                    reason="the cifar10 preset (its base) is not in this tree yet")
+def test_cifar10_diffaug_preset_is_studiogans_recipe_on_the_cifar10_preset():
+    cfg, base = load_config("cifar10_diffaug"), load_config("cifar10")
+    t = cfg.train
+    assert (t.augment, t.augment_policy) == ("diffaugment", "color,translation,cutout")
+    assert (t.lecam_weight, t.lecam_decay, t.lecam_start, t.max_steps) == (0.3, 0.99, 1000, 200_000)
+    assert cfg.model == base.model and cfg.data == base.data and cfg.name == "cifar10_diffaug"
+    assert cfg.replace(train={k: getattr(base.train, k) for k in ("augment", "lecam_weight", "lecam_start",
+                                                                  "max_steps")}).train == base.train

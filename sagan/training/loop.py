@@ -106,8 +106,9 @@ class Trainer:
             self._startup_notes.append(self.dataset.note)
 
         self._build(ckpt)
-        self._startup_notes += [x.describe() for x in (self.gan.augment, *self.gan.regularisers.values())
-                                if x is not self.gan.augment or x.active]  # small data (sagan.augment)
+        # small data: what D sees and what regularises it
+        self._startup_notes += [self.gan.augment.describe()] if self.gan.augment.active else []
+        self._startup_notes += [reg.describe() for reg in self.gan.regularisers.values()]
         self.recent = RecentSteps(self.device)
         # a restart (no checkpoint yet) abandons whatever the killed attempt recorded: resume from step 0
         resumed = self.step if (ckpt is not None or restart is not None) else None

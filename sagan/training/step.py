@@ -105,7 +105,7 @@ class GANStep:
     def _sync(self, model, last: bool):
         return contextlib.nullcontext() if last else self.acc.no_sync(model)
 
-    # ---- small data: augmentation and regularisers (sagan.augment, sagan.training.regularisers) ---------------
+    # ---- small data: augmentation and regularisers (sagan.augment, .regularisers) ----------------------
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return self.augment(x, gen) if self.augment.active else x
