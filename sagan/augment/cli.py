@@ -61,10 +61,11 @@ def main():
 def preview(data, resolution, kind, policy, p, num, copies, seed, out):
     """Write a PNG grid: each row one real image, then its augmented versions."""
     from ..data import open_dataset
+    from ..data.packed import MANIFEST
     from ..sampling.viz import image_grid, save_png, upscale_factor
 
     augment = _augmenter(kind, policy, p)
-    is_tree = data is not None and not (Path(data).expanduser() / "manifest.json").exists()
+    is_tree = data is not None and not (Path(data).expanduser() / MANIFEST).exists()
     ds = open_dataset(data, resolution=resolution or (64 if is_tree else None), seed=seed)
     if len(ds) == 0:
         raise UserError(f"dataset {data} has no images; nothing to preview")
