@@ -39,9 +39,10 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import Config, d_block_resolutions, d_channel_mults, g_block_resolutions, load_config
-from ..io import check_writable
+from ..errors import CheckpointError
+from ..io import check_replaceable, check_writable
 from ..models.networks import Discriminator, Generator
 from .studiogan_files import ConversionError, StudioGANFiles, find_files, load_file, plain, state_dict_of
 
@@ -85,7 +86,11 @@ def sn_weight(src: SourceState, prefix: str) -> torch.Tensor:
     """W / sigma of a legacy spectral-norm layer in eval mode: sigma = u . (W v) with the stored u, v
     (torch.nn.utils.spectral_norm, dim 0 for linear and embedding layers); float64, then float32."""
     w, u, v = (src.take(prefix + k).double() for k in SN_KEYS)
-    sigma = torch.dot(u, w.reshape(w.shape[0], -1) @ v)
+    try:
+        sigma = torch.dot(u, w.reshape(w.shape[0], -1) @ v)
+    except RuntimeError:
+        raise ConversionError(f"{src.name}: {prefix}weight_orig {tuple(w.shape)} does not fit its stored u "
+                              f"{tuple(u.shape)} / v {tuple(v.shape)}; the file is damaged") from None
     if not torch.isfinite(sigma) or sigma <= 0:
         raise ConversionError(f"{src.name}: spectral norm of {prefix}weight_orig is {sigma.item():.3g} from its stored "
                               "u, v; the file is damaged")
@@ -151,7 +156,21 @@ def read_layout(g: SourceState, d: SourceState) -> Layout:
                               "a placement sagan's discriminator does not have")
     if not d.has("embedding.weight_orig"):
         d.take("embedding.weight_orig")  # the one-line "missing tensor" refusal
-    return Layout(resolution, d.state["embedding.weight_orig"].shape[0], g_blocks, g_attn, d_blocks, d_attn)
+    num_classes = d.state["embedding.weight_orig"].shape[0]
+    g_classes = _g_classes(g, g_blocks[0] + "bn1.")
+    if g_classes is not None and g_classes != num_classes:
+        raise ConversionError(f"{g.name} conditions on {g_classes} classes but {d.name} on {num_classes}; use the G "
+                              "and D of one run")
+    return Layout(resolution, num_classes, g_blocks, g_attn, d_blocks, d_attn)
+
+
+def _g_classes(g: SourceState, cbn: str) -> int | None:
+    """Classes of G's conditional BN tables: SN embeddings (K, C) up to v0.3, SN linears (C, K) since."""
+    for key, dim in (("embed0.weight_orig", 0), ("gain.weight_orig", 1)):
+        t = g.state.get(cbn + key)
+        if t is not None and t.dim() == 2:
+            return int(t.shape[dim])
+    return None
 
 
 def check_attention(layout: Layout, g: SourceState, d: SourceState, cfg: Config) -> None:
@@ -306,12 +325,23 @@ class Conversion:
     changed: list[str]
 
 
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        load_checkpoint(path, verify=False)
+        return True
+    except CheckpointError:
+        return False
+
+
 def convert_studiogan(ckpt_dir: str | Path, out: str | Path, which: str = "best", config: str = "imagenet128",
-                      overrides: Sequence[str] = (), class_names_file: str | Path | None = None) -> Conversion:
-    """Convert the G (+ G_ema) and D files of one StudioGAN save into one sagan checkpoint at ``out``."""
+                      overrides: Sequence[str] = (), class_names_file: str | Path | None = None,
+                      overwrite: bool = False) -> Conversion:
+    """Convert the G (+ G_ema) and D files of one StudioGAN save into one sagan checkpoint at ``out``
+    (an existing ``out`` only when it is a sagan checkpoint, or with ``overwrite``)."""
     out = Path(out).expanduser()
     if out.is_dir():
         raise ConversionError(f"--out {out} is a folder; give a file name such as {out / 'sagan_studiogan.pt'}")
+    check_replaceable(out, _is_checkpoint, overwrite)
     files = find_files(ckpt_dir, which)
     base = load_config(config, overrides=list(overrides))
     names = read_class_names(class_names_file) if class_names_file is not None else None

@@ -36,13 +36,20 @@ def _gammas(run: Path) -> dict[str, float]:
     return out
 
 
+def own_records(run: Path, settings: dict) -> list[dict]:
+    """The training evaluations of a variant under the experiment's protocol: not ``evaluate.py`` records
+    (they name a report) and not those of another sample count (a run evaluated by hand)."""
+    return [r for r in read_records(run / METRICS_FILE)
+            if "report" not in r and (r.get("protocol") or {}).get("num_samples") == settings["num_samples"]]
+
+
 def variant_row(out: Path, experiment: str, name: str, settings: dict) -> dict:
     run = out / name
     variant = build_variant(experiment, name, settings["base"], {"train.max_steps": settings["steps"]})
     row = {"variant": name, "notes": variant.notes, "paper": PAPER_VALUES.get(experiment, {}).get(name, {})}
     if variant.config is None:
         return {**row, "status": "not available", "step": 0}
-    records = read_records(run / METRICS_FILE)
+    records = own_records(run, settings)
     step = 0
     if has_checkpoint(run):
         step = load_checkpoint(run, verify=False)["step"]
@@ -74,7 +81,7 @@ def _protocol(out: Path, settings: dict, rows: list[dict]) -> dict:
     first = next((r for r in rows if r.get("curve")), None)
     proto = {}
     if first is not None:
-        records = read_records(out / first["variant"] / METRICS_FILE)
+        records = own_records(out / first["variant"], settings)
         proto = dict(records[-1].get("protocol") or {}) if records else {}
     proto.update({"base": settings["base"], "steps": settings["steps"], "evaluation_every": settings["eval_every"],
                   "samples_per_evaluation": settings["num_samples"]})
