@@ -206,7 +206,7 @@ def test_subset_size_is_printed_at_start_up_and_trains_on_that_many_images(tmp_p
 @pytest.mark.parametrize("override, message", [
     ("data.subset=0", "data.subset must be a fraction in (0, 1)"),
     ("data.subset=2.5", "data.subset must be a fraction in (0, 1)"),
-    ("data.subset=.nan", "data.subset must be a fraction in (0, 1)"),
+    ("data.subset=.nan", "data.subset: must be a finite number, got nan"),
     ("train.augment=mixup", "train.augment must be one of none, diffaugment, ada"),
     ("train.augment_policy=color,zoom", "train.augment_policy: unknown DiffAugment op 'zoom'"),
     ("train.ada_target=1.5", "train.ada_target must be in [0, 1)"),
