@@ -30,14 +30,14 @@ import re
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 import torch
 
 from .config import Config
 from .errors import CheckpointError, ConfigError, one_line, short_repr
-from .io import atomic_write, link_atomic
+from .io import atomic_write, link_atomic, printable
 
 FORMAT = "sagan-checkpoint"
 VERSION = 1
@@ -225,6 +225,36 @@ def checkpoint_config(ckpt: dict[str, Any]) -> Config:
         raise CheckpointError(str(e)) from None
 
 
+def check_same_model(cfg: Config, ckpt_cfg: Config, path: str, skip: Collection[str] = ()) -> None:
+    a, b = cfg.to_dict()["model"], ckpt_cfg.to_dict()["model"]
+    diff = [f"model.{k}={b[k]!r} there vs {a[k]!r} here" for k in a if k not in skip and a[k] != b.get(k)]
+    if diff:
+        raise CheckpointError(f"checkpoint {path} is from another architecture ({'; '.join(diff[:3])}); resume without "
+                              f"--config (the checkpoint's config is used), or start a new run")
+
+
+def check_same_classes(ckpt: dict, dataset, cfg: Config) -> str | None:
+    """A resume on other data, saying what differs (the checkpoint's classes against the data's): another
+    class count is refused; the same count under other names continues, with the returned warning."""
+    theirs, ours = ckpt.get("class_names"), list(dataset.class_names)
+    n = len(theirs) if theirs is not None else checkpoint_config(ckpt).model.num_classes
+    if (theirs is None and n == len(ours)) or theirs == ours:
+        return None
+    theirs_text = _classes_text(theirs) if theirs is not None else f"{n} classes (names not stored)"
+    where = cfg.data.path or "the built-in demo dataset"
+    differs = f"the checkpoint's {theirs_text} vs the data's {_classes_text(ours)}"
+    if n != len(ours):
+        raise CheckpointError(f"checkpoint {ckpt['path']} was trained on other classes than {where} has: {differs}; "
+                              "resume on the data it was trained on, or start a new run")
+    return (f"warning: {where} names its classes differently from the checkpoint ({differs}); continuing with the "
+            "data's classes by index (label i is the data's i-th class)")
+
+
+def _classes_text(names: list[str]) -> str:
+    shown = ", ".join(printable(n)[:24] for n in names[:4]) + (", ..." if len(names) > 4 else "")
+    return f"{len(names)} classes ({shown})"
+
+
 def load_generator(path: str | Path, ema: bool = True, device: str | torch.device = "cpu"):
     """Build the generator of a checkpoint in eval mode.
 
@@ -252,7 +282,7 @@ def load_state(module: torch.nn.Module, state: dict[str, Any], what: str) -> Non
 
 
 # --------------------------------------------------------------------------------------------------
-# RNG states as plain lists (torch.load(weights_only=True), PITFALLS "Checkpoint loading")
+# RNG states as plain lists: torch.load(weights_only=True) refuses numpy arrays and Python tuples of them
 
 
 def rng_state() -> dict[str, Any]:
@@ -370,43 +400,11 @@ def step_files(ckpt_dir: Path) -> dict[int, Path]:
 
 def prune_checkpoints(ckpt_dir: Path, keep: int) -> None:
     """Keep the ``keep`` newest ``step_*.pt`` files (``last.pt`` and ``best.pt`` are never pruned).
-    Called only after the new file is complete (PITFALLS: accelerate deletes first)."""
+    Called only after the new file is complete (accelerate's own ``total_limit`` removes the oldest folder
+    before the new one is written, so a crash there leaves one checkpoint fewer)."""
     steps = sorted(step_files(ckpt_dir).items())
     for _, p in steps[: max(0, len(steps) - keep)]:
         p.unlink(missing_ok=True)
-
-
-def drop_abandoned_branch(ckpt_dir: Path, resumed_step: int, resumed_path: Path | None = None) -> list[str]:
-    """After a resume from ``resumed_step`` (``resumed_path``), remove the step files newer than it (a branch
-    the run has left: they would be mistaken for the current run), point ``last.pt`` at the resumed file
-    if it was on that branch, and rename a ``best.pt`` from that branch to ``abandoned_best_step_N.pt``
-    rather than delete a possibly good model. Returns what was done."""
-    done = []
-    for step, p in sorted(step_files(ckpt_dir).items()):
-        if step > resumed_step:
-            p.unlink(missing_ok=True)
-            done.append(f"removed {p.name}")
-    last = ckpt_dir / LAST
-    if resumed_path is not None and last.is_file() and not last.samefile(resumed_path):
-        if (_stored_step(last) or 0) > resumed_step:
-            link_atomic(resumed_path, last)
-            done.append(f"last.pt now points at step {resumed_step}")
-    best = ckpt_dir / BEST
-    best_step = _stored_step(best) if best.is_file() else None
-    if best_step is not None and best_step > resumed_step:
-        target = ckpt_dir / f"abandoned_best_{step_file_name(best_step)}"
-        best.replace(target)
-        done.append(f"renamed best.pt (step {best_step}) to {target.name}")
-    return done
-
-
-def _stored_step(path: Path) -> int | None:
-    """The ``step`` of a checkpoint, read through a memory map (not a GB of weights); None if unreadable."""
-    try:
-        step = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"]
-    except Exception:  # noqa: BLE001  (an unreadable file is not ours to judge here)
-        return None
-    return step if isinstance(step, int) else None
 
 
 def write_training_checkpoint(ckpt_dir: Path, step: int, payload: dict, keep: int) -> Path:

@@ -6,7 +6,8 @@ reference statistics) goes through :func:`atomic_write`: a fresh temp file in th
 (same file system, so the rename is atomic; created with ``O_EXCL``, so a stale temp file left by a
 killed process is never written through), fsync'ed, given the mode the umask asks for (``mkstemp``
 creates 0600), then ``os.replace``d over the target. A crash or Ctrl-C mid-write leaves the previous
-file intact and no half-written one (PITFALLS: accelerate's ``save_state`` writes in place); the temp
+file intact and no half-written one (accelerate's ``save_state`` writes in place, so a crash there leaves
+a truncated file); the temp
 file is removed on any error, and :func:`sweep_temp_files` removes those a ``kill -9`` left behind.
 
 Disk full. A write that runs out of space raises :class:`DiskFullError` (a one-line :class:`UserError`

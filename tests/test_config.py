@@ -74,7 +74,7 @@ def test_config_errors_are_clear_one_liners(overrides, message):
     assert "\n" not in str(e.value)
 
 
-def test_file_errors(tmp_path):
+def test_missing_unparsable_and_unknown_config_files_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match="not found; give a YAML path or a preset"):
         load_config(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
@@ -122,12 +122,11 @@ def test_base_cycles_and_missing_bases_are_one_line(tmp_path):
 
 
 def test_feat32_preset_states_only_what_differs():
-    from sagan.config import CONFIG_DIR, config_chain
+    from sagan.config import config_chain
 
     chain = config_chain("imagenet128_feat32")
     assert [p.stem for p, _ in chain] == ["imagenet128", "imagenet128_feat32"]
     assert set(chain[1][1]["model"]) == {"g_attn", "d_attn"}
-    assert CONFIG_DIR.parent.name == "sagan"  # presets ship inside the package (pip install . finds them)
 
 
 @pytest.mark.parametrize("key, value", [("g_block_type", "conv"), ("d_block_type", "mlp")])
@@ -139,3 +138,26 @@ def test_block_type_choices(key, value):
 def test_loss_must_be_registered():
     with pytest.raises(ConfigError, match="train.loss must be one of hinge, ns, wasserstein"):
         load_config("demo", overrides=["train.loss=lsgan"])
+
+
+def test_a_built_package_ships_every_preset(tmp_path):
+    """What ``pip install .`` copies (setuptools' build_py with the package data of setup.cfg) holds every
+    preset, and the built package finds and loads them all from its own folder, outside the source tree."""
+    import os
+    import subprocess
+    import sys
+
+    from sagan.config import CONFIG_DIR, preset_names
+
+    root = CONFIG_DIR.parent.parent
+    build = tmp_path / "lib"
+    subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py", "--build-lib",
+                    str(build)], cwd=root, check=True, capture_output=True, timeout=120)
+    shipped = sorted(str(p.relative_to(build / "sagan" / "configs")) for p in (build / "sagan" / "configs").rglob("*.yaml"))
+    assert shipped == sorted(str(p.relative_to(CONFIG_DIR)) for p in CONFIG_DIR.rglob("*.yaml"))
+    probe = ("import sagan.config as c; names = c.preset_names(); [c.load_config(n) for n in names]; "
+             "print(c.CONFIG_DIR); print(len(names))")
+    env = {**os.environ, "PYTHONPATH": str(build)}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True, capture_output=True,
+                         text=True, timeout=120).stdout.split()
+    assert out == [str(build / "sagan" / "configs"), str(len(preset_names()))]

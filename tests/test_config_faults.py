@@ -9,7 +9,8 @@ import time
 import pytest
 import torch
 
-from sagan.config import MAX_CONFIG_BYTES, SECTIONS, load_config
+from sagan.config import SECTIONS, load_config
+from sagan.config_files import MAX_CONFIG_BYTES
 from sagan.errors import CheckpointError, ConfigError, short_repr
 
 BOMB = "\n".join(["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] +

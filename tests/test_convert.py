@@ -125,7 +125,7 @@ def test_v03_embedding_cbn_layout_converts_exactly(tmp_path):
         torch.testing.assert_close(D(x, y), D_ref(x, y), rtol=1e-5, atol=1e-5)
 
 
-def test_checkpoint_contents(converted):
+def test_converted_checkpoint_holds_studiogans_architecture_and_no_training_state(converted):
     ckpt = load_checkpoint(converted)
     m = checkpoint_config(ckpt).model
     assert (m.resolution, m.num_classes, m.g_ch, m.d_ch, m.z_dim) == (RES, CLASSES, CH, CH, Z)

@@ -122,7 +122,7 @@ def test_set_epoch_reaches_persistent_workers():
 # open_dataset on the three sources
 
 
-def test_open_demo():
+def test_no_path_opens_the_demo_dataset_with_its_settings():
     ds = open_dataset(None, demo_size=30, demo_classes=5, seed=1)
     assert isinstance(ds, DemoDataset) and ds.resolution == 32 and ds.num_classes == 5 and len(ds) == 30
 
@@ -176,7 +176,7 @@ def test_packed_skips_holes(tmp_path):
 # clear errors
 
 
-def test_open_errors(tree, packed, tmp_path):
+def test_unreadable_dataset_paths_are_one_line_errors(tree, packed, tmp_path):
     cases = []
     cases.append((tmp_path / "nope", {}, "does not exist"))
     (tmp_path / "file.jpg").write_bytes(b"x")

@@ -116,14 +116,16 @@ def test_refusals_leave_no_empty_output_folders(colour_ref, colour_tree, tmp_pat
 
 
 def test_stats_loader_workers_default_to_the_cores_of_the_machine(colour_tree, tmp_path, inception_calls, monkeypatch):
+    import sagan.metrics.evaluation as ev
+
     seen = {}
-    real = E.ev.reference_stats
+    real = ev.reference_stats
 
     def spy(dataset, inception, out, batch_size, num_workers, *args, **kwargs):
         seen["workers"] = num_workers
         return real(dataset, inception, out, batch_size, 0, *args, **kwargs)
 
-    monkeypatch.setattr(E.ev, "reference_stats", spy)
+    monkeypatch.setattr(ev, "reference_stats", spy)
     res = run(["stats", "--data", colour_tree, "--resolution", 32, "--out", tmp_path / "r.npz", "--batch-size", 10])
     assert seen["workers"] == len(os.sched_getaffinity(0)) and "suggested max number of worker" not in res.stderr
 

@@ -1,4 +1,4 @@
-"""The paper's experiments in one command (issue 12): variants, runs, the report, resuming a killed experiment."""
+"""The paper's experiments in one command: variants, runs, the report, resuming a killed experiment."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from sagan.data.stream import DataStream, EpochBatchSampler
 from sagan.training.step import GANStep
 from sagan.training.losses import LOSSES, get_loss, register_loss
 from sagan.models import Discriminator, Generator
-from sagan.training import train
+from sagan.training import Trainer, train
 
 TINY = ["model.g_ch=16", "model.d_ch=16", "data.demo_size=64", "train.batch_size=8", "train.log_every=1",
         "train.num_workers=0", "train.sample_every=1000", "train.checkpoint_every=1000"]
@@ -158,11 +158,14 @@ def test_ema_off_samples_from_g_and_stores_no_ema(tmp_path):
 
 
 def test_sync_bn_on_one_process_keeps_plain_batch_norm(tmp_path):
-    run = train(tiny("train.sync_bn=true", "train.max_steps=2"), outdir=tmp_path / "r", progress=False)
-    ckpt = load_checkpoint(run)
+    trainer = Trainer(tiny("train.sync_bn=true", "train.max_steps=2"), outdir=tmp_path / "r", progress=False)
+    trainer.run()
+    for net in (trainer.gan.G_raw, trainer.gan.ema.ema):  # the networks the loop trained and averaged
+        assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in net.modules())
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    ckpt = load_checkpoint(trainer.outdir)
     G = Generator.from_config(tiny())
     G.load_state_dict(ckpt["G"])  # the state dict of a plain (non-Sync) generator
-    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in G.modules())
 
 
 def test_resume_from_an_older_step_drops_the_abandoned_branch(tmp_path):
@@ -181,14 +184,17 @@ def test_resume_from_an_older_step_drops_the_abandoned_branch(tmp_path):
 
 
 def test_dropping_an_abandoned_branch_points_last_at_the_resumed_checkpoint(tmp_path):
-    from sagan.checkpoint import drop_abandoned_branch, link_atomic
+    from sagan.io import link_atomic
+    from sagan.training.lineage import Resume
 
     ckpts = tmp_path / "checkpoints"
     ckpts.mkdir()
     for step in (2, 4):
         save_checkpoint(ckpts / f"step_{step:07d}.pt", {"step": step})
     link_atomic(ckpts / "step_0000004.pt", ckpts / "last.pt")
-    done = drop_abandoned_branch(ckpts, 2, ckpts / "step_0000002.pt")
+    done = Resume(ckpts, 2, None, None, ckpts / "step_0000002.pt").checkpoints()
     assert "removed step_0000004.pt" in done and "last.pt now points at step 2" in done
     assert torch.load(ckpts / "last.pt", weights_only=True)["step"] == 2
-    assert sorted(p.name for p in ckpts.iterdir()) == ["last.pt", "step_0000002.pt"]
+    # the newest checkpoint of the branch left is kept (issue 22), the others are removed
+    assert sorted(p.name for p in ckpts.iterdir()) == ["abandoned_last_step_0000004.pt", "last.pt", "step_0000002.pt"]
+    assert torch.load(ckpts / "abandoned_last_step_0000004.pt", weights_only=True)["step"] == 4

@@ -1,11 +1,14 @@
-"""The hinge loss of SAGAN (section 4), checked against values computed by hand."""
+"""The registered adversarial losses (SAGAN's hinge, section 4; non-saturating; Wasserstein), checked
+against values computed by hand."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 
-from sagan.training.losses import d_hinge_loss, g_hinge_loss
+from sagan.training.losses import LOSSES, d_hinge_loss, g_hinge_loss
 
 
 def test_d_hinge_loss_by_hand():
@@ -43,3 +46,35 @@ def test_d_hinge_gradients_by_hand():
     d_hinge_loss(real, fake)[0].backward()
     assert real.grad.tolist() == [-0.5, 0.0]
     assert fake.grad.tolist() == [0.5, 0.0]
+
+
+def test_non_saturating_loss_by_hand():
+    # L_D = mean softplus(-D(x)) + mean softplus(D(G(z))), L_G = mean softplus(-D(G(z)))
+    # softplus(t) = log(1 + e^t): softplus(0) = log 2, softplus(-log 3) = log(4/3), softplus(log 3) = log 4
+    ns = LOSSES["ns"]
+    real = torch.tensor([0.0, math.log(3)])
+    fake = torch.tensor([-math.log(3), 0.0])
+    total, parts = ns.d_loss(real, fake)
+    assert parts["d_loss_real"].item() == pytest.approx((math.log(2) + math.log(4 / 3)) / 2)
+    assert parts["d_loss_fake"].item() == pytest.approx((math.log(4 / 3) + math.log(2)) / 2)
+    assert total.item() == pytest.approx(math.log(2) + math.log(4 / 3))
+    assert ns.g(fake).item() == pytest.approx((math.log(4) + math.log(2)) / 2)  # G wants D(G(z)) large
+
+
+def test_wasserstein_loss_by_hand():
+    # L_D = -mean D(x) + mean D(G(z)), L_G = -mean D(G(z)); no margin, no clipping
+    w = LOSSES["wasserstein"]
+    real = torch.tensor([3.0, -1.0])
+    fake = torch.tensor([0.5, 2.5])
+    total, parts = w.d_loss(real, fake)
+    assert parts["d_loss_real"].item() == pytest.approx(-1.0)
+    assert parts["d_loss_fake"].item() == pytest.approx(1.5)
+    assert total.item() == pytest.approx(0.5)
+    assert w.g(fake).item() == pytest.approx(-1.5)
+
+
+def test_every_registered_loss_is_fp32_for_low_precision_logits():
+    real = torch.tensor([0.3, -0.2], dtype=torch.bfloat16)
+    fake = torch.tensor([0.1, 0.4], dtype=torch.bfloat16)
+    for loss in LOSSES.values():
+        assert loss.d_loss(real, fake)[0].dtype == torch.float32 and loss.g(fake).dtype == torch.float32, loss.name

@@ -10,11 +10,10 @@ import torch
 from metrics_utils import (calibrated_inception_state, pytorch_fid_features, pytorch_fid_inception, save_state,
                            scipy_fid, smooth_images)
 from sagan.errors import UserError
-from sagan.metrics import (FeatureStats, class_frechet_distance, frechet_distance, inception_score, intra_fid,
+from sagan.metrics import (FeatureStats, MetricOptions, class_frechet_distance, frechet_distance, inception_score,
                            load_inception, load_ref, save_ref, trace_sqrt_product)
 from sagan.metrics.evaluation import compute_metrics, intra_fid_of, reference_stats, sample_features
 from sagan.metrics.features import shard_batches
-from sagan.metrics.frechet import class_indices
 from sagan.metrics.inception import InceptionV3
 
 pytestmark = pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # pytorch-fid's sqrtm call
@@ -201,14 +200,18 @@ def test_class_frechet_distance_equals_full_covariance_route():
         assert abs(class_frechet_distance(a, b) - full) <= 1e-6 * full
 
 
-def test_intra_fid_is_mean_of_exact_per_class_fids():
+def test_intra_fid_is_mean_of_exact_per_class_fids(tmp_path):
     rng = np.random.default_rng(5)
     d, classes = 16, 4
     gen = rng.random((4 * 30, d)).astype(np.float32)
     gen_labels = np.repeat(np.arange(classes), 30)
+    rng.shuffle(gen_labels)  # rows of a class need not be contiguous
     real = {c: rng.random((50 + 10 * c, d)).astype(np.float32) * (1 + c / 4) for c in range(classes)}
-    groups = {c: gen[i] for c, i in class_indices(gen_labels).items()}
-    mean, per_class = intra_fid((c, groups[c], real[c]) for c in range(classes))
+    rows = np.concatenate([real[c] for c in range(classes)])
+    starts = np.cumsum([0] + [len(real[c]) for c in range(classes)])
+    ref = load_ref(save_ref(tmp_path / "r.npz", FeatureStats(d).update(rows), rows,
+                            [np.arange(starts[c], starts[c + 1]) for c in range(classes)]), expected_dim=d)
+    mean, per_class = intra_fid_of(gen, gen_labels, ref, progress=False)  # what the registry's intra_fid runs
     exact = {}
     for c in range(classes):
         g, r = gen[gen_labels == c].astype(np.float64), real[c].astype(np.float64)
@@ -232,7 +235,7 @@ def test_inception_score_equals_torch_fidelity():
     assert mean > 1.5
 
 
-def test_inception_score_bounds_and_errors():
+def test_inception_score_is_1_without_diversity_n_for_n_classes_and_refuses_too_many_splits():
     one_class = np.full((20, 1008), -50.0)
     one_class[:, 7] = 50.0
     assert inception_score(one_class, splits=2)[0] == pytest.approx(1.0)  # no diversity
@@ -252,7 +255,8 @@ def test_compute_metrics_on_features(inception, tmp_path):
     path = save_ref(tmp_path / "r.npz", FeatureStats().update(real), real,
                     [np.flatnonzero(real_labels == c) for c in range(3)])
     ref = load_ref(path)
-    out = compute_metrics(gen, gen_labels, ref, inception, splits=3, progress=False)
+    options = MetricOptions(splits=3, progress=False)
+    out = compute_metrics(gen, gen_labels, ref, inception, metrics=("fid", "is", "intra_fid"), options=options)
     # both sides are sample statistics of feature sets, so the exact feature-space route is an oracle
     assert out["fid"] == pytest.approx(class_frechet_distance(gen, real), rel=1e-6)
     assert out["num_samples"] == 30
@@ -261,7 +265,7 @@ def test_compute_metrics_on_features(inception, tmp_path):
     logits = gen @ inception.fc.weight.numpy().T
     assert out["inception_score"]["mean"] == pytest.approx(inception_score(logits, 3)[0], rel=1e-5)
     with pytest.raises(UserError, match="3 classes"):
-        compute_metrics(gen, gen_labels + 1, ref, inception, splits=3, progress=False)
+        compute_metrics(gen, gen_labels + 1, ref, inception, metrics=("fid", "is", "intra_fid"), options=options)
 
 
 def test_shards_cover_every_index_once_in_lockstep():

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from metrics_utils import calibrated_inception_state, save_state, smooth_images, write_image_tree
-from sagan.metrics import class_frechet_distance, load_inception, load_ref
+from sagan.metrics import MetricOptions, class_frechet_distance, load_inception, load_ref
 from sagan.metrics.evaluation import sample_features
 from sagan.scripts.evaluate import main
 
@@ -86,7 +86,8 @@ def test_training_hook_evaluate_generator(ref, weights, tiny_cfg):
 
     G = Generator.from_config(tiny_cfg.replace(model={"num_classes": 2}))
     inception = load_inception(weights)
-    out = evaluate_generator(G, ref, num_samples=8, inception=inception, batch_size=4, splits=2, intra=True)
+    out = evaluate_generator(G, ref, num_samples=8, inception=inception, batch_size=4,
+                             metrics=("fid", "is", "intra_fid"), options=MetricOptions(splits=2, progress=False))
     assert set(out) == {"fid", "inception_score", "num_samples", "intra_fid", "per_class_fid"}
     assert out["num_samples"] == 8 and np.isfinite(out["fid"]) and out["inception_score"]["mean"] >= 1
     assert G.training  # the generator's mode is restored
@@ -100,7 +101,7 @@ def test_metrics_from_samples_writes_report(ref, samples, weights, tmp_path):
     assert {"fid", "inception_score", "intra_fid", "per_class_fid", "num_samples", "protocol", "provenance"} <= set(rep)
     assert rep["num_samples"] == NUM_GEN and set(rep["per_class_fid"]) == {"0", "1"}
     assert rep["intra_fid"] == pytest.approx(np.mean(list(rep["per_class_fid"].values())))
-    assert rep["protocol"]["is_splits"] == 2 and rep["protocol"]["intra_fid"]["name"] == "mission"
+    assert rep["protocol"]["is_splits"] == 2 and rep["protocol"]["intra_fid"]["name"] == "balanced"
     assert rep["provenance"]["weights_sha256"] and rep["provenance"]["ref"].endswith("ref.npz")
     assert rep["class_names"] == {"0": "cat", "1": "dog"}
     # the numbers are those of the library on the same features
@@ -165,7 +166,7 @@ def bad_samples(tmp_path):
     return make
 
 
-def test_bad_samples(ref, weights, bad_samples, tmp_path):
+def test_grayscale_float_or_out_of_range_samples_are_refused(ref, weights, bad_samples, tmp_path):
     imgs, labels = smooth_images(12, RES, seed=1), np.repeat([0, 1], 6)
     common = ["metrics", "--ref", ref, "--out", tmp_path / "r.json", "--inception-weights", weights, "--samples"]
     bad(common + [bad_samples("gray.npz", images=imgs[..., 0], labels=labels)], "grayscale")
@@ -215,7 +216,7 @@ def test_missing_weights_is_one_line(ref, samples, tmp_path, monkeypatch):
         "--inception-weights")
 
 
-def test_stats_errors(weights, tmp_path):
+def test_stats_of_a_missing_folder_or_an_unsized_tree_is_refused(weights, tmp_path):
     bad(["stats", "--data", tmp_path / "nothing", "--out", tmp_path / "r.npz", "--inception-weights", weights], "does not exist")
     write_image_tree(tmp_path / "tree", smooth_images(2, 8), np.array([0, 1]))
     bad(["stats", "--data", tmp_path / "tree", "--out", tmp_path / "r.npz", "--inception-weights", weights], "--resolution")

@@ -19,6 +19,7 @@ from metrics_utils import TinyInception, smooth_images, tiny_inception_loader, w
 from sagan.metrics import class_frechet_distance, load_ref
 from sagan.metrics.evaluation import sample_features
 from sagan.metrics.history import read_records
+from sagan.metrics import session as S
 from sagan.scripts import evaluate as E
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -30,7 +31,7 @@ RED, BLUE = 0, 2  # demo classes red_circle and blue_triangle (model order; alph
 @pytest.fixture
 def inception_calls(monkeypatch):
     calls = []
-    monkeypatch.setattr(E, "load_inception", tiny_inception_loader(calls))
+    monkeypatch.setattr(S, "load_inception", tiny_inception_loader(calls))
     return calls
 
 
@@ -83,7 +84,7 @@ def write_samples(path, images, labels, class_names=None, **extra):
 
 
 # --------------------------------------------------------------------------------------------------
-# issue 13.1: classes pair by name
+# classes pair by name
 
 
 def test_samples_pair_classes_by_name(colour_ref, tmp_path):
@@ -205,7 +206,7 @@ def test_mismatched_resize_is_refused_in_one_line(colour_ref, tmp_path, inceptio
 
 
 # --------------------------------------------------------------------------------------------------
-# issue 13.4: reference statistics of the built-in demo dataset
+# reference statistics of the built-in demo dataset
 
 
 def test_stats_of_the_demo_dataset_follow_the_demo_preset(tmp_path, inception_calls):
@@ -221,7 +222,7 @@ def test_stats_of_the_demo_dataset_follow_the_demo_preset(tmp_path, inception_ca
 
 
 # --------------------------------------------------------------------------------------------------
-# issue 13.2: full disk during `stats`
+# full disk during `stats`
 
 
 @pytest.fixture
@@ -242,8 +243,9 @@ def _stats_without_precheck(tree: Path, out: Path) -> subprocess.CompletedProces
     """evaluate.py stats in a child process (a SIGBUS would kill pytest itself) with the free-space
     pre-check disabled, as if the disk filled up after it."""
     script = (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); "
-              "import metrics_utils, sagan.scripts.evaluate as E, sagan.metrics.evaluation as ev; "
-              "E.load_inception = metrics_utils.tiny_inception_loader(); "
+              "import metrics_utils, sagan.scripts.evaluate as E, sagan.metrics.evaluation as ev, "
+              "sagan.metrics.session as S; "
+              "S.load_inception = metrics_utils.tiny_inception_loader(); "
               "ev.check_reference_space = lambda *a, **k: None; "
               "E.main(sys.argv[1:], prog_name='evaluate.py')")
     args = ["stats", "--data", str(tree), "--resolution", "8", "--out", str(out), "--num-workers", "0"]
@@ -262,7 +264,7 @@ def test_stats_full_disk_is_one_line_and_leaves_nothing(tiny_tree, small_disk, s
 
 
 # --------------------------------------------------------------------------------------------------
-# issue 13.3: unwritable outputs fail before the work
+# unwritable outputs fail before the work
 
 
 @pytest.fixture

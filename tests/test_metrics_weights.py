@@ -36,7 +36,7 @@ def offline(monkeypatch):
     return calls
 
 
-def test_resolution_order(hub_dir, weights_file, tmp_path, monkeypatch, offline):
+def test_explicit_weights_beat_the_environment_which_beats_the_hub_cache(hub_dir, weights_file, tmp_path, monkeypatch, offline):
     cached = hub_dir / "checkpoints" / W.WEIGHTS_FILENAME
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"cached")

@@ -110,6 +110,29 @@ def test_generator_and_discriminator_depend_on_the_label(tiny_cfg):
     assert (d[0] - d[1]).abs() > 1e-4
 
 
+def test_projection_discriminator_is_psi_of_phi_plus_class_embedding_inner_product(tiny_cfg):
+    """D(x, y) = psi(phi(x)) + <embed(y), phi(x)> (Miyato & Koyama 2018): phi(x) (the pooled features D's
+    last linear layer sees) does not depend on y, psi is that linear layer, embed the class embedding."""
+    D = Discriminator.from_config(tiny_cfg).eval()  # eval: spectral norm's power iteration stays put
+    with torch.no_grad():
+        D.embed.parametrizations.weight.original.normal_()  # a non-trivial embedding
+    seen = []
+    D.linear.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach()))
+    x = torch.randn(3, 3, 32, 32)
+    labels = [torch.tensor([0, 1, 2]), torch.tensor([9, 4, 4])]
+    with torch.no_grad():
+        logits = [D(x, y) for y in labels]
+    phi = seen[0]
+    assert phi.shape == (3, D.embed.weight.shape[1]) and torch.equal(seen[1], phi)  # phi(x) ignores y
+    W, b, E = D.linear.weight, D.linear.bias, D.embed.weight  # the spectrally normalised weights
+    psi = phi @ W.T.squeeze(1) + b
+    for y, out in zip(labels, logits):
+        by_hand = psi + (E[y] * phi).sum(1)
+        torch.testing.assert_close(out, by_hand, rtol=1e-5, atol=1e-4)
+    # the class enters only through the inner product: D(x, y) - D(x, y') = <embed(y) - embed(y'), phi(x)>
+    torch.testing.assert_close(logits[0] - logits[1], ((E[labels[0]] - E[labels[1]]) * phi).sum(1), rtol=1e-5, atol=1e-4)
+
+
 def test_hierarchical_z_switch(tiny_cfg):
     cfg = tiny_cfg.replace(model={"hierarchical_z": True, "z_dim": 120, "shared_dim": 32})
     G = Generator.from_config(cfg)

@@ -160,7 +160,7 @@ def _tree(root, classes):
     ("split_folders", "point at the train folder"),
     ("out_inside_source", "inside --source"),
 ])
-def test_clear_errors(tmp_path, case, message):
+def test_unpackable_sources_are_one_line_errors_and_leave_no_manifest(tmp_path, case, message):
     src, out = tmp_path / "src", tmp_path / "out"
     if case == "no_class_folders":
         src.mkdir()
@@ -181,7 +181,7 @@ def test_clear_errors(tmp_path, case, message):
     assert not (out / MANIFEST).exists()
 
 
-def test_cli(odd_tree, tmp_path):
+def test_command_line_packs_reports_skips_and_refuses_a_missing_source(odd_tree, tmp_path):
     runner = CliRunner()
     help_text = runner.invoke(prepare.main, ["--help"]).output
     assert "Examples:" in help_text.split("Options:")[0] and "--source" in help_text

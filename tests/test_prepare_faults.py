@@ -1,4 +1,4 @@
-"""sagan-prepare under faults found by fault injection (issue 13): symlink loops, a full disk, dead
+"""sagan-prepare under faults found by fault injection: symlink loops, a full disk, dead
 workers, non-UTF-8 names, nothing decodable, untrainable resolutions, read-only outputs, file modes."""
 
 from __future__ import annotations

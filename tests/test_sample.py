@@ -188,7 +188,7 @@ def test_soft_class_weights_mix_the_class_embeddings(hierarchical):
     assert (mixed[1] - hard[0]).abs().mean() > 1e-3 and (mixed[1] - hard[1]).abs().mean() > 1e-3
 
 
-def test_label_helpers():
+def test_balanced_labels_spread_classes_and_class_lists():
     assert class_balanced_labels(7, [3, 5]).tolist() == [3, 5, 3, 5, 3, 5, 3]
     assert spread_classes(1000, 10)[::9] == [0, 999] and spread_classes(3, 10) == [0, 1, 2]
     assert spread_classes(1000, 1) == [0]  # sample.py --attention-maps --num-images 1 divided by zero
@@ -208,7 +208,7 @@ def test_label_helpers():
         (["--out", "s.npz", "--device", "tpu"], "--device 'tpu' is not a device"),
     ],
 )
-def test_clear_errors(ckpt, tmp_path, monkeypatch, args, message):
+def test_bad_arguments_are_one_line_errors_with_exit_2(ckpt, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     if "--checkpoint" not in args:
         args = ["--checkpoint", str(ckpt)] + args
@@ -302,7 +302,7 @@ def test_help_examples_write_under_the_run_directory():
 
 
 # --------------------------------------------------------------------------------------------------
-# output folders: no silent merging, no clearing of what is not a sample folder (issue 13)
+# output folders: no silent merging, no clearing of what is not a sample folder
 
 
 def _files(folder):
@@ -339,7 +339,7 @@ def test_overwrite_refuses_to_clear_what_is_not_a_sample_folder(ckpt, tmp_path, 
 
 
 # --------------------------------------------------------------------------------------------------
-# full disks and read-only locations (issue 13)
+# full disks and read-only locations
 
 # Runs sample.py in a child process: a SIGBUS from a memory-mapped write would kill pytest itself.
 # "late" removes the free-space checks, as when another process fills the disk after they passed, so

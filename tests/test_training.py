@@ -100,9 +100,10 @@ def test_outputs_config_log_and_png_grid(short_run):
     pngs = sorted(p.name for p in (short_run / "samples").glob("*.png"))
     assert pngs == ["step_0000004.png", "step_0000006.png"]
     with Image.open(short_run / "samples" / "step_0000006.png") as im:
-        # 10 classes (rows) x 8 latents (columns) of 32 px with 2 px padding, after a strip of class names
-        strip = caption_strip_width(CLASS_NAMES[:10], 32)
-        assert im.size == (strip + 8 * 34 + 2, 10 * 34 + 2) and im.mode == "RGB"
+        # 10 classes (rows) x 8 latents (columns) of 32 px shown 3x (96 px, legible), with 2 px padding,
+        # after a strip of class names
+        strip = caption_strip_width(CLASS_NAMES[:10], 96)
+        assert im.size == (strip + 8 * 98 + 2, 10 * 98 + 2) and im.mode == "RGB"
 
 
 def test_tensorboard_scalars_from_the_first_step(short_run):
@@ -178,7 +179,7 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     wait_for(lambda: (out / "log.txt").exists() and "step       1 |" in (out / "log.txt").read_text(), proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGINT, err  # stopped by a signal, not finished (issue 13)
+    assert proc.returncode == 128 + signal.SIGINT, err  # stopped by a signal, not finished
     assert "Traceback" not in err and "stopped at step" in err
     ckpt = load_checkpoint(out)
     assert ckpt["step"] >= 1
@@ -272,7 +273,7 @@ def test_ema_tracks_exactly_before_start_then_averages_and_copies_buffers():
         if name in params:
             assert torch.allclose(e, 0.9 * before[name] + 0.1 * g, atol=1e-6), name
             assert not torch.equal(e, g), name
-        else:  # BN running stats, SN u/v (never averaged: PITFALLS), num_batches_tracked
+        else:  # BN running stats, SN u/v (never averaged: that would shrink u/v), num_batches_tracked
             assert torch.equal(e, g), name
     assert any(n.endswith("_u") for n in before) and any("running_mean" in n for n in before)
     assert not ema.ema.training and not any(p.requires_grad for p in ema.ema.parameters())

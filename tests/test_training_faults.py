@@ -1,4 +1,4 @@
-"""Faults and bad input around training and checkpoints (issue 13): each test failed before its fix."""
+"""Faults and bad input around training and checkpoints: each test failed before its fix."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Evaluations during training (issue 11): metrics.jsonl, TensorBoard metrics/, best.pt and RUN:best, and the
+"""Evaluations during training: metrics.jsonl, TensorBoard metrics/, best.pt and RUN:best, and the
 collapse watch."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import TINY_TRAIN
 from sagan.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
 from sagan.config import load_config
-from sagan.errors import CheckpointError
+from sagan.errors import CheckpointError, ConfigError
 from sagan.metrics.history import read_records
 from sagan.scripts.sample import main as sample_cli
 from sagan.training import train
@@ -111,7 +111,7 @@ def test_fid_collapse_warns_once_naming_the_best_step(tmp_path):
     w = make_watch(tmp_path, "train.collapse_margin=0.2", "train.collapse_patience=2")
     for step, fid in ((100, 50.0), (200, 40.0), (300, 49.0), (400, 55.0), (500, 60.0), (600, 61.0)):
         w._update_best(step, fid)
-        stop = w._fid_collapse(step, fid)
+        stop = w._metric_collapse(step, fid)
         assert stop is False
     warnings = [m for m in w.monitor.lines if "possible collapse" in m]
     assert len(warnings) == 1  # 49 and 55 are two in a row above 40 * 1.2 = 48: one warning, at step 400
@@ -122,9 +122,39 @@ def test_fid_collapse_warns_once_naming_the_best_step(tmp_path):
 def test_stop_on_collapse_asks_the_loop_to_stop(tmp_path):
     w = make_watch(tmp_path, "train.collapse_patience=1", "train.stop_on_collapse=true")
     w._update_best(100, 30.0)
-    assert w._fid_collapse(100, 30.0) is False
-    assert w._fid_collapse(200, 80.0) is True
+    assert w._metric_collapse(100, 30.0) is False
+    assert w._metric_collapse(200, 80.0) is True
     assert "stopping (train.stop_on_collapse)" in w.monitor.lines[-1]
+
+
+def test_best_metric_higher_is_better_picks_the_highest_and_watches_for_drops(tmp_path):
+    w = make_watch(tmp_path, "train.eval_metrics=[fid,is]", "train.best_metric=is", "train.collapse_margin=0.2",
+                   "train.collapse_patience=2")
+    new_best = []
+    for step, score in ((100, 5.0), (200, 8.0), (300, 6.0), (400, 6.3), (500, 9.0)):
+        new_best.append(w._update_best(step, score))
+        assert w._metric_collapse(step, score) is False
+    assert new_best == [True, True, False, False, True] and w.best == {"step": 500, "is": 9.0}
+    warnings = [m for m in w.monitor.lines if "possible collapse" in m]
+    assert len(warnings) == 1  # 6.0 and 6.3 are two in a row below 8 * 0.8 = 6.4
+    assert "at step 400" in warnings[0] and "IS has been more than 20% below the best" in warnings[0]
+    assert "best checkpoint is step 200 (IS 8.00)" in warnings[0]
+
+
+def test_a_best_of_another_metric_is_not_carried_into_a_resume(tmp_path):
+    from accelerate import Accelerator
+
+    state = {"best": {"step": 100, "fid": 30.0}, "streaks": {}, "warned": {}}
+    kept = RunWatch(tiny(), tmp_path, Accelerator(cpu=True), FakeMonitor(), None, state=state)
+    assert kept.best == {"step": 100, "fid": 30.0}  # the checkpoint format of before best_metric
+    other = RunWatch(tiny("train.eval_metrics=[fid,is]", "train.best_metric=is"), tmp_path, Accelerator(cpu=True),
+                     FakeMonitor(), None, state=state)
+    assert other.best is None
+
+
+def test_best_metric_must_be_evaluated():
+    with pytest.raises(ConfigError, match="train.best_metric='kid' must be one of train.eval_metrics"):
+        tiny("train.best_metric=kid")
 
 
 def test_logit_gap_watch(tmp_path):
@@ -140,10 +170,10 @@ def test_logit_gap_watch(tmp_path):
 def test_stop_on_collapse_in_the_real_loop_saves_and_stops(tmp_path, monkeypatch, demo_ref, inception_weights_file):
     fids = iter([30.0, 90.0, 95.0, 99.0])
 
-    def scripted(G, ref, **kwargs):
+    def scripted(session, G, num_samples, **kwargs):
         return {"fid": next(fids), "inception_score": {"mean": 1.0, "std": 0.0}, "num_samples": 10}
 
-    monkeypatch.setattr("sagan.metrics.evaluate_generator", scripted)
+    monkeypatch.setattr("sagan.metrics.session.EvalSession.of_generator", scripted)
     cfg = tiny("train.max_steps=10", "train.fid_every=1", "train.collapse_patience=2", "train.stop_on_collapse=true",
                f"data.ref_stats={demo_ref}", "train.eval_metrics=[fid,is]")
     run = train(cfg, outdir=tmp_path / "run", inception_weights=str(inception_weights_file), progress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import report_user_errors
+from ..scripts.options import set_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -31,8 +32,7 @@ def main():
 @click.option("--config", default="imagenet128", show_default=True, metavar="PRESET|YAML",
               help="Our preset the weights fit (widths, z_dim, attention placement); resolution and classes come "
                    "from the tensors, StudioGAN's BN/SN eps and in-place-ReLU shortcut are set for you.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Change a config value, e.g. --set model.g_attn=[32] --set train.lr_g=5e-5 (repeatable).")
+@set_option
 @click.option("--class-names", default=None, metavar="FILE",
               help="Text file with one class name per line (class-index order), for captions and folders.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file that is not a sagan checkpoint.")

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..errors import report_user_errors
-from ..metrics.weights import WEIGHTS_HELP
+from ..scripts.options import inception_weights_option
 from .definitions import build_variant, experiment_names, variant_names
 
 
@@ -71,7 +71,7 @@ def list_(base):
 @click.option("--num-samples", type=click.IntRange(min=10), default=1000, show_default=True, help="Generated samples per evaluation (>= 10: the Inception Score's splits).")
 @click.option("--variants", default=None, metavar="A,B,...", help="Only these variants.  [default: all]")
 @click.option("--ref", default=None, metavar="REF.npz", help="Reference statistics (evaluate.py stats).  [default: computed once from --data]")
-@click.option("--inception-weights", default=None, metavar="FILE", help=WEIGHTS_HELP)
+@inception_weights_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @report_user_errors
 def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants, ref, inception_weights, progress):

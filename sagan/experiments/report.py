@@ -17,6 +17,7 @@ from ..checkpoint import load_checkpoint
 from ..errors import UserError
 from ..io import write_text_atomic
 from ..metrics.history import read_records
+from ..metrics.registry import METRICS
 from ..plots import curves
 from ..training.rundir import METRICS_FILE, has_checkpoint
 from .definitions import PAPER_SOURCE, PAPER_VALUES, build_variant
@@ -88,8 +89,9 @@ def _protocol(out: Path, settings: dict, rows: list[dict]) -> dict:
     return proto
 
 
-def _fmt(v, digits: int = 2) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
+def _fmt(v, metric: str) -> str:
+    """A value as the metric registry formats it (KID x 10^3, two digits, ...)."""
+    return "—" if v is None else METRICS[metric].format_value(v)
 
 
 def markdown(summary: dict) -> str:
@@ -102,14 +104,13 @@ def markdown(summary: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in summary["variants"]:
         best, last = r.get("best") or {}, r.get("last") or {}
-        kid = best.get("kid")
         gamma = ", ".join(f"{k} {v:+.3f}" for k, v in (r.get("gamma") or {}).items()) or "—"
         paper = r.get("paper") or {}
-        paper_txt = f"{_fmt(paper.get('fid'))} / {_fmt(paper.get('is'))}" if paper else "—"
+        paper_txt = f"{_fmt(paper.get('fid'), 'fid')} / {_fmt(paper.get('is'), 'is')}" if paper else "—"
         status = r["status"] + (f" ({r['step']})" if r["status"] == "stopped" else "")
-        lines.append(f"| {r['variant']} | {status} | {_fmt(best.get('fid'))} ({best.get('step', '—')}) | "
-                     f"{_fmt(best.get('is'))} | {_fmt(kid * 1e3 if kid is not None else None)} | "
-                     f"{_fmt(last.get('fid'))} | {gamma} | {paper_txt} |")
+        lines.append(f"| {r['variant']} | {status} | {_fmt(best.get('fid'), 'fid')} ({best.get('step', '—')}) | "
+                     f"{_fmt(best.get('is'), 'is')} | {_fmt(best.get('kid'), 'kid')} | "
+                     f"{_fmt(last.get('fid'), 'fid')} | {gamma} | {paper_txt} |")
     notes = [f"- **{r['variant']}**: {'; '.join(r['notes'])}" for r in summary["variants"] if r["notes"]]
     if notes:
         lines += ["", "Placement notes:", ""] + notes

@@ -67,8 +67,7 @@ def ensure_reference(out: Path, cfg, inception_weights: str | None, accelerator)
     """``OUT/reference.npz`` of the experiment's data under the evaluation protocol, computed once. ``cfg``
     is a variant's config after :func:`open_training_data` (resolution and classes from the data)."""
     from ..data import open_dataset
-    from ..metrics import load_inception
-    from ..metrics.evaluation import reference_stats
+    from ..metrics.session import dataset_reference
 
     ref = out / REFERENCE_FILE
     if ref.is_file():
@@ -78,9 +77,8 @@ def ensure_reference(out: Path, cfg, inception_weights: str | None, accelerator)
          accelerator.is_main_process)
     dataset = open_dataset(d.path, resolution=m.resolution, uint8=True, demo_size=d.demo_size,
                            demo_classes=m.num_classes, seed=cfg.train.seed)
-    with accelerator.main_process_first():
-        inception = load_inception(inception_weights, device=accelerator.device, resize=cfg.train.fid_resize)
-    reference_stats(dataset, inception, ref, accelerator=accelerator, source=str(d.path or "demo"))
+    dataset_reference(dataset, ref, source=str(d.path or "demo"), inception_weights=inception_weights,
+                      resize=cfg.train.fid_resize, device=accelerator.device, accelerator=accelerator)
     accelerator.wait_for_everyone()
     return ref
 

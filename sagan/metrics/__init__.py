@@ -1,15 +1,15 @@
 """Evaluation metrics with pytorch-fid's port of the 2015 TF Inception: FID, IS, intra-FID, KID,
 precision / recall / density / coverage, and an FID bootstrap interval, under a named resize protocol.
 
-Modules: ``inception`` (the network), ``weights`` (finding/loading its weights), ``resize`` (the ``tf1`` /
-``pytorch-fid`` / ``clean`` protocols), ``features`` (batched, sharded extraction), ``stats`` (streaming
-float64 statistics, reference ``.npz``), ``frechet`` (Frechet distance), ``fid`` (FID, bootstrap interval),
-``inception_score``, ``intra`` (intra-FID), ``kid``, ``prdc``, ``classes`` (pairing generated and real
-classes by name), ``registry`` (every metric under its name: label, direction, formatting),
-``evaluation`` (putting it together), ``samples`` (reading samples.npz), ``report`` (json/md/png) and
-``history`` (``metrics.jsonl``).
+An evaluation set up and checked once (reference, metrics, class pairing, Inception), then run, as
+``evaluate.py metrics`` and the training loop do it::
 
-API for the training loop (evaluations every N steps)::
+    from sagan.metrics.session import open_session
+    session = open_session("refs/imagenet128_train.npz", num_samples=5000, labels=labels, metrics=("fid", "is"),
+                           inception_weights=None, resize="tf1", device=device, accelerator=accelerator)
+    result = session.of_generator(G_ema, 5000, seed=0)
+
+or in one call::
 
     from sagan.metrics import evaluate_generator, load_inception, load_ref
     from sagan.metrics.registry import METRICS, scalars
@@ -33,7 +33,7 @@ d x d matrices), ``kernel_inception_distance(gen, real)``, ``precision_recall_de
 """
 
 from .evaluation import compute_metrics, evaluate_generator, generator_features, reference_stats, sample_features
-from .frechet import ClassFrechetDistance, class_frechet_distance, frechet_distance, intra_fid, trace_sqrt_product
+from .frechet import ClassFrechetDistance, class_frechet_distance, frechet_distance, trace_sqrt_product
 from .inception import FEATURE_DIM, InceptionV3
 from .inception_score import inception_score
 from .kid import kernel_inception_distance
@@ -46,7 +46,7 @@ from .weights import WEIGHTS_FILENAME, WEIGHTS_URL, load_inception, resolve_weig
 __all__ = [
     "ClassFrechetDistance", "DEFAULT_RESIZE", "FEATURE_DIM", "FeatureStats", "InceptionV3", "METRICS", "METRIC_NAMES",
     "MetricOptions", "RESIZE_MODES", "RefStats", "WEIGHTS_FILENAME", "WEIGHTS_URL", "class_frechet_distance",
-    "compute_metrics", "evaluate_generator", "frechet_distance", "generator_features", "inception_score", "intra_fid",
+    "compute_metrics", "evaluate_generator", "frechet_distance", "generator_features", "inception_score",
     "kernel_inception_distance", "load_inception", "load_ref", "precision_recall_density_coverage",
     "reference_stats", "resolve_weights", "sample_features", "save_ref", "trace_sqrt_product",
 ]

@@ -1,5 +1,6 @@
 """Putting it together: reference statistics of a dataset, features of samples or a generator, and the
 metrics of those features against a reference (whichever of :data:`registry.METRICS` are asked for).
+:mod:`session` sets an evaluation up and checks it before any of this runs.
 
 Distributed use: call these on every accelerate process with the same arguments; features are gathered
 step by step and the results (files, metric dicts) exist on the main process only (``None`` elsewhere).
@@ -12,16 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..io import check_free_space, open_memmap_reserved, progress_disable
+from ..io import check_free_space, open_memmap_reserved
 from ..sampling.latents import class_balanced_labels, sample_latents
 from .classes import pair_classes
 from .features import array_batches, dataset_batches, extract_features, generator_batches, shard_batches
-from .frechet import ClassFrechetDistance, class_indices
+from .frechet import class_indices
 from .inception import FEATURE_DIM, InceptionV3
-from .intra import check_intra_fid_inputs, check_labels, class_fid, intra_fid_of  # noqa: F401  (the CLI's, tests')
+from .intra import GeneratorSource, check_labels, intra_fid_of  # noqa: F401  (intra_fid_of: tests')
 from .registry import METRICS, MetricInputs, MetricOptions
 from .resize import resize_description
 from .stats import FeatureStats, RefStats, ref_file_bytes, save_ref
@@ -168,70 +168,64 @@ def check_same_inception(ref: RefStats, inception: InceptionV3) -> None:
     check_reference_protocol(ref, inception.resize, getattr(inception, "weights_sha256", None))
 
 
-def compute_metrics(features: np.ndarray, labels: np.ndarray | None, ref: RefStats, inception: InceptionV3,
-                    splits: int = 10, intra: bool = True, device="cpu", progress: bool = True,
-                    metrics: tuple[str, ...] | None = None, options: MetricOptions | None = None,
-                    protocol: dict | None = None) -> dict:
-    """The ``metrics`` (registry names; default FID, IS and, with ``intra`` and labels, intra-FID) of
-    generated ``features`` with ``labels`` given as reference class indices. Returns report.json-shaped
-    keys plus ``num_samples``; ``protocol``, when given, receives a line per metric on how it was made."""
-    if features.shape[1] != ref.dim:
-        raise UserError(f"features are {features.shape[1]}-d but the reference {ref.path} is {ref.dim}-d")
-    if len(features) < 2:
-        raise UserError(f"FID needs at least 2 samples, got {len(features)}")
-    check_same_inception(ref, inception)
-    if labels is not None:
-        check_labels(labels, ref, "samples")
-    if metrics is None:
-        metrics = ("fid", "is") + (("intra_fid",) if intra and labels is not None else ())
-    if "intra_fid" in metrics and labels is None:
+def compute_metrics(features: np.ndarray | None, labels: np.ndarray | None, ref: RefStats, inception: InceptionV3,
+                    metrics: tuple[str, ...] = ("fid", "is"), options: MetricOptions | None = None,
+                    protocol: dict | None = None, generator: GeneratorSource | None = None) -> dict | None:
+    """The ``metrics`` (registry names) of generated ``features`` with ``labels`` given as reference class
+    indices. Returns report.json-shaped keys plus ``num_samples``; ``protocol``, when given, receives a
+    line per metric on how it was made. With a ``generator`` (metrics that draw their own samples), call
+    it on every process: ``features`` is None off the main process, which returns None."""
+    main = generator.main if generator is not None else True
+    if main:
+        if features.shape[1] != ref.dim:
+            raise UserError(f"features are {features.shape[1]}-d but the reference {ref.path} is {ref.dim}-d")
+        if len(features) < 2:
+            raise UserError(f"FID needs at least 2 samples, got {len(features)}")
+        check_same_inception(ref, inception)
+        if labels is not None:
+            check_labels(labels, ref, "samples")
+    if any(METRICS[name].needs_labels for name in metrics) and labels is None and main:
         raise UserError("intra-FID needs class labels for the samples")
-    options = options or MetricOptions(splits=splits, device=device, progress=progress)
-    inputs = MetricInputs(features, labels, ref, inception, options)
+    inputs = MetricInputs(features, labels, ref, inception, options or MetricOptions(), generator)
     result = {}
     for name in metrics:
-        result.update(METRICS[name].compute(inputs))
+        metric = METRICS[name]
+        if main or metric.every_process:
+            result.update(metric.compute(inputs))
+    if not main:
+        return None
     result["num_samples"] = int(len(features))
     if protocol is not None:
         protocol.update(inputs.protocol)
     return result
 
 
-def projection_intra_fid(G: torch.nn.Module, ref: RefStats, inception: InceptionV3, per_class: int = 5000,
-                         batch_size: int = 50, seed: int = 0, truncation: float | None = None, accelerator=None,
-                         progress: bool = True, to_ref: np.ndarray | None = None
-                         ) -> tuple[float, dict[int, float]] | None:
-    """The projection-discriminator paper's intra-FID: ``per_class`` generated images of each class (5000)
-    against all real images of that class, one class at a time (features of one class in memory).
-    ``to_ref[c]``: the reference class paired with G's class c (default: c)."""
-    if not ref.has_classes:
-        raise UserError(f"reference {ref.path} has no per-class features; rebuild it with `evaluate.py stats`")
-    _, _, main = _rank_world(accelerator)
-    scores, distance = {}, ClassFrechetDistance(next(inception.parameters()).device)
-    classes = range(G.num_classes) if to_ref is not None else range(min(G.num_classes, ref.num_classes))
-    for c in tqdm(classes, desc="intra-FID (projection protocol)", unit="class", disable=progress_disable(progress and main),
-                  dynamic_ncols=True):
-        got = generator_features(G, per_class, inception, batch_size, seed + 1 + c, [c], truncation, accelerator,
-                                 progress=False)
-        if main:
-            r = int(to_ref[c]) if to_ref is not None else c
-            scores[r] = class_fid(got[0], ref, r, distance)
-    return (float(np.mean(list(scores.values()))), scores) if main else None
+def generator_source(G: torch.nn.Module, inception: InceptionV3, batch_size: int = 50, seed: int = 0,
+                     truncation: float | None = None, accelerator=None, to_ref: np.ndarray | None = None
+                     ) -> GeneratorSource:
+    """``G`` as a :class:`GeneratorSource` (for metrics that draw their own samples)."""
+
+    def features(classes: list[int], num: int, class_seed: int):
+        return generator_features(G, num, inception, batch_size=batch_size, seed=class_seed, classes=classes,
+                                  truncation=truncation, accelerator=accelerator, progress=False)
+
+    return GeneratorSource(features, G.num_classes, seed, _rank_world(accelerator)[2], to_ref)
 
 
 def evaluate_generator(G: torch.nn.Module, ref: RefStats | str | os.PathLike, num_samples: int = 5000,
                        inception: InceptionV3 | None = None, metrics: tuple[str, ...] = ("fid", "is"),
                        batch_size: int = 50, seed: int = 0, accelerator=None, progress: bool = False,
-                       splits: int = 10, intra: bool = False, options: MetricOptions | None = None,
-                       class_names: list[str] | None = None, protocol: dict | None = None) -> dict | None:
+                       options: MetricOptions | None = None, class_names: list[str] | None = None,
+                       protocol: dict | None = None, truncation: float | None = None) -> dict | None:
     """The ``metrics`` of ``num_samples`` class-balanced samples of ``G`` against a reference: the training
-    loop's hook (``intra=True`` adds intra-FID).
+    loop's hook.
 
     ``G`` samples in eval mode with its BN statistics mode (:mod:`sagan.sampling.bn_stats`) on its own device;
     ``inception`` (which carries the resize protocol) defaults to ``load_inception(device=G's)``;
     ``class_names`` (G's classes) pair G's classes with the reference's by name. Returns the result dict
     (report.json keys) on the main process, ``None`` on the others.
     """
+    from .session import EvalSession
     from .stats import load_ref
     from .weights import load_inception
 
@@ -239,11 +233,8 @@ def evaluate_generator(G: torch.nn.Module, ref: RefStats | str | os.PathLike, nu
     device = next(G.parameters()).device
     inception = inception if inception is not None else load_inception(device=device)
     check_same_inception(ref, inception)  # before the sampling, not after
-    metrics = tuple(metrics) + (("intra_fid",) if intra and "intra_fid" not in metrics else ())
-    pairing = pair_classes(class_names, ref, "the generator")
-    got = generator_features(G, num_samples, inception, batch_size, seed, accelerator=accelerator, progress=progress)
-    if got is None:
-        return None
-    options = options or MetricOptions(splits=splits, device=device, progress=progress)
-    return compute_metrics(got[0], pairing.map(got[1]), ref, inception, metrics=metrics, options=options,
-                           protocol=protocol)
+    session = EvalSession(ref=ref, inception=inception, metrics=tuple(metrics),
+                          pairing=pair_classes(class_names, ref, "the generator"),
+                          options=options or MetricOptions(device=device, progress=progress), accelerator=accelerator)
+    return session.of_generator(G, num_samples, batch_size=batch_size, seed=seed, truncation=truncation,
+                                progress=progress, protocol=protocol)

@@ -17,8 +17,6 @@ singular values of A B^T / sqrt((n1 - 1)(n2 - 1)), an n1 x n2 problem.
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import numpy as np
 import scipy.linalg
 import torch
@@ -102,19 +100,6 @@ def class_frechet_distance(feats1: np.ndarray | torch.Tensor, feats2: np.ndarray
                            device: str | torch.device = "cpu") -> float:
     """Exact FID of two small feature sets (see :class:`ClassFrechetDistance`)."""
     return ClassFrechetDistance(device)(feats1, feats2)
-
-
-def intra_fid(class_pairs: Iterable[tuple[int, np.ndarray, np.ndarray]],
-              device: str | torch.device = "cpu") -> tuple[float, dict[int, float]]:
-    """Mean over classes of the per-class FID (Miyato & Koyama 2018's intra-FID).
-
-    ``class_pairs`` yields ``(class, generated_features, real_features)``; returns ``(mean, {class: fid})``.
-    """
-    distance = ClassFrechetDistance(device)
-    per_class = {int(c): distance(gen, real) for c, gen, real in class_pairs}
-    if not per_class:
-        raise ValueError("intra-FID needs at least one class")
-    return float(np.mean(list(per_class.values()))), per_class
 
 
 def class_indices(labels: np.ndarray) -> dict[int, np.ndarray]:

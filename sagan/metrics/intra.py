@@ -3,9 +3,18 @@
 Per class, the generated rows of that class against all real rows of that class (the reference's
 class-grouped features), exactly and without d x d matrices (:class:`frechet.ClassFrechetDistance`).
 Labels here are reference class indices: generated labels are mapped first (:mod:`classes`).
+
+Two protocols (``MetricOptions.intra_fid_protocol``) say which generated images enter:
+
+- ``balanced``: the class-balanced evaluation samples themselves (50 per class for 50k ImageNet samples);
+- ``projection``: ``per_class_samples`` images generated per class (5000 in the projection-discriminator
+  paper), one class at a time, so only one class's features are in memory; needs the generator.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -48,6 +57,50 @@ def class_fid(gen_features: np.ndarray, ref: RefStats, c: int, distance: ClassFr
     if ref.class_count(c) < 2:
         raise _too_few(c, ref.class_count(c), ref)
     return distance(gen_features, ref.class_features(c))
+
+
+PROTOCOLS = ("balanced", "projection")
+# the name the balanced protocol had before it was named for what it does; still accepted
+FORMER_NAMES = {"mission": "balanced"}
+
+
+@dataclass(frozen=True)
+class GeneratorSource:
+    """More samples of the generator under evaluation, for metrics that draw their own (every process
+    calls ``features`` together; it returns ``(features, labels)`` on the main process, None elsewhere)."""
+
+    features: Callable[[list[int], int, int], tuple[np.ndarray, np.ndarray] | None]  # (classes, num, seed)
+    num_classes: int
+    seed: int
+    main: bool = True
+    to_ref: np.ndarray | None = None  # generated class -> reference class (None: the same index)
+
+
+def projection_intra_fid(gen: GeneratorSource, ref: RefStats, per_class: int, device="cpu",
+                         progress: bool = True) -> tuple[float, dict[int, float]] | None:
+    """The projection-discriminator paper's intra-FID: ``per_class`` generated images of each class
+    (class c drawn from seed + 1 + c) against all real images of that class, one class at a time."""
+    if not ref.has_classes:
+        raise UserError(f"reference {ref.path} has no per-class features; rebuild it with `evaluate.py stats`")
+    scores, distance = {}, ClassFrechetDistance(device)
+    classes = range(gen.num_classes) if gen.to_ref is not None else range(min(gen.num_classes, ref.num_classes))
+    for c in tqdm(classes, desc="intra-FID (projection protocol)", unit="class",
+                  disable=progress_disable(progress and gen.main), dynamic_ncols=True):
+        got = gen.features([c], per_class, gen.seed + 1 + c)
+        if gen.main:
+            r = int(gen.to_ref[c]) if gen.to_ref is not None else c
+            scores[r] = class_fid(got[0], ref, r, distance)
+    return (float(np.mean(list(scores.values()))), scores) if gen.main else None
+
+
+def protocol_line(protocol: str, per_class_samples: int, labels: np.ndarray | None, seed: int) -> dict:
+    """The report's description of how intra-FID was computed."""
+    if protocol == "projection":
+        generated = f"{per_class_samples} generated per class (class c from seed {seed} + 1 + c)"
+    else:
+        counts = np.bincount(labels)
+        generated = f"the {len(labels)} class-balanced samples ({counts[counts > 0].min()}-{counts.max()} per class)"
+    return {"name": protocol, "generated": generated, "real": "all reference images of the class"}
 
 
 def intra_fid_of(features: np.ndarray, labels: np.ndarray, ref: RefStats, device="cpu",

@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..io import atomic_write
 from .inception import FEATURE_DIM
 from .resize import RESIZE_MODES
@@ -282,7 +282,7 @@ def load_ref(path: str | os.PathLike, expected_dim: int = FEATURE_DIM) -> RefSta
     except UserError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
-        raise UserError(f"cannot read reference stats {p}: corrupt or not an .npz ({' '.join(str(e).split())[:120]}); "
+        raise UserError(f"cannot read reference stats {p}: corrupt or not an .npz ({one_line(e)}); "
                         "recreate it with `evaluate.py stats`") from None
     if mu.shape != (expected_dim,) or sigma.shape != (expected_dim, expected_dim):
         raise UserError(f"{p} holds {mu.shape[0] if mu.ndim == 1 else mu.shape}-d statistics (sigma {sigma.shape}), "

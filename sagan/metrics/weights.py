@@ -113,7 +113,7 @@ def load_inception(weights: str | os.PathLike | None = None, device: str | torch
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
-        raise UserError(f"Inception weights {path} do not fit pytorch-fid's Inception ({' '.join(str(e).split())[:200]}); "
+        raise UserError(f"Inception weights {path} do not fit pytorch-fid's Inception ({one_line(e, 200)}); "
                         f"use {WEIGHTS_FILENAME}") from None
     sha = file_sha256(path)
     if not sha.startswith(WEIGHTS_SHA256_PREFIX) and os.environ.get("RANK", "0") == "0":  # once under accelerate

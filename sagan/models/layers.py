@@ -11,8 +11,9 @@ from torch.nn.utils.parametrizations import _SpectralNorm, spectral_norm
 class _SpectralNormFP32(_SpectralNorm):
     """torch's spectral-norm parametrization with autocast switched off.
 
-    Under bf16/fp16 autocast the power iteration's matrix-vector products would run in low precision
-    (PITFALLS: keep it in fp32); the weight itself is an fp32 parameter, so disabling autocast here
+    Under bf16/fp16 autocast the power iteration's matrix-vector products would run in low precision,
+    and the estimate of the largest singular value that every weight is divided by would drift, so it
+    is kept in fp32. The weight itself is an fp32 parameter, so disabling autocast here
     costs nothing and the conv/linear that consumes the weight still runs under autocast.
     """
 

@@ -13,7 +13,7 @@ states it (:func:`bn_mode_description`):
   sample in eval mode with what was accumulated. Recomputed per truncation value, as BigGAN does.
 
 Everything but the batch norms stays in eval mode in every mode: spectral norm's power iteration runs
-only in train mode and would change the normalised weights (PITFALLS: spectral norm).
+only in train mode (torch's ``spectral_norm`` parametrization) and would change the normalised weights.
 
 :func:`prepare_generator` changes the module it is given (the standing statistics overwrite the running
 ones): pass your own copy, e.g. the generator :func:`sagan.checkpoint.load_generator` returns, never the

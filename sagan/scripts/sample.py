@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..sampling.bn_stats import BN_MODES, bn_mode_description, prepare_generator, sampling_mode
+from ..sampling.bn_stats import bn_mode_description, prepare_generator, sampling_mode
 from ..checkpoint import load_generator
 from ..errors import UserError, report_user_errors
 from ..io import (NotWritableError, check_free_space, check_replaceable, check_writable, progress_disable,
@@ -19,21 +19,16 @@ from ..sampling.draw import (class_folder_names, clear_sample_folder, generate, 
                              sample_folder_files, sample_set_bytes, spread_classes, to_uint8, write_npz, write_png_folder)
 from ..sampling.latents import class_balanced_labels, sample_latents
 from ..sampling.viz import PNG_SOFTWARE, attention_figure, default_query_points, image_grid, save_png, upscale_factor
+from .options import bn_stats_options, device_option, parse_device, seed_option, truncation_option
 
 IMAGE_EXTS = (".png",)
 
 
 def _device(name: str) -> torch.device:
-    if name == "auto":
+    """``--device``; ``auto`` is the GPU when there is one."""
+    dev = parse_device(name)
+    if dev is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device; use cpu, cuda, cuda:1 or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s); use cuda:0 or cuda")
     return dev
 
 
@@ -102,8 +97,7 @@ def _parse_points(spec: str | None, n: int) -> list[tuple[float, float]]:
 @click.option("--per-class", type=click.IntRange(min=1), default=8, show_default=True, help="Columns of a grid.")
 @click.option("--num-samples", type=click.IntRange(min=1), default=50000, show_default=True,
               help="Samples for .npz / folder output (class-balanced).")
-@click.option("--truncation", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Redraw latent entries with |z| > T (truncation trick).")
+@truncation_option
 @click.option("--interpolate", is_flag=True, help="Rows interpolating z at a fixed class, and the class at a fixed z.")
 @click.option("--steps", type=click.IntRange(min=2), default=8, show_default=True, help="Columns of an interpolation.")
 @click.option("--attention-maps", is_flag=True, help="The paper's figure: where query points look, per attention layer.")
@@ -111,18 +105,13 @@ def _parse_points(spec: str | None, n: int) -> list[tuple[float, float]]:
 @click.option("--num-queries", type=click.IntRange(min=1, max=7), default=3, show_default=True, help="Query points per image.")
 @click.option("--query-points", default=None, metavar="R,C;R,C", help="Query points as row,col fractions, e.g. 0.3,0.3;0.7,0.5.")
 @click.option("--no-ema", is_flag=True, help="Use the raw generator instead of the EMA one.")
-@click.option("--bn-stats", type=click.Choice(BN_MODES), default="running", show_default=True,
-              help="Batch-norm statistics: the checkpoint's running ones, each batch's own, or standing ones "
-                   "accumulated over fresh latents (BigGAN).")
-@click.option("--standing-batches", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Batches of 64 latents that --bn-stats standing accumulates.")
+@bn_stats_options
 @click.option("--overwrite", is_flag=True,
               help="Replace what sample.py wrote in a non-empty --out folder (the files its .sagan-samples.json lists), "
                    "or an existing --out file that sagan did not write.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of latents and labels (the same at any batch size).")
+@seed_option("Seed of latents and labels (the same at any batch size).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@device_option
 @report_user_errors
 def main(checkpoint, out, classes, per_class, num_samples, truncation, interpolate, steps, attention_maps, num_images,
          num_queries, query_points, no_ema, bn_stats, standing_batches, overwrite, seed, batch_size, device):
@@ -148,6 +137,7 @@ def main(checkpoint, out, classes, per_class, num_samples, truncation, interpola
         raise UserError(f"--out {out}: --interpolate and --attention-maps draw a figure; give a .png file")
     sample_set = to_dir or out_path.suffix.lower() == ".npz"
     dev = _device(device)
+    bn_stats = bn_stats or "running"
     G, cfg, ckpt = load_generator(checkpoint, ema=not no_ema, device=dev)
     if not no_ema and not ckpt["used_ema"]:
         click.echo("note: the checkpoint has no EMA generator; using the raw one", err=True)

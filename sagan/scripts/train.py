@@ -8,23 +8,23 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import checkpoint_config, load_checkpoint
-from ..config import CONFIG_DIR, apply_overrides, config_chain, load_config
-from ..errors import UserError, report_user_errors
+from ..config import CONFIG_DIR, DATA_DERIVED, apply_overrides, config_chain, load_config
+from ..errors import UserError, one_line, report_user_errors
 from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
+from .options import inception_weights_option, seed_option, set_option
 
-DATA_KEYS = ("resolution", "num_classes")  # taken from the dataset unless the user pins them
 
 
 def pinned_model_keys(config: str, overrides: tuple[str, ...]) -> set[str]:
-    """Which of ``DATA_KEYS`` the user fixed: set with ``--set model.KEY=...`` or written in their own YAML
+    """Which of ``DATA_DERIVED`` the user fixed: set with ``--set model.KEY=...`` or written in their own YAML
     or a ``base:`` of it that is not a built-in preset (the presets' values are defaults that a dataset
     may replace)."""
-    pinned = {k for k in DATA_KEYS for o in overrides if o.split("=", 1)[0].strip() == f"model.{k}"}
+    pinned = {k for k in DATA_DERIVED for o in overrides if o.split("=", 1)[0].strip() == f"model.{k}"}
     presets = CONFIG_DIR.resolve()
     for path, raw in config_chain(config):
         if presets not in path.resolve().parents:
             model = raw.get("model") or {}
-            pinned |= {k for k in DATA_KEYS if isinstance(model, dict) and k in model}
+            pinned |= {k for k in DATA_DERIVED if isinstance(model, dict) and k in model}
     return pinned
 
 
@@ -42,11 +42,9 @@ def pinned_model_keys(config: str, overrides: tuple[str, ...]) -> set[str]:
               help="Autocast dtype (bf16 is safe; fp16 tends to collapse).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Steps between checkpoints.")
 @click.option("--sample-every", type=click.IntRange(min=1), default=None, help="Steps between sample grids.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of weights, data order and latents.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Any config value, e.g. --set train.lr_d=2e-4 --set model.g_attn=[32,64] (repeatable).")
-@click.option("--inception-weights", default=None, metavar="FILE",
-              help="pt_inception-2015-12-05-6726825d.pth for FID during training (train.fid_every + data.ref_stats).")
+@seed_option("Seed of weights, data order and latents.  [default: the config's train.seed]", default=None)
+@set_option
+@inception_weights_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
 @report_user_errors
 def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, mixed_precision, checkpoint_every,
@@ -93,7 +91,7 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         ckpt = load_checkpoint(resume) if resume is not None else None
     if ckpt is not None and config is None:
         cfg = apply_overrides(apply_overrides(checkpoint_config(ckpt), list(overrides)), explicit)
-        pinned = set(DATA_KEYS)
+        pinned = set(DATA_DERIVED)
     else:
         config = config or "demo"
         cfg = apply_overrides(load_config(config, overrides=list(overrides)), explicit)
@@ -116,7 +114,7 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         if "DataLoader worker" not in str(e):
             raise
         where = trainer.outdir if trainer is not None else "the run directory"
-        raise UserError(f"a data loading worker died ({' '.join(str(e).split())[:120]}; out of memory?); lower "
+        raise UserError(f"a data loading worker died ({one_line(e)}; out of memory?); lower "
                         f"train.num_workers or free memory, then continue with --resume {where}") from None
     if trainer.stopped_by is not None:
         sys.exit(128 + trainer.stopped_by)  # the convention for "ended by signal N": preemption is not completion

@@ -8,8 +8,8 @@ Semantics, step by step (``update(step)`` is called after the G optimizer step `
 - ``step >= start``: ``ema = decay * ema + (1 - decay) * G`` for every parameter;
 - buffers are always copied, never averaged: batch-norm running statistics (the EMA copy runs in eval
   mode with G's statistics, as BigGAN-PyTorch does without its "standing stats") and spectral norm's
-  power-iteration vectors ``u``/``v``: averaging those shrinks them and blows up the normalised weights
-  (PITFALLS, "Spectral norm").
+  power-iteration vectors ``u``/``v``: averaging those shrinks them (an average of unit vectors is
+  shorter than one) and blows up the normalised weights.
 
 Spectrally normalised layers keep their raw weight as the parameter ``parametrizations.weight.original``
 (torch.nn.utils.parametrizations), so the average is taken over raw weights and the EMA copy normalises

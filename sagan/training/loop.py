@@ -1,11 +1,5 @@
-"""The SAGAN training loop: wiring and the loop itself. The parts live in their own modules:
-
-    sagan/training/step.py     one iteration: d_steps x D update, G update, EMA (losses: losses.py)
-    sagan/data/stream.py       the resumable, sharded data stream
-    sagan/checkpoint.py        the checkpoint payload, writing, pruning, the best checkpoint
-    sagan/training/monitor.py  log lines, TensorBoard, sample grids, Ctrl-C / SIGTERM
-    sagan/training/watch.py    evaluations during training, metrics.jsonl, collapse watch
-    sagan/training/rundir.py   run directories
+"""The SAGAN training loop: wiring the networks, data, checkpoints, logs and evaluations together, and
+the loop itself.
 
 One step (``step`` counts completed G updates, as the paper's "iterations") is a :class:`GANStep` call;
 the loop around it logs, samples, evaluates and saves at their cadences.
@@ -28,39 +22,34 @@ steps).
 from __future__ import annotations
 
 import os
+import random
 import time
 from pathlib import Path
 from typing import Collection
 
+import numpy as np
 import torch
 
-from ..checkpoint import (CHECKPOINT_DIR, LAST, check_training_state, checkpoint_config, drop_abandoned_branch,
-                          load_checkpoint, restore_rng, restore_training_state, rng_state, small_data_state,
-                          step_file_name, training_payload, write_best, write_training_checkpoint)
-from ..config import Config
+from ..checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
+                          checkpoint_config, load_checkpoint, restore_rng, restore_training_state, rng_state,
+                          small_data_state, step_file_name, training_payload, write_best, write_training_checkpoint)
+from ..config import DATA_DERIVED, Config
 from ..data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
-from ..errors import CheckpointError, UserError, one_line
+from ..errors import UserError, one_line
+from ..io import printable
 from .step import GANStep
 from ..models.networks import Discriminator, Generator, count_parameters
 from .monitor import Monitor, RecentSteps, StopRequest
-from .rundir import prepare_run_dir, resolve_outdir
+from .lineage import ROOT, Resume, lineage_of, reconcile_history
+from .rundir import METRICS_FILE, create_run_dir, lock_run_dir, prepare_run_dir, resolve_outdir, run_name
 from .watch import RunWatch
 
 __all__ = ["EpochBatchSampler", "Trainer", "TrainingDiverged", "train"]
-DATA_DERIVED = ("resolution", "num_classes")  # model keys a real dataset supplies
 
 
 class TrainingDiverged(UserError):
     """A loss or a weight became NaN/Inf; the last good checkpoint is kept."""
-
-
-def check_same_model(cfg: Config, ckpt_cfg: Config, path: str, skip: Collection[str] = ()) -> None:
-    a, b = cfg.to_dict()["model"], ckpt_cfg.to_dict()["model"]
-    diff = [f"model.{k}={b[k]!r} there vs {a[k]!r} here" for k in a if k not in skip and a[k] != b.get(k)]
-    if diff:
-        raise CheckpointError(f"checkpoint {path} is from another architecture ({'; '.join(diff[:3])}); resume without "
-                              f"--config (the checkpoint's config is used), or start a new run")
 
 
 def make_accelerator(mixed_precision: str):
@@ -80,10 +69,26 @@ class Trainer:
     def __init__(self, cfg: Config, outdir: str | Path | None = None, resume: str | Path | dict | None = None,
                  pinned: Collection[str] = DATA_DERIVED, inception_weights: str | None = None,
                  progress: bool = True, dataset=None, restart: Path | None = None):
+        self._lock = None
+        try:
+            self._setup(cfg, outdir, resume, pinned, inception_weights, progress, dataset, restart)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give up the run directory's lock (also done by the kernel when the process ends in any way)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _setup(self, cfg, outdir, resume, pinned, inception_weights, progress, dataset, restart) -> None:
         ckpt = resume if isinstance(resume, dict) else (load_checkpoint(resume) if resume is not None else None)
+        classes_note = None
         if ckpt is not None:
             check_training_state(ckpt)
-            pinned = DATA_DERIVED  # the checkpoint fixes the architecture
+            # the checkpoint fixes the architecture; its classes are compared with the data's by name below
+            pinned = ("resolution",)
             # compare what the data cannot change before opening it (a misleading data error otherwise)
             check_same_model(cfg, checkpoint_config(ckpt), ckpt["path"], DATA_DERIVED if cfg.data.path else ())
         self.acc = acc = make_accelerator(cfg.train.mixed_precision)
@@ -91,6 +96,7 @@ class Trainer:
         # ``dataset``: an already opened one (benchmarks); it must match cfg.model
         self.dataset, cfg = (dataset, cfg) if dataset is not None else open_training_data(cfg, pinned)
         if ckpt is not None:
+            classes_note = check_same_classes(ckpt, self.dataset, cfg)
             check_same_model(cfg, checkpoint_config(ckpt), ckpt["path"])
         self.cfg, t = cfg, cfg.train
         self._check_batch()
@@ -102,8 +108,7 @@ class Trainer:
         self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress)
         self.say = self.monitor.say
         self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
-        if getattr(self.dataset, "note", ""):  # data.subset: which part of the data trains
-            self._startup_notes.append(self.dataset.note)
+        self._startup_notes += self._data_notes() + ([classes_note] if classes_note else [])
 
         self._build(ckpt)
         # small data: what D sees and what regularises it
@@ -112,14 +117,15 @@ class Trainer:
         self.recent = RecentSteps(self.device)
         # a restart (no checkpoint yet) abandons whatever the killed attempt recorded: resume from step 0
         resumed = self.step if (ckpt is not None or restart is not None) else None
-        self.watch = RunWatch(cfg, self.outdir, acc, self.monitor, inception_weights,
-                              (ckpt.get("meta") or {}).get("watch") if ckpt else None, self.class_names,
-                              resumed_step=resumed)
-        self._startup_notes += self.watch.notes
+        self.lineage = lineage_of(ckpt.get("meta")) if ckpt is not None else [list(e) for e in ROOT]
         if ckpt is not None:
             self._startup_notes += self._resume_notes(ckpt)
-        elif restart is not None and self.main:
-            self._startup_notes += drop_abandoned_branch(self.ckpt_dir, 0)
+        if resumed is not None and (ckpt is None or self._in_run(ckpt)):
+            self._startup_notes += on_main(acc, self._reconcile, ckpt) or []
+        self.watch = RunWatch(cfg, self.outdir, acc, self.monitor, inception_weights,
+                              (ckpt.get("meta") or {}).get("watch") if ckpt else None, self.class_names,
+                              branch=self.lineage[-1][1])
+        self._startup_notes += self.watch.notes
         self._purge_events = resumed is not None
         if t.mixed_precision == "fp16":
             self._startup_notes.append("warning: fp16 training of SAGAN often collapses early (loss scaling vs. the "
@@ -129,9 +135,24 @@ class Trainer:
             restore_rng(ckpt, self.rank)
 
     def _choose_outdir(self, outdir, resume_path: str | None, restart: Path | None) -> tuple[Path, list]:
-        """The run directory (checked writable) and the stale temp files removed from it (main process)."""
-        out = resolve_outdir(outdir, self.cfg.name, resume_path, restart)
-        return out, prepare_run_dir(out)
+        """The run directory (created with its config, locked, checked writable) and the stale temp files
+        removed from it (main process)."""
+        out = resolve_outdir(outdir, run_name(self.cfg), resume_path, restart)
+        create_run_dir(out, self.cfg)
+        self._lock = lock_run_dir(out)
+        return out, prepare_run_dir(out, self.cfg)
+
+    def _data_notes(self) -> list[str]:
+        from ..data import FolderDataset
+
+        notes = [self.dataset.note] if getattr(self.dataset, "note", "") else []  # data.subset: which part trains
+        if self.cfg.data.path and self.cfg.model.num_classes == 1:
+            notes.append(f"note: {self.cfg.data.path} has one class ({printable(self.class_names[0])}): this trains a "
+                         "conditional model with a single class; for an unconditional model set model.num_classes: 0")
+        if isinstance(getattr(self.dataset, "base", self.dataset), FolderDataset):  # a data.subset wraps it
+            notes.append("note: training straight from an image folder decodes and resizes every image each epoch; "
+                         "pack it once with sagan-prepare (about 50x faster per image) and train on that")
+        return notes
 
     def _check_batch(self) -> None:
         t = self.cfg.train
@@ -149,6 +170,10 @@ class Trainer:
         """Networks, the GAN step (optimisers, EMA), restored state, the data stream."""
         cfg, t = self.cfg, self.cfg.train
         torch.manual_seed(t.seed)  # same initial weights on every process (DDP also broadcasts rank 0's)
+        # python's and numpy's global RNGs too, so that a straight run and a killed-and-resumed one agree in
+        # every byte of their checkpoints (a resume restores all three)
+        random.seed(t.seed)
+        np.random.seed(t.seed)
         G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
         if t.sync_bn and self.world > 1:
             if self.device.type == "cpu":
@@ -183,8 +208,22 @@ class Trainer:
             notes.append("optimiser settings from the config replace the checkpoint's: " + ", ".join(self.hparam_changes))
         if ckpt["opt_G"] is None or ckpt["opt_D"] is None:
             notes.append("the checkpoint has no optimiser state (a converted checkpoint?): fresh Adam moments")
-        if self.main and Path(ckpt["path"]).parent.resolve() == self.ckpt_dir.resolve():
-            notes += drop_abandoned_branch(self.ckpt_dir, self.step, Path(ckpt["path"]))
+        return notes
+
+    def _in_run(self, ckpt: dict) -> bool:
+        return Path(ckpt["path"]).parent.resolve() == self.ckpt_dir.resolve()
+
+    def _reconcile(self, ckpt: dict | None) -> list[str]:
+        """Bring the run folder onto the resumed checkpoint's path (main process, under the lock): what is off
+        it is abandoned or dropped, ``last.pt``/``best.pt`` follow it (sagan/training/lineage.py)."""
+        meta = (ckpt.get("meta") or {}) if ckpt is not None else {}
+        resume = Resume(self.ckpt_dir, self.step, self.lineage, (meta.get("watch") or {}).get("best"),
+                        Path(ckpt["path"]) if ckpt is not None else None)
+        self.lineage = resume.lineage
+        notes = resume.checkpoints() + reconcile_history(self.outdir / METRICS_FILE, resume)
+        if resume.branching:
+            notes.append(f"branching off the run at step {self.step}: what lies off this path is kept as "
+                         "checkpoints/abandoned_*.pt and metrics_abandoned.jsonl")
         return notes
 
     # ---- checks -----------------------------------------------------------------------------------
@@ -217,7 +256,7 @@ class Trainer:
         if self.world > 1:
             rng["per_process"] = states
         meta = {"images_seen": self.images_seen, "num_processes": self.world, "torch": str(torch.__version__),
-                "time": time.time(), "watch": self.watch.state(), **small_data_state(self.gan)}
+                "time": time.time(), "watch": self.watch.state(), "lineage": self.lineage, **small_data_state(self.gan)}
         if self.acc.scaler is not None:
             meta["scaler"] = self.acc.scaler.state_dict()
         g = self.gan
@@ -250,7 +289,8 @@ class Trainer:
         t, m = self.cfg.train, self.cfg.model
         for note in self._startup_notes:
             self.say(note)
-        self.say(f"training {self.cfg.name}: {len(self.dataset)} images, {m.num_classes} classes, {m.resolution}px, "
+        on = f" on {printable(Path(self.cfg.data.path).name)}" if self.cfg.data.path else ""
+        self.say(f"training {self.cfg.name}{on}: {len(self.dataset)} images, {m.num_classes} classes, {m.resolution}px, "
                  f"global batch {t.batch_size} = {self.data.sampler.per_process} x {self.world} process(es) x "
                  f"{t.grad_accum} accumulation, loss {t.loss}, {self.device}, mixed precision {t.mixed_precision}; "
                  f"writing to {self.outdir}")
@@ -312,6 +352,7 @@ class Trainer:
             raise
         finally:
             self.monitor.close()
+            self.release()
         self.say(f"done: {self.step} steps; checkpoint {self.ckpt_dir / LAST}")
         return self.outdir
 

@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from ..config import Config
 from ..io import printable
-from .rundir import CONFIG_FILE, LOG_FILE, SAMPLES_DIR
+from .rundir import LOG_FILE, SAMPLES_DIR, write_run_config
 from ..sampling.draw import generate, spread_classes
 from ..sampling.latents import sample_latents
-from ..sampling.viz import image_grid, save_png
+from ..sampling.viz import image_grid, save_png, upscale_factor
 
 GRID_ROWS, GRID_COLS = 10, 8  # sample grid: up to 10 classes (rows) x 8 fixed latents
+EVENTS_GLOB = "events.out.tfevents.*"
 
 
 class StopRequest:
@@ -90,18 +90,40 @@ class Monitor:
 
     def open(self, step: int, purge: bool = False) -> None:
         """The config, log and event files (main process). ``purge``: a resumed or restarted run hides the
-        TensorBoard events a killed attempt wrote after ``step`` (PITFALLS: purge_step)."""
+        TensorBoard events a killed attempt wrote after ``step`` (``SummaryWriter(purge_step=step)``; without it
+        TensorBoard draws both attempts' curves over each other)."""
         if not self.main:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        from ..io import write_text_atomic
-
         self.outdir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.outdir / CONFIG_FILE, yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        write_run_config(self.outdir, self.cfg)
         # undecodable bytes of class-folder names are written escaped, never a crash
         self.logfile = open(self.outdir / LOG_FILE, "a", encoding="utf-8", errors="backslashreplace")
+        before = set(self.outdir.glob(EVENTS_GLOB))
         self.writer = SummaryWriter(str(self.outdir), purge_step=step + 1 if purge else None)
+        if purge:
+            self._carry_events(sorted(before), step)
+
+    def _carry_events(self, old: list[Path], step: int) -> None:
+        """One events file per run, not one per killed attempt: the events earlier attempts wrote up to
+        ``step`` move into this attempt's file, then their files are removed. A kill while copying leaves
+        copies the next start recognises (byte-equal events) and skips."""
+        from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+        from tensorboard.compat.proto.event_pb2 import Event
+
+        seen, writer = set(), self.writer.file_writer
+        for path in old:
+            for raw in RawEventFileLoader(str(path)).Load():  # as written (the other loader converts them)
+                event = Event.FromString(raw)
+                if event.HasField("file_version") or event.HasField("session_log") or event.step > step:
+                    continue
+                if raw not in seen:
+                    seen.add(raw)
+                    writer.add_event(event)
+        self.writer.flush()
+        for path in old:
+            path.unlink(missing_ok=True)
 
     def captions(self) -> list[str]:
         """The names of the sample grid's rows (class indices where the data has no name)."""
@@ -163,7 +185,8 @@ class Monitor:
         if not self.main:
             return None
         images = torch.cat([b for b, _ in generate(G, self.grid_z, self.grid_labels, batch_size=64, device=device)])
-        grid = image_grid(images, GRID_COLS, self.captions())
+        # small tiles (a 32px run) enlarged as sample.py's grids are, to be legible in TensorBoard and samples/
+        grid = image_grid(images, GRID_COLS, self.captions(), zoom=upscale_factor(self.cfg.model.resolution))
         path = save_png(grid, self.outdir / SAMPLES_DIR / f"step_{step:07d}.png")
         if self.writer is not None:
             import numpy as np

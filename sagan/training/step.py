@@ -73,7 +73,7 @@ class GANStep:
         # G step: D unwrapped (frozen, no gradient sync); accelerate has already put autocast on its forward
         self.D_gstep = self.D_raw
         if t.compile:
-            # PITFALLS: torch.compile + DDP + spectral norm has an open PyTorch bug (113415): test first
+            # torch.compile + DDP + spectral norm has an open PyTorch bug (pytorch/pytorch#113415): test first
             self.G, self.D, self.D_gstep = (torch.compile(m) for m in (self.G, self.D, self.D_gstep))
         self._prepared = True
         return self

@@ -3,13 +3,14 @@ checkpoint, and the collapse watch.
 
 Every evaluation (metrics ``train.eval_metrics`` from the metric registry, resize protocol
 ``train.fid_resize``, ``train.fid_num_samples`` class-balanced samples of the EMA generator in eval mode)
-appends one line to ``OUTDIR/metrics.jsonl`` (step, images seen, wall time, values, protocol; with
-``train.augment: ada`` also ``"augment": {"name", "p", "signal"}``, the strength G was trained at) and logs
-each value to TensorBoard under ``metrics/``. A new lowest FID makes ``checkpoints/best.pt``
+appends one line to ``OUTDIR/metrics.jsonl`` (step, images seen, wall time, values, protocol,
+branch; with ``train.augment: ada`` also ``"augment": {"name", "p", "signal"}``, the strength G was trained
+at) and logs each value to TensorBoard under ``metrics/``. A new best value of ``train.best_metric`` (FID
+unless set; better is lower or higher as the metric registry says) makes ``checkpoints/best.pt``
 (StudioGAN's SAGAN log: FID 50.5 -> 58.8 -> 34.7, so the best checkpoint is not always the last).
 
-Collapse watch: when FID has been worse than the best by more than ``train.collapse_margin`` (relative)
-for ``train.collapse_patience`` evaluations in a row, or D's mean real/fake logit gap stays beyond
+Collapse watch: when that metric has been worse than the best by more than ``train.collapse_margin``
+(relative) for ``train.collapse_patience`` evaluations in a row, or D's mean real/fake logit gap stays beyond
 ``train.collapse_logit_gap`` for that many log lines in a row, one warning line (and a TensorBoard text
 entry) names the step of the best checkpoint; ``train.stop_on_collapse`` stops the run there instead.
 """
@@ -27,21 +28,23 @@ from .rundir import METRICS_FILE
 
 class RunWatch:
     def __init__(self, cfg: Config, outdir: Path, accelerator, monitor: Monitor, inception_weights: str | None,
-                 state: dict | None = None, class_names: list[str] | None = None, resumed_step: int | None = None):
+                 state: dict | None = None, class_names: list[str] | None = None, branch: str = "0"):
         t, d = cfg.train, cfg.data
         self.cfg, self.outdir, self.acc, self.monitor = cfg, outdir, accelerator, monitor
         self.class_names = class_names
         self.history = outdir / METRICS_FILE
         state = state or {}
-        self.best: dict | None = state.get("best")  # {"step": int, "fid": float}
-        # bad results in a row per source of the collapse watch ("fid": evaluations, "logits": log lines)
+        self.best_metric = cfg.train.best_metric
+        # {"step": int, <best_metric>: float}; a best of another metric (a resume that changed it) starts anew
+        best = state.get("best")
+        self.best: dict | None = best if best and self.best_metric in best else None
+        # bad results in a row per source of the collapse watch (the best metric: evaluations, "logits": log lines)
         self.streaks: dict[str, int] = dict(state.get("streaks") or {})
         self.warned: dict[str, bool] = dict(state.get("warned") or {})  # one warning per episode and source
         self.started = time.time()
-        self.inception = self.ref = None
+        self.session = None
         self.notes: list[str] = []  # start-up lines for the run's log (the monitor is not open yet)
-        if resumed_step is not None and accelerator.is_main_process:
-            self._truncate_history(resumed_step)
+        self.branch = branch  # the lineage branch its records belong to (training/lineage.py)
         if t.fid_every > 0 and not d.ref_stats:
             self.notes.append("warning: train.fid_every is set but data.ref_stats is not; no evaluations during "
                               "training (make reference statistics with `python evaluate.py stats`)")
@@ -50,41 +53,23 @@ class RunWatch:
 
     def _setup(self, inception_weights: str | None) -> None:
         """Reference, metrics and Inception, checked now rather than at the first evaluation (step N)."""
-        from ..metrics import load_inception, load_ref
-        from ..metrics.classes import pair_classes
-        from ..metrics.evaluation import check_same_inception
-        from ..metrics.intra import check_intra_fid_inputs
-        from ..metrics.registry import resolve_metrics
+        from ..metrics.registry import MetricOptions
+        from ..metrics.session import open_session
+        from ..metrics.stats import load_ref
         from ..sampling.latents import class_balanced_labels
 
         t = self.cfg.train
-        self.ref = load_ref(self.cfg.data.ref_stats)
-        self.metrics, _ = resolve_metrics(t.eval_metrics, self.ref, t.fid_num_samples, has_labels=True)
-        pairing = pair_classes(self.class_names, self.ref, "the training data")
-        if "intra_fid" in self.metrics:
-            labels = class_balanced_labels(t.fid_num_samples, range(self.cfg.model.num_classes)).numpy()
-            check_intra_fid_inputs(pairing.map(labels), self.ref)
-        with self.acc.main_process_first():  # one download at most
-            self.inception = load_inception(inception_weights, device=self.acc.device, resize=t.fid_resize)
-        check_same_inception(self.ref, self.inception)
-
-    def _truncate_history(self, step: int) -> None:
-        """A resume from ``step`` abandons the evaluations a killed run recorded after it (as TensorBoard's
-        purge_step does for the events), so the history has one line per step of the run's actual path."""
-        from ..metrics.history import read_records, write_records
-
-        if not self.history.is_file():
-            return
-        records = read_records(self.history)
-        kept = [r for r in records if r.get("step", 0) <= step]
-        if len(kept) < len(records):
-            write_records(self.history, kept)
-            self.notes.append(f"metrics.jsonl: dropped {len(records) - len(kept)} evaluation(s) after step {step} "
-                             "(a branch the resume abandons)")
+        ref = load_ref(self.cfg.data.ref_stats)  # a missing or damaged reference fails first
+        labels = class_balanced_labels(t.fid_num_samples, range(self.cfg.model.num_classes)).numpy()
+        device = self.acc.device
+        self.session = open_session(ref, num_samples=t.fid_num_samples, labels=labels, metrics=t.eval_metrics,
+                                    options=MetricOptions(device=device, progress=False), class_names=self.class_names,
+                                    where="the training data", inception_weights=inception_weights,
+                                    resize=t.fid_resize, device=device, accelerator=self.acc)
 
     @property
     def enabled(self) -> bool:
-        return self.inception is not None
+        return self.session is not None
 
     def state(self) -> dict:
         """What a checkpoint keeps of the watch (``meta["watch"]``), so a resume continues it."""
@@ -99,19 +84,17 @@ class RunWatch:
     def evaluate(self, G, step: int, images_seen: int, augment: dict[str, float] | None = None) -> tuple[bool, bool]:
         """Evaluate ``G`` (all processes); returns ``(new_best, stop)``. ``augment``: the augmentation's
         values at this step (ADA's p), recorded with the evaluation."""
-        from ..metrics import evaluate_generator
         from ..metrics.registry import scalars
 
         t = self.cfg.train
-        result = evaluate_generator(G, self.ref, num_samples=t.fid_num_samples, inception=self.inception,
-                                    metrics=self.metrics, seed=t.seed, accelerator=self.acc, progress=False,
-                                    class_names=self.class_names)
+        result = self.session.of_generator(G, t.fid_num_samples, seed=t.seed, progress=False)
         flags = [False, False]
         if self.acc.is_main_process:
             values = scalars(result)
             self._record(step, images_seen, values, getattr(G, MODE_ATTR, "running"), augment)
-            if "fid" in values:
-                flags = [self._update_best(step, values["fid"]), self._fid_collapse(step, values["fid"])]
+            if self.best_metric in values:
+                value = values[self.best_metric]
+                flags = [self._update_best(step, value), self._metric_collapse(step, value)]
         if self.acc.num_processes > 1:
             from accelerate.utils import broadcast_object_list
 
@@ -125,23 +108,30 @@ class RunWatch:
 
         t = self.cfg.train
         protocol = {"resize": t.fid_resize, "num_samples": t.fid_num_samples, "bn_stats": bn_stats,
-                    "metrics": list(self.metrics),
+                    "metrics": list(self.session.metrics),
                     "generator": "ema" if t.ema else "G", "reference": self.cfg.data.ref_stats,
-                    "weights_sha256": getattr(self.inception, "weights_sha256", None)}
+                    "weights_sha256": getattr(self.session.inception, "weights_sha256", None)}
         record = {"step": step, "images_seen": images_seen, "time": time.time(),
-                  "wall_s": round(time.time() - self.started, 3), "values": values, "protocol": protocol}
+                  "wall_s": round(time.time() - self.started, 3), "values": values, "protocol": protocol,
+                  "branch": self.branch}
         if augment:  # ADA: the strength p (and its signal) the model was trained with at this step
             record["augment"] = {"name": t.augment, **augment}
         append_record(self.history, record)
         self.monitor.scalars({f"metrics/{k}": v for k, v in values.items()}, step)
-        shown = ", ".join(f"{METRICS[k].label} {v * METRICS[k].scale:.{METRICS[k].digits}f}" if k in METRICS
-                          else f"{k} {v:.4g}" for k, v in values.items())
+        shown = ", ".join(f"{METRICS[k].label} {METRICS[k].format_value(v)}" if k in METRICS else f"{k} {v:.4g}"
+                          for k, v in values.items())
         self.monitor.say(f"{self.cfg.name} step {step}: {shown} ({t.fid_num_samples} samples of the "
                          f"{'EMA ' if t.ema else ''}generator, {t.fid_resize} resize)")
 
-    def _update_best(self, step: int, fid: float) -> bool:
-        if self.best is None or fid < self.best["fid"]:
-            self.best = {"step": step, "fid": fid}
+    @property
+    def _metric(self):
+        from ..metrics.registry import METRICS
+
+        return METRICS[self.best_metric]
+
+    def _update_best(self, step: int, value: float) -> bool:
+        if self.best is None or self._metric.better(value, self.best[self.best_metric]):
+            self.best = {"step": step, self.best_metric: value}
             return True
         return False
 
@@ -151,8 +141,10 @@ class RunWatch:
         """One warning per collapse episode of each source; returns whether the run should stop."""
         t = self.cfg.train
         if not self.warned.get(source):
-            best = (f"the best checkpoint is step {self.best['step']} (FID {self.best['fid']:.2f}): "
-                    f"checkpoints/best.pt" if self.best else "no evaluation has run yet, so there is no best checkpoint")
+            m = self._metric
+            best = (f"the best checkpoint is step {self.best['step']} ({m.label} "
+                    f"{m.format_value(self.best[self.best_metric])}): checkpoints/best.pt" if self.best
+                    else "no evaluation has run yet, so there is no best checkpoint")
             action = "stopping (train.stop_on_collapse)" if t.stop_on_collapse else "set train.stop_on_collapse=true to stop"
             msg = f"warning: possible collapse at step {step}: {why}; {best}; {action}"
             self.monitor.say(msg)
@@ -169,11 +161,13 @@ class RunWatch:
             self.warned[source] = False
         return n >= self.cfg.train.collapse_patience and self._warn(step, source, why(n))
 
-    def _fid_collapse(self, step: int, fid: float) -> bool:
-        t = self.cfg.train
-        bad = self.best is not None and fid > self.best["fid"] * (1 + t.collapse_margin)
-        return self._streak(step, "fid", bad, lambda n: f"FID has been more than {t.collapse_margin:.0%} above the "
-                                                        f"best for {n} evaluations in a row (now {fid:.2f})")
+    def _metric_collapse(self, step: int, value: float) -> bool:
+        t, m = self.cfg.train, self._metric
+        bad = self.best is not None and m.worse_by(value, self.best[self.best_metric], t.collapse_margin)
+        side = "below" if m.higher_is_better else "above"
+        return self._streak(step, self.best_metric, bad,
+                            lambda n: f"{m.label} has been more than {t.collapse_margin:.0%} {side} the best for {n} "
+                                      f"evaluations in a row (now {m.format_value(value)})")
 
     def check_logits(self, step: int, stats: dict[str, float]) -> bool:
         """At each log line (main process decides; same result everywhere: the stats are reduced)."""
