@@ -354,6 +354,42 @@ def restore_training_state(ckpt: dict, gan) -> None:
             opt.load_state_dict(ckpt[key])
         except (ValueError, KeyError, RuntimeError, TypeError) as e:
             raise CheckpointError(f"{key} of {where} does not fit the networks ({one_line(e, 160)})") from None
+    try:
+        load_small_data_state(gan, ckpt.get("meta") or {})
+    except (ValueError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{where}: the stored augmentation / regulariser state is malformed ({one_line(e, 120)}); "
+                              f"{_fallback_hint(Path(where))}") from None
+
+
+def small_data_state(gan) -> dict[str, Any]:
+    """What a checkpoint keeps (in ``meta``) of a GAN step's augmentation (ADA's p and signal) and
+    regularisers (LeCam's moving averages): ``{"augment": {"name", "state"}, "regularisers": {name: state}}``."""
+    return {"augment": {"name": gan.cfg.train.augment, "state": gan.augment.state_dict()},
+            "regularisers": {n: r.state_dict() for n, r in gan.regularisers.items()}}
+
+
+def load_small_data_state(gan, meta: dict) -> None:
+    """Restore :func:`small_data_state`; the state of another augmentation, or none at all (an older
+    checkpoint, a run that switched the option on), leaves the fresh one."""
+    aug = meta.get("augment") or {}
+    if aug.get("name") == gan.cfg.train.augment and aug.get("state"):
+        gan.augment.load_state_dict(aug["state"])
+    stored = meta.get("regularisers") or {}
+    for name, reg in gan.regularisers.items():
+        if stored.get(name):
+            reg.load_state_dict(stored[name])
+
+
+def scalar_state(state: Any, keys: tuple[str, ...], what: str) -> dict[str, torch.Tensor]:
+    """The finite scalar tensors ``keys`` of a stored state (an augmentation's, a regulariser's), as fp32
+    clones; ValueError naming the first bad one."""
+    out = {}
+    for k in keys:
+        v = state.get(k) if isinstance(state, dict) else None
+        if not (torch.is_tensor(v) and v.numel() == 1 and v.is_floating_point() and bool(torch.isfinite(v).all())):
+            raise ValueError(f"{what} state {k} must be a finite scalar tensor, got {one_line(Exception(repr(v)), 40)}")
+        out[k] = v.detach().float().reshape(()).clone()
+    return out
 
 
 def restore_rng(ckpt: dict, rank: int = 0) -> None:

@@ -94,6 +94,16 @@ class TrainConfig:
     collapse_logit_gap: float = 20.0  # or mean D(x) - D(G(z)) beyond this for collapse_patience logs in a row (0 = off)
     stop_on_collapse: bool = False  # stop the run (with a checkpoint) instead of only warning
     num_workers: int = 4
+    # small data (issue 20): augmentation of all D sees (sagan.augment), ADA's p controller,
+    # LeCam regularisation (sagan.training.regularisers)
+    augment: str = "none"  # none (the paper), diffaugment, ada
+    augment_policy: str = "color,translation,cutout"  # DiffAugment's ops, applied in this order
+    ada_target: float = 0.6  # ADA: p follows r_t = E[sign(D(real))] towards this target (Karras et al. 2020)
+    ada_interval: int = 4  # ADA: G steps between updates of p
+    ada_kimg: float = 500.0  # ADA: p can go from 0 to 1 in this many thousand real images
+    lecam_weight: float = 0.0  # LeCam regularisation lambda (Tseng et al. 2021; StudioGAN 0.3); 0 = off
+    lecam_decay: float = 0.99  # decay of LeCam's moving averages of D's outputs
+    lecam_start: int = 1000  # LeCam: steps before the term applies (the averages follow the last value until then)
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,9 @@ class DataConfig:
     # dataset formats (sagan.data.formats): choices within a CIFAR / Hugging Face folder; None = its default
     split: str | None = None  # train (default) | test ...
     labels: str | None = None  # CIFAR-100: fine (default) | coarse; Hugging Face: the ClassLabel column
+    # training subset (issue 20): a fraction (0 < s < 1) or an image count per class (integer >= 1); null = all
+    subset: float | None = None
+    subset_seed: int = 0  # which images a subset takes (the same on every resume and process)
 
 
 @dataclass(frozen=True)
@@ -383,3 +396,36 @@ def validate(cfg: Config, where: str = "config") -> None:
         v = getattr(cfg.data, k)
         if v is not None and (not isinstance(v, str) or not v.strip() or v != v.strip()):
             bad(f"data.{k} must be a name such as {'test' if k == 'split' else 'coarse'} (or null), got {v!r}")
+    small_data_problem = _small_data_problem(cfg)
+    if small_data_problem:
+        bad(small_data_problem)
+
+
+def _small_data_problem(cfg: Config) -> str | None:
+    """What is wrong with the augmentation, LeCam and subset keys (issue 20), or None."""
+    from .augment import AUGMENTS, parse_policy  # the registry (a new augmentation registers itself there)
+
+    t, d = cfg.train, cfg.data
+    if t.augment not in AUGMENTS:
+        return f"train.augment must be one of {', '.join(AUGMENTS)}, got {t.augment!r}"
+    try:
+        policy = parse_policy(t.augment_policy)
+    except ValueError as e:
+        return f"train.augment_policy: {e}"
+    if t.augment == "diffaugment" and not policy:
+        return "train.augment_policy is empty; give a comma list of color, translation, cutout"
+    for k, lo, hi in (("ada_target", 0.0, 1.0), ("lecam_decay", 0.0, 1.0)):
+        v = getattr(t, k)
+        if not (math.isfinite(v) and lo <= v < hi):
+            return f"train.{k} must be in [{lo:g}, {hi:g}), got {v}"
+    if not (math.isfinite(t.ada_kimg) and t.ada_kimg > 0) or t.ada_interval < 1:
+        return f"train.ada_kimg must be > 0 and train.ada_interval >= 1, got {t.ada_kimg} and {t.ada_interval}"
+    if not (math.isfinite(t.lecam_weight) and t.lecam_weight >= 0) or t.lecam_start < 0:
+        return f"train.lecam_weight and train.lecam_start must be >= 0, got {t.lecam_weight} and {t.lecam_start}"
+    s = d.subset
+    if s is not None and not (math.isfinite(s) and (0 < s < 1 or (s >= 1 and float(s).is_integer()))):
+        return (f"data.subset must be a fraction in (0, 1) (0.1 = 10% of each class) or a whole number of images "
+                f"per class (500), got {s}")
+    if d.subset_seed < 0:
+        return f"data.subset_seed must be >= 0, got {d.subset_seed}"
+    return None

@@ -105,3 +105,39 @@ def random_image_tree(root, classes, per_class: int = 4, size: int = 40, seed: i
         for i in range(per_class):
             Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
     return root
+
+
+# --------------------------------------------------------------------------------------------------
+# exact resume: a run straight through vs. the same run stopped and resumed
+
+
+def all_tensors(state, prefix=""):
+    """Flatten nested state dicts / lists into {path: tensor or plain value}."""
+    if isinstance(state, dict):
+        return {k2: v2 for k, v in state.items() for k2, v2 in all_tensors(v, f"{prefix}/{k}").items()}
+    if isinstance(state, (list, tuple)):
+        return {k2: v2 for i, v in enumerate(state) for k2, v2 in all_tensors(v, f"{prefix}/{i}").items()}
+    return {prefix: state}
+
+
+def assert_same_state(a, b, what: str) -> None:
+    """Every tensor (and plain value) of two nested states is equal, bit for bit."""
+    ta, tb = all_tensors(a), all_tensors(b)
+    assert ta.keys() == tb.keys(), what
+    for name in ta:
+        if isinstance(ta[name], torch.Tensor):
+            assert torch.equal(ta[name], tb[name]), f"{what}{name} differs after resume"
+        else:
+            assert ta[name] == tb[name], f"{what}{name}"
+
+
+def straight_and_resumed(cfg, root, steps: int, split: int) -> tuple[dict, dict]:
+    """The last checkpoints of ``cfg`` trained ``steps`` steps straight (``root/straight``) and trained
+    ``split`` steps then resumed to ``steps`` (``root/split``)."""
+    from sagan.training import train
+
+    train(cfg.replace(train={"max_steps": steps}), outdir=root / "straight", progress=False)
+    train(cfg.replace(train={"max_steps": split}), outdir=root / "split", progress=False)
+    train(cfg.replace(train={"max_steps": steps}), resume=root / "split", progress=False)
+    return (torch.load(root / "straight/checkpoints/last.pt", weights_only=True),
+            torch.load(root / "split/checkpoints/last.pt", weights_only=True))

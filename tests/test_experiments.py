@@ -16,6 +16,7 @@ from PIL import Image
 
 from conftest import TINY_TRAIN, random_image_tree
 from sagan.checkpoint import load_checkpoint
+from sagan.config import load_config
 from sagan.errors import UserError
 from sagan.experiments import main as experiments_cli
 from sagan.experiments.definitions import build_variant, select_variants, variant_names
@@ -54,6 +55,31 @@ def test_variants_follow_the_paper():
     assert not stab["sn_d_only"].model.g_sn and stab["sn_gd"].model.g_sn
     assert stab["sn_d_only"].train.lr_d == stab["sn_d_only"].train.lr_g == stab["sn_gd"].train.lr_d == 1e-4
     assert (stab["sn_gd_ttur"].train.lr_g, stab["sn_gd_ttur"].train.lr_d) == (1e-4, 4e-4)
+
+
+def test_small_data_variants_are_three_fractions_with_and_without_diffaugment():
+    assert variant_names("small_data") == ["data100", "data100_diffaug", "data20", "data20_diffaug", "data10",
+                                           "data10_diffaug"]
+    cfgs = {v: build_variant("small_data", v, "demo", {}).config for v in variant_names("small_data")}
+    assert [cfgs[v].data.subset for v in variant_names("small_data")] == [None, None, 0.2, 0.2, 0.1, 0.1]
+    assert [cfgs[v].train.augment for v in variant_names("small_data")] == ["none", "diffaugment"] * 3
+    assert all(c.train.augment_policy == "color,translation,cutout" and c.train.lecam_weight == 0 for c in cfgs.values())
+    assert cfgs["data10"].model == load_config("demo").model  # only the data and the augmentation change
+
+
+@pytest.mark.slow  # two variants with an evaluation each: ~50 s on 2 cores
+def test_small_data_experiment_trains_on_the_fraction_and_reports(tmp_path, tiny_base, demo_ref, inception_weights_file):
+    out = tmp_path / "small"
+    result = run_cli("run", "small_data", "--base", tiny_base, "--steps", 2, "--eval-every", 2, "--num-samples", 10,
+                     "--variants", "data20,data20_diffaug", "--ref", demo_ref, "--inception-weights",
+                     inception_weights_file, "--outdir", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    for v, augment in (("data20", "none"), ("data20_diffaug", "diffaugment")):
+        ckpt = load_checkpoint(out / v)
+        assert ckpt["step"] == 2 and ckpt["data"]["size"] == 10  # 20% of each class (3 or 4 images: 1) of the 32-image demo set
+        assert ckpt["config"]["train"]["augment"] == augment and ckpt["config"]["data"]["subset"] == 0.2
+        assert "data.subset=0.2: training on 10 of 32 images" in (out / v / "log.txt").read_text()
+    assert "| data20_diffaug | finished |" in (out / "summary.md").read_text()
 
 
 def test_placements_the_base_lacks_are_dropped_or_skipped():

@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import random_image_tree
+from conftest import assert_same_state, random_image_tree, straight_and_resumed
 from sagan.checkpoint import load_checkpoint
 from sagan.config import load_config
 from sagan.data.demo import CLASS_NAMES
@@ -47,21 +47,6 @@ def one_line_error(result) -> str:
     assert result.exit_code == 2, (result.exit_code, result.output)
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
     return err
-
-
-def all_tensors(state, prefix=""):
-    """Flatten nested state dicts / lists into {path: tensor or plain value}."""
-    if isinstance(state, dict):
-        out = {}
-        for k, v in state.items():
-            out.update(all_tensors(v, f"{prefix}/{k}"))
-        return out
-    if isinstance(state, (list, tuple)):
-        out = {}
-        for i, v in enumerate(state):
-            out.update(all_tensors(v, f"{prefix}/{i}"))
-        return out
-    return {prefix: state}
 
 
 def spawn_cli(*args: str) -> subprocess.Popen:
@@ -144,21 +129,10 @@ def test_resume_is_bit_exact(tmp_path):
     """10 steps + resume to 20 == 20 steps straight, for every tensor of the checkpoint (weights, EMA after
     its start step, SN u/v, BN statistics, Adam moments), with flips on and the resume inside an epoch."""
     cfg = tiny("train.checkpoint_every=10", "train.sample_every=10", "train.ema_start=5", "data.hflip=true")
-    train(cfg.replace(train={"max_steps": 20}), outdir=tmp_path / "straight", progress=False)
-    train(cfg.replace(train={"max_steps": 10}), outdir=tmp_path / "split", progress=False)
-    train(cfg.replace(train={"max_steps": 20}), resume=tmp_path / "split", progress=False)
-
-    a = torch.load(tmp_path / "straight/checkpoints/last.pt", weights_only=True)
-    b = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
+    a, b = straight_and_resumed(cfg, tmp_path, steps=20, split=10)
     assert a["step"] == b["step"] == 20 and a["data"] == b["data"]
     for key in ("G", "D", "G_ema", "opt_G", "opt_D"):
-        ta, tb = all_tensors(a[key]), all_tensors(b[key])
-        assert ta.keys() == tb.keys()
-        for name in ta:
-            if isinstance(ta[name], torch.Tensor):
-                assert torch.equal(ta[name], tb[name]), f"{key}{name} differs after resume"
-            else:
-                assert ta[name] == tb[name], f"{key}{name}"
+        assert_same_state(a[key], b[key], key)
     # the resumed run kept its TensorBoard curve continuous (purge_step) and logged the resume
     assert "resumed at step 10" in (tmp_path / "split/log.txt").read_text()
 

@@ -18,6 +18,7 @@ from ..config import Config
 from ..errors import UserError
 from . import open_dataset
 from .formats import find_format
+from .subset import apply_subset
 
 
 def mix_seed(*ints: int) -> int:
@@ -105,7 +106,8 @@ class DataStream:
 
 
 def open_training_data(cfg: Config, pinned: Collection[str]):
-    """The training dataset, and the config with resolution / classes taken from it where not pinned."""
+    """The training dataset (``data.subset`` of it, :mod:`sagan.data.subset`), and the config with
+    resolution / classes taken from it where not pinned."""
     m, d = cfg.model, cfg.data
     if d.path is None:
         if d.split is not None or d.labels is not None:
@@ -113,7 +115,7 @@ def open_training_data(cfg: Config, pinned: Collection[str]):
                             "or drop them for the demo dataset")
         ds = open_dataset(None, resolution=m.resolution, hflip=d.hflip, demo_size=d.demo_size,
                           demo_classes=m.num_classes, seed=cfg.train.seed)
-        return ds, cfg
+        return apply_subset(ds, d.subset, d.subset_seed), cfg
     sized = find_format(d.path)[0].sized  # packed, CIFAR: the data gives the resolution
     res = m.resolution if ("resolution" in pinned or not sized) else None  # image folders: resized to the config's
     ds = open_dataset(d.path, resolution=res, hflip=d.hflip, seed=cfg.train.seed, split=d.split, labels=d.labels)
@@ -122,4 +124,4 @@ def open_training_data(cfg: Config, pinned: Collection[str]):
                         f"{m.num_classes}; drop that setting to take it from the data, or use a matching dataset")
     cfg = cfg.replace(model={"num_classes": ds.num_classes, "resolution": ds.resolution},
                       data={"path": str(Path(d.path).expanduser().resolve())})
-    return ds, cfg
+    return apply_subset(ds, d.subset, d.subset_seed), cfg

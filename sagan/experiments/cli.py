@@ -14,7 +14,8 @@ from .definitions import build_variant, experiment_names, variant_names
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def main():
-    """Rerun the SAGAN paper's experiments: SN/TTUR stability curves and the attention-placement table.
+    """Rerun the SAGAN paper's experiments: SN/TTUR stability curves and the attention-placement table;
+    and small_data: 100% / 20% / 10% of the data, each with and without DiffAugment.
 
     \b
     Examples:
@@ -26,6 +27,9 @@ def main():
       # days on GPUs: the paper preset on ImageNet (packed with sagan-prepare), 8 GPUs per variant
       accelerate launch --num_processes 8 -m sagan.experiments run stabilisation --base imagenet128 \\
           --data data/imagenet128 --steps 1000000 --eval-every 20000 --num-samples 10000 --outdir runs/exp-stab
+      # the DiffAugment paper's CIFAR-10 comparison for SAGAN (cifar10 preset, data packed with sagan-prepare)
+      sagan-experiments run small_data --base cifar10 --data data/cifar10 --steps 100000 --eval-every 5000 \
+          --num-samples 10000 --outdir runs/exp-small-data
       sagan-experiments list
     """
 
@@ -52,7 +56,8 @@ def list_(base):
             else:
                 m, t = v.config.model, v.config.train
                 what = (f"G {_placement(m.g_attn, m.g_block_type)}, D {_placement(m.d_attn, m.d_block_type)}, "
-                        f"SN in G {m.g_sn}, lr G {t.lr_g:g} / D {t.lr_d:g}")
+                        f"SN in G {m.g_sn}, lr G {t.lr_g:g} / D {t.lr_d:g}, data "
+                        f"{'all' if v.config.data.subset is None else f'{v.config.data.subset:g}'}, augment {t.augment}")
             click.echo(f"  {name:<17} {what}")
 
 
@@ -70,7 +75,7 @@ def list_(base):
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @report_user_errors
 def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants, ref, inception_weights, progress):
-    """Train and evaluate every variant of EXPERIMENT (stabilisation or attention), then write the report.
+    """Train and evaluate every variant of EXPERIMENT (stabilisation, attention or small_data), then write the report.
 
     Same seed, budget and evaluation cadence for every variant. Re-running the same command skips
     finished variants and resumes an interrupted one exactly; each evaluation prints one line.

@@ -1,4 +1,5 @@
-"""The paper's two experiments as named variant sets, and how a variant's config is assembled.
+"""The paper's two experiments (and ``small_data``, DiffAugment's data-fraction comparison) as named variant
+sets, and how a variant's config is assembled.
 
 Each variant is a preset under ``sagan/configs/experiments/<experiment>/<variant>.yaml`` that states
 only what differs from its ``base:`` (the paper preset). An experiment run may put the variants on
@@ -51,7 +52,8 @@ def variant_names(experiment: str) -> list[str]:
     folder = EXPERIMENTS_DIR / experiment
     if not folder.is_dir():
         raise UserError(f"unknown experiment {experiment!r}; experiments are {', '.join(experiment_names())}")
-    order = {"no_attention": 0, "sn_d_only": 0, "sn_gd": 1, "sn_gd_ttur": 2}  # the paper's reading order
+    order = {"no_attention": 0, "sn_d_only": 0, "sn_gd": 1, "sn_gd_ttur": 2,  # the paper's reading order
+             "data100": 0, "data100_diffaug": 1, "data20": 2, "data20_diffaug": 3, "data10": 4, "data10_diffaug": 5}
     names = [p.stem for p in folder.glob("*.yaml")]
 
     def key(n: str):

@@ -32,7 +32,7 @@ import torch
 
 from ..checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
                           checkpoint_config, load_checkpoint, restore_rng, restore_training_state, rng_state,
-                          step_file_name, training_payload, write_best, write_training_checkpoint)
+                          small_data_state, step_file_name, training_payload, write_best, write_training_checkpoint)
 from ..config import DATA_DERIVED, Config
 from ..data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
@@ -111,6 +111,9 @@ class Trainer:
         self._startup_notes += self._data_notes() + ([classes_note] if classes_note else [])
 
         self._build(ckpt)
+        # small data: what D sees and what regularises it
+        self._startup_notes += [self.gan.augment.describe()] if self.gan.augment.active else []
+        self._startup_notes += [reg.describe() for reg in self.gan.regularisers.values()]
         self.recent = RecentSteps(self.device)
         # a restart (no checkpoint yet) abandons whatever the killed attempt recorded: resume from step 0
         resumed = self.step if (ckpt is not None or restart is not None) else None
@@ -142,11 +145,11 @@ class Trainer:
     def _data_notes(self) -> list[str]:
         from ..data import FolderDataset
 
-        notes = []
+        notes = [self.dataset.note] if getattr(self.dataset, "note", "") else []  # data.subset: which part trains
         if self.cfg.data.path and self.cfg.model.num_classes == 1:
             notes.append(f"note: {self.cfg.data.path} has one class ({printable(self.class_names[0])}): this trains a "
                          "conditional model with a single class; for an unconditional model set model.num_classes: 0")
-        if isinstance(self.dataset, FolderDataset):
+        if isinstance(getattr(self.dataset, "base", self.dataset), FolderDataset):  # a data.subset wraps it
             notes.append("note: training straight from an image folder decodes and resizes every image each epoch; "
                          "pack it once with sagan-prepare (about 50x faster per image) and train on that")
         return notes
@@ -274,7 +277,7 @@ class Trainer:
         if self.world > 1:
             rng["per_process"] = states
         meta = {"images_seen": self.images_seen, "num_processes": self.world, "torch": str(torch.__version__),
-                "time": time.time(), "watch": self.watch.state(), "lineage": self.lineage}
+                "time": time.time(), "watch": self.watch.state(), "lineage": self.lineage, **small_data_state(self.gan)}
         if self.acc.scaler is not None:
             meta["scaler"] = self.acc.scaler.state_dict()
         g = self.gan
@@ -354,7 +357,8 @@ class Trainer:
                     new_best = False
                     if self.watch.due(s, t.max_steps):
                         self._check_finite()
-                        new_best, collapse_fid = self.watch.evaluate(self.gan.sample_generator(), s, self.images_seen)
+                        new_best, collapse_fid = self.watch.evaluate(self.gan.sample_generator(), s, self.images_seen,
+                                                                     self._augment_values())
                         collapse = collapse or collapse_fid
 
                     # Save.
@@ -389,10 +393,15 @@ class Trainer:
         for net, module in (("G", self.gan.G_raw), ("D", self.gan.D_raw)):
             for res, attn in module.attn.items():
                 extra[f"attention/gamma_{net}_{res}px"] = float(attn.gamma.detach())
+        extra.update({f"augment/{k}": v for k, v in self._augment_values().items()})
         if self.device.type == "cuda":
             extra["perf/peak_memory_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self.monitor.log_step(step, values, extra)
         return self.watch.check_logits(step, values)
+
+    def _augment_values(self) -> dict[str, float]:
+        """The augmentation's values for the log and metrics.jsonl (ADA: p and its signal r_t)."""
+        return self.gan.augment.log_values()
 
 
 def train(cfg: Config, outdir: str | Path | None = None, resume: str | Path | dict | None = None,

@@ -172,6 +172,9 @@ class Monitor:
                 f"D(x) {stats['d_logits_real']:+.3f} D(G(z)) {stats['d_logits_fake']:+.3f} | "
                 f"|grad| G {extra['grad_norm/G']:.3g} D {extra['grad_norm/D']:.3g} | "
                 f"{extra['perf/images_per_s']:.1f} img/s")
+        augment = " ".join(f"{k.removeprefix('augment/')} {v:.4f}" for k, v in extra.items() if k.startswith("augment/"))
+        if augment:
+            line += f" | augment {self.cfg.train.augment}: {augment}"
         self.say(line, console=False)
         if self.pbar is not None:
             self.pbar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}",

@@ -26,6 +26,11 @@ one would. Spectral norm runs one power iteration per update however it is split
 after the first reuse ``u``/``v``), so P processes x A accumulation steps give the same weights for every
 P * A with the same micro-batch size, up to float summation order. ``train.sync_bn`` takes G's batch
 statistics over all processes' images (:func:`sagan.models.layers.synchronise_batch_norm`, any backend).
+
+Small data (``train.augment``, ``train.lecam_weight``): the augmentation (:mod:`sagan.augment`) is applied
+to everything D sees, real and fake, in the D and the G step, with its randomness from the same step
+generator; the regularisers (:mod:`sagan.training.regularisers`) add their parts to D's loss. Their
+states (ADA's p, LeCam's averages) travel in checkpoints (:func:`sagan.checkpoint.small_data_state`).
 """
 
 from __future__ import annotations
@@ -35,11 +40,13 @@ from typing import Callable
 
 import torch
 
+from ..augment import build_augment
 from ..config import Config
 from ..data.stream import mix_seed
 from .ema import EMA
 from ..models.layers import batch_norm_synchronised, power_iteration_paused, spectral_norms, synchronise_batch_norm
 from .losses import get_loss
+from .regularisers import build_regularisers
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 LOGIT_STATS = ("d_logits_real", "d_logits_fake")
@@ -56,6 +63,8 @@ class GANStep:
         self.cfg, self.acc = cfg, accelerator
         self.loss = get_loss(t.loss)
         self.device = accelerator.device
+        self.augment = build_augment(cfg, accelerator)
+        self.regularisers = build_regularisers(cfg, self.device)
         self.rank, self.world = accelerator.process_index, accelerator.num_processes
         self.bn_group = None
         if t.sync_bn and self.world > 1:  # before the EMA copy; a group of its own, apart from DDP's
@@ -129,6 +138,34 @@ class GANStep:
         return power_iteration_paused(self._norms) if m else contextlib.nullcontext()
 
     def d_update(self, batches: Batches, gen: torch.Generator) -> dict[str, torch.Tensor]:
+
+    # ---- small data: augmentation and regularisers (sagan.augment, .regularisers) ----------------------
+
+    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return self.augment(x, gen) if self.augment.active else x
+
+    def _d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, step: int):
+        """The loss's D parts plus the regularisers' parts; the augmentation watches D on the reals."""
+        loss, parts = self.loss.d_loss(real_logits, fake_logits)
+        for reg in self.regularisers.values():
+            extra = reg.d_terms(real_logits, fake_logits, step)
+            parts = {**parts, **extra}
+            loss = loss + sum(extra.values())
+        self.augment.observe(real_logits)
+        return loss, parts
+
+    def _end_d_update(self, totals: dict[str, torch.Tensor], step: int) -> None:
+        if not self.regularisers:
+            return
+        means = torch.stack([totals["d_logits_real"], totals["d_logits_fake"]])
+        if self.world > 1:
+            means = self.acc.reduce(means, "mean")
+        for reg in self.regularisers.values():
+            reg.end_d_update(means[0], means[1], step)
+
+    # ---- the updates ------------------------------------------------------------------------------
+
+    def d_update(self, batches: Batches, gen: torch.Generator, step: int = 0) -> dict[str, torch.Tensor]:
         """One D step over the micro-batches of one global batch; returns D's loss parts and mean logits."""
         fmt = self.memory_format
         A = len(batches)
@@ -140,14 +177,16 @@ class GANStep:
             with torch.no_grad(), self._micro(m):
                 fake = self.G(z, y_fake)
             with self._sync(self.D, last=m == A - 1), self._micro(m):
-                logits = self.D(torch.cat([x, fake.to(x.dtype)]), torch.cat([y, y_fake]))  # one call (module doc)
+                seen = self._augment(torch.cat([x, fake.to(x.dtype)]), gen)
+                logits = self.D(seen, torch.cat([y, y_fake]))  # one call (module doc)
                 real_logits, fake_logits = logits.float().split([len(x), len(fake)])
-                loss, parts = self.loss.d_loss(real_logits, fake_logits)
+                loss, parts = self._d_loss(real_logits, fake_logits, step)
                 self.acc.backward(loss / A)
             stats = {**parts, "d_loss": loss, "d_logits_real": real_logits.mean(), "d_logits_fake": fake_logits.mean()}
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0) + v.detach() / A
         self.opt_D.step()
+        self._end_d_update(totals, step)
         return totals
 
     def g_update(self, gen: torch.Generator) -> torch.Tensor:
@@ -159,7 +198,7 @@ class GANStep:
         try:
             for m, (z, y_fake) in enumerate(self.micro_latents(gen)):
                 with self._sync(self.G, last=m == A - 1), self._micro(m):
-                    loss = self.loss.g(self.D_gstep(self.G(z, y_fake), y_fake))
+                    loss = self.loss.g(self.D_gstep(self._augment(self.G(z, y_fake), gen), y_fake))
                     self.acc.backward(loss / A)
                 total += loss.detach()
         finally:
@@ -177,9 +216,10 @@ class GANStep:
         stats: dict[str, torch.Tensor] = {}
         with batch_norm_synchronised(self.bn_group):
             for k in range(t.d_steps):
-                for key, v in self.d_update(next_batches(), self.phase_generator(step, 1 + k)).items():
+                for key, v in self.d_update(next_batches(), self.phase_generator(step, 1 + k), step).items():
                     stats[key] = stats.get(key, 0) + v / t.d_steps
             stats["g_loss"] = self.g_update(self.phase_generator(step, 0))
+        self.augment.end_step(step)
         if self.ema is not None and not self.acc.optimizer_step_was_skipped:
             self.ema.update(step)
         return stats

@@ -4,10 +4,10 @@ checkpoint, and the collapse watch.
 Every evaluation (metrics ``train.eval_metrics`` from the metric registry, resize protocol
 ``train.fid_resize``, ``train.fid_num_samples`` class-balanced samples of the EMA generator in eval mode)
 appends one line to ``OUTDIR/metrics.jsonl`` (step, images seen, wall time, values, protocol,
-branch) and logs
-each value to TensorBoard under ``metrics/``. A new best value of ``train.best_metric`` (FID unless set;
-better is lower or higher as the metric registry says) makes ``checkpoints/best.pt`` (StudioGAN's SAGAN
-log: FID 50.5 -> 58.8 -> 34.7, so the best checkpoint is not always the last).
+branch; with ``train.augment: ada`` also ``"augment": {"name", "p", "signal"}``, the strength G was trained
+at) and logs each value to TensorBoard under ``metrics/``. A new best value of ``train.best_metric`` (FID
+unless set; better is lower or higher as the metric registry says) makes ``checkpoints/best.pt``
+(StudioGAN's SAGAN log: FID 50.5 -> 58.8 -> 34.7, so the best checkpoint is not always the last).
 
 Collapse watch: when that metric has been worse than the best by more than ``train.collapse_margin``
 (relative) for ``train.collapse_patience`` evaluations in a row, or D's mean real/fake logit gap stays beyond
@@ -81,8 +81,9 @@ class RunWatch:
 
     # ---- evaluation -------------------------------------------------------------------------------
 
-    def evaluate(self, G, step: int, images_seen: int) -> tuple[bool, bool]:
-        """Evaluate ``G`` (all processes); returns ``(new_best, stop)``."""
+    def evaluate(self, G, step: int, images_seen: int, augment: dict[str, float] | None = None) -> tuple[bool, bool]:
+        """Evaluate ``G`` (all processes); returns ``(new_best, stop)``. ``augment``: the augmentation's
+        values at this step (ADA's p), recorded with the evaluation."""
         from ..metrics.registry import scalars
 
         t = self.cfg.train
@@ -90,7 +91,7 @@ class RunWatch:
         flags = [False, False]
         if self.acc.is_main_process:
             values = scalars(result)
-            self._record(step, images_seen, values, getattr(G, MODE_ATTR, "running"))
+            self._record(step, images_seen, values, getattr(G, MODE_ATTR, "running"), augment)
             if self.best_metric in values:
                 value = values[self.best_metric]
                 flags = [self._update_best(step, value), self._metric_collapse(step, value)]
@@ -100,7 +101,8 @@ class RunWatch:
             broadcast_object_list(flags)
         return flags[0], flags[1]
 
-    def _record(self, step: int, images_seen: int, values: dict[str, float], bn_stats: str) -> None:
+    def _record(self, step: int, images_seen: int, values: dict[str, float], bn_stats: str,
+                augment: dict[str, float] | None = None) -> None:
         from ..metrics.history import append_record
         from ..metrics.registry import METRICS
 
@@ -109,9 +111,12 @@ class RunWatch:
                     "metrics": list(self.session.metrics),
                     "generator": "ema" if t.ema else "G", "reference": self.cfg.data.ref_stats,
                     "weights_sha256": getattr(self.session.inception, "weights_sha256", None)}
-        append_record(self.history, {"step": step, "images_seen": images_seen, "time": time.time(),
-                                     "wall_s": round(time.time() - self.started, 3), "values": values,
-                                     "protocol": protocol, "branch": self.branch})
+        record = {"step": step, "images_seen": images_seen, "time": time.time(),
+                  "wall_s": round(time.time() - self.started, 3), "values": values, "protocol": protocol,
+                  "branch": self.branch}
+        if augment:  # ADA: the strength p (and its signal) the model was trained with at this step
+            record["augment"] = {"name": t.augment, **augment}
+        append_record(self.history, record)
         self.monitor.scalars({f"metrics/{k}": v for k, v in values.items()}, step)
         shown = ", ".join(f"{METRICS[k].label} {METRICS[k].format_value(v)}" if k in METRICS else f"{k} {v:.4g}"
                           for k, v in values.items())

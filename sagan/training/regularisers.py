@@ -1,0 +1,116 @@
+"""Regularisers of D's loss, registered by name like the losses; each is switched on by its config keys.
+
+A regulariser adds named parts to D's loss in every D micro-batch (``d_terms``; the training loop logs
+every part, so they appear in the log line and TensorBoard as ``loss/d_loss_<name>``), may update a
+state after each D update (``end_d_update``, with the update's mean logits) and keeps that state in
+checkpoints (``state_dict`` / ``load_state_dict``: exact resume).
+
+    lecam   Tseng et al. 2021, "Regularizing Generative Adversarial Networks under Limited Data":
+            lambda * (E[relu(D(x) - a_F)^2] + E[relu(a_R - D(G(z)))^2]), with a_R / a_F moving averages
+            (decay ``train.lecam_decay``) of D's mean output on real / generated images. The paper writes
+            the squared distances (its eq. 3); the authors' released code and StudioGAN keep only the
+            side that moves towards the other distribution (the ReLU), which is what is implemented.
+            Switched on by ``train.lecam_weight`` > 0 (StudioGAN's DiffAugment configs: 0.3, decay
+            0.99); before step ``train.lecam_start`` (1000 there) the averages follow the latest value
+            and the term is 0.
+
+Adding a regulariser: a :class:`Regulariser` subclass and one :func:`register_regulariser` line (from
+any imported module), with ``enabled(train_config)`` saying when a config uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import scalar_state
+
+
+class Regulariser:
+    name = "regulariser"
+
+    def d_terms(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """Named parts (fp32 scalars) added to D's loss of one micro-batch at G step ``step``."""
+        raise NotImplementedError
+
+    def end_d_update(self, real_mean: torch.Tensor, fake_mean: torch.Tensor, step: int) -> None:
+        """After each D update: D's mean logits over the update (all processes averaged)."""
+
+    def describe(self) -> str:
+        """One start-up line."""
+        return self.name
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RegulariserEntry:
+    name: str
+    enabled: Callable[..., bool]  # train config -> whether the run uses it
+    build: Callable[..., Regulariser]  # (config, device) -> Regulariser
+    description: str
+
+
+REGULARISERS: dict[str, RegulariserEntry] = {}
+
+
+def register_regulariser(name: str, enabled: Callable[..., bool], build: Callable[..., Regulariser],
+                         description: str) -> RegulariserEntry:
+    if name in REGULARISERS:
+        raise ValueError(f"regulariser {name!r} is already registered")
+    REGULARISERS[name] = RegulariserEntry(name, enabled, build, description)
+    return REGULARISERS[name]
+
+
+def build_regularisers(cfg, device) -> dict[str, Regulariser]:
+    """The regularisers ``cfg`` switches on, by name (empty for the paper's setting)."""
+    return {n: e.build(cfg, device) for n, e in REGULARISERS.items() if e.enabled(cfg.train)}
+
+
+# --------------------------------------------------------------------------------------------------
+# LeCam
+
+
+class LeCam(Regulariser):
+    name = "lecam"
+
+    def __init__(self, weight: float, decay: float, start: int, device):
+        self.weight, self.decay, self.start = weight, decay, start
+        self.ema_real = torch.zeros((), device=device)
+        self.ema_fake = torch.zeros((), device=device)
+
+    def describe(self) -> str:
+        return (f"regulariser: LeCam, weight {self.weight:g}, moving averages of D's outputs with decay "
+                f"{self.decay:g}, applied after step {self.start} (loss part d_loss_lecam)")
+
+    def d_terms(self, real_logits, fake_logits, step):
+        if step <= self.start:
+            return {"d_loss_lecam": torch.zeros((), device=real_logits.device)}
+        term = (F.relu(real_logits.float() - self.ema_fake).pow(2).mean()
+                + F.relu(self.ema_real - fake_logits.float()).pow(2).mean())
+        return {"d_loss_lecam": self.weight * term}
+
+    def end_d_update(self, real_mean, fake_mean, step):
+        decay = self.decay if step >= self.start else 0.0
+        self.ema_real = self.ema_real * decay + real_mean.detach().float() * (1 - decay)
+        self.ema_fake = self.ema_fake * decay + fake_mean.detach().float() * (1 - decay)
+
+    def state_dict(self):
+        return {"ema_real": self.ema_real.detach().cpu().clone(), "ema_fake": self.ema_fake.detach().cpu().clone()}
+
+    def load_state_dict(self, state):
+        for k, v in scalar_state(state, ("ema_real", "ema_fake"), "LeCam").items():
+            setattr(self, k, v.to(self.ema_real.device))
+
+
+register_regulariser("lecam", lambda t: t.lecam_weight > 0,
+                     lambda cfg, device: LeCam(cfg.train.lecam_weight, cfg.train.lecam_decay, cfg.train.lecam_start,
+                                               device),
+                     "LeCam (Tseng et al. 2021): D's outputs against moving averages of the other side")
