@@ -137,8 +137,6 @@ class GANStep:
         """Context of micro-batch ``m`` of an update: one power iteration per update, on its first."""
         return power_iteration_paused(self._norms) if m else contextlib.nullcontext()
 
-    def d_update(self, batches: Batches, gen: torch.Generator) -> dict[str, torch.Tensor]:
-
     # ---- small data: augmentation and regularisers (sagan.augment, .regularisers) ----------------------
 
     def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
