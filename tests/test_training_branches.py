@@ -23,14 +23,14 @@ def same_weights(a, b) -> bool:
 
 
 def scripted_fids(monkeypatch, fids: dict[int, float]):
-    """evaluate_generator returns ``fids[step]`` (the loop's step, read from the caller's frame)."""
+    """The watch's evaluation session returns ``fids[step]`` (the loop's step, read from the caller's frame)."""
     import inspect
 
-    def scripted(G, ref, **kwargs):
+    def scripted(session, G, num_samples, **kwargs):
         step = inspect.currentframe().f_back.f_locals["step"]
         return {"fid": fids[step], "inception_score": {"mean": 1.0, "std": 0.0}, "num_samples": 10}
 
-    monkeypatch.setattr("sagan.metrics.evaluate_generator", scripted)
+    monkeypatch.setattr("sagan.metrics.session.EvalSession.of_generator", scripted)
 
 
 def evaluated(demo_ref, *more):
