@@ -35,3 +35,58 @@ def test_demo_networks_are_built_bit_for_bit_as_before():
         assert sums.keys() == recorded.keys()
         for k, v in recorded.items():
             assert sums[k] == pytest.approx(v, rel=1e-6, abs=1e-6), f"demo {net} {k}"
+
+
+# StudioGAN's parameter counts (its CIFAR-10 training logs) and the reference network that builds the same model
+STUDIOGAN = {  # preset: (resolution, classes, attn_g_loc, attn_d_loc, apply_g_sn, G params, D params)
+    "cifar10": (32, 10, (2,), (1,), True, 4_386_308, 1_075_586),
+    "cifar10_sngan": (32, 10, (), (), False, 4_304_387, 1_055_105),
+    "cifar100": (32, 100, (2,), (1,), True, None, None),
+    "tiny_imagenet": (64, 200, (3,), (1,), True, None, None),
+    "uncond64": (64, 0, (3,), (1,), True, None, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STUDIOGAN))
+def test_preset_networks_equal_studiogans(name):
+    from studiogan_reference import STUDIOGAN_D_DIMS, STUDIOGAN_G_DIMS, RefDiscriminator, RefGenerator
+
+    res, classes, g_loc, d_loc, g_sn, g_count, d_count = STUDIOGAN[name]
+    cfg = load_config(name, overrides=["model.init=normal"])
+    assert (cfg.model.resolution, cfg.model.num_classes) == (res, classes)
+    G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
+    ref_G = RefGenerator(res, classes, 128, 64, g_loc, dims=STUDIOGAN_G_DIMS[res], use_sn=g_sn)
+    ref_D = RefDiscriminator(res, classes, 64, d_loc, dims=STUDIOGAN_D_DIMS[res], cond="PD" if classes else "W/O")
+    for ours, ref in ((G, ref_G), (D, ref_D)):
+        assert count_parameters(ours) == count_parameters(ref)
+        # the same tensors (conv/linear weights, biases, BN affines, class tables); dimensions compared as
+        # sets: its CBN maps are (C, classes) linear layers, ours (classes, C) tables, its sigma [1], our gamma []
+        canon = lambda net: sorted(tuple(sorted(p.shape)) or (1,) for p in net.parameters())  # noqa: E731
+        assert canon(ours) == canon(ref)
+    if g_count is not None:
+        assert (count_parameters(G), count_parameters(D)) == (g_count, d_count)
+
+
+def test_cifar10_preset_states_studiogans_recipe():
+    cfg = load_config("cifar10")
+    t, m = cfg.train, cfg.model
+    assert (t.batch_size, t.lr_g, t.lr_d, t.beta1, t.beta2, t.adam_eps) == (64, 2e-4, 2e-4, 0.5, 0.999, 1e-6)
+    assert (t.d_steps, t.max_steps, t.loss, t.ema, cfg.data.hflip, m.init) == (5, 100_000, "hinge", False, True, "ortho")
+    G = Generator.from_config(cfg)
+    z = torch.randn(2, m.z_dim)
+    assert G(z, torch.tensor([0, 9])).shape == (2, 3, 32, 32)
+    D = Discriminator.from_config(cfg)
+    assert [px for px in D.block_resolutions] == [16, 8, 8, 8] and set(D.attn) == {"16"} and set(G.attn) == {"16"}
+
+
+def test_presets_state_only_what_differs_from_their_base():
+    from sagan.config import config_chain, merge_chain
+
+    for name in ("cifar10", "cifar10_sngan", "cifar100", "tiny_imagenet", "uncond64"):
+        chain = config_chain(name)
+        assert len(chain) >= 2, f"{name} has no base"
+        base = merge_chain(chain[:-1])
+        own = chain[-1][1]
+        for section in ("model", "train", "data"):
+            for k, v in (own.get(section) or {}).items():
+                assert base.get(section, {}).get(k, "<unset>") != v, f"{name}: {section}.{k} repeats its base"
