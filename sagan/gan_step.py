@@ -31,7 +31,7 @@ import torch
 from .config import Config
 from .data.stream import mix_seed
 from .ema import EMA
-from .losses import get_loss
+from .losses import auxiliary_classifier_parts, get_loss
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 LOGIT_STATS = ("d_logits_real", "d_logits_fake")
@@ -55,6 +55,8 @@ class GANStep:
         self.opt_D = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2), eps=t.adam_eps)
         self.per_process = t.batch_size // (t.grad_accum * self.world)  # as EpochBatchSampler cuts the batch
         self.memory_format = torch.channels_last if t.channels_last else torch.preserve_format
+        # AC-GAN (model.d_cond: ac): D also returns class logits, whose cross-entropy joins both losses
+        self.ac = cfg.model.d_cond == "ac" and cfg.model.num_classes > 0
         self._prepared = False
 
     def prepare(self) -> "GANStep":
@@ -90,8 +92,13 @@ class GANStep:
 
     def _latents(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         z = torch.randn(n, self.cfg.model.z_dim, generator=gen, device=self.device)
-        y = torch.randint(self.cfg.model.num_classes, (n,), generator=gen, device=self.device)
+        # unconditional (num_classes 0): all-zero labels, which the networks ignore
+        y = torch.randint(max(self.cfg.model.num_classes, 1), (n,), generator=gen, device=self.device)
         return z, y
+
+    def _d_out(self, D, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's logits, and its class logits when it is an AC-GAN D (else None)."""
+        return D(x, y, return_classes=True) if self.ac else (D(x, y), None)
 
     def _sync(self, model, last: bool):
         return contextlib.nullcontext() if last else self.acc.no_sync(model)
@@ -109,9 +116,14 @@ class GANStep:
             with torch.no_grad():
                 fake = self.G(z, y_fake)
             with self._sync(self.D, last=m == A - 1):
-                logits = self.D(torch.cat([x, fake.to(x.dtype)]), torch.cat([y, y_fake]))  # one call (module doc)
+                labels = torch.cat([y, y_fake])
+                logits, classes = self._d_out(self.D, torch.cat([x, fake.to(x.dtype)]), labels)  # one call (module doc)
                 real_logits, fake_logits = logits.float().split([len(x), len(fake)])
                 loss, parts = self.loss.d_loss(real_logits, fake_logits)
+                if classes is not None:  # AC-GAN: D classifies real images and G's (Odena et al. 2017)
+                    parts.update(auxiliary_classifier_parts(classes, labels, {"d_loss_ac_real": len(x),
+                                                                              "d_loss_ac_fake": len(fake)}))
+                    loss = sum(parts.values())
                 self.acc.backward(loss / A)
             stats = {**parts, "d_loss": loss, "d_logits_real": real_logits.mean(), "d_logits_fake": fake_logits.mean()}
             for k, v in stats.items():
@@ -119,23 +131,29 @@ class GANStep:
         self.opt_D.step()
         return totals
 
-    def g_update(self, gen: torch.Generator) -> torch.Tensor:
-        """One G step (``grad_accum`` micro-batches of fresh latents); returns G's mean loss."""
+    def g_update(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """One G step (``grad_accum`` micro-batches of fresh latents); returns G's mean loss ``g_loss``
+        (and its AC-GAN part ``g_loss_ac``)."""
         A = self.cfg.train.grad_accum
         self.opt_G.zero_grad(set_to_none=True)
         self.D_raw.requires_grad_(False)
-        total = torch.zeros((), device=self.device)
+        totals: dict[str, torch.Tensor] = {}
         try:
             for m in range(A):
                 z, y_fake = self._latents(gen, self.per_process)
                 with self._sync(self.G, last=m == A - 1):
-                    loss = self.loss.g(self.D_gstep(self.G(z, y_fake), y_fake))
-                    self.acc.backward(loss / A)
-                total += loss.detach()
+                    logits, classes = self._d_out(self.D_gstep, self.G(z, y_fake), y_fake)
+                    parts = {"g_loss": self.loss.g(logits)}
+                    if classes is not None:  # AC-GAN: G wants its images classified as their labels
+                        parts.update(auxiliary_classifier_parts(classes, y_fake, {"g_loss_ac": len(y_fake)}))
+                        parts["g_loss"] = parts["g_loss"] + parts["g_loss_ac"]
+                    self.acc.backward(parts["g_loss"] / A)
+                for k, v in parts.items():
+                    totals[k] = totals.get(k, 0) + v.detach() / A
         finally:
             self.D_raw.requires_grad_(True)
         self.opt_G.step()
-        return total / A
+        return totals
 
     def __call__(self, step: int, next_batches: Callable[[], Batches]) -> dict[str, torch.Tensor]:
         """G step number ``step`` (1-based): D updates on ``train.d_steps`` global batches from
@@ -150,7 +168,7 @@ class GANStep:
         for _ in range(t.d_steps):
             for k, v in self.d_update(next_batches(), gen).items():
                 stats[k] = stats.get(k, 0) + v / t.d_steps
-        stats["g_loss"] = self.g_update(gen)
+        stats.update(self.g_update(gen))
         if self.ema is not None and not self.acc.optimizer_step_was_skipped:
             self.ema.update(step)
         return stats

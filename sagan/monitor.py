@@ -103,7 +103,10 @@ class Monitor:
         self.writer = SummaryWriter(str(self.outdir), purge_step=step + 1 if purge else None)
 
     def captions(self) -> list[str]:
-        """The names of the sample grid's rows (class indices where the data has no name)."""
+        """The names of the sample grid's rows (class indices where the data has no name); none for an
+        unconditional model."""
+        if self.cfg.model.num_classes == 0:
+            return None
         return [printable(self.class_names[c]) if c < len(self.class_names) else str(c) for c in self.grid_classes]
 
     def close(self) -> None:

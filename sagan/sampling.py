@@ -32,6 +32,12 @@ from .io import (TEMP_SUFFIX, atomic_write, check_free_space, disk_full_error, i
 from .viz import save_png
 
 
+def model_classes(num_classes: int) -> list[int]:
+    """The labels a model samples from: its classes, or ``[0]`` for an unconditional model
+    (``model.num_classes`` 0), whose networks ignore the label."""
+    return list(range(num_classes)) or [0]
+
+
 def class_balanced_labels(num_samples: int, classes: Sequence[int]) -> torch.Tensor:
     """``num_samples`` labels cycling through ``classes`` (50 per class for 50k samples of 1000 classes)."""
     if len(classes) == 0:
@@ -106,6 +112,8 @@ def parse_classes(spec: str | None, num_classes: int) -> list[int] | None:
                 out.append(int(part))
         except ValueError:
             raise UserError(f"--classes {spec!r}: cannot read {part!r}; use indices and ranges like 1,7,200-205") from None
+    if num_classes == 0:
+        raise UserError(f"--classes {spec!r}: this model is unconditional (model.num_classes 0); drop --classes")
     bad = [c for c in out if not 0 <= c < num_classes]
     if bad:
         raise UserError(f"--classes {spec!r}: class {bad[0]} is out of range; this model has classes 0-{num_classes - 1}")
@@ -113,7 +121,10 @@ def parse_classes(spec: str | None, num_classes: int) -> list[int] | None:
 
 
 def spread_classes(num_classes: int, n: int = 10) -> list[int]:
-    """Up to ``n`` evenly spaced classes (all of them when there are few)."""
+    """Up to ``n`` evenly spaced classes (all of them when there are few); for an unconditional model
+    (``num_classes`` 0) ``n`` rows of label 0."""
+    if num_classes == 0:
+        return [0] * n
     if num_classes <= n:
         return list(range(num_classes))
     if n == 1:  # one class: the first (the spacing below would divide by zero)
@@ -133,10 +144,14 @@ def interpolation_inputs(z_dim: int, num_classes: int, classes: Sequence[int], s
       class in the list (G mixes its class embeddings, see ``sagan.layers.embed``).
 
     Returns ``z`` (rows * steps, z_dim), ``y`` (rows * steps, num_classes) and per row the classes
-    ``(from, to)`` (equal for the z rows).
+    ``(from, to)`` (equal for the z rows). An unconditional model (``num_classes`` 0) has only the z rows,
+    with labels 0.
     """
     t = torch.linspace(0, 1, steps)[:, None]
     ends = sample_latents(2 * len(classes), z_dim, seed, truncation)
+    if num_classes == 0:
+        zs = [(1 - t) * ends[2 * i] + t * ends[2 * i + 1] for i in range(len(classes))]
+        return torch.cat(zs), torch.zeros(len(classes) * steps, dtype=torch.long), [(0, 0)] * len(classes)
     eye = torch.eye(num_classes)
     zs, ys, rows = [], [], []
     for i, c in enumerate(classes):
@@ -228,7 +243,10 @@ def class_folder_names(names: Sequence[str] | None, num_classes: int) -> list[st
     """One folder name per class: its name when the checkpoint has names, else its index. Path
     separators are replaced, and a name shared by several classes (ImageNet's two "crane"s and two
     "maillot"s) gets the index appended, so that no two classes write into one folder. Decided over all
-    classes, so a class's folder is the same whichever classes a run draws."""
+    classes, so a class's folder is the same whichever classes a run draws. An unconditional model
+    (``num_classes`` 0) writes into the folder itself: ``[""]``."""
+    if num_classes == 0:
+        return [""]
     out = []
     for c in range(num_classes):
         name = str(names[c]).strip() if names and c < len(names) else ""
@@ -259,7 +277,7 @@ def write_png_folder(folder: str | Path, batches: Iterable[tuple[torch.Tensor, t
     except BaseException:
         for png in written:
             png.unlink(missing_ok=True)
-        for class_folder in {png.parent for png in written}:
+        for class_folder in {png.parent for png in written} - {folder}:
             with contextlib.suppress(OSError):  # only when empty: files that were there before stay
                 class_folder.rmdir()
         raise
@@ -268,11 +286,15 @@ def write_png_folder(folder: str | Path, batches: Iterable[tuple[torch.Tensor, t
 
 def sample_folder_files(folder: str | Path) -> list[Path]:
     """The files of a folder ``write_png_folder`` wrote: PNGs (and temp files of interrupted writes) in
-    class folders. Raises ``UserError`` naming the first entry that does not belong in such a folder, so
-    that a mistyped ``--out ~/`` is never taken for a sample folder and cleared."""
+    class folders, or in the folder itself (an unconditional model's). Raises ``UserError`` naming the
+    first entry that does not belong in such a folder, so that a mistyped ``--out ~/`` is never taken for
+    a sample folder and cleared."""
     folder = Path(folder)
     files: list[Path] = []
     for entry in sorted(folder.iterdir()):
+        if entry.is_file() and not entry.is_symlink() and (entry.suffix.lower() == ".png" or entry.name.endswith(TEMP_SUFFIX)):
+            files.append(entry)
+            continue
         if entry.is_symlink() or not entry.is_dir():
             raise UserError(f"{folder} does not look like a sample folder (it holds {entry.name}, not only class "
                             "folders of PNGs); refusing to clear it; pick an empty or new folder")
@@ -289,4 +311,7 @@ def clear_sample_folder(folder: str | Path) -> None:
     folder = Path(folder)
     sample_folder_files(folder)
     for entry in folder.iterdir():
-        shutil.rmtree(entry)
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:  # an unconditional model's PNGs
+            entry.unlink()

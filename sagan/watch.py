@@ -58,7 +58,9 @@ class RunWatch:
 
         t = self.cfg.train
         self.ref = load_ref(self.cfg.data.ref_stats)
-        self.metrics, _ = resolve_metrics(t.eval_metrics, self.ref, t.fid_num_samples, has_labels=True)
+        # an unconditional model (num_classes 0) has no labels: intra-FID is refused in one line
+        self.metrics, _ = resolve_metrics(t.eval_metrics, self.ref, t.fid_num_samples,
+                                          has_labels=self.cfg.model.num_classes > 0)
         pairing = pair_classes(self.class_names, self.ref, "the training data")
         if "intra_fid" in self.metrics:
             labels = class_balanced_labels(t.fid_num_samples, range(self.cfg.model.num_classes)).numpy()

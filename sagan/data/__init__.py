@@ -29,7 +29,8 @@ def open_dataset(path: str | Path | None, resolution: int | None = None, hflip: 
     dataset, and defaults to 32 for the demo. ``seed`` fixes the flips (and the demo images).
     """
     if path is None:
-        return DemoDataset(resolution=resolution or DEMO_RESOLUTION, num_classes=demo_classes, size=demo_size,
+        # demo_classes 0 (an unconditional model): all ten designs, their labels unused
+        return DemoDataset(resolution=resolution or DEMO_RESOLUTION, num_classes=demo_classes or 10, size=demo_size,
                            seed=seed, hflip=hflip, uint8=uint8)
     root = Path(path).expanduser()
     if not root.exists():

@@ -33,7 +33,7 @@ from ..metrics.samples import load_samples
 from ..metrics.stats import load_ref
 from ..metrics.weights import WEIGHTS_HELP, WEIGHTS_SHA256_PREFIX, load_inception
 from ..rundir import METRICS_FILE
-from ..sampling import class_balanced_labels
+from ..sampling import class_balanced_labels, model_classes
 
 RESIZE_HELP = ("How images become 299x299 Inception input: tf1 = the paper's TF code (and torch-fidelity, TTUR, "
                "stylegan2-ada), pytorch-fid, or clean (clean-fid).")
@@ -148,10 +148,11 @@ def stats(data_path, out, resolution, resize, inception_weights, batch_size, dev
     _say(acc, f"wrote {path} ({len(dataset)} images, {getattr(dataset, 'num_classes', '?')} classes, resize {resize})")
 
 
-def _metric_names(spec: str | None, intra_fid: bool, ref, num_samples: int, acc) -> tuple[tuple, dict]:
+def _metric_names(spec: str | None, intra_fid: bool, ref, num_samples: int, acc,
+                  labelled: bool = True) -> tuple[tuple, dict]:
     """(metrics to compute, {skipped: why}), with one-line errors before any work: ``--metrics`` or every
     metric the inputs allow; ``--no-intra-fid`` drops intra-FID."""
-    names, skipped = resolve_metrics(spec, ref, num_samples, has_labels=True)
+    names, skipped = resolve_metrics(spec, ref, num_samples, has_labels=labelled)
     if not intra_fid:
         names = tuple(n for n in names if n != "intra_fid")
         skipped.pop("intra_fid", None)
@@ -222,9 +223,11 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
     src = _open_source(samples, checkpoint, num_samples, splits, ema, bn_stats, seed, truncation, dev, provenance)
     G, source, where, names, n, bn_mode = src
     pairing = pair_classes(names, ref, where)
-    labels = pairing.map(source.labels if G is None else class_balanced_labels(n, range(G.num_classes)).numpy())
+    labels = pairing.map(source.labels if G is None else class_balanced_labels(n, model_classes(G.num_classes)).numpy())
     ev.check_labels(labels, ref, where)
-    names_run, skipped = _metric_names(metric_spec, intra_fid, ref, n, acc)
+    # an unconditional model (num_classes 0; its samples file: an empty class_names) has no classes to compare
+    labelled = G.num_classes > 0 if G is not None else names is None or len(names) > 0
+    names_run, skipped = _metric_names(metric_spec, intra_fid, ref, n, acc, labelled)
     run_intra = "intra_fid" in names_run
     if projection:  # computed per class below, not from the class-balanced samples
         names_run = tuple(m for m in names_run if m != "intra_fid")
