@@ -90,3 +90,29 @@ def test_presets_state_only_what_differs_from_their_base():
         for section in ("model", "train", "data"):
             for k, v in (own.get(section) or {}).items():
                 assert base.get(section, {}).get(k, "<unset>") != v, f"{name}: {section}.{k} repeats its base"
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["model.g_widths=[256,256,256]"], r"model.g_widths needs 4 entries at 32px"),
+    (["model.d_widths=[128,128]", "model.d_down=[true,true,false]"], r"model.d_down needs one entry per D block \(2\)"),
+    (["model.d_down=[true,true,true,true]"], r"model.d_down halves 32px 4 times, below 4px"),
+    (["model.d_widths=[64,64,64]", "model.d_down=[true,false,false]", "model.d_attn=[8]"],
+     r"model.d_attn has 8px but the D at 32px has blocks at \[16\]px"),
+    (["model.g_widths=[256,256,100,256]"], r"model.g_attn at 16px: 100 channels, attention needs a multiple of 8"),
+    (["model.g_widths=[256,0,256,256]"], r"model.g_widths must be positive channel counts"),
+])
+def test_bad_widths_are_one_line_errors(overrides, match):
+    from sagan.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        load_config("cifar10", overrides=overrides)
+
+
+def test_d_attention_follows_the_first_block_reaching_its_resolution():
+    cfg = load_config("cifar10", overrides=["model.d_attn=[8]", "model.init=normal"])
+    D = Discriminator.from_config(cfg)
+    assert D.stage_after == {1: "8"}  # blocks at 16, 8, 8, 8 px: after the second, once
+    hooks = []
+    D.attn["8"].register_forward_hook(lambda m, i, o: hooks.append(i[0].shape))
+    D(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
+    assert hooks == [(2, 128, 8, 8)]

@@ -14,7 +14,8 @@ from .definitions import build_variant, experiment_names, variant_names
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def main():
-    """Rerun the SAGAN paper's experiments: SN/TTUR stability curves and the attention-placement table.
+    """Rerun the SAGAN paper's experiments: SN/TTUR stability curves, the attention-placement table and
+    the Table 2 baselines (SNGAN-projection, AC-GAN).
 
     \b
     Examples:
@@ -26,6 +27,9 @@ def main():
       # days on GPUs: the paper preset on ImageNet (packed with sagan-prepare), 8 GPUs per variant
       accelerate launch --num_processes 8 -m sagan.experiments run stabilisation --base imagenet128 \\
           --data data/imagenet128 --steps 1000000 --eval-every 20000 --num-samples 10000 --outdir runs/exp-stab
+      # Table 2's comparison on CIFAR-10 (StudioGAN's recipe), three seeds per variant
+      sagan-experiments run baselines --base cifar10 --data data/cifar10 --seeds 3 --steps 100000 \\
+          --eval-every 5000 --num-samples 10000 --outdir runs/exp-baselines
       sagan-experiments list
     """
 
@@ -44,7 +48,7 @@ def list_(base):
             else:
                 m, t = v.config.model, v.config.train
                 what = (f"G attn {list(m.g_attn)} ({m.g_block_type}), D attn {list(m.d_attn)} ({m.d_block_type}), "
-                        f"SN in G {m.g_sn}, lr G {t.lr_g:g} / D {t.lr_d:g}")
+                        f"SN in G {m.g_sn}, D head {m.d_cond}, lr G {t.lr_g:g} / D {t.lr_d:g}")
             click.echo(f"  {name:<17} {what}")
 
 
@@ -59,20 +63,24 @@ def list_(base):
 @click.option("--variants", default=None, metavar="A,B,...", help="Only these variants.  [default: all]")
 @click.option("--ref", default=None, metavar="REF.npz", help="Reference statistics (evaluate.py stats).  [default: computed once from --data]")
 @click.option("--inception-weights", default=None, metavar="FILE", help=WEIGHTS_HELP)
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs per variant (train.seed, +1, ...): the report gives best FID as mean ± std.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @report_user_errors
-def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants, ref, inception_weights, progress):
-    """Train and evaluate every variant of EXPERIMENT (stabilisation or attention), then write the report.
+def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants, ref, inception_weights, seeds,
+        progress):
+    """Train and evaluate every variant of EXPERIMENT (stabilisation, attention or baselines), then write the report.
 
-    Same seed, budget and evaluation cadence for every variant. Re-running the same command skips
-    finished variants and resumes an interrupted one exactly; each evaluation prints one line.
+    Same seeds, budget and evaluation cadence for every variant. Re-running the same command skips
+    finished runs and resumes an interrupted one exactly; each evaluation prints one line. A single run
+    of a GAN is not a result: --seeds 3 or more for a comparison.
     """
     from .report import write_summary
     from .runner import run_experiment
 
     stopped, main = run_experiment(experiment, outdir, steps=steps, eval_every=eval_every, num_samples=num_samples,
                                    base=base, data=data, variants=variants, ref=ref,
-                                   inception_weights=inception_weights, progress=progress)
+                                   inception_weights=inception_weights, progress=progress, seeds=seeds)
     if main:  # under accelerate launch, one process writes the report
         paths = write_summary(outdir)
         click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)
