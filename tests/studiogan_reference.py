@@ -50,13 +50,14 @@ class PlainBN(nn.BatchNorm2d):
 
 
 class CondBN(nn.Module):
-    def __init__(self, num_classes: int, channels: int, cbn: str):
+    def __init__(self, num_classes: int, channels: int, cbn: str, use_sn: bool = True):
         super().__init__()
         self.num_classes, self.cbn = num_classes, cbn
         self.bn = nn.BatchNorm2d(channels, eps=EPS_BN, momentum=0.1, affine=False)
-        if cbn == "onehot":
-            self.gain = sn(nn.Linear(num_classes, channels, bias=False))
-            self.bias = sn(nn.Linear(num_classes, channels, bias=False))
+        if cbn == "onehot":  # MODULES.g_linear: SN linear, or plain without apply_g_sn
+            maybe_sn = sn if use_sn else (lambda m: m)
+            self.gain = maybe_sn(nn.Linear(num_classes, channels, bias=False))
+            self.bias = maybe_sn(nn.Linear(num_classes, channels, bias=False))
         else:
             self.embed0 = sn(nn.Embedding(num_classes, channels))
             self.embed1 = sn(nn.Embedding(num_classes, channels))
@@ -92,7 +93,7 @@ class Attention(nn.Module):
 class GenBlock(nn.Module):
     def __init__(self, cin: int, cout: int, num_classes: int, cbn: str, use_sn: bool = True):
         super().__init__()
-        norm = (lambda c: PlainBN(c, eps=EPS_BN)) if num_classes == 0 else (lambda c: CondBN(num_classes, c, cbn))
+        norm = (lambda c: PlainBN(c, eps=EPS_BN)) if num_classes == 0 else (lambda c: CondBN(num_classes, c, cbn, use_sn))
         self.bn1, self.bn2 = norm(cin), norm(cout)
         self.conv2d0, self.conv2d1, self.conv2d2 = (conv(cin, cout, 1, use_sn=use_sn), conv(cin, cout, 3, use_sn=use_sn),
                                                     conv(cout, cout, 3, use_sn=use_sn))
@@ -214,7 +215,7 @@ def make_trained_like(G: RefGenerator, D: RefDiscriminator, num_classes: int, z_
                 for lin in (getattr(m, "gain", None), getattr(m, "bias", None), getattr(m, "embed0", None),
                             getattr(m, "embed1", None)):
                     if lin is not None:
-                        lin.weight_orig.normal_(0, 1, generator=gen)
+                        getattr(lin, "weight_orig", lin.weight).normal_(0, 1, generator=gen)
     G.train(), D.train()
     for _ in range(3):
         z = torch.randn(8, z_dim, generator=gen)

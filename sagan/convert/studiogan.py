@@ -1,8 +1,13 @@
-"""PyTorch-StudioGAN's SAGAN weights -> a sagan checkpoint, the same function output for output (eval mode).
+"""PyTorch-StudioGAN's SAGAN / SNGAN weights -> a sagan checkpoint, the same function output for output (eval mode).
 
 StudioGAN's ``resnet`` backbone with ``g_cond_mtd: cBN``, ``d_cond_mtd: PD`` and self-attention is our
-paper preset at 128px, tensor for tensor (G 42,017,412 + D 39,448,258 parameters). The names and the
-places where the two formulations differ (facts from its ``src/models/resnet.py``, ``src/utils/ops.py``):
+paper preset at 128px, tensor for tensor (G 42,017,412 + D 39,448,258 parameters), its CIFAR-10 SAGAN our
+``cifar10`` preset (G 4,386,308 + D 1,075,586), its SNGAN (no attention, ``apply_g_sn: False``)
+``cifar10_sngan``, its Tiny-ImageNet SAGAN ``tiny_imagenet``. Without ``--config`` the architecture is
+read from the tensors: resolution (G's block count), classes, ``z_dim`` and every width (the conv
+shapes), attention placement, SN in G (``weight_orig`` or plain ``weight``); D's downsampling is
+StudioGAN's per resolution (its ``d_down``), the training recipe the preset of that resolution's. The names
+and the places where the two formulations differ (facts from its ``src/models/resnet.py``, ``src/utils/ops.py``):
 
     StudioGAN                                       sagan
     linear0, bn4 (affine BN), conv2d5               linear, out_bn, out_conv
@@ -30,6 +35,7 @@ the forward pass is StudioGAN's, but fine-tuning no longer constrains them by SN
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -40,7 +46,8 @@ from typing import Iterable, Sequence
 import torch
 
 from ..checkpoint import save_checkpoint
-from ..config import Config, d_block_resolutions, d_channel_mults, g_block_resolutions, load_config
+from ..config import (Config, apply_overrides, d_layout, g_block_resolutions, g_widths, load_config,
+                      model_d_layout)
 from ..io import check_writable
 from ..models import Discriminator, Generator
 from .studiogan_files import ConversionError, StudioGANFiles, find_files, load_file, plain, state_dict_of
@@ -50,13 +57,16 @@ STUDIOGAN_MODEL = {
     "bn_eps": 1e-4,  # ops.batchnorm_2d and its conditional BN: eps=1e-4
     "sn_eps": 1e-6,  # ops.snconv2d / snlinear / sn_embedding: spectral_norm(..., eps=1e-6)
     "d_shortcut_relu": True,  # DiscBlock's in-place ReLU (see the module docstring)
-    "g_sn": True,
     "attn_mode": "embedded_gaussian",  # ops.SelfAttention: softmax(theta^T phi), max-pooled phi and g
     "attn_pool": True,
     "hierarchical_z": False,
     "g_block_type": "attention",
     "d_block_type": "attention",
 }
+# StudioGAN's D downsampling per resolution (resnet.py's d_down) and our preset of its recipe there
+STUDIOGAN_D_DOWN = {32: (True, True, False, False), 64: (True,) * 4 + (False,), 128: (True,) * 5 + (False,),
+                    256: (True,) * 6 + (False,), 512: (True,) * 7 + (False,)}
+PRESET_FOR_RESOLUTION = {32: "cifar10", 64: "tiny_imagenet"}  # otherwise imagenet128
 SN_KEYS = ("weight_orig", "weight_u", "weight_v")
 ATTENTION_CONVS = (("theta", "conv1x1_theta"), ("phi", "conv1x1_phi"), ("g", "conv1x1_g"), ("o", "conv1x1_attn"))
 
@@ -83,7 +93,10 @@ class SourceState:
 
 def sn_weight(src: SourceState, prefix: str) -> torch.Tensor:
     """W / sigma of a legacy spectral-norm layer in eval mode: sigma = u . (W v) with the stored u, v
-    (torch.nn.utils.spectral_norm, dim 0 for linear and embedding layers); float64, then float32."""
+    (torch.nn.utils.spectral_norm, dim 0 for linear and embedding layers); float64, then float32. A layer
+    without SN (StudioGAN's ``apply_g_sn: False``): its weight."""
+    if not src.has(prefix + "weight_orig") and src.has(prefix + "weight"):
+        return src.take(prefix + "weight").float()
     w, u, v = (src.take(prefix + k).double() for k in SN_KEYS)
     sigma = torch.dot(u, w.reshape(w.shape[0], -1) @ v)
     if not torch.isfinite(sigma) or sigma <= 0:
@@ -123,10 +136,11 @@ class Layout:
     g_attn: dict[int, str]
     d_blocks: list[str]
     d_attn: dict[int, str]
+    d_px: tuple[int, ...] = ()  # output px of D's blocks (its downsampling): from the config, see with_d_px
 
     def block_px(self, net: str, j: int) -> int:
         """Output resolution of residual block j of ``net`` ("G" or "D")."""
-        return (g_block_resolutions if net == "G" else d_block_resolutions)(self.resolution)[j]
+        return g_block_resolutions(self.resolution)[j] if net == "G" else self.d_px[j]
 
     def attn(self, net: str) -> dict[int, str]:
         return self.g_attn if net == "G" else self.d_attn
@@ -143,15 +157,57 @@ def read_layout(g: SourceState, d: SourceState) -> Layout:
         raise ConversionError(f"{g.name}: {n} residual blocks (blocks.K.0.conv2d1...); StudioGAN's SAGAN G has one "
                               "per doubling from 4px (5 at 128px)")
     resolution = 4 * 2**n
-    if len(d_blocks) != len(d_channel_mults(resolution)):
-        raise ConversionError(f"{d.name}: {len(d_blocks)} residual blocks, but a {resolution}px D (as the G's {n} "
-                              f"blocks imply) has {len(d_channel_mults(resolution))}; use the G and D of one run")
     if len(d_blocks) - 1 in d_attn:
         raise ConversionError(f"{d.name}: self-attention {d_attn[len(d_blocks) - 1]}sigma follows D's last (4px) block, "
                               "a placement sagan's discriminator does not have")
     if not d.has("embedding.weight_orig"):
         d.take("embedding.weight_orig")  # the one-line "missing tensor" refusal
     return Layout(resolution, d.state["embedding.weight_orig"].shape[0], g_blocks, g_attn, d_blocks, d_attn)
+
+
+def with_d_px(layout: Layout, d: SourceState, cfg: Config) -> Layout:
+    """The layout with D's block resolutions from ``cfg``'s D (``model.d_down``); its block count must be
+    the file's."""
+    blocks = model_d_layout(cfg.model)
+    if len(blocks) != len(layout.d_blocks):
+        raise ConversionError(f"{d.name}: {len(layout.d_blocks)} residual blocks, but config {cfg.name}'s "
+                              f"{layout.resolution}px D has {len(blocks)}; use the G and D of one run and the "
+                              "config they were trained with (or no --config: read from the tensors)")
+    return dataclasses.replace(layout, d_px=tuple(px for *_, px in blocks))
+
+
+def _out_channels(src: SourceState, prefix: str) -> int:
+    key = prefix + ("weight_orig" if src.has(prefix + "weight_orig") else "weight")
+    if not src.has(key):
+        src.take(prefix + "weight_orig")  # the one-line "missing tensor" refusal
+    return int(src.state[key].shape[0])
+
+
+def inferred_config(layout: Layout, g: SourceState, d: SourceState) -> Config:
+    """The architecture the tensors state, on the preset of that resolution (module docstring); widths and
+    D's downsampling stay the preset's own keys where they agree."""
+    res = layout.resolution
+    base = load_config(PRESET_FOR_RESOLUTION.get(res, "imagenet128"))
+    g_sn = g.has("linear0.weight_orig")
+    lin = g.state.get("linear0.weight_orig" if g_sn else "linear0.weight")
+    if lin is None:
+        g.take("linear0.weight_orig")
+    gw = [lin.shape[0] // 16] + [_out_channels(g, p + "conv2d1.") for p in layout.g_blocks]
+    dw = [_out_channels(d, p + "conv2d1.") for p in layout.d_blocks]
+    down = STUDIOGAN_D_DOWN.get(res)
+    if down is None or len(down) != len(dw):
+        raise ConversionError(f"{d.name}: {len(dw)} residual blocks, StudioGAN's {res}px D has "
+                              f"{len(down) if down else 'no table for this size'}; pass --config with model.d_down")
+    d_px = tuple(px for *_, px in d_layout(res, 1, dw, down))
+    model = {"resolution": res, "z_dim": int(lin.shape[1]), "g_sn": g_sn, "g_attn": layout.attn_px("G"),
+             "d_attn": [d_px[j] for j in sorted(layout.d_attn)]}
+    m = base.model
+    if g_widths(res, m.g_ch, m.g_widths if m.resolution == res else ()) != gw:
+        model["g_widths"] = gw
+    if [(o, dn) for _, o, dn, _ in d_layout(res, m.d_ch, *((m.d_widths, m.d_down) if m.resolution == res else ()))] \
+            != list(zip(dw, down)):
+        model.update(d_widths=dw, d_down=list(down))
+    return base.replace(model=model)
 
 
 def check_attention(layout: Layout, g: SourceState, d: SourceState, cfg: Config) -> None:
@@ -177,7 +233,8 @@ def check_attention(layout: Layout, g: SourceState, d: SourceState, cfg: Config)
 def converted_config(base: Config, layout: Layout) -> tuple[Config, list[str]]:
     """The chosen preset with StudioGAN's formulation and the checkpoint's resolution and classes; also
     the list of model options that changed (to tell the user)."""
-    model = {**STUDIOGAN_MODEL, "resolution": layout.resolution, "num_classes": layout.num_classes}
+    model = {**STUDIOGAN_MODEL, "resolution": layout.resolution, "num_classes": layout.num_classes,
+             "g_sn": base.model.g_sn}
     before = base.to_dict()["model"]
     changed = [f"model.{k}={json.dumps(v)}" for k, v in model.items() if before[k] != v]  # --set syntax
     converted = base.replace(model=model).to_dict()
@@ -197,9 +254,13 @@ class Mapped:
         self.origin[ours] = theirs
 
     def sn(self, ours: str, theirs: str) -> None:
-        """A spectrally normalised conv/linear/embedding: the same weight and power-iteration vectors."""
-        for our_key, their_key in zip(("original", "0._u", "0._v"), SN_KEYS):
-            self.put(f"{ours}parametrizations.weight.{our_key}", theirs + their_key)
+        """A spectrally normalised conv/linear/embedding: the same weight and power-iteration vectors; a
+        plain one (no ``weight_orig``: StudioGAN's ``apply_g_sn: False``): the same weight."""
+        if not self.src.has(theirs + "weight_orig") and self.src.has(theirs + "weight"):
+            self.put(ours + "weight", theirs + "weight")
+        else:
+            for our_key, their_key in zip(("original", "0._u", "0._v"), SN_KEYS):
+                self.put(f"{ours}parametrizations.weight.{our_key}", theirs + their_key)
         if self.src.has(theirs + "bias"):
             self.put(ours + "bias", theirs + "bias")
 
@@ -216,8 +277,9 @@ class Mapped:
         if self.src.has(theirs + "embed0.weight_orig"):  # up to v0.3: SN embeddings (K, C)
             names = theirs + "embed0.weight_orig", theirs + "embed1.weight_orig"
             gain, bias = sn_weight(self.src, theirs + "embed0."), sn_weight(self.src, theirs + "embed1.")
-        else:  # v0.4: SN linear maps (C, K) of the one-hot label
-            names = theirs + "gain.weight_orig", theirs + "bias.weight_orig"
+        else:  # v0.4: SN linear maps (C, K) of the one-hot label (plain ones without SN in G)
+            sn_key = "weight_orig" if self.src.has(theirs + "gain.weight_orig") else "weight"
+            names = theirs + f"gain.{sn_key}", theirs + f"bias.{sn_key}"
             gain, bias = sn_weight(self.src, theirs + "gain.").t(), sn_weight(self.src, theirs + "bias.").t()
         self.put(ours + "gain.weight", names[0], 1 + gain)
         self.put(ours + "bias.weight", names[1], bias)
@@ -306,14 +368,15 @@ class Conversion:
     changed: list[str]
 
 
-def convert_studiogan(ckpt_dir: str | Path, out: str | Path, which: str = "best", config: str = "imagenet128",
+def convert_studiogan(ckpt_dir: str | Path, out: str | Path, which: str = "best", config: str | None = None,
                       overrides: Sequence[str] = (), class_names_file: str | Path | None = None) -> Conversion:
-    """Convert the G (+ G_ema) and D files of one StudioGAN save into one sagan checkpoint at ``out``."""
+    """Convert the G (+ G_ema) and D files of one StudioGAN save into one sagan checkpoint at ``out``;
+    ``config`` None: the architecture read from the tensors (module docstring)."""
     out = Path(out).expanduser()
     if out.is_dir():
         raise ConversionError(f"--out {out} is a folder; give a file name such as {out / 'sagan_studiogan.pt'}")
     files = find_files(ckpt_dir, which)
-    base = load_config(config, overrides=list(overrides))
+    base = load_config(config, overrides=list(overrides)) if config is not None else None
     names = read_class_names(class_names_file) if class_names_file is not None else None
     check_writable(out.parent, "output folder")
 
@@ -322,6 +385,11 @@ def convert_studiogan(ckpt_dir: str | Path, out: str | Path, which: str = "best"
         obj.pop("optimizer", None)  # Adam moments: twice the weights' memory, not converted
     src = {net: SourceState(state_dict_of(obj, getattr(files, net)), getattr(files, net).name) for net, obj in raw.items()}
     layout = read_layout(src["G"], src["D"])
+    if base is None:  # from the tensors, then the user's --set
+        base = apply_overrides(inferred_config(layout, src["G"], src["D"]), list(overrides))
+    base = base.replace(model={"g_sn": src["G"].has("linear0.weight_orig")})  # SNGAN: no SN in G
+    layout = with_d_px(dataclasses.replace(layout, d_px=()), src["D"],
+                       base.replace(model={"resolution": layout.resolution}))
     check_attention(layout, src["G"], src["D"], base)
     cfg, changed = converted_config(base, layout)
     if names is not None and len(names) != layout.num_classes:
