@@ -65,7 +65,7 @@ def curves(panels: Mapping[str, Mapping[str, tuple]], path: str | Path,
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, metric in zip(axes[0], names):
         series = panels[metric]
-        right = max((max(xs) for xs, _ in series.values() if len(xs)), default=1)
+        right = max((max(xs) for xs, *_ in series.values() if len(xs)), default=1)
         for i, (label, (xs, ys, *band)) in enumerate(sorted(series.items())):
             colour = colours[i % len(colours)]
             ax.plot(xs, ys, marker="o", markersize=3, color=colour, label=label)
