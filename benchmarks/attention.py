@@ -32,7 +32,7 @@ def explicit(m, x):
 
 
 def child(args) -> None:
-    from sagan.attention import SelfAttention
+    from sagan.models.attention import SelfAttention
 
     dev = torch.device(args.device)
     torch.manual_seed(0)

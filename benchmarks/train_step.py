@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Seconds per training step (one D update + one G update) and peak memory, ours vs a reference.
 
-"Ours" is the real training step (``sagan.gan_step.GANStep`` as the ``Trainer`` builds it: data loading
+"Ours" is the real training step (``sagan.training.step.GANStep`` as the ``Trainer`` builds it: data loading
 from an in-memory dataset, one D call on real+fake, G step, EMA update). "Reference" is the same networks written the way
 StudioGAN's SAGAN writes them (``benchmarks/reference_nets.py``: explicit bmm attention, upsample-then-1x1
 shortcut in G, 1x1-then-pool in D, legacy spectral-norm hooks, D called on real and fake separately).

@@ -229,7 +229,7 @@ def load_generator(path: str | Path, ema: bool = True, device: str | torch.devic
     Returns ``(G, cfg, ckpt)``; ``ema=False`` takes the raw generator, ``ema=True`` the EMA one when the
     checkpoint has it (else the raw one, with ``ckpt["used_ema"] = False``).
     """
-    from .models import Generator
+    from .models.networks import Generator
 
     ckpt = load_checkpoint(path)
     cfg = checkpoint_config(ckpt)
@@ -294,7 +294,7 @@ def training_payload(*, step: int, cfg: Config, G, D, ema, opt_G, opt_D, rng: di
 
 
 def restore_training_state(ckpt: dict, gan) -> None:
-    """Load a training checkpoint into a :class:`sagan.gan_step.GANStep` (weights, EMA, optimiser states);
+    """Load a training checkpoint into a :class:`sagan.training.step.GANStep` (weights, EMA, optimiser states);
     ``None`` optimiser states (a converted checkpoint) leave fresh ones, no EMA starts the EMA from G."""
     where = ckpt["path"]
     load_state(gan.G_raw, ckpt["G"], f"G of {where}")

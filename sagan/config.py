@@ -491,7 +491,7 @@ def validate(cfg: Config, where: str = "config") -> None:
         bad(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
     if t.d_steps < 1:
         bad(f"train.d_steps must be >= 1, got {t.d_steps}")
-    from .losses import LOSSES  # the registry (a new loss registers itself there)
+    from .training.losses import LOSSES  # the registry (a new loss registers itself there)
 
     if t.loss not in LOSSES:
         bad(f"train.loss must be one of {', '.join(LOSSES)}, got {t.loss!r}")

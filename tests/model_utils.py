@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sagan.layers import ConditionalBatchNorm2d
+from sagan.models.layers import ConditionalBatchNorm2d
 
 
 @torch.no_grad()

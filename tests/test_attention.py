@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sagan.attention import SelfAttention
+from sagan.models.attention import SelfAttention
 from sagan.config import ATTN_MODES
 
 

@@ -1,4 +1,4 @@
-"""BN statistics at sampling time (sagan.bn_stats): running, per-batch and standing statistics."""
+"""BN statistics at sampling time (sagan.sampling.bn_stats): running, per-batch and standing statistics."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from sagan.bn_stats import (BN_MODES, STANDING_SEED_OFFSET, batch_norms, bn_mode_description, prepare_generator,
+from sagan.sampling.bn_stats import (BN_MODES, STANDING_SEED_OFFSET, batch_norms, bn_mode_description, prepare_generator,
                             sampling_mode)
 from sagan.errors import UserError
-from sagan.layers import ConditionalBatchNorm2d
+from sagan.models.layers import ConditionalBatchNorm2d
 from sagan.models import Generator
-from sagan.sampling import class_balanced_labels, generate, sample_latents
+from sagan.sampling.draw import generate
+from sagan.sampling.latents import class_balanced_labels, sample_latents
 
 from model_utils import spread_class_conditioning
 

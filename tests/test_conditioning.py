@@ -83,7 +83,7 @@ class FixedLatents:
 def _step(cfg):
     from accelerate import Accelerator
 
-    from sagan.gan_step import GANStep
+    from sagan.training.step import GANStep
 
     torch.manual_seed(0)
     return GANStep(cfg, Generator.from_config(cfg), Discriminator.from_config(cfg), Accelerator(cpu=True)).prepare()
@@ -182,7 +182,7 @@ def test_sample_py_on_an_unconditional_model(uncond_run, tmp_path):
     r = run("--out", tmp_path / "grid.png", "--per-class", 3)
     assert r.exit_code == 0, r.output
     grid = Image.open(tmp_path / "grid.png")
-    from sagan.viz import upscale_factor
+    from sagan.sampling.viz import upscale_factor
 
     zoom = upscale_factor(32)
     assert grid.size[0] == 3 * (32 * zoom + 2) + 2  # no caption strip: 3 columns + 2px padding

@@ -13,8 +13,8 @@ from sagan.checkpoint import load_checkpoint, save_checkpoint
 from sagan.config import load_config
 from sagan.data import open_dataset
 from sagan.data.stream import DataStream, EpochBatchSampler
-from sagan.gan_step import GANStep
-from sagan.losses import LOSSES, get_loss, register_loss
+from sagan.training.step import GANStep
+from sagan.training.losses import LOSSES, get_loss, register_loss
 from sagan.models import Discriminator, Generator
 from sagan.training import train
 
@@ -91,7 +91,7 @@ def test_each_registered_loss_trains_and_logs_its_parts(loss, tmp_path):
 
 
 def test_a_new_loss_is_one_registration(tmp_path, monkeypatch):
-    monkeypatch.setattr("sagan.losses.LOSSES", dict(LOSSES))  # keep the registry clean for other tests
+    monkeypatch.setattr("sagan.training.losses.LOSSES", dict(LOSSES))  # keep the registry clean for other tests
     register_loss("least_squares", lambda r, f: {"d_loss_real": ((r - 1) ** 2).mean(), "d_loss_fake": (f ** 2).mean()},
                   lambda f: ((f - 1) ** 2).mean(), "LSGAN")
     assert get_loss("least_squares").description == "LSGAN"

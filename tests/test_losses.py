@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sagan.losses import d_hinge_loss, g_hinge_loss
+from sagan.training.losses import d_hinge_loss, g_hinge_loss
 
 
 def test_d_hinge_loss_by_hand():

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from sagan.config import load_config
-from sagan.layers import ConditionalBatchNorm2d
-from sagan.losses import d_hinge_loss, g_hinge_loss
+from sagan.models.layers import ConditionalBatchNorm2d
+from sagan.training.losses import d_hinge_loss, g_hinge_loss
 from sagan.models import Discriminator, Generator, count_parameters
 
 from model_utils import spread_class_conditioning

@@ -10,12 +10,12 @@ from PIL import Image
 
 from sagan.checkpoint import load_generator, save_checkpoint
 from sagan.config import load_config
-from sagan.layers import ConditionalBatchNorm2d
+from sagan.models.layers import ConditionalBatchNorm2d
 from sagan.models import Discriminator, Generator
-from sagan.sampling import (class_balanced_labels, class_folder_names, generate, interpolation_inputs, parse_classes,
-                            sample_latents, spread_classes)
+from sagan.sampling.draw import class_folder_names, generate, interpolation_inputs, parse_classes, spread_classes
+from sagan.sampling.latents import class_balanced_labels, sample_latents
 from sagan.scripts.sample import main
-from sagan.viz import QUERY_COLOURS, attention_overlay
+from sagan.sampling.viz import QUERY_COLOURS, attention_overlay
 
 from model_utils import spread_class_conditioning
 
@@ -344,9 +344,9 @@ def test_overwrite_refuses_to_clear_what_is_not_a_sample_folder(ckpt, tmp_path, 
 # that the writes themselves meet the full disk.
 FULL_DISK_CHILD = """
 import sys
-import sagan.io, sagan.sampling, sagan.scripts.sample as script
+import sagan.io, sagan.sampling.draw, sagan.scripts.sample as script
 if sys.argv[1] == "late":
-    for module in (sagan.io, sagan.sampling, script):
+    for module in (sagan.io, sagan.sampling.draw, script):
         module.check_free_space = lambda *args, **kwargs: None
 script.main(sys.argv[2:])
 """

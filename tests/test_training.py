@@ -20,10 +20,10 @@ from conftest import random_image_tree
 from sagan.checkpoint import load_checkpoint
 from sagan.config import load_config
 from sagan.data.demo import CLASS_NAMES
-from sagan.ema import EMA
-from sagan.losses import LOSSES
+from sagan.training.ema import EMA
+from sagan.training.losses import LOSSES
 from sagan.models import Generator
-from sagan.viz import caption_strip_width
+from sagan.sampling.viz import caption_strip_width
 from sagan.scripts.train import main as train_cli
 from sagan.training import EpochBatchSampler, TrainingDiverged, train
 

@@ -15,7 +15,7 @@ from sagan.errors import CheckpointError
 from sagan.metrics.history import read_records
 from sagan.scripts.sample import main as sample_cli
 from sagan.training import train
-from sagan.watch import RunWatch
+from sagan.training.watch import RunWatch
 
 
 def tiny(*overrides: str):

@@ -49,7 +49,7 @@ from ..checkpoint import save_checkpoint
 from ..config import (Config, apply_overrides, d_layout, g_block_resolutions, g_widths, load_config,
                       model_d_layout)
 from ..io import check_writable
-from ..models import Discriminator, Generator
+from ..models.networks import Discriminator, Generator
 from .studiogan_files import ConversionError, StudioGANFiles, find_files, load_file, plain, state_dict_of
 
 # model options that StudioGAN's SAGAN fixes, whatever the chosen preset says

@@ -24,7 +24,7 @@ import numpy as np
 from ..io import write_text_atomic
 from ..metrics.history import read_records
 from ..plots import curves
-from ..rundir import METRICS_FILE, has_checkpoint
+from ..training.rundir import METRICS_FILE, has_checkpoint
 from .definitions import PAPER_SOURCE, PAPER_VALUES, build_variant
 from .runner import SETTINGS_FILE, read_settings, seed_runs
 

@@ -21,7 +21,7 @@ from ..checkpoint import load_checkpoint
 from ..config import load_config
 from ..errors import UserError
 from ..io import check_writable, write_text_atomic
-from ..rundir import has_checkpoint, is_unstarted_run
+from ..training.rundir import has_checkpoint, is_unstarted_run
 from .definitions import build_variant, select_variants
 
 SETTINGS_FILE, REFERENCE_FILE = "experiment.json", "reference.npz"
@@ -107,7 +107,7 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
     """Train every chosen variant of ``experiment`` (``seeds`` runs each); returns the signal number if one
     stopped the run (else None) and whether this is the main process (the one that writes reports)."""
     from ..data.stream import open_training_data
-    from ..training import make_accelerator
+    from ..training.loop import make_accelerator
 
     out = Path(outdir)
     chosen = select_variants(experiment, variants)

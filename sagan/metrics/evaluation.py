@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from ..io import check_free_space, open_memmap_reserved
-from ..sampling import class_balanced_labels, model_classes, sample_latents
+from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
 from .classes import pair_classes
 from .features import array_batches, dataset_batches, extract_features, generator_batches, shard_batches
 from .frechet import ClassFrechetDistance, class_indices
@@ -227,7 +227,7 @@ def evaluate_generator(G: torch.nn.Module, ref: RefStats | str | os.PathLike, nu
     """The ``metrics`` of ``num_samples`` class-balanced samples of ``G`` against a reference: the training
     loop's hook (``intra=True`` adds intra-FID).
 
-    ``G`` samples in eval mode with its BN statistics mode (:mod:`sagan.bn_stats`) on its own device;
+    ``G`` samples in eval mode with its BN statistics mode (:mod:`sagan.sampling.bn_stats`) on its own device;
     ``inception`` (which carries the resize protocol) defaults to ``load_inception(device=G's)``;
     ``class_names`` (G's classes) pair G's classes with the reference's by name. Returns the result dict
     (report.json keys) on the main process, ``None`` on the others.

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..sampling import generate
+from ..sampling.draw import generate
 from .inception import FEATURE_DIM, InceptionV3
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor]  # (global indices, uint8 images (B, 3, H, W), labels)

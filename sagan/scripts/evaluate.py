@@ -20,7 +20,7 @@ import click
 import numpy as np
 import torch
 
-from ..bn_stats import BN_MODES, bn_mode_description, prepare_generator
+from ..sampling.bn_stats import BN_MODES, bn_mode_description, prepare_generator
 from ..errors import UserError, report_user_errors
 from ..io import check_writable
 from ..metrics import evaluation as ev
@@ -32,8 +32,8 @@ from ..metrics.resize import DEFAULT_RESIZE, RESIZE_MODES, resize_description
 from ..metrics.samples import load_samples
 from ..metrics.stats import load_ref
 from ..metrics.weights import WEIGHTS_HELP, WEIGHTS_SHA256_PREFIX, load_inception
-from ..rundir import METRICS_FILE
-from ..sampling import class_balanced_labels, model_classes
+from ..training.rundir import METRICS_FILE
+from ..sampling.latents import class_balanced_labels, model_classes
 
 RESIZE_HELP = ("How images become 299x299 Inception input: tf1 = the paper's TF code (and torch-fidelity, TTUR, "
                "stylegan2-ada), pytorch-fid, or clean (clean-fid).")

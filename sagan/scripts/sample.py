@@ -10,15 +10,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..bn_stats import BN_MODES, bn_mode_description, prepare_generator, sampling_mode
+from ..sampling.bn_stats import BN_MODES, bn_mode_description, prepare_generator, sampling_mode
 from ..checkpoint import load_generator
 from ..errors import UserError, report_user_errors
 from ..io import NotWritableError, check_free_space, check_writable
-from ..sampling import (class_balanced_labels, class_folder_names, clear_sample_folder, generate, interpolation_inputs,
-                        model_classes, parse_classes, sample_folder_files, sample_latents, sample_set_bytes,
-                        spread_classes, to_uint8,
-                        write_npz, write_png_folder)
-from ..viz import attention_figure, default_query_points, image_grid, save_png, upscale_factor
+from ..sampling.draw import (class_folder_names, clear_sample_folder, generate, interpolation_inputs, parse_classes,
+                             sample_folder_files, sample_set_bytes, spread_classes, to_uint8, write_npz, write_png_folder)
+from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
+from ..sampling.viz import attention_figure, default_query_points, image_grid, save_png, upscale_factor
 
 IMAGE_EXTS = (".png",)
 

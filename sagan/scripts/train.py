@@ -10,7 +10,7 @@ from pathlib import Path
 from ..checkpoint import checkpoint_config, load_checkpoint
 from ..config import CONFIG_DIR, apply_overrides, config_chain, load_config
 from ..errors import UserError, report_user_errors
-from ..rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
+from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
 
 DATA_KEYS = ("resolution", "num_classes")  # taken from the dataset unless the user pins them
 
@@ -74,7 +74,7 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
     Ctrl-C or SIGTERM saves a checkpoint and exits with 128 + the signal number (130, 143); --resume
     continues bit-exactly, applying any changed optimiser settings (--set train.lr_d=...).
     """
-    from ..training import Trainer
+    from ..training.loop import Trainer
 
     explicit = {
         "data.path": data_path, "train.max_steps": max_steps, "train.batch_size": batch_size,

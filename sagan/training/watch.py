@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .bn_stats import MODE_ATTR
-from .config import Config
+from ..sampling.bn_stats import MODE_ATTR
+from ..config import Config
 from .monitor import Monitor
 from .rundir import METRICS_FILE
 
@@ -49,12 +49,12 @@ class RunWatch:
 
     def _setup(self, inception_weights: str | None) -> None:
         """Reference, metrics and Inception, checked now rather than at the first evaluation (step N)."""
-        from .metrics import load_inception, load_ref
-        from .metrics.classes import pair_classes
-        from .metrics.evaluation import check_same_inception
-        from .metrics.intra import check_intra_fid_inputs
-        from .metrics.registry import resolve_metrics
-        from .sampling import class_balanced_labels
+        from ..metrics import load_inception, load_ref
+        from ..metrics.classes import pair_classes
+        from ..metrics.evaluation import check_same_inception
+        from ..metrics.intra import check_intra_fid_inputs
+        from ..metrics.registry import resolve_metrics
+        from ..sampling.latents import class_balanced_labels
 
         t = self.cfg.train
         self.ref = load_ref(self.cfg.data.ref_stats)
@@ -72,7 +72,7 @@ class RunWatch:
     def _truncate_history(self, step: int) -> None:
         """A resume from ``step`` abandons the evaluations a killed run recorded after it (as TensorBoard's
         purge_step does for the events), so the history has one line per step of the run's actual path."""
-        from .metrics.history import read_records, write_records
+        from ..metrics.history import read_records, write_records
 
         if not self.history.is_file():
             return
@@ -99,8 +99,8 @@ class RunWatch:
 
     def evaluate(self, G, step: int, images_seen: int) -> tuple[bool, bool]:
         """Evaluate ``G`` (all processes); returns ``(new_best, stop)``."""
-        from .metrics import evaluate_generator
-        from .metrics.registry import scalars
+        from ..metrics import evaluate_generator
+        from ..metrics.registry import scalars
 
         t = self.cfg.train
         result = evaluate_generator(G, self.ref, num_samples=t.fid_num_samples, inception=self.inception,
@@ -119,8 +119,8 @@ class RunWatch:
         return flags[0], flags[1]
 
     def _record(self, step: int, images_seen: int, values: dict[str, float], bn_stats: str) -> None:
-        from .metrics.history import append_record
-        from .metrics.registry import METRICS
+        from ..metrics.history import append_record
+        from ..metrics.registry import METRICS
 
         t = self.cfg.train
         protocol = {"resize": t.fid_resize, "num_samples": t.fid_num_samples, "bn_stats": bn_stats,

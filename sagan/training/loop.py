@@ -1,11 +1,11 @@
 """The SAGAN training loop: wiring and the loop itself. The parts live in their own modules:
 
-    sagan/gan_step.py     one iteration: d_steps x D update, G update, EMA (losses: sagan/losses.py)
-    sagan/data/stream.py  the resumable, sharded data stream
-    sagan/checkpoint.py   the checkpoint payload, writing, pruning, the best checkpoint
-    sagan/monitor.py      log lines, TensorBoard, sample grids, Ctrl-C / SIGTERM
-    sagan/watch.py        evaluations during training, metrics.jsonl, collapse watch
-    sagan/rundir.py       run directories
+    sagan/training/step.py     one iteration: d_steps x D update, G update, EMA (losses: losses.py)
+    sagan/data/stream.py       the resumable, sharded data stream
+    sagan/checkpoint.py        the checkpoint payload, writing, pruning, the best checkpoint
+    sagan/training/monitor.py  log lines, TensorBoard, sample grids, Ctrl-C / SIGTERM
+    sagan/training/watch.py    evaluations during training, metrics.jsonl, collapse watch
+    sagan/training/rundir.py   run directories
 
 One step (``step`` counts completed G updates, as the paper's "iterations") is a :class:`GANStep` call;
 the loop around it logs, samples, evaluates and saves at their cadences.
@@ -34,15 +34,15 @@ from typing import Collection
 
 import torch
 
-from .checkpoint import (CHECKPOINT_DIR, LAST, check_training_state, checkpoint_config, drop_abandoned_branch,
+from ..checkpoint import (CHECKPOINT_DIR, LAST, check_training_state, checkpoint_config, drop_abandoned_branch,
                          load_checkpoint, restore_rng, restore_training_state, rng_state, step_file_name,
                          training_payload, write_best, write_training_checkpoint)
-from .config import Config
-from .data.stream import DataStream, EpochBatchSampler, open_training_data
+from ..config import Config
+from ..data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
-from .errors import CheckpointError, UserError, one_line
-from .gan_step import GANStep
-from .models import Discriminator, Generator, count_parameters
+from ..errors import CheckpointError, UserError, one_line
+from .step import GANStep
+from ..models.networks import Discriminator, Generator, count_parameters
 from .monitor import Monitor, RecentSteps, StopRequest
 from .rundir import prepare_run_dir, resolve_outdir
 from .watch import RunWatch

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_DIR, LAST, step_files
-from .errors import UserError
-from .io import check_writable, sweep_temp_files
+from ..checkpoint import CHECKPOINT_DIR, LAST, step_files
+from ..errors import UserError
+from ..io import check_writable, sweep_temp_files
 
 RUNS_DIR = Path("runs")
 CONFIG_FILE, LOG_FILE, METRICS_FILE, SAMPLES_DIR = "config.yaml", "log.txt", "metrics.jsonl", "samples"

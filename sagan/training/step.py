@@ -1,7 +1,7 @@
 """One training iteration of the GAN, on its own: ``train.d_steps`` D updates, one G update, the EMA update.
 
 ``GANStep`` owns the networks' optimisers (Adam with TTUR, SAGAN section 4), the EMA of G and the loss
-(``train.loss``, :mod:`sagan.losses`); the :class:`~sagan.training.Trainer` only feeds it batches. A test
+(``train.loss``, :mod:`sagan.training.losses`); the :class:`~sagan.training.Trainer` only feeds it batches. A test
 can build one from a config and two networks and call it without any output directory::
 
     step = GANStep(cfg, G, D, Accelerator(cpu=True))
@@ -28,8 +28,8 @@ from typing import Callable
 
 import torch
 
-from .config import Config
-from .data.stream import mix_seed
+from ..config import Config
+from ..data.stream import mix_seed
 from .ema import EMA
 from .losses import auxiliary_classifier_parts, get_loss
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def on_main(accelerator, fn: Callable[..., Any], *args, **kwargs) -> Any:

@@ -18,7 +18,7 @@ only in train mode and would change the normalised weights (PITFALLS: spectral n
 :func:`prepare_generator` changes the module it is given (the standing statistics overwrite the running
 ones): pass your own copy, e.g. the generator :func:`sagan.checkpoint.load_generator` returns, never the
 training loop's live G or EMA. The mode sticks to the module (attribute ``bn_stats_mode``) and
-:func:`sagan.sampling.generate` applies it on every call through :func:`sampling_mode`.
+:func:`sagan.sampling.draw.generate` applies it on every call through :func:`sampling_mode`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import Iterator
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .errors import UserError
+from ..errors import UserError
+from .latents import sample_latents
 
 BN_MODES = ("running", "batch", "standing")
 MODE_ATTR = "bn_stats_mode"
@@ -91,9 +92,6 @@ def accumulate_standing_stats(G: torch.nn.Module, num_batches: int, batch_size: 
     """Replace every BN layer's running statistics by their cumulative average over ``num_batches``
     batches: running_mean = mean of the per-batch means, running_var = mean of the per-batch (unbiased)
     variances (``momentum=None``, BigGAN-PyTorch)."""
-    # sampling imports this module (generate applies the mode), so import it here, not at the top
-    from .sampling import sample_latents
-
     device = torch.device(device) if device is not None else next(G.parameters()).device
     norms = batch_norms(G)
     momenta = [m.momentum for m in norms]

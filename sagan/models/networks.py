@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import SelfAttention
-from .config import Config, d_attn_blocks, d_layout, g_block_resolutions, g_channel_mults, g_widths
+from ..config import Config, d_attn_blocks, d_layout, g_block_resolutions, g_widths
 from .layers import ConditionalBatchNorm2d, PlainBatchNorm2d, embed, sn_conv, sn_embedding, sn_linear, upsample2x
 
 

@@ -3,7 +3,7 @@
 Shared by ``sample.py``, ``evaluate.py metrics --checkpoint`` and the training loop's sample grids.
 Every latent is drawn up front from one seeded CPU generator, so the same seed gives the same latents
 and labels whatever the batch size or device. G runs in eval mode with the batch-norm statistics its
-``bn_stats`` mode names (:mod:`sagan.bn_stats`; running statistics unless set otherwise), so that with
+``bn_stats`` mode names (:mod:`sagan.sampling.bn_stats`; running statistics unless set otherwise), so that with
 running or standing statistics each image is independent of the others in its batch. Pixels are
 bit-identical for the same batch size and device in every mode; across batch sizes, batched conv/GEMM
 kernels sum in a shape-dependent order (differences ~1e-7), which moves the rare value that sits on a
@@ -26,39 +26,11 @@ import torch
 from PIL import Image
 
 from .bn_stats import sampling_mode
-from .errors import UserError
-from .io import (TEMP_SUFFIX, atomic_write, check_free_space, disk_full_error, is_disk_full,
+from ..errors import UserError
+from ..io import (TEMP_SUFFIX, atomic_write, check_free_space, disk_full_error, is_disk_full,
                  open_memmap_reserved)
+from .latents import sample_latents
 from .viz import save_png
-
-
-def model_classes(num_classes: int) -> list[int]:
-    """The labels a model samples from: its classes, or ``[0]`` for an unconditional model
-    (``model.num_classes`` 0), whose networks ignore the label."""
-    return list(range(num_classes)) or [0]
-
-
-def class_balanced_labels(num_samples: int, classes: Sequence[int]) -> torch.Tensor:
-    """``num_samples`` labels cycling through ``classes`` (50 per class for 50k samples of 1000 classes)."""
-    if len(classes) == 0:
-        raise UserError("no classes to sample from; pass at least one class index")
-    idx = torch.arange(num_samples) % len(classes)
-    return torch.as_tensor(list(classes), dtype=torch.long)[idx]
-
-
-def sample_latents(num: int, z_dim: int, seed: int, truncation: float | None = None) -> torch.Tensor:
-    """Standard-normal latents (num, z_dim) on CPU; with ``truncation`` T, entries with |z| > T are redrawn
-    until all lie in [-T, T] (the truncation trick as BigGAN defines it)."""
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(num, z_dim, generator=g)
-    if truncation is not None:
-        if truncation <= 0:
-            raise UserError(f"truncation must be > 0, got {truncation}")
-        out = z.abs() > truncation
-        while out.any():
-            z[out] = torch.randn(int(out.sum()), generator=g)
-            out = z.abs() > truncation
-    return z
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +48,7 @@ def generate(
     device: str | torch.device | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(images, labels)`` batches: images uint8 (B, H, W, 3) on CPU, from G in eval mode with
-    the BN statistics of its mode (``sagan.bn_stats.prepare_generator``; running statistics if unset).
+    the BN statistics of its mode (``sagan.sampling.bn_stats.prepare_generator``; running statistics if unset).
 
     ``labels`` are class indices (N,), or soft class weights (N, num_classes) for class interpolation.
     """
@@ -141,7 +113,7 @@ def interpolation_inputs(z_dim: int, num_classes: int, classes: Sequence[int], s
 
     - rows ``2i``: z moves linearly between two draws, class ``classes[i]`` fixed;
     - rows ``2i + 1``: z fixed, the class conditioning moves linearly from ``classes[i]`` to the next
-      class in the list (G mixes its class embeddings, see ``sagan.layers.embed``).
+      class in the list (G mixes its class embeddings, see ``sagan.models.layers.embed``).
 
     Returns ``z`` (rows * steps, z_dim), ``y`` (rows * steps, num_classes) and per row the classes
     ``(from, to)`` (equal for the z rows). An unconditional model (``num_classes`` 0) has only the z rows,

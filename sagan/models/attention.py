@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ATTN_MODES
+from ..config import ATTN_MODES
 from .layers import sn_conv, sn_linear
 
 SOFTMAX_MODES = ("embedded_gaussian", "gaussian")

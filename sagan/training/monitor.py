@@ -14,11 +14,12 @@ from typing import Any
 import torch
 import yaml
 
-from .config import Config
-from .io import printable
+from ..config import Config
+from ..io import printable
 from .rundir import CONFIG_FILE, LOG_FILE, SAMPLES_DIR
-from .sampling import generate, sample_latents, spread_classes
-from .viz import image_grid, save_png
+from ..sampling.draw import generate, spread_classes
+from ..sampling.latents import sample_latents
+from ..sampling.viz import image_grid, save_png
 
 GRID_ROWS, GRID_COLS = 10, 8  # sample grid: up to 10 classes (rows) x 8 fixed latents
 
@@ -94,7 +95,7 @@ class Monitor:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        from .io import write_text_atomic
+        from ..io import write_text_atomic
 
         self.outdir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.outdir / CONFIG_FILE, yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))

@@ -1,7 +1,7 @@
 """Image figures composed with PIL: sample grids with a caption strip, and the attention-map figure (SAGAN
 fig. 1/5), whose heat overlay takes its colours from matplotlib (:mod:`sagan.plots`).
 
-All functions take uint8 images (B, H, W, 3) as :func:`sagan.sampling.to_uint8` returns them and return
+All functions take uint8 images (B, H, W, 3) as :func:`sagan.sampling.draw.to_uint8` returns them and return
 or save RGB PIL images.
 """
 
@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from .io import atomic_write
-from .plots import colormap
+from ..io import atomic_write
+from ..plots import colormap
 
 # distinct, colour-blind-friendly query colours (Okabe & Ito 2008)
 QUERY_COLOURS = [(230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0), (204, 121, 167)]

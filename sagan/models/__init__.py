@@ -1,0 +1,8 @@
+"""The networks: the ResNet generator with conditional batch norm and the projection discriminator, both
+with spectral norm and a self-attention block (Zhang et al. 2019)."""
+
+from .attention import SelfAttention
+from .layers import ConditionalBatchNorm2d
+from .networks import Discriminator, Generator, count_parameters
+
+__all__ = ["ConditionalBatchNorm2d", "Discriminator", "Generator", "SelfAttention", "count_parameters"]
