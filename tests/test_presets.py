@@ -116,3 +116,18 @@ def test_d_attention_follows_the_first_block_reaching_its_resolution():
     D.attn["8"].register_forward_hook(lambda m, i, o: hooks.append(i[0].shape))
     D(torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
     assert hooks == [(2, 128, 8, 8)]
+
+
+def test_benchmark_reference_networks_follow_the_preset_widths():
+    """benchmarks/train_step.py times ours against these: the same networks, parameter for parameter."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from reference_nets import RefDiscriminator, RefGenerator
+
+    for name in ("demo", "cifar10"):
+        cfg = load_config(name, overrides=["model.init=normal"])
+        assert count_parameters(RefGenerator(cfg)) == count_parameters(Generator.from_config(cfg))
+        assert count_parameters(RefDiscriminator(cfg)) == count_parameters(Discriminator.from_config(cfg))
+        ref_D = RefDiscriminator(cfg)
+        assert ref_D(torch.randn(2, 3, 32, 32), torch.tensor([0, 1])).shape == (2,)
