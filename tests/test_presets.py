@@ -131,3 +131,22 @@ def test_benchmark_reference_networks_follow_the_preset_widths():
         assert count_parameters(RefDiscriminator(cfg)) == count_parameters(Discriminator.from_config(cfg))
         ref_D = RefDiscriminator(cfg)
         assert ref_D(torch.randn(2, 3, 32, 32), torch.tensor([0, 1])).shape == (2,)
+
+
+@pytest.mark.slow
+def test_train_py_trains_the_cifar10_preset(tmp_path):
+    """The preset itself (its networks, 5 D steps per G step, no EMA) for two steps on the built-in data."""
+    from click.testing import CliRunner
+
+    from sagan.checkpoint import load_checkpoint
+    from sagan.scripts.train import main as train_cli
+
+    run = tmp_path / "run"
+    r = CliRunner().invoke(train_cli, ["--config", "cifar10", "--outdir", str(run), "--max-steps", "2",
+                                       "--batch-size", "4", "--no-progress", "--set", "data.demo_size=64",
+                                       "--set", "train.num_workers=0"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    ckpt = load_checkpoint(run)
+    assert ckpt["step"] == 2 and ckpt["opt_D"]["state"][0]["step"] == 10 and ckpt["G_ema"] is None
+    log = (run / "log.txt").read_text()
+    assert "parameters: G 4.39M + D 1.08M" in log
