@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .config import Config
-from .errors import CheckpointError, ConfigError, one_line
+from .errors import CheckpointError, ConfigError, one_line, short_repr
 from .io import atomic_write, link_atomic
 
 FORMAT = "sagan-checkpoint"
@@ -132,7 +132,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a sagan checkpoint (no '{FORMAT}' tag); pass a file written by train.py")
     if not isinstance(ckpt.get("version"), int) or ckpt["version"] > VERSION:
-        raise CheckpointError(f"{p} has checkpoint version {ckpt.get('version')!r}, not one this sagan reads "
+        raise CheckpointError(f"{p} has checkpoint version {short_repr(ckpt.get('version'))}, not one this sagan reads "
                               f"(<= {VERSION}); upgrade sagan")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
@@ -145,8 +145,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
 
 
 def _malformed(p: Path, field: str, value: Any, expected: str) -> CheckpointError:
-    shown = repr(value) if not isinstance(value, dict) else f"a dict with keys {sorted(map(str, value))[:6]}"
-    return CheckpointError(f"checkpoint {p}: field {field} is malformed ({one_line(Exception(shown), 60)}; expected "
+    # bounded whatever the value: weights_only loads shared references, a few KB can nest 2**60 leaves
+    shown = (f"a dict with keys {short_repr(sorted(short_repr(k, 30) for k in list(value)[:6]), 60)}"
+             if isinstance(value, dict) else short_repr(value, 60))
+    return CheckpointError(f"checkpoint {p}: field {field} is malformed ({shown}; expected "
                            f"{expected}); {_fallback_hint(p)}")
 
 

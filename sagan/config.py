@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, one_line, short_repr
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # presets ship inside the package (pip install . finds them)
 
@@ -245,13 +245,83 @@ def resolve_config_path(path_or_name: str | Path, relative_to: Path | None = Non
                       f"({', '.join(n for n in preset_names() if '/' not in n)})")
 
 
+# config files: a few KB in practice; a large file is a mistake (a dataset, weights), never parsed
+MAX_CONFIG_BYTES = 4 * 1000 * 1000
+MAX_YAML_VALUES = 100_000  # values a document may expand to through its aliases (an alias bomb: 10**9)
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a mapping with the same key twice (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, typing.Hashable) and key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {short_repr(key)}",
+                                                            key_node.start_mark)
+                seen.add(key) if isinstance(key, typing.Hashable) else None
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_values(node, memo: dict) -> int:
+    """How many values ``node`` stands for once every alias is expanded (shared nodes counted each time)."""
+    if id(node) in memo:
+        if memo[id(node)] is None:  # an alias inside its own anchor
+            return MAX_YAML_VALUES + 1
+        return memo[id(node)]
+    memo[id(node)] = None
+    children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else
+                node.value if isinstance(node, yaml.SequenceNode) else [])
+    total = 1
+    for child in children:
+        total += _expanded_values(child, memo)
+        if total > MAX_YAML_VALUES:
+            break
+    memo[id(node)] = total
+    return total
+
+
+def parse_yaml(text: str, where: str):
+    """A YAML document with the safe loader, refusing duplicate keys and alias bombs (ConfigError naming
+    ``where``); syntax errors stay ``yaml.YAMLError``."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_values(node, {}) > MAX_YAML_VALUES:
+            raise ConfigError(f"{where}: its YAML aliases expand to more than {MAX_YAML_VALUES} values (an alias "
+                              "bomb?); write the values out instead of nesting aliases")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def _read_yaml(p: Path) -> dict:
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config {p} is {size / 1e6:.0f} MB, not a config file (those are a few KB; the limit "
+                              f"is {MAX_CONFIG_BYTES // 1000000} MB); check --config / base:")
+        text = p.read_bytes().decode("utf-8")
+        raw = parse_yaml(text, str(p)) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {p} is not a YAML text file (it holds bytes that are not UTF-8 text: a "
+                          "checkpoint or another binary file?); check --config / base:") from None
+    except yaml.reader.ReaderError as e:
+        raise ConfigError(f"config {p} is not a YAML text file ({one_line(Exception(e.reason), 60)} at byte "
+                          f"{e.position}); check --config / base:") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         loc = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}{loc}: not valid YAML ({getattr(e, 'problem', e)}); fix the file syntax") from None
+        problem = one_line(Exception(getattr(e, "problem", None) or e), 120)
+        raise ConfigError(f"{p}{loc}: not valid YAML ({problem}); fix the file syntax") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: YAML nested too deeply to be a config; fix the file") from None
     except OSError as e:
         raise ConfigError(f"cannot read config {p} ({e.strerror or e})") from None
     if not isinstance(raw, dict):
@@ -277,7 +347,7 @@ def config_chain(path_or_name: str | Path) -> list[tuple[Path, dict]]:
         if base is None:
             return chain[::-1]
         if not isinstance(base, str) or not base.strip():
-            raise ConfigError(f"{p}: base must be a preset name or a YAML path, got {base!r}")
+            raise ConfigError(f"{p}: base must be a preset name or a YAML path, got {short_repr(base)}")
         p = resolve_config_path(base, relative_to=p)
 
 
@@ -330,8 +400,8 @@ def _parse_override(s: str) -> tuple[str, Any]:
         raise ConfigError(f"override {s!r}: expected key=value, e.g. train.lr_g=2e-4")
     key, value = s.split("=", 1)
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
+        parsed = parse_yaml(value, f"override {key.strip()}") if value.strip() else None
+    except (yaml.YAMLError, RecursionError):
         parsed = value
     return key.strip(), parsed
 
@@ -357,28 +427,30 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value is None:
             value = []
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {short_repr(value)}")
         return tuple(_coerce(v, args[0], where) for v in value)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(f"{where}: expected true or false, got {short_repr(value)}")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {short_repr(value)}")
         return int(value)
     if tp is float:
         if isinstance(value, str):
             try:
-                return float(value)  # YAML 1.1 reads "1e-4" as a string
+                value = float(value)  # YAML 1.1 reads "1e-4" as a string
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {short_repr(value)}")
+        if not math.isfinite(value):  # NaN passes every `v <= 0` range check below
+            raise ConfigError(f"{where}: must be a finite number, got {value}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {short_repr(value)}")
         return value
     return value
 
@@ -386,19 +458,24 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def _build(raw: Mapping[str, Any], where: str) -> Config:
     unknown = set(raw) - set(SECTIONS) - {"name"}
     if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))}; sections are name, {', '.join(SECTIONS)}")
+        shown = ", ".join(sorted(k if isinstance(k, str) else short_repr(k, 40) for k in unknown)[:5])
+        raise ConfigError(f"{where}: unknown section(s) {short_repr(shown, 120)[1:-1]}; sections are name, "
+                          f"{', '.join(SECTIONS)}")
     sections = {}
     for sname, cls in SECTIONS.items():
         vals = raw.get(sname) or {}
         if not isinstance(vals, Mapping):
-            raise ConfigError(f"{where}: section {sname!r} must be a mapping, got {vals!r}")
+            raise ConfigError(f"{where}: section {sname!r} must be a mapping, got {short_repr(vals)}")
         hints = typing.get_type_hints(cls)
         known = {f.name for f in dataclasses.fields(cls)}
         for k in vals:
             if k not in known:
-                raise ConfigError(f"{where}: unknown key {sname}.{k}{_suggest(k, cls)}")
+                shown = short_repr(k, 60)[1:-1] if isinstance(k, str) else short_repr(k, 60)
+                raise ConfigError(f"{where}: unknown key {sname}.{shown}{_suggest(k, cls) if isinstance(k, str) else ''}")
         sections[sname] = cls(**{k: _coerce(v, hints[k], f"{where}: {sname}.{k}") for k, v in vals.items()})
     name = raw.get("name", "config")
+    if not isinstance(name, (str, int, float)) or isinstance(name, bool):  # str() of a nested list could explode
+        raise ConfigError(f"{where}: name must be a string, got {short_repr(name)}")
     cfg = Config(name=str(name), **sections)
     validate(cfg, where)
     return cfg

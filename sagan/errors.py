@@ -8,6 +8,7 @@ into ``error: <message>`` on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import functools
+import reprlib
 import sys
 from typing import Callable, TypeVar
 
@@ -31,6 +32,19 @@ def one_line(e: BaseException, limit: int = 120) -> str:
     (never mid-word) beyond ``limit`` characters, or the exception's type name when it has no message."""
     text = " ".join(str(e).split()) or type(e).__name__
     return text if len(text) <= limit else text[: limit - 4].rsplit(" ", 1)[0] + " ..."
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict, _SHORT.maxset = 3, 4, 4, 4, 4
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 40
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr`` for error messages, bounded in time and length whatever ``value`` is: nesting and items
+    are cut (``[[1, 2, ...], ...]``), so a value made of shared references (a YAML alias bomb, a crafted
+    checkpoint: 2**40 leaves in a few KB) is never expanded."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
 def report_user_errors(fn: F) -> F:

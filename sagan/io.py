@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 import numpy as np
 
@@ -97,6 +98,63 @@ def check_free_space(path: str | os.PathLike, needed: int, what: str = "the outp
                             "free some space or write elsewhere")
 
 
+@contextlib.contextmanager
+def new_folders_removed_on_error(folder: str | os.PathLike) -> Iterator[None]:
+    """The folders from ``folder`` up that do not exist yet are removed again, where still empty, when the
+    block fails: a refused command leaves no empty output folders behind (``refs/``, ``eval/``)."""
+    missing, p = [], Path(folder).absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    try:
+        yield
+    except BaseException:
+        for d in missing:  # deepest first; stops at the first folder something was written into
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold ``path`` (a lock file, created if needed) exclusively for the block: a second process gets a
+    one-line :class:`UserError` naming the folder and the holder's pid (written into the file).
+
+    ``fcntl.flock``: the kernel releases it when the holder exits in any way, ``kill -9`` included, so a
+    stale lock file never blocks anyone. ``what`` names the option, e.g. ``--out``. The file is removed
+    on a normal exit. File systems without flock (some network mounts) run unlocked.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"{what} {printable(path.parent)} is in use by another process (pid {holder}); wait for "
+                            f"it to finish, or pick another {what}") from None
+        except OSError:  # no flock here: run unlocked rather than not at all
+            break
+        try:  # a holder that just finished may have removed the file we opened: lock the new one
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
 def check_writable(folder: str | os.PathLike, what: str) -> Path:
     """Create ``folder`` if needed and prove it writable with a probe file, before any long work."""
     folder = Path(folder)
@@ -111,6 +169,24 @@ def check_writable(folder: str | os.PathLike, what: str) -> Path:
         raise NotWritableError(f"{what} {folder} is not writable ({e.strerror or e}); pick another location "
                                "or fix its permissions") from None
     return folder
+
+
+def check_replaceable(path: str | os.PathLike, is_ours: Callable[[Path], bool], overwrite: bool,
+                      option: str = "--out") -> None:
+    """Refuse to replace an existing file that this program did not write (``is_ours`` says) unless
+    ``overwrite``: a typo'd ``--out`` must not destroy a user's file, whatever its suffix."""
+    path = Path(path)
+    if overwrite or not (path.exists() or path.is_symlink()):
+        return
+    if path.is_symlink() or not path.is_file() or not is_ours(path):
+        raise UserError(f"{option} {printable(path)} already exists and was not written by sagan; pass --overwrite "
+                        "to replace it, or pick another name")
+
+
+def progress_disable(enabled: bool = True) -> bool | None:
+    """tqdm's ``disable``: off when not wanted, and (None) off where stderr is not a terminal, so that no
+    bar frames interleave with the log lines of a command whose output goes to a file."""
+    return None if enabled else True
 
 
 def current_umask() -> int:
@@ -165,7 +241,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", durable: bool = True
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as e:
         if e.errno in DISK_FULL_ERRNOS:
             raise disk_full_error(path, reserve) from None
@@ -204,7 +280,7 @@ def link_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     created new every time, so a link leaked by a killed process is never written through."""
     src, dst = Path(src), Path(dst)
     for attempt in range(100):
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{os.urandom(4).hex()}{TEMP_SUFFIX}")
+        tmp = dst.with_name(f"{temp_prefix(dst)}{os.urandom(4).hex()}{TEMP_SUFFIX}")
         try:
             os.link(src, tmp)
             break
@@ -223,17 +299,51 @@ def link_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         raise
 
 
-def sweep_temp_files(folder: str | os.PathLike, names: tuple[str, ...] | None = None) -> list[Path]:
+def temp_prefix(target: str | os.PathLike) -> str:
+    """Start of the name of a temp file or folder for ``target``: ``.<name>.<pid>.`` (the writer's pid lets
+    a later writer tell a killed process's leftovers from a live one's, :func:`sweep_stale_temp_files`)."""
+    return f".{Path(target).name}.{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale_temp_files(target: str | os.PathLike) -> list[Path]:
+    """Remove the temp files and folders that killed writers of ``target`` left beside it (``kill -9``
+    mid-write: a sample set's full-size temp folder). Only those whose writer is gone: a live process
+    writing the same target keeps its own."""
+    target = Path(target)
+    pattern = re.compile(re.escape(f".{target.name}.") + r"(\d+)\..*" + re.escape(TEMP_SUFFIX) + "$")
+    stale = []
+    if target.parent.is_dir():
+        for p in target.parent.iterdir():
+            m = pattern.match(p.name)
+            if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+                stale.append(p.name)
+    return sweep_temp_files(target.parent, None, only=stale) if stale else []
+
+
+def sweep_temp_files(folder: str | os.PathLike, names: tuple[str, ...] | None = None,
+                     only: list[str] | None = None) -> list[Path]:
     """Remove the temp files (``.<name>.*.tmp``) that killed writers left in ``folder``; returns them.
-    ``names``: only those of these target names (a folder other programs also write into).
+    ``names``: only those of these target names (a folder other programs also write into); ``only``:
+    exactly these entries.
 
     Call only where no other process is writing these targets (a run directory at start-up)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     patterns = [f".{n}.*{TEMP_SUFFIX}" for n in names] if names is not None else [f".*{TEMP_SUFFIX}"]
+    found = [folder / n for n in only] if only is not None else [p for pat in patterns for p in folder.glob(pat)]
     removed = []
-    for p in (p for pattern in patterns for p in folder.glob(pattern)):
+    for p in found:
         try:
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)

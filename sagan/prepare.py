@@ -29,21 +29,22 @@ from pathlib import Path
 
 import click
 import numpy as np
-import PIL
+import PIL.Image
 from tqdm import tqdm
 
-from .config import resolution_problem
+from .config import MIN_RESOLUTION, resolution_problem
 from .data.images import DRAFT_GAP, ClassTree, ImageDecodeError, list_class_tree, load_image, scan_class_tree
 from .data.packed import (FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter, create_arrays,
                           reopen_arrays)
 from .errors import UserError, report_user_errors
-from .io import (DiskFullError, atomic_write, check_free_space, check_writable, free_bytes, human_bytes,
-                 is_disk_full, printable, write_text_atomic)
+from .io import (DiskFullError, atomic_write, check_free_space, check_writable, exclusive_lock, free_bytes,
+                 human_bytes, is_disk_full, printable, progress_disable, write_text_atomic)
 from .workers import run_in_processes
 
 __all__ = ["CHUNK_SIZE", "list_class_tree", "main", "pack", "summary"]
 
 CHUNK_SIZE = 256  # slots per unit of work and of resume: 12 MB at 128px
+LOCK_FILE = ".sagan-prepare.lock"  # held while a packer writes into --out (holder's pid inside)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ def _check_arguments(source: Path, resolution: int, workers: int | None, chunk_s
     if not source.is_dir():
         raise UserError(f"--source {printable(source)} {'is not a folder' if source.exists() else 'does not exist'}; "
                         f"give a class-per-folder tree such as ImageNet's train/")
-    problem = resolution_problem(resolution)  # the rule training applies to model.resolution: one rule
+    problem = resolution_problem(resolution) if resolution is not None else None  # training's rule: one rule
     if problem:
         raise UserError(f"--resolution {resolution}: model.resolution {problem}; training would refuse such a "
                         "dataset: pack at e.g. 64 or 128")
@@ -161,9 +162,10 @@ def _open_outputs(out: Path, header: dict, num_chunks: int) -> dict[int, dict]:
     return {}
 
 
-def pack(source: str | Path, out: str | Path, resolution: int = 128, workers: int | None = None,
+def pack(source: str | Path, out: str | Path, resolution: int | None = 128, workers: int | None = None,
          chunk_size: int = CHUNK_SIZE, progress: bool = True) -> dict:
-    """Pack the tree at ``source`` into ``out`` at ``resolution`` px; returns the manifest.
+    """Pack the tree at ``source`` into ``out`` at ``resolution`` px (None: the source's image size, see
+    :func:`source_resolution`); returns the manifest. One packer per ``out`` at a time (a lock file).
 
     ``workers``: decoding processes (default: all CPUs; 0 = in this process). Resumes an interrupted run
     with the same source, resolution and chunk size; returns at once if ``out`` is already complete.
@@ -175,8 +177,9 @@ def pack(source: str | Path, out: str | Path, resolution: int = 128, workers: in
     if not (out / MANIFEST).is_file():  # a complete dataset on a read-only disk may still be checked
         check_writable(out, "--out")  # before the listing, which takes minutes on ImageNet
     try:
-        return _pack(source, out, resolution, (os.cpu_count() or 1) if workers is None else workers,
-                     chunk_size, progress)
+        with exclusive_lock(out / LOCK_FILE, "--out"):  # a second packer would report a success it did not have
+            return _pack(source, out, resolution, (os.cpu_count() or 1) if workers is None else workers,
+                         chunk_size, progress)
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
@@ -201,8 +204,34 @@ def _complete_manifest(out: Path, header: dict) -> dict | None:
                     f"{manifest.get('resolution')}px; choose another --out or delete that folder")
 
 
-def _pack(source: Path, out: Path, r: int, workers: int, chunk_size: int, progress: bool) -> dict:
+def source_resolution(source: Path, files: list[tuple[str, int]], sample: int = 64) -> tuple[int | None, int | None]:
+    """(the median shorter side of up to ``sample`` images spread over ``files`` (headers only), the
+    largest training resolution (power of two >= MIN_RESOLUTION) that does not upscale it)."""
+    sides = []
+    for rel, _ in files[:: max(1, len(files) // sample)][:sample]:
+        with contextlib.suppress(OSError, ValueError, PIL.Image.DecompressionBombError):
+            with PIL.Image.open(source / rel) as img:
+                sides.append(min(img.size))
+    if not sides:  # nothing opens: packing reports the undecodable files
+        return None, None
+    side = sorted(sides)[len(sides) // 2]
+    r = MIN_RESOLUTION
+    while r * 2 <= side:
+        r *= 2
+    return side, r
+
+
+def _pack(source: Path, out: Path, r: int | None, workers: int, chunk_size: int, progress: bool) -> dict:
     tree = scan_class_tree(source)
+    side, fitting = source_resolution(source, tree.files)
+    if r is None:
+        r = fitting or 128
+        if side is not None:
+            print(f"resolution {r}px, from the source's images (median shorter side {side}px); pass --resolution "
+                  "to choose another", file=sys.stderr)
+    if side is not None and r > side:
+        print(f"note: upscaling: the source's images are {side}px (median shorter side), packed at {r}px; a model "
+              f"at {r}px is far larger than one at {fitting}px (--resolution {fitting})", file=sys.stderr)
     n = len(tree.files)
     num_chunks = -(-n // chunk_size)
     # names go into JSON through printable(): the manifest is read by tools that print them
@@ -236,7 +265,7 @@ def _pack_tasks(source: Path, out: Path, r: int, tasks: list, workers: int, done
                 progress: bool) -> None:
     """Decode ``tasks``, recording each finished chunk in ``done`` and in the progress file."""
     done_size = sum(rec["size"] for rec in done.values())
-    bar = tqdm(total=done_size + sum(len(t[2]) for t in tasks), initial=done_size, unit="img", disable=not progress,
+    bar = tqdm(total=done_size + sum(len(t[2]) for t in tasks), initial=done_size, unit="img", disable=progress_disable(progress),
                desc=f"packing {printable(source.name)} at {r}px", smoothing=0.05)
     num_skipped = [sum(len(rec["skipped"]) for rec in done.values())]
     # json.dumps escapes every non-ASCII character (ensure_ascii): any file name fits this text file
@@ -323,8 +352,9 @@ def summary(manifest: dict, out: Path) -> str:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--source", required=True, help="Class-per-folder tree: SOURCE/<class>/**/<image>.")
 @click.option("--out", required=True, help="Folder to write the packed dataset to.")
-@click.option("--resolution", default=128, show_default=True, type=int,
-              help="Output size in px (square); one training accepts as model.resolution.")
+@click.option("--resolution", default=None, type=int,
+              help="Output size in px (square); one training accepts as model.resolution.  [default: the source's "
+                   "image size, the power of two at or below it]")
 @click.option("--workers", default=None, type=int, help="Decoding processes [default: all CPUs].")
 @click.option("--chunk-size", default=CHUNK_SIZE, show_default=True, type=int,
               help="Images per unit of work and of resume.")
@@ -337,6 +367,7 @@ def main(source, out, resolution, workers, chunk_size, quiet):
     Examples:
       python -m sagan.prepare --source ~/imagenet/train --out ~/data/imagenet128 --resolution 128
       sagan-prepare --source ./my_images --out ./data/mine64 --resolution 64 --workers 8
+      sagan-prepare --source ./digits --out ./data/digits          # at the images' own size (e.g. 32px)
 
     Class k is the k-th folder name in sorted order (torchvision ImageFolder's). Images are
     EXIF-rotated, converted to RGB, centre-cropped and resized with antialiased Lanczos; files that

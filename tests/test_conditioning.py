@@ -192,10 +192,11 @@ def test_sample_py_on_an_unconditional_model(uncond_run, tmp_path):
     assert s["images"].shape == (6, 32, 32, 3) and set(s["labels"].tolist()) == {0} and len(s["class_names"]) == 0
     r = run("--out", f"{tmp_path / 'pngs'}/", "--num-samples", 4)
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == [f"{i:06d}.png" for i in range(4)]  # flat
-    r = run("--out", f"{tmp_path / 'pngs'}/", "--num-samples", 2, "--overwrite")  # a flat set is a sample folder
+    # one folder for an unconditional model (no class folders): pngs/images/000000.png ...
+    assert sorted(p.name for p in (tmp_path / "pngs" / "images").iterdir()) == [f"{i:06d}.png" for i in range(4)]
+    r = run("--out", f"{tmp_path / 'pngs'}/", "--num-samples", 2, "--overwrite")
     assert r.exit_code == 0, r.output
-    assert len(list((tmp_path / "pngs").iterdir())) == 2
+    assert len(list((tmp_path / "pngs" / "images").iterdir())) == 2
     r = run("--out", tmp_path / "interp.png", "--interpolate", "--steps", 4)
     assert r.exit_code == 0, r.output
     r = run("--out", tmp_path / "x.png", "--classes", "1")

@@ -12,7 +12,7 @@ from sagan.checkpoint import load_generator, save_checkpoint
 from sagan.config import load_config
 from sagan.models.layers import ConditionalBatchNorm2d
 from sagan.models import Discriminator, Generator
-from sagan.sampling.draw import class_folder_names, generate, interpolation_inputs, parse_classes, spread_classes
+from sagan.sampling.draw import MARKER, class_folder_names, generate, interpolation_inputs, parse_classes, spread_classes
 from sagan.sampling.latents import class_balanced_labels, sample_latents
 from sagan.scripts.sample import main
 from sagan.sampling.viz import QUERY_COLOURS, attention_overlay
@@ -100,7 +100,8 @@ def test_grid_rows_are_the_requested_classes(ckpt, tmp_path):
 def test_png_folder_output(ckpt, tmp_path):
     out = tmp_path / "pngs"
     assert run("--checkpoint", ckpt, "--out", f"{out}/", "--num-samples", 4, "--classes", "0-1").exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["class_0", "class_1"]
+    # the class folders, and the marker that lists them for --overwrite (issue 22)
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "class_0", "class_1"]
     files = sorted((out / "class_0").glob("*.png"))
     assert len(files) == 2 and Image.open(files[0]).size == (32, 32)
 
@@ -305,7 +306,8 @@ def test_help_examples_write_under_the_run_directory():
 
 
 def _files(folder):
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """The files of a folder besides sample.py's marker (tests of the marker: test_sample_faults.py)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
 
 
 def test_non_empty_folder_is_refused_and_overwrite_replaces_the_set(ckpt, tmp_path):

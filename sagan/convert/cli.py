@@ -37,8 +37,9 @@ def main():
               help="Change a config value, e.g. --set model.g_attn=[32] --set train.lr_g=5e-5 (repeatable).")
 @click.option("--class-names", default=None, metavar="FILE",
               help="Text file with one class name per line (class-index order), for captions and folders.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file that is not a sagan checkpoint.")
 @report_user_errors
-def studiogan(ckpt_dir, out, which, config, overrides, class_names):
+def studiogan(ckpt_dir, out, which, config, overrides, class_names, overwrite):
     """PyTorch-StudioGAN's SAGAN or SNGAN (resnet backbone, cBN G, projection D) -> one sagan checkpoint.
 
     \b
@@ -55,7 +56,7 @@ def studiogan(ckpt_dir, out, which, config, overrides, class_names):
     from .studiogan import convert_studiogan, describe
 
     result = convert_studiogan(ckpt_dir, out, which=which, config=config, overrides=overrides,
-                               class_names_file=class_names)
+                               class_names_file=class_names, overwrite=overwrite)
     for line in describe(result):
         click.echo(line)
     click.echo(f"next: python sample.py --checkpoint {result.out} --out grid.png")

@@ -44,9 +44,10 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import Config, apply_overrides, load_config
-from ..io import check_writable
+from ..errors import CheckpointError
+from ..io import check_replaceable, check_writable
 from ..models.networks import Discriminator, Generator
 from .studiogan_files import ConversionError, StudioGANFiles, find_files, load_file, plain, state_dict_of
 from .studiogan_layout import Layout, SourceState, check_attention, inferred_config, read_layout, with_d_px
@@ -73,7 +74,11 @@ def sn_weight(src: SourceState, prefix: str) -> torch.Tensor:
     if not src.has(prefix + "weight_orig") and src.has(prefix + "weight"):
         return src.take(prefix + "weight").float()
     w, u, v = (src.take(prefix + k).double() for k in SN_KEYS)
-    sigma = torch.dot(u, w.reshape(w.shape[0], -1) @ v)
+    try:
+        sigma = torch.dot(u, w.reshape(w.shape[0], -1) @ v)
+    except RuntimeError:
+        raise ConversionError(f"{src.name}: {prefix}weight_orig {tuple(w.shape)} does not fit its stored u "
+                              f"{tuple(u.shape)} / v {tuple(v.shape)}; the file is damaged") from None
     if not torch.isfinite(sigma) or sigma <= 0:
         raise ConversionError(f"{src.name}: spectral norm of {prefix}weight_orig is {sigma.item():.3g} from its stored "
                               "u, v; the file is damaged")
@@ -218,13 +223,24 @@ class Conversion:
     changed: list[str]
 
 
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        load_checkpoint(path, verify=False)
+        return True
+    except CheckpointError:
+        return False
+
+
 def convert_studiogan(ckpt_dir: str | Path, out: str | Path, which: str = "best", config: str | None = None,
-                      overrides: Sequence[str] = (), class_names_file: str | Path | None = None) -> Conversion:
-    """Convert the G (+ G_ema) and D files of one StudioGAN save into one sagan checkpoint at ``out``;
-    ``config`` None: the architecture read from the tensors (module docstring)."""
+                      overrides: Sequence[str] = (), class_names_file: str | Path | None = None,
+                      overwrite: bool = False) -> Conversion:
+    """Convert the G (+ G_ema) and D files of one StudioGAN save into one sagan checkpoint at ``out``
+    (an existing ``out`` only when it is a sagan checkpoint, or with ``overwrite``); ``config`` None: the
+    architecture read from the tensors (module docstring)."""
     out = Path(out).expanduser()
     if out.is_dir():
         raise ConversionError(f"--out {out} is a folder; give a file name such as {out / 'sagan_studiogan.pt'}")
+    check_replaceable(out, _is_checkpoint, overwrite)
     files = find_files(ckpt_dir, which)
     base = load_config(config, overrides=list(overrides)) if config is not None else None
     names = read_class_names(class_names_file) if class_names_file is not None else None

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError, one_line
+from ..errors import UserError, one_line, short_repr
 
 NETWORKS = ("G", "G_ema", "D")
 STEP_RE = re.compile(r"-weights-step=(\d+)\.pth$")
@@ -134,6 +134,16 @@ def state_dict_of(obj: dict[str, Any], path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
         raise ConversionError(f"{path} has no state_dict of tensors (keys: {', '.join(map(str, list(obj)[:6]))}); "
                               "pass StudioGAN's model=...-weights-step=N.pth files")
+    for key, tensor in state.items():
+        if not isinstance(key, str):
+            raise ConversionError(f"{path}: state_dict key {short_repr(key, 40)} is not a string; the file is damaged "
+                                  "or not a StudioGAN checkpoint")
+        if not tensor.is_floating_point() and not key.endswith("num_batches_tracked"):
+            raise ConversionError(f"{path}: tensor {key} holds {str(tensor.dtype).replace('torch.', '')} values, not "
+                                  "floating-point weights; the file is damaged or not a StudioGAN checkpoint")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ConversionError(f"{path}: tensor {key} holds NaN/Inf values (a diverged or damaged run); convert "
+                                  "another save")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return dict(state)

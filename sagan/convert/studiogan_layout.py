@@ -98,7 +98,22 @@ def read_layout(g: SourceState, d: SourceState) -> Layout:
                               "a placement sagan's discriminator does not have")
     if not d.has("embedding.weight_orig"):
         d.take("embedding.weight_orig")  # the one-line "missing tensor" refusal
-    return Layout(resolution, d.state["embedding.weight_orig"].shape[0], g_blocks, g_attn, d_blocks, d_attn)
+    num_classes = d.state["embedding.weight_orig"].shape[0]
+    g_classes = _g_classes(g, g_blocks[0] + "bn1.")
+    if g_classes is not None and g_classes != num_classes:
+        raise ConversionError(f"{g.name} conditions on {g_classes} classes but {d.name} on {num_classes}; use the G "
+                              "and D of one run")
+    return Layout(resolution, num_classes, g_blocks, g_attn, d_blocks, d_attn)
+
+
+def _g_classes(g: SourceState, cbn: str) -> int | None:
+    """Classes of G's conditional BN tables: SN embeddings (K, C) up to v0.3, SN linears (C, K) since
+    (plain linears without SN in G)."""
+    for key, dim in (("embed0.weight_orig", 0), ("gain.weight_orig", 1), ("gain.weight", 1)):
+        t = g.state.get(cbn + key)
+        if t is not None and t.dim() == 2:
+            return int(t.shape[dim])
+    return None
 
 
 def with_d_px(layout: Layout, d: SourceState, cfg: Config) -> Layout:

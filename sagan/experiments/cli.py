@@ -34,6 +34,14 @@ def main():
     """
 
 
+def _placement(resolutions, block_type: str) -> str:
+    """``attention at 32px``, ``residual blocks at 8px`` or ``no attention``."""
+    if not resolutions:
+        return "no attention"
+    where = ", ".join(f"{r}px" for r in resolutions)
+    return f"attention at {where}" if block_type == "attention" else f"residual blocks at {where} (no attention)"
+
+
 @main.command("list")
 @click.option("--base", default="demo", show_default=True, help="Show placements on this base.")
 @report_user_errors
@@ -47,7 +55,7 @@ def list_(base):
                 what = "not available on " + base
             else:
                 m, t = v.config.model, v.config.train
-                what = (f"G attn {list(m.g_attn)} ({m.g_block_type}), D attn {list(m.d_attn)} ({m.d_block_type}), "
+                what = (f"G {_placement(m.g_attn, m.g_block_type)}, D {_placement(m.d_attn, m.d_block_type)}, "
                         f"SN in G {m.g_sn}, D head {m.d_cond}, lr G {t.lr_g:g} / D {t.lr_d:g}")
             click.echo(f"  {name:<17} {what}")
 

@@ -42,9 +42,16 @@ def _gammas(run: Path) -> dict[str, float]:
     return out
 
 
-def run_summary(run: Path) -> dict:
+def own_records(run: Path, settings: dict) -> list[dict]:
+    """The training evaluations of a variant under the experiment's protocol: not ``evaluate.py`` records
+    (they name a report) and not those of another sample count (a run evaluated by hand)."""
+    return [r for r in read_records(run / METRICS_FILE)
+            if "report" not in r and (r.get("protocol") or {}).get("num_samples") == settings["num_samples"]]
+
+
+def run_summary(run: Path, settings: dict) -> dict:
     """One run of a variant: its step, curve, best (lowest FID) and last evaluation, final gammas."""
-    records = read_records(run / METRICS_FILE)
+    records = own_records(run, settings)
     row = {"step": 0, "curve": [{"step": r["step"], **(r.get("values") or {})} for r in records]}
     if has_checkpoint(run):
         row["step"] = load_checkpoint(run, verify=False)["step"]
@@ -85,7 +92,7 @@ def variant_row(out: Path, experiment: str, name: str, settings: dict) -> dict:
     if variant.config is None:
         return {**row, "status": "not available", "step": 0}
     base_seed = variant.config.train.seed
-    runs = [(base_seed + i, run_summary(out / d)) for d, i in seed_runs(name, int(settings.get("seeds", 1)))]
+    runs = [(base_seed + i, run_summary(out / d, settings)) for d, i in seed_runs(name, int(settings.get("seeds", 1)))]
     row.update(runs[0][1])  # the first seed's run: the row as before seeds existed
     step = min(r["step"] for _, r in runs)
     row["status"] = "finished" if step >= settings["steps"] else ("stopped" if step else "not started")
@@ -113,7 +120,7 @@ def _protocol(out: Path, settings: dict, rows: list[dict]) -> dict:
     first = next((r for r in rows if r.get("curve")), None)
     proto = {}
     if first is not None:
-        records = read_records(out / first["variant"] / METRICS_FILE)
+        records = own_records(out / first["variant"], settings)
         proto = dict(records[-1].get("protocol") or {}) if records else {}
     proto.update({"base": settings["base"], "steps": settings["steps"], "evaluation_every": settings["eval_every"],
                   "samples_per_evaluation": settings["num_samples"]})

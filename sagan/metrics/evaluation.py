@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
-from ..io import check_free_space, open_memmap_reserved
+from ..io import check_free_space, open_memmap_reserved, progress_disable
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
 from .classes import pair_classes
 from .features import array_batches, dataset_batches, extract_features, generator_batches, shard_batches
@@ -209,7 +209,7 @@ def projection_intra_fid(G: torch.nn.Module, ref: RefStats, inception: Inception
     _, _, main = _rank_world(accelerator)
     scores, distance = {}, ClassFrechetDistance(next(inception.parameters()).device)
     classes = range(G.num_classes) if to_ref is not None else range(min(G.num_classes, ref.num_classes))
-    for c in tqdm(classes, desc="intra-FID (projection protocol)", unit="class", disable=not (progress and main),
+    for c in tqdm(classes, desc="intra-FID (projection protocol)", unit="class", disable=progress_disable(progress and main),
                   dynamic_ncols=True):
         got = generator_features(G, per_class, inception, batch_size, seed + 1 + c, [c], truncation, accelerator,
                                  progress=False)

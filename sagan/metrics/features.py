@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..io import progress_disable
 from ..sampling.draw import generate
 from .inception import FEATURE_DIM, InceptionV3
 
@@ -90,7 +91,7 @@ def extract_features(inception: InceptionV3, batches: Iterable[Batch], num_steps
     distributed = accelerator is not None and accelerator.num_processes > 1
     main = accelerator is None or accelerator.is_main_process
     it = iter(batches)
-    with tqdm(total=num_items, desc=desc, unit="img", disable=not (progress and main), dynamic_ncols=True) as bar:
+    with tqdm(total=num_items, desc=desc, unit="img", disable=progress_disable(progress and main), dynamic_ncols=True) as bar:
         for _ in range(num_steps):
             item = next(it, None)
             if item is None:  # this shard is done; keep gathering in step with the others

@@ -1,5 +1,6 @@
 """``metrics.jsonl``: one JSON object per evaluation, appended (training writes ``OUTDIR/metrics.jsonl``,
-``evaluate.py metrics`` writes one beside its report).
+``evaluate.py metrics`` writes one beside its report, or ``evaluations.jsonl`` when that folder is a
+training run's: the two histories never mix).
 
 A line is written with one ``write`` and flushed, so a crash can leave at most the last line torn; the
 next append starts on a fresh line and :func:`read_records` skips torn lines. Call from the main process
@@ -14,6 +15,8 @@ import os
 from pathlib import Path
 
 from ..io import NotWritableError, disk_full_error, is_disk_full
+
+EVAL_HISTORY_FILE = "evaluations.jsonl"  # evaluate.py's records in a training run's folder (apart from training's)
 
 
 def _plain(value):

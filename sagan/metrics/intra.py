@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import UserError
+from ..io import progress_disable
 from .frechet import ClassFrechetDistance, class_indices
 from .stats import RefStats
 
@@ -57,7 +58,7 @@ def intra_fid_of(features: np.ndarray, labels: np.ndarray, ref: RefStats, device
                         "rebuild it with `evaluate.py stats` or pass --no-intra-fid")
     check_labels(labels, ref, "samples")
     per_class, distance = {}, ClassFrechetDistance(device)
-    for c, idx in tqdm(class_indices(labels).items(), desc="intra-FID", unit="class", disable=not progress,
+    for c, idx in tqdm(class_indices(labels).items(), desc="intra-FID", unit="class", disable=progress_disable(progress),
                        dynamic_ncols=True):
         per_class[c] = class_fid(features[idx], ref, c, distance)
     return float(np.mean(list(per_class.values()))), per_class

@@ -46,11 +46,18 @@ def _table(report: dict) -> list[str]:
     names = [n for n, m in METRICS.items()
              if report.get(m.key) is not None or any(n in p for p in PAPER_NUMBERS.values())]
     lines = ["| model | " + " | ".join(METRICS[n].header for n in names) + " |", "|---" * (len(names) + 1) + "|",
-             "| this run | " + " | ".join(METRICS[n].format(report) for n in names) + " |"]
+             f"| {_this_run(report)} | " + " | ".join(METRICS[n].format(report) for n in names) + " |"]
     for model, numbers in PAPER_NUMBERS.items():
         cells = [METRICS[n].format({METRICS[n].key: numbers[n]}) if n in numbers else "—" for n in names]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _this_run(report: dict) -> str:
+    """The table's label of this run; it carries the warning when the numbers cannot stand beside the paper's."""
+    if (report.get("provenance") or {}).get("official_weights") is False:
+        return "this run (**not comparable** with the paper: non-official Inception weights)"
+    return "this run"
 
 
 def _comparability(report: dict) -> str:

@@ -255,6 +255,15 @@ def _npz_member_memmap(path: Path, key: str) -> np.ndarray | None:
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
 
 
+def _check_finite(p: Path, key: str, arr: np.ndarray, rows: int = 1 << 16) -> None:
+    """Refuse NaN/Inf in a reference array (FID inf, KID nan, or a LinAlgError after the Inception work);
+    feature rows are checked in blocks through their memory map."""
+    for i in range(0, max(len(arr), 1), rows):
+        if not np.isfinite(arr[i : i + rows]).all():
+            raise UserError(f"{p}: {key} holds NaN/Inf values (a damaged or diverged reference); recreate it with "
+                            "`evaluate.py stats`")
+
+
 def load_ref(path: str | os.PathLike, expected_dim: int = FEATURE_DIM) -> RefStats:
     """Load a reference ``.npz`` (ours or pytorch-fid's ``mu``/``sigma`` file) with one-line errors."""
     p = Path(path)
@@ -278,6 +287,8 @@ def load_ref(path: str | os.PathLike, expected_dim: int = FEATURE_DIM) -> RefSta
     if mu.shape != (expected_dim,) or sigma.shape != (expected_dim, expected_dim):
         raise UserError(f"{p} holds {mu.shape[0] if mu.ndim == 1 else mu.shape}-d statistics (sigma {sigma.shape}), "
                         f"but Inception pool features are {expected_dim}-d; use stats of the 2048-d pool layer")
+    for key, arr in (("mu", mu), ("sigma", sigma)):
+        _check_finite(p, key, arr)
     ref = RefStats(path=str(p), mu=mu, sigma=sigma, recorded_protocol="protocol" in small)
     if "num_images" in small:
         ref.num_images = int(small["num_images"])
@@ -297,6 +308,7 @@ def load_ref(path: str | os.PathLike, expected_dim: int = FEATURE_DIM) -> RefSta
         if feats.ndim != 2 or feats.shape[1] != expected_dim or len(feats) != ref.class_offsets[-1]:
             raise UserError(f"{p}: class_features {feats.shape} do not match class_offsets / {expected_dim}-d; "
                             "recreate the file with `evaluate.py stats`")
+        _check_finite(p, "class_features", feats)
         ref._class_features = feats
         if "class_names" in small:
             ref.class_names = [str(s) for s in small["class_names"]]

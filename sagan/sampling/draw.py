@@ -14,7 +14,8 @@ rounding boundary by one uint8 level (about 1 in 10^5 values), never more; with 
 from __future__ import annotations
 
 import contextlib
-import shutil
+import json
+import os
 import tempfile
 import zipfile
 from collections import Counter
@@ -27,8 +28,8 @@ from PIL import Image
 
 from .bn_stats import sampling_mode
 from ..errors import UserError
-from ..io import (TEMP_SUFFIX, atomic_write, check_free_space, disk_full_error, is_disk_full,
-                 open_memmap_reserved)
+from ..io import (TEMP_SUFFIX, atomic_write, check_free_space, disk_full_error, is_disk_full, open_memmap_reserved,
+                  printable, sweep_stale_temp_files, temp_prefix, write_text_atomic)
 from .latents import sample_latents
 from .viz import save_png
 
@@ -172,11 +173,12 @@ def write_npz(path: str | Path, batches: Iterable[tuple[torch.Tensor, torch.Tens
     """
     path = Path(path)
     needed = sample_set_bytes(num, resolution, to_dir=False)
+    sweep_stale_temp_files(path)  # a killed writer's full-size temp folder for this target
     check_free_space(path, needed, "the sample set")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # the .tmp suffix lets sagan.io.sweep_temp_files find a folder left by a killed process
-        with tempfile.TemporaryDirectory(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent) as tmp:
+        # named like sagan.io's temp files (writer's pid, .tmp suffix): the next writer sweeps it if we are killed
+        with tempfile.TemporaryDirectory(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent) as tmp:
             tmp = Path(tmp)
             _write_npy_members(tmp, batches, num, resolution, extra)
             members = sorted(tmp.glob("*.npy"))
@@ -211,32 +213,65 @@ def _write_npy_members(tmp: Path, batches: Iterable[tuple[torch.Tensor, torch.Te
         np.save(tmp / f"{k}.npy", np.asarray(v), allow_pickle=False)
 
 
+NAME_MAX = 255  # bytes in one file name (ext4, xfs, btrfs, tmpfs, APFS)
+
+
+def _fit_name(name: str, suffix: str) -> str:
+    """``name + suffix`` cut to at most NAME_MAX bytes, on a character boundary."""
+    raw = os.fsencode(name)[: NAME_MAX - len(os.fsencode(suffix))]
+    for cut in range(4):  # drop a UTF-8 sequence the cut split (at most 3 bytes)
+        try:
+            return raw[: len(raw) - cut].decode("utf-8") + suffix
+        except UnicodeDecodeError:
+            continue
+    return os.fsdecode(raw) + suffix  # not UTF-8 in the first place: its bytes as they are
+
+
 def class_folder_names(names: Sequence[str] | None, num_classes: int) -> list[str]:
     """One folder name per class: its name when the checkpoint has names, else its index. Path
     separators are replaced, and a name shared by several classes (ImageNet's two "crane"s and two
-    "maillot"s) gets the index appended, so that no two classes write into one folder. Decided over all
-    classes, so a class's folder is the same whichever classes a run draws. An unconditional model
-    (``num_classes`` 0) writes into the folder itself: ``[""]``."""
+    "maillot"s) or too long for a file name (255 bytes) gets the index appended (cut to fit), so that no
+    two classes write into one folder. Decided over all classes, so a class's folder is the same whichever
+    classes a run draws. An unconditional model (``num_classes`` 0) writes into one folder, ``images``."""
     if num_classes == 0:
-        return [""]
+        return ["images"]
     out = []
     for c in range(num_classes):
         name = str(names[c]).strip() if names and c < len(names) else ""
         out.append(name.replace("/", "_").replace("\\", "_") if name and name not in (".", "..") else str(c))
     counts = Counter(out)
-    return [n if counts[n] == 1 else f"{n}_{c}" for c, n in enumerate(out)]
+    fitted = [n if counts[n] == 1 and len(os.fsencode(n)) <= NAME_MAX else _fit_name(n, f"_{c}")
+              for c, n in enumerate(out)]
+    clash = [c for c, n in enumerate(fitted) if fitted.count(n) > 1]
+    if clash:
+        raise UserError(f"class {clash[0]} ({printable(out[clash[0]][:60])}...) gets the same folder name as another "
+                        "class after shortening; give the checkpoint shorter class names")
+    return fitted
+
+
+MARKER = ".sagan-samples.json"  # in every folder sample.py fills: the files it wrote (what --overwrite may delete)
+MARKER_FORMAT = "sagan-samples"
+
+
+def _write_marker(folder: Path, files: Iterable[str]) -> None:
+    write_text_atomic(folder / MARKER, json.dumps({"format": MARKER_FORMAT, "files": sorted(files)}) + "\n")
 
 
 def write_png_folder(folder: str | Path, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                     folder_names: Sequence[str]) -> Path:
+                     folder_names: Sequence[str], labels: Sequence[int] | None = None) -> Path:
     """Stream ``(images, labels)`` batches into ``folder/<class>/<k>.png`` (k counts per class from 0).
 
     Each PNG is written atomically; if the run fails or is interrupted, the PNGs and class folders it
-    wrote are removed again, so that no partial sample set is left to be mistaken for a whole one.
+    wrote are removed again, so that no partial sample set is left to be mistaken for a whole one. The
+    folder's :data:`MARKER` lists the files (all that ``labels`` plan before the first PNG, so that even a
+    ``kill -9`` leaves a folder that ``--overwrite`` can clear; what was written at the end).
     """
     folder = Path(folder)
     counts: dict[int, int] = {}
     written: list[Path] = []
+    if labels is not None:
+        planned = Counter(int(c) for c in labels)
+        _write_marker(folder, (f"{folder_names[c]}/{k:06d}.png" for c, n in planned.items() for k in range(n)))
     try:
         for imgs, ys in batches:
             for img, c in zip(imgs.numpy(), ys.tolist()):
@@ -246,44 +281,66 @@ def write_png_folder(folder: str | Path, batches: Iterable[tuple[torch.Tensor, t
                 # all-or-nothing per file, without an fsync per image (50k of them)
                 save_png(Image.fromarray(img), png, durable=False)
                 counts[c] = k + 1
+        _write_marker(folder, (p.relative_to(folder).as_posix() for p in written))
     except BaseException:
         for png in written:
             png.unlink(missing_ok=True)
-        for class_folder in {png.parent for png in written} - {folder}:
+        for class_folder in {png.parent for png in written}:
             with contextlib.suppress(OSError):  # only when empty: files that were there before stay
                 class_folder.rmdir()
+        (folder / MARKER).unlink(missing_ok=True)
         raise
     return folder
 
 
+def _not_ours(folder: Path, why: str) -> UserError:
+    return UserError(f"{folder} does not look like a sample folder sample.py wrote ({why}); refusing to clear it; "
+                     "pick an empty or new folder")
+
+
 def sample_folder_files(folder: str | Path) -> list[Path]:
-    """The files of a folder ``write_png_folder`` wrote: PNGs (and temp files of interrupted writes) in
-    class folders, or in the folder itself (an unconditional model's). Raises ``UserError`` naming the
-    first entry that does not belong in such a folder, so that a mistyped ``--out ~/`` is never taken for
-    a sample folder and cleared."""
+    """The files that sample.py wrote into ``folder`` and that still exist, as its :data:`MARKER` lists them.
+    A folder without a valid marker is refused (``UserError``) whatever its file names look like, so that
+    a photo tree, a training set or a mistyped ``--out ~/`` is never cleared; a forged entry that leaves
+    the folder is refused too."""
     folder = Path(folder)
-    files: list[Path] = []
-    for entry in sorted(folder.iterdir()):
-        if entry.is_file() and not entry.is_symlink() and (entry.suffix.lower() == ".png" or entry.name.endswith(TEMP_SUFFIX)):
-            files.append(entry)
-            continue
-        if entry.is_symlink() or not entry.is_dir():
-            raise UserError(f"{folder} does not look like a sample folder (it holds {entry.name}, not only class "
-                            "folders of PNGs); refusing to clear it; pick an empty or new folder")
-        for f in sorted(entry.iterdir()):
-            if f.is_symlink() or not f.is_file() or not (f.suffix.lower() == ".png" or f.name.endswith(TEMP_SUFFIX)):
-                raise UserError(f"{folder} does not look like a sample folder (it holds {entry.name}/{f.name}, not "
-                                "only PNGs in class folders); refusing to clear it; pick an empty or new folder")
-            files.append(f)
+    marker = folder / MARKER
+    if marker.is_symlink() or not marker.is_file():
+        raise _not_ours(folder, f"no {MARKER} listing its files")
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+        entries = record["files"] if record.get("format") == MARKER_FORMAT else None
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise ValueError
+    except (ValueError, AttributeError, KeyError, TypeError, OSError):
+        raise _not_ours(folder, f"its {MARKER} is damaged") from None
+    root = folder.resolve()
+    files = []
+    for entry in entries:
+        parts = Path(entry).parts
+        path = folder / entry
+        if Path(entry).is_absolute() or ".." in parts or len(parts) != 2 or path.parent.is_symlink() or \
+                path.resolve().parent.parent != root:
+            raise _not_ours(folder, f"its {MARKER} lists {printable(entry)[:80]}, outside its class folders")
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise _not_ours(folder, f"{printable(entry)[:80]} is not a file sample.py wrote")
+        if path.is_file():
+            files.append(path)
     return files
 
 
 def clear_sample_folder(folder: str | Path) -> None:
-    """Empty a sample folder (checked with :func:`sample_folder_files` first), keeping the folder."""
+    """Remove what sample.py wrote into ``folder`` (checked with :func:`sample_folder_files` first): the
+    listed PNGs, temp files of their interrupted writes, class folders left empty, the marker. Anything
+    else (a file the user added) stays."""
     folder = Path(folder)
-    sample_folder_files(folder)
-    for entry in folder.iterdir():
-        if entry.is_dir():
-            shutil.rmtree(entry)
-        else:  # an unconditional model's PNGs
-            entry.unlink()
+    files = sample_folder_files(folder)
+    for f in files:
+        f.unlink()
+    for class_folder in sorted({f.parent for f in files}):
+        for tmp in class_folder.glob(f".*{TEMP_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        with contextlib.suppress(OSError):
+            class_folder.rmdir()
+    (folder / MARKER).unlink()

@@ -31,10 +31,17 @@ def _font(size: int = 12) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+PNG_SOFTWARE = "sagan"  # the PNG's Software text: how sample.py knows a PNG it may replace is one of ours
+
+
 def save_png(img: Image.Image, path: str | Path, durable: bool = True) -> Path:
-    """Write a PNG atomically (``durable=False``: without fsync, for bulk sample folders)."""
+    """Write a PNG atomically (``durable=False``: without fsync, for bulk sample folders), tagged as ours."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
     with atomic_write(path, durable=durable) as f:
-        img.save(f, format="PNG")
+        img.save(f, format="PNG", pnginfo=info)
     return Path(path)
 
 

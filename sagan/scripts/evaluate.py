@@ -4,7 +4,8 @@ Commands (``main`` is the click group and the ``sagan-evaluate`` console script)
 
 - ``stats``: Inception statistics of a dataset (packed, class-per-folder, or ``demo``) -> ``ref.npz``;
 - ``metrics``: a ``samples.npz`` or a checkpoint against ``ref.npz`` -> ``report.json``, ``report.md``,
-  ``report_per_class_fid.png``, and a line appended to ``metrics.jsonl`` beside them.
+  ``report_per_class_fid.png``, and a line appended to ``metrics.jsonl`` beside them (``evaluations.jsonl``
+  in a training run's folder: its ``metrics.jsonl`` is the training history).
 
 Both run on one device or sharded under ``accelerate launch`` (features gathered, main process writes).
 Every output location, the free space and the reference's protocol are checked before the Inception
@@ -13,6 +14,7 @@ work starts.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -22,17 +24,17 @@ import torch
 
 from ..sampling.bn_stats import BN_MODES, bn_mode_description, prepare_generator
 from ..errors import UserError, report_user_errors
-from ..io import check_writable
+from ..io import check_free_space, check_writable, new_folders_removed_on_error
 from ..metrics import evaluation as ev
 from ..metrics.classes import pair_classes
-from ..metrics.history import append_record
+from ..metrics.history import EVAL_HISTORY_FILE, append_record
 from ..metrics.registry import METRIC_NAMES, METRICS, MetricOptions, resolve_metrics, scalars
 from ..metrics.report import write_report
 from ..metrics.resize import DEFAULT_RESIZE, RESIZE_MODES, resize_description
 from ..metrics.samples import load_samples
 from ..metrics.stats import load_ref
 from ..metrics.weights import WEIGHTS_HELP, WEIGHTS_SHA256_PREFIX, load_inception
-from ..training.rundir import METRICS_FILE
+from ..training.rundir import CONFIG_FILE, METRICS_FILE
 from ..sampling.latents import class_balanced_labels, model_classes
 
 RESIZE_HELP = ("How images become 299x299 Inception input: tf1 = the paper's TF code (and torch-fidelity, TTUR, "
@@ -64,12 +66,25 @@ def _say(acc, msg: str) -> None:
         click.echo(msg, err=True)
 
 
-def _check_out(out: str, what: str) -> Path:
-    """An output file's folder must be writable before any work (a read-only mount, a typo'd path); click
-    already refuses a folder as the file."""
+REPORT_BYTES = 4 * 1000 * 1000  # report.json, report.md and the histogram of 1000 per-class FIDs, with room
+
+
+def _check_out(out: str, what: str, needed: int = 0) -> Path:
+    """An output file's folder must be writable, with ``needed`` bytes free, before any work (a read-only
+    mount, a typo'd path, a full disk); click already refuses a folder as the file."""
     out = Path(out)
     check_writable(out.parent, f"the folder of {what}")
+    if needed:
+        check_free_space(out, needed, what)
     return out
+
+
+def history_file(folder: Path) -> Path:
+    """Where ``evaluate.py metrics`` appends its record: ``metrics.jsonl`` beside the report, except in a
+    training run's folder, whose ``metrics.jsonl`` is the trainer's own history (RUN:best, the collapse
+    watch and the experiments' reports read it): there ``evaluations.jsonl``."""
+    is_run = (folder / CONFIG_FILE).is_file() or (folder / "checkpoints").is_dir()
+    return folder / (EVAL_HISTORY_FILE if is_run else METRICS_FILE)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,11 +98,11 @@ def main():
       python evaluate.py stats --data ~/ILSVRC/train --resolution 128 --out refs/imagenet128_train.npz
       python evaluate.py stats --data demo --out refs/demo.npz
       # every metric of a checkpoint's EMA generator (50k class-balanced samples, 50 per class)
-      python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint runs/00000-sagan/checkpoints/last.pt --out runs/00000-sagan/eval/report.json
+      python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint runs/00000-demo --out runs/00000-demo/eval/report.json
       # some metrics of saved samples (sample.py writes samples.npz)
       python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --metrics fid,is,kid --out eval/report.json
       # on 8 GPUs
-      accelerate launch --num_processes 8 evaluate.py metrics --ref ref.npz --checkpoint last.pt --out eval/report.json
+      accelerate launch --num_processes 8 evaluate.py metrics --ref ref.npz --checkpoint runs/00000-demo --out runs/00000-demo/eval/report.json
     """
 
 
@@ -122,7 +137,8 @@ def _open_stats_dataset(data_path: str, resolution: int | None):
 @click.option("--inception-weights", default=None, help=WEIGHTS_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True, help="Images per Inception batch (per process).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: accelerate's choice).")
-@click.option("--num-workers", default=4, show_default=True, help="Data loading processes.")
+@click.option("--num-workers", type=click.IntRange(min=0), default=None,
+              help="Data loading processes.  [default: the cores this process may use]")
 @click.option("--per-class/--no-per-class", default=True, show_default=True,
               help="Store the features for intra-FID, KID and precision/recall (N x 2048 x 4 bytes: 10 GB for ImageNet).")
 @click.option("--features-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
@@ -138,7 +154,16 @@ def stats(data_path, out, resolution, resize, inception_weights, batch_size, dev
       python evaluate.py stats --data demo --out refs/demo.npz
       python evaluate.py stats --data ~/ILSVRC/train --resolution 128 --resize clean --out refs/imagenet128_clean.npz
     """
+    with new_folders_removed_on_error(Path(out).parent):
+        _stats(data_path, out, resolution, resize, inception_weights, batch_size, device, num_workers, per_class,
+               features_dtype)
+
+
+def _stats(data_path, out, resolution, resize, inception_weights, batch_size, device, num_workers, per_class,
+           features_dtype):
     out = _check_out(out, "--out")
+    if num_workers is None:
+        num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     acc, dev = _accelerator(device)
     dataset, source = _open_stats_dataset(data_path, resolution)
     ev.check_reference_space(out, len(dataset), per_class, features_dtype)  # before any Inception work
@@ -176,7 +201,7 @@ def _metric_names(spec: str | None, intra_fid: bool, ref, num_samples: int, acc,
 @click.option("--standing-batches", type=click.IntRange(min=1), default=16, show_default=True,
               help="Batches that --bn-stats standing accumulates.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="report.json (report.md, the PNG and metrics.jsonl go next to it).")
+              help="report.json (report.md, the PNG and metrics.jsonl go next to it; evaluations.jsonl in a run folder).")
 @click.option("--metrics", "metric_spec", default=None,
               help=f"Comma-separated, from {','.join(METRIC_NAMES)} (default: all that the inputs allow).")
 @click.option("--resize", type=click.Choice(RESIZE_MODES), default=DEFAULT_RESIZE, show_default=True, help=RESIZE_HELP)
@@ -206,6 +231,15 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
       python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --metrics fid,is,kid --out eval/report.json
       python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint last.pt --bn-stats standing --fid-bootstrap 100 --out eval/report.json
     """
+    with new_folders_removed_on_error(Path(out).parent):
+        _metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, bn_stats, standing_batches, out,
+                 metric_spec, resize, inception_weights, splits, kid_subsets, kid_subset_size, prdc_samples,
+                 fid_bootstrap, intra_fid, intra_fid_protocol, per_class_samples, batch_size, device)
+
+
+def _metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, bn_stats, standing_batches, out,
+             metric_spec, resize, inception_weights, splits, kid_subsets, kid_subset_size, prdc_samples, fid_bootstrap,
+             intra_fid, intra_fid_protocol, per_class_samples, batch_size, device):
     if (samples is None) == (checkpoint is None):
         raise UserError("pass exactly one of --samples FILE or --checkpoint CKPT")
     projection = intra_fid and intra_fid_protocol == "projection"
@@ -215,7 +249,7 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
         raise UserError("--bn-stats applies to --checkpoint; a samples file records the mode it was drawn with")
     if num_samples < splits and checkpoint is not None:
         raise UserError(f"--num-samples {num_samples} cannot be cut into {splits} Inception Score splits; use more")
-    out = _check_out(out, "--out")
+    out = _check_out(out, "--out", REPORT_BYTES)
     acc, dev = _accelerator(device)
     ref = load_ref(ref_path)
     ev.check_reference_protocol(ref, resize)  # a mismatched reference fails now, not after the Inception work
@@ -265,7 +299,7 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
     report = _assemble_report(result, ref, provenance, splits, protocol, G is not None, resize,
                               bn_mode or "unknown", skipped)
     paths = write_report(report, out)
-    history = append_record(out.parent / METRICS_FILE, _history_record(report, out))
+    history = append_record(history_file(out.parent), _history_record(report, out))
     shown = "  ".join(f"{METRICS[k].label} {METRICS[k].format(report)}" for k in scalars(report))
     click.echo(f"{shown}  ({report['num_samples']} samples, resize {resize})")
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()) + f"; appended to {history}", err=True)

@@ -13,11 +13,12 @@ from tqdm import tqdm
 from ..sampling.bn_stats import BN_MODES, bn_mode_description, prepare_generator, sampling_mode
 from ..checkpoint import load_generator
 from ..errors import UserError, report_user_errors
-from ..io import NotWritableError, check_free_space, check_writable
+from ..io import (NotWritableError, check_free_space, check_replaceable, check_writable, progress_disable,
+                  sweep_stale_temp_files)
 from ..sampling.draw import (class_folder_names, clear_sample_folder, generate, interpolation_inputs, parse_classes,
                              sample_folder_files, sample_set_bytes, spread_classes, to_uint8, write_npz, write_png_folder)
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
-from ..sampling.viz import attention_figure, default_query_points, image_grid, save_png, upscale_factor
+from ..sampling.viz import PNG_SOFTWARE, attention_figure, default_query_points, image_grid, save_png, upscale_factor
 
 IMAGE_EXTS = (".png",)
 
@@ -55,6 +56,22 @@ def _check_sample_folder(folder: Path, overwrite: bool) -> int:
         raise UserError(f"--out {folder}/ is not empty (an earlier sample set?); pass --overwrite to replace what "
                         "it holds, or pick an empty or new folder")
     return sum(f.stat().st_size for f in sample_folder_files(folder))  # refuses what is not a sample folder
+
+
+def _is_ours(path: Path) -> bool:
+    """A file sample.py may replace without --overwrite: a PNG tagged by sagan, a sample-set .npz."""
+    import zipfile
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if path.suffix.lower() == ".npz":
+            with zipfile.ZipFile(path) as zf:
+                return {"images.npy", "labels.npy", "seed.npy", "bn_stats.npy"} <= set(zf.namelist())
+        with Image.open(path) as img:
+            return img.format == "PNG" and getattr(img, "text", {}).get("Software") == PNG_SOFTWARE
+    except (OSError, zipfile.BadZipFile, UnidentifiedImageError, ValueError):
+        return False
 
 
 def _class_name(names, c: int) -> str:
@@ -99,7 +116,9 @@ def _parse_points(spec: str | None, n: int) -> list[tuple[float, float]]:
                    "accumulated over fresh latents (BigGAN).")
 @click.option("--standing-batches", type=click.IntRange(min=1), default=16, show_default=True,
               help="Batches of 64 latents that --bn-stats standing accumulates.")
-@click.option("--overwrite", is_flag=True, help="Replace the sample set in a non-empty --out folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace what sample.py wrote in a non-empty --out folder (the files its .sagan-samples.json lists), "
+                   "or an existing --out file that sagan did not write.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of latents and labels (the same at any batch size).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -136,6 +155,10 @@ def main(checkpoint, out, classes, per_class, num_samples, truncation, interpola
     chosen = parse_classes(classes, G.num_classes)
     points = _parse_points(query_points, num_queries)
     _check_writable(out_path, to_dir)
+    if not to_dir:
+        check_replaceable(out_path, _is_ours, overwrite)
+    if sample_set and not to_dir:
+        sweep_stale_temp_files(out_path)  # before the space check: a killed writer's temp folder frees space
     if sample_set:  # every check before the first image, and before clearing anything
         reclaimed = _check_sample_folder(out_path, overwrite) if to_dir else 0
         check_free_space(out_path, sample_set_bytes(num_samples, G.resolution, to_dir) - reclaimed, "--out")
@@ -177,9 +200,9 @@ def _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, tru
     labels = class_balanced_labels(num_samples, chosen or model_classes(G.num_classes))
     z = sample_latents(num_samples, G.z_dim, seed, truncation)
     batches = tqdm(generate(G, z, labels, batch_size, dev), total=-(-num_samples // batch_size),
-                   desc="sampling", unit="batch", disable=num_samples <= batch_size)
+                   desc="sampling", unit="batch", disable=progress_disable(num_samples > batch_size))
     if to_dir:
-        write_png_folder(out_path, batches, class_folder_names(names, G.num_classes))
+        write_png_folder(out_path, batches, class_folder_names(names, G.num_classes), labels=labels.tolist())
         return
     # provenance next to the pixels; truncation NaN = none. class_names[label] (the indices as strings when
     # the checkpoint has no names) lets evaluate.py pair generated and real classes by name; a plain

@@ -1,0 +1,155 @@
+"""evaluate.py faults (issue 22 items 7, 8, 16, 20, 21, 24): non-finite reference statistics, evaluation
+history apart from training history, full disks before the Inception work, no empty folders left by
+refusals, loader workers, non-official weights in report.md's table, help examples."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sagan.errors import UserError
+from sagan.metrics import load_ref
+from sagan.metrics.history import append_record, read_records
+from sagan.scripts import evaluate as E
+from test_metrics_faults import (BLUE, RED, bad, colour_ref, colour_tree, demo_images, inception_calls,  # noqa: F401
+                                 run, write_samples)
+
+
+def _damaged_ref(src, dst, key, value):
+    with np.load(src, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    arr = arrays[key].copy()
+    arr.reshape(-1)[3] = value
+    arrays[key] = arr
+    np.savez(dst, **arrays)
+    return dst
+
+
+@pytest.mark.parametrize("key, value", [("sigma", np.nan), ("mu", np.inf), ("class_features", np.nan)])
+def test_non_finite_reference_is_refused_naming_the_array_before_inception(colour_ref, tmp_path, inception_calls,
+                                                                          key, value):
+    ref = _damaged_ref(colour_ref, tmp_path / "bad.npz", key, value)
+    with pytest.raises(UserError, match=rf"bad\.npz: {key} holds NaN/Inf"):
+        load_ref(ref)  # training start-up reads the reference through load_ref too (RunWatch)
+    samples = write_samples(tmp_path / "s.npz", demo_images(RED, 12, start=500), np.zeros(12, np.int64))
+    del inception_calls[:]
+    bad(["metrics", "--ref", ref, "--samples", samples, "--out", tmp_path / "r" / "report.json", "--splits", 2],
+        f"{key} holds NaN/Inf")
+    assert inception_calls == [] and not (tmp_path / "r").exists()
+
+
+def test_training_start_up_refuses_a_non_finite_reference(colour_ref, tmp_path):
+    from sagan.config import load_config
+    from sagan.training.watch import RunWatch
+
+    ref = _damaged_ref(colour_ref, tmp_path / "bad.npz", "sigma", np.nan)
+    cfg = load_config("demo", overrides=["train.fid_every=2", f"data.ref_stats={ref}"])
+
+    class Acc:
+        is_main_process, num_processes = True, 1
+
+    with pytest.raises(UserError, match="sigma holds NaN/Inf"):
+        RunWatch(cfg, tmp_path / "run", Acc(), monitor=None, inception_weights=None)
+
+
+def _training_run(tmp_path):
+    run_dir = tmp_path / "runs" / "00000-demo"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("name: demo\n")
+    append_record(run_dir / "metrics.jsonl", {"step": 4, "values": {"fid": 50.0}, "protocol": {"num_samples": 10}})
+    return run_dir
+
+
+def test_evaluation_of_a_run_does_not_append_to_its_training_history(colour_ref, tmp_path):
+    run_dir = _training_run(tmp_path)
+    before = (run_dir / "metrics.jsonl").read_bytes()
+    samples = write_samples(tmp_path / "s.npz", demo_images(RED, 12, start=500), np.zeros(12, np.int64))
+    res = run(["metrics", "--ref", colour_ref, "--samples", samples, "--out", run_dir / "report.json", "--splits", 2])
+    assert (run_dir / "metrics.jsonl").read_bytes() == before
+    (record,) = read_records(run_dir / "evaluations.jsonl")
+    assert record["report"] == str((run_dir / "report.json").resolve()) and "evaluations.jsonl" in res.stderr
+
+
+def test_experiment_report_uses_only_its_own_protocols_records(tmp_path):
+    from sagan.experiments.report import summarise
+    from sagan.experiments.runner import record_settings
+
+    out = tmp_path / "exp"
+    out.mkdir()
+    settings = {"experiment": "stabilisation", "base": "demo", "steps": 4, "eval_every": 2, "num_samples": 10,
+                "data": None, "ref": None}
+    record_settings(out, settings, ["sn_gd"], main=True)
+    run_dir = out / "sn_gd"
+    for step, fid in ((2, 60.0), (4, 50.0)):
+        append_record(run_dir / "metrics.jsonl", {"step": step, "values": {"fid": fid},
+                                                  "protocol": {"num_samples": 10, "resize": "tf1"}})
+    # an evaluate.py record (another protocol: 50k samples) and a foreign 5-sample one
+    append_record(run_dir / "metrics.jsonl", {"step": 4, "values": {"fid": 5.0}, "report": "x/report.json",
+                                              "protocol": {"num_samples": 50000, "resize": "tf1"}})
+    append_record(run_dir / "metrics.jsonl", {"step": 4, "values": {"fid": 1.0}, "protocol": {"num_samples": 5}})
+    (row,) = summarise(out)["variants"]
+    assert row["best"]["fid"] == 50.0 and [p["step"] for p in row["curve"]] == [2, 4]
+
+
+def test_full_disk_fails_before_the_inception_pass(colour_ref, tmp_path, inception_calls, monkeypatch):
+    import sagan.io
+
+    samples = write_samples(tmp_path / "s.npz", demo_images(RED, 12, start=500), np.zeros(12, np.int64))
+    monkeypatch.setattr(sagan.io, "free_bytes", lambda path: 1000)
+    del inception_calls[:]
+    bad(["metrics", "--ref", colour_ref, "--samples", samples, "--out", tmp_path / "r" / "report.json", "--splits", 2],
+        "free")
+    assert inception_calls == []
+
+
+def test_refusals_leave_no_empty_output_folders(colour_ref, colour_tree, tmp_path, inception_calls):
+    bad(["stats", "--data", tmp_path / "missing", "--out", tmp_path / "refs" / "x.npz"], "missing")
+    assert not (tmp_path / "refs").exists()
+    bad(["metrics", "--ref", tmp_path / "missing.npz", "--samples", tmp_path / "s.npz", "--out",
+         tmp_path / "eval" / "deep" / "report.json"], "missing.npz")
+    assert not (tmp_path / "eval").exists()
+
+
+def test_stats_loader_workers_default_to_the_cores_of_the_machine(colour_tree, tmp_path, inception_calls, monkeypatch):
+    seen = {}
+    real = E.ev.reference_stats
+
+    def spy(dataset, inception, out, batch_size, num_workers, *args, **kwargs):
+        seen["workers"] = num_workers
+        return real(dataset, inception, out, batch_size, 0, *args, **kwargs)
+
+    monkeypatch.setattr(E.ev, "reference_stats", spy)
+    res = run(["stats", "--data", colour_tree, "--resolution", 32, "--out", tmp_path / "r.npz", "--batch-size", 10])
+    assert seen["workers"] == len(os.sched_getaffinity(0)) and "suggested max number of worker" not in res.stderr
+
+
+def test_report_with_unofficial_weights_says_so_in_the_table(colour_ref, tmp_path):
+    samples = write_samples(tmp_path / "s.npz", demo_images(RED, 12, start=500), np.zeros(12, np.int64))
+    out = tmp_path / "r" / "report.json"
+    run(["metrics", "--ref", colour_ref, "--samples", samples, "--out", out, "--splits", 2])
+    md = out.with_suffix(".md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| this run"))
+    assert "not comparable" in row and "Inception weights" in row
+
+
+def test_help_examples_use_run_names_the_trainer_makes():
+    for args in ([], ["metrics"], ["stats"]):
+        text = CliRunner().invoke(E.main, [*args, "--help"]).output
+        names = re.findall(r"runs/([^/\s]+)", text)
+        assert all(re.fullmatch(r"\d{5}-demo", n) for n in names), names
+    assert "runs/00000-demo" in CliRunner().invoke(E.main, ["--help"]).output
+
+
+def test_experiments_list_says_no_attention_plainly():
+    from sagan.experiments import main as experiments_cli
+
+    out = CliRunner().invoke(experiments_cli, ["list"]).output
+    line = next(line for line in out.splitlines() if line.strip().startswith("no_attention"))
+    assert "[]" not in line and "G no attention, D no attention" in line, line
+    feat32 = next(line for line in out.splitlines() if line.strip().startswith("feat32"))
+    assert "G attention at 32px" in feat32
