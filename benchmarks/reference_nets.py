@@ -1,8 +1,9 @@
 """A reference formulation of the SAGAN networks, the way StudioGAN's SAGAN writes them, for speed
 comparisons only (``benchmarks/train_step.py``).
 
-Same architecture, widths and parameter count as :mod:`sagan.models` (the same config builds both), but
-computed the straightforward way:
+Same architecture, widths and parameter count as :mod:`sagan.models` (the same config builds both, the
+ImageNet pyramid or a preset's ``model.g_widths`` / ``d_widths`` / ``d_down``, e.g. StudioGAN's CIFAR-10
+networks), but computed the straightforward way:
 
 - self-attention builds the explicit (B, N, N/4) map with ``torch.bmm`` + softmax and multiplies values
   by it with another ``bmm`` (ours: fused scaled-dot-product attention, no map);
@@ -11,7 +12,7 @@ computed the straightforward way:
 - spectral norm through the legacy ``torch.nn.utils.spectral_norm`` forward pre-hooks (ours: the
   parametrization API, with the power iteration kept in fp32);
 - the training step calls D twice per D update, once on real and once on fake images (ours: once on
-  the concatenation, which DDP + spectral norm need anyway).
+  the concatenation, which DDP + spectral norm need anyway); ``train.d_steps`` D updates per G update.
 
 Written from the StudioGAN / BigGAN-PyTorch descriptions; no code is copied.
 """
@@ -23,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
-from sagan.config import Config, d_block_resolutions, d_channel_mults, g_block_resolutions, g_channel_mults
+from sagan.config import Config, d_attn_blocks, g_block_resolutions, g_widths, model_d_layout
 from sagan.training.losses import d_hinge_loss, g_hinge_loss
 
 
@@ -103,15 +104,15 @@ class RefGenerator(nn.Module):
         m = cfg.model
         if m.hierarchical_z or m.attn_mode != "embedded_gaussian" or not m.attn_pool:
             raise ValueError("the reference covers the paper's networks: embedded Gaussian, pooled, no hierarchical z")
-        ch, mults = m.g_ch, g_channel_mults(m.resolution)
-        self.z_dim, self.num_classes, self.c0 = m.z_dim, m.num_classes, mults[0][0] * ch
+        gw = g_widths(m.resolution, m.g_ch, m.g_widths)
+        self.z_dim, self.num_classes, self.c0 = m.z_dim, m.num_classes, gw[0]
         self.linear = _sn(nn.Linear(m.z_dim, 16 * self.c0), m.sn_eps)
-        self.blocks = nn.ModuleList(RefGBlock(i * ch, o * ch, m.num_classes, m.bn_eps, m.sn_eps) for i, o in mults)
-        self.attn = nn.ModuleDict({str(r): RefSelfAttention(o * ch, m.sn_eps)
-                                   for (_, o), r in zip(mults, g_block_resolutions(m.resolution)) if r in m.g_attn})
+        self.blocks = nn.ModuleList(RefGBlock(i, o, m.num_classes, m.bn_eps, m.sn_eps) for i, o in zip(gw[:-1], gw[1:]))
+        self.attn = nn.ModuleDict({str(r): RefSelfAttention(o, m.sn_eps)
+                                   for o, r in zip(gw[1:], g_block_resolutions(m.resolution)) if r in m.g_attn})
         self.resolutions = g_block_resolutions(m.resolution)
-        self.out_bn = nn.BatchNorm2d(mults[-1][1] * ch, eps=m.bn_eps)
-        self.out_conv = conv(mults[-1][1] * ch, 3, 3, m.sn_eps)
+        self.out_bn = nn.BatchNorm2d(gw[-1], eps=m.bn_eps)
+        self.out_conv = conv(gw[-1], 3, 3, m.sn_eps)
 
     def forward(self, z, y):
         h = self.linear(z).view(len(z), self.c0, 4, 4)
@@ -126,14 +127,11 @@ class RefDiscriminator(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         m = cfg.model
-        ch, mults = m.d_ch, d_channel_mults(m.resolution)
-        self.blocks = nn.ModuleList(RefDBlock(3 if k == 0 else i * ch, o * ch, down, k == 0, m.sn_eps)
-                                    for k, (i, o, down) in enumerate(mults))
-        res = d_block_resolutions(m.resolution)
-        self.attn = nn.ModuleDict({str(r): RefSelfAttention(o * ch, m.sn_eps)
-                                   for (_, o, _), r in zip(mults[:-1], res[:-1]) if r in m.d_attn})
-        self.resolutions = res
-        c = mults[-1][1] * ch
+        layout = model_d_layout(m)
+        self.blocks = nn.ModuleList(RefDBlock(i, o, down, k == 0, m.sn_eps) for k, (i, o, down, _) in enumerate(layout))
+        self.after = {k: str(r) for r, k in d_attn_blocks(layout).items() if r in m.d_attn}
+        self.attn = nn.ModuleDict({r: RefSelfAttention(layout[k][1], m.sn_eps) for k, r in self.after.items()})
+        c = layout[-1][1]
         self.linear = _sn(nn.Linear(c, 1), m.sn_eps)
         self.embed = _sn(nn.Embedding(m.num_classes, c), m.sn_eps)
 
@@ -141,23 +139,24 @@ class RefDiscriminator(nn.Module):
         h = x
         for k, block in enumerate(self.blocks):
             h = block(h)
-            if k < len(self.blocks) - 1 and str(self.resolutions[k]) in self.attn:
-                h = self.attn[str(self.resolutions[k])](h)
+            if k in self.after:
+                h = self.attn[self.after[k]](h)
         h = F.relu(h).sum(dim=(2, 3))
         return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)
 
 
-def reference_step(G, D, opt_G, opt_D, real, labels, z_dim, num_classes, autocast) -> None:
-    """One D step (D on real, then D on fake) and one G step, StudioGAN style."""
+def reference_step(G, D, opt_G, opt_D, real, labels, z_dim, num_classes, autocast, d_steps: int = 1) -> None:
+    """``d_steps`` D steps (D on real, then D on fake) and one G step, StudioGAN style."""
     B, dev = len(real), real.device
-    opt_D.zero_grad(set_to_none=True)
-    with autocast():
-        y_fake = torch.randint(num_classes, (B,), device=dev)
-        with torch.no_grad():
-            fake = G(torch.randn(B, z_dim, device=dev), y_fake)
-        loss = d_hinge_loss(D(real, labels), D(fake, y_fake))[0]
-    loss.backward()
-    opt_D.step()
+    for _ in range(d_steps):
+        opt_D.zero_grad(set_to_none=True)
+        with autocast():
+            y_fake = torch.randint(num_classes, (B,), device=dev)
+            with torch.no_grad():
+                fake = G(torch.randn(B, z_dim, device=dev), y_fake)
+            loss = d_hinge_loss(D(real, labels), D(fake, y_fake))[0]
+        loss.backward()
+        opt_D.step()
     opt_G.zero_grad(set_to_none=True)
     D.requires_grad_(False)
     with autocast():

@@ -9,6 +9,8 @@ Each (preset, implementation) runs in its own process, so that peak memory is it
 
     # default: demo preset at its batch and the paper preset (batch 4 on CPU, 64 on GPU), fp32
     python benchmarks/train_step.py
+    # StudioGAN's CIFAR-10 SAGAN recipe (batch 64, 5 D steps per G step) against StudioGAN-style networks
+    python benchmarks/train_step.py --preset cifar10
     # a GPU run of the paper preset as it trains (bf16, channels_last), and with torch.compile
     python benchmarks/train_step.py --preset imagenet128 --batch-size 64 --mixed-precision bf16 --channels-last
     python benchmarks/train_step.py --preset imagenet128 --batch-size 64 --mixed-precision bf16 --channels-last --compile
@@ -152,7 +154,7 @@ def run_reference(cfg, warmup: int, steps: int) -> dict:
         return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def step():
-        reference_step(G, D, opt_G, opt_D, real, labels, m.z_dim, m.num_classes, autocast)
+        reference_step(G, D, opt_G, opt_D, real, labels, m.z_dim, m.num_classes, autocast, t.d_steps)
 
     timing = time_steps(step, device, warmup, steps)
     return {**timing, "peak_memory_gb": _peak_memory_gb(device), "device": str(device)}

@@ -19,7 +19,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 # CONFIG_DIR, config_chain, preset_names, resolve_config_path: public names of sagan.config as well
 from .config_files import (CONFIG_DIR, SECTION_NAMES, config_chain, merge_chain, parse_override,  # noqa: F401
@@ -30,7 +30,8 @@ from .errors import ConfigError, short_repr
 ATTN_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
 BLOCK_TYPES = ("attention", "residual")  # what sits at the resolutions of model.g_attn / d_attn (SAGAN Table 1)
 MIXED_PRECISION = ("no", "bf16", "fp16")
-INITS = ("ortho", "xavier", "normal")
+INITS = ("ortho", "orthogonal", "xavier", "normal")  # "orthogonal" = "ortho"
+D_CONDS = ("projection", "ac")  # model.d_cond
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,17 @@ class ModelConfig:
     shared_dim: int = 128  # size of the shared class embedding when hierarchical_z
     bn_eps: float = 1e-5
     sn_eps: float = 1e-6
-    init: str = "ortho"  # "ortho" (StudioGAN, BigGAN-PyTorch), "xavier" or "normal"
+    init: str = "ortho"  # "ortho" / "orthogonal" (StudioGAN, BigGAN-PyTorch), "xavier" or "normal"
     g_sn: bool = True  # spectral norm in G (SAGAN section 4); D always has it (SAGAN section 5.1: "SN on D only")
     g_block_type: str = "attention"  # at each g_attn resolution: self-attention, or a plain residual block (Table 1)
     d_block_type: str = "attention"
     d_shortcut_relu: bool = False  # D blocks' shortcut sees relu(x) (StudioGAN's in-place ReLU), not x (the paper)
+    # published networks other than the ImageNet pyramid (e.g. StudioGAN's CIFAR-10 SAGAN); empty = from g_ch / d_ch
+    g_widths: tuple[int, ...] = ()  # G channels at 4px, then after each up-block (log2(resolution / 4) + 1 entries)
+    d_widths: tuple[int, ...] = ()  # D channels after each block, the first one reading RGB
+    d_down: tuple[bool, ...] = ()  # which D blocks halve the resolution (one per D block); empty = all but the last
+    # conditioning: num_classes 0 = unconditional (plain BN in G, no class term in D)
+    d_cond: str = "projection"  # D's class term: "projection" (Miyato & Koyama 2018) or "ac" (Odena et al. 2017)
 
 
 # model keys a real dataset supplies (training and evaluation take them from the data unless the user pins them)
@@ -185,6 +192,46 @@ def d_channel_mults(resolution: int) -> list[tuple[int, int, bool]]:
     return [(i, o, True) for i, o in zip(ins, outs)] + [(outs[-1], outs[-1], False)]
 
 
+def g_widths(resolution: int, ch: int, widths: Sequence[int] = ()) -> list[int]:
+    """G's channels at 4px, then after each up-block: ``widths`` (``model.g_widths``) when given, else the
+    official release's pyramid from ``ch`` (``model.g_ch``)."""
+    if widths:
+        return list(widths)
+    mults = g_channel_mults(resolution)
+    return [mults[0][0] * ch] + [o * ch for _, o in mults]
+
+
+def d_layout(resolution: int, ch: int, widths: Sequence[int] = (), down: Sequence[bool] = ()) -> list[tuple[int, int, bool, int]]:
+    """``(in, out, downsample, output px)`` of each D block, ``in`` 3 for the RGB input.
+
+    ``widths`` / ``down`` are ``model.d_widths`` / ``d_down``; without widths, the release's pyramid from
+    ``ch`` (``d_channel_mults``); without ``down``, every block but the last halves the resolution.
+    """
+    if not widths:
+        mults = d_channel_mults(resolution)
+        widths = [o * ch for _, o, _ in mults]
+    down = list(down) if down else [True] * (len(widths) - 1) + [False]
+    layout, cin, px = [], 3, resolution
+    for w, dn in zip(widths, down):
+        px = px // 2 if dn else px
+        layout.append((cin, w, dn, px))
+        cin = w
+    return layout
+
+
+def d_attn_blocks(layout: Sequence[tuple[int, int, bool, int]]) -> dict[int, int]:
+    """{output px: index of the first D block reaching it}, over all blocks but the last: where D's
+    self-attention (``model.d_attn``, by resolution) can sit."""
+    first: dict[int, int] = {}
+    for k, (*_, px) in enumerate(layout[:-1]):
+        first.setdefault(px, k)
+    return first
+
+
+def model_d_layout(m: "ModelConfig") -> list[tuple[int, int, bool, int]]:
+    return d_layout(m.resolution, m.d_ch, m.d_widths, m.d_down)
+
+
 def g_block_resolutions(resolution: int) -> list[int]:
     """Output resolution of each G up-block."""
     return [8 * 2**i for i in range(len(g_channel_mults(resolution)))]
@@ -314,6 +361,32 @@ def resolution_problem(r: int) -> str | None:
     return None
 
 
+def validate_widths(m: ModelConfig, bad) -> None:
+    """model.g_widths / d_widths / d_down and the attention placements they allow."""
+    r, n_g = m.resolution, len(g_channel_mults(m.resolution)) + 1
+    if m.g_widths and len(m.g_widths) != n_g:
+        bad(f"model.g_widths needs {n_g} entries at {r}px (4px, then after each of G's {n_g - 1} up-blocks), "
+            f"got {len(m.g_widths)}")
+    for k in ("g_widths", "d_widths"):
+        if any(w < 1 for w in getattr(m, k)):
+            bad(f"model.{k} must be positive channel counts, got {list(getattr(m, k))}")
+    n_d = len(m.d_widths) if m.d_widths else len(d_channel_mults(r))
+    if m.d_down and len(m.d_down) != n_d:
+        bad(f"model.d_down needs one entry per D block ({n_d}), got {len(m.d_down)}")
+    layout = model_d_layout(m)
+    if layout[-1][3] < 4:
+        bad(f"model.d_down halves {r}px {sum(d for _, _, d, _ in layout)} times, below 4px; downsample fewer blocks")
+    gw = g_widths(r, m.g_ch, m.g_widths)
+    for k, widths in (("g_attn", dict(zip(g_block_resolutions(r), gw[1:]))),
+                      ("d_attn", {px: layout[i][1] for px, i in d_attn_blocks(layout).items()})):
+        for res in getattr(m, k):
+            if res not in widths:
+                bad(f"model.{k} has {res}px but the {k[0].upper()} at {r}px has blocks at {list(widths)}px; "
+                    "pick from those")
+            if widths[res] % 8:
+                bad(f"model.{k} at {res}px: {widths[res]} channels, attention needs a multiple of 8 (it uses C/8)")
+
+
 def validate(cfg: Config, where: str = "config") -> None:
     m, t = cfg.model, cfg.train
 
@@ -323,8 +396,8 @@ def validate(cfg: Config, where: str = "config") -> None:
     r = m.resolution
     if resolution_problem(r):
         bad(f"model.resolution {resolution_problem(r)}")
-    if m.num_classes < 1:
-        bad(f"model.num_classes must be >= 1, got {m.num_classes}")
+    if m.num_classes < 0:
+        bad(f"model.num_classes must be >= 0 (0 = unconditional), got {m.num_classes}")
     if m.z_dim < 1:
         bad(f"model.z_dim must be >= 1, got {m.z_dim}")
     for k in ("g_ch", "d_ch"):
@@ -333,14 +406,16 @@ def validate(cfg: Config, where: str = "config") -> None:
             bad(f"model.{k} must be a positive multiple of 8 (attention uses C/8 channels), got {v}")
     if m.attn_mode not in ATTN_MODES:
         bad(f"model.attn_mode must be one of {', '.join(ATTN_MODES)}, got {m.attn_mode!r}")
-    for k, allowed in (("g_attn", g_block_resolutions(r)), ("d_attn", d_block_resolutions(r)[:-1])):
-        for res in getattr(m, k):
-            if res not in allowed:
-                bad(f"model.{k} has {res}px but the {k[0].upper()} at {r}px has blocks at {allowed}px; pick from those")
+    validate_widths(m, bad)
     if m.hierarchical_z:
         chunks = len(g_channel_mults(r)) + 1
         if m.z_dim % chunks:
             bad(f"model.z_dim={m.z_dim} must split evenly into {chunks} chunks with hierarchical_z at {r}px")
+    if m.d_cond not in D_CONDS:
+        bad(f"model.d_cond must be one of {', '.join(D_CONDS)}, got {m.d_cond!r}")
+    if m.num_classes == 0 and (m.d_cond == "ac" or m.hierarchical_z):
+        bad(f"model.{'d_cond: ac' if m.d_cond == 'ac' else 'hierarchical_z'} needs classes, but model.num_classes is 0 "
+            "(unconditional); use labelled data or drop that setting")
     if m.init not in INITS:
         bad(f"model.init must be one of {', '.join(INITS)}, got {m.init!r}")
     for k in ("g_block_type", "d_block_type"):

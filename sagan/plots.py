@@ -50,10 +50,11 @@ def histogram(values: Sequence[float], path: str | Path, xlabel: str, title: str
     return save_figure(fig, path)
 
 
-def curves(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], path: str | Path,
+def curves(panels: Mapping[str, Mapping[str, tuple]], path: str | Path,
            xlabel: str = "step", markers: Mapping[str, Mapping[str, float]] | None = None,
            lower_is_better: Mapping[str, bool] | None = None) -> Path:
-    """One panel per metric, one line per series: ``panels[metric][series] = (xs, ys)``.
+    """One panel per metric, one line per series: ``panels[metric][series] = (xs, ys)``, or
+    ``(xs, ys, band)`` to shade ys ± band (e.g. the standard deviation over seeds; None: no band).
 
     ``markers[metric][series] = value`` marks a reference value for a series (e.g. the paper's final
     number for that variant): a star at the right edge and a dotted line, in the series' colour.
@@ -64,10 +65,13 @@ def curves(panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[flo
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, metric in zip(axes[0], names):
         series = panels[metric]
-        right = max((max(xs) for xs, _ in series.values() if len(xs)), default=1)
-        for i, (label, (xs, ys)) in enumerate(sorted(series.items())):
+        right = max((max(xs) for xs, *_ in series.values() if len(xs)), default=1)
+        for i, (label, (xs, ys, *band)) in enumerate(sorted(series.items())):
             colour = colours[i % len(colours)]
             ax.plot(xs, ys, marker="o", markersize=3, color=colour, label=label)
+            if band and band[0] is not None:
+                y, b = np.asarray(ys, np.float64), np.asarray(band[0], np.float64)
+                ax.fill_between(xs, y - b, y + b, color=colour, alpha=0.2, linewidth=0)
             value = (markers or {}).get(metric, {}).get(label)
             if value is not None:
                 ax.axhline(value, color=colour, linestyle=":", linewidth=1)

@@ -27,24 +27,37 @@ EPS_BN, EPS_SN = 1e-4, 1e-6
 G_DIMS = {128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1]), 32: ([4, 4, 2], [4, 2, 1])}
 D_DIMS = {128: ([0, 1, 2, 4, 8, 16], [1, 2, 4, 8, 16, 16], [True] * 5 + [False]),
           32: ([0, 1, 2, 4], [1, 2, 4, 4], [True] * 3 + [False])}  # in 0 = RGB
+# StudioGAN's own tables at 32 and 64px (resnet.py's g_in/out_dims_collection, d_in/out_dims_collection, d_down)
+STUDIOGAN_G_DIMS = {32: ([4, 4, 4], [4, 4, 4]), 64: ([16, 8, 4, 2], [8, 4, 2, 1]), 128: G_DIMS[128]}
+STUDIOGAN_D_DIMS = {32: ([0, 2, 2, 2], [2, 2, 2, 2], [True, True, False, False]),
+                    64: ([0, 1, 2, 4, 8], [1, 2, 4, 8, 16], [True] * 4 + [False]), 128: D_DIMS[128]}
 
 
 def sn(module: nn.Module) -> nn.Module:
     return nn.utils.spectral_norm(module, eps=EPS_SN)
 
 
-def conv(cin: int, cout: int, k: int, bias: bool = True) -> nn.Module:
-    return sn(nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias))
+def conv(cin: int, cout: int, k: int, bias: bool = True, use_sn: bool = True) -> nn.Module:
+    layer = nn.Conv2d(cin, cout, k, padding=k // 2, bias=bias)
+    return sn(layer) if use_sn else layer
+
+
+class PlainBN(nn.BatchNorm2d):
+    """g_cond_mtd "W/O": ops.batchnorm_2d with its affine, the label unused."""
+
+    def forward(self, x, y=None):
+        return super().forward(x)
 
 
 class CondBN(nn.Module):
-    def __init__(self, num_classes: int, channels: int, cbn: str):
+    def __init__(self, num_classes: int, channels: int, cbn: str, use_sn: bool = True):
         super().__init__()
         self.num_classes, self.cbn = num_classes, cbn
         self.bn = nn.BatchNorm2d(channels, eps=EPS_BN, momentum=0.1, affine=False)
-        if cbn == "onehot":
-            self.gain = sn(nn.Linear(num_classes, channels, bias=False))
-            self.bias = sn(nn.Linear(num_classes, channels, bias=False))
+        if cbn == "onehot":  # MODULES.g_linear: SN linear, or plain without apply_g_sn
+            maybe_sn = sn if use_sn else (lambda m: m)
+            self.gain = maybe_sn(nn.Linear(num_classes, channels, bias=False))
+            self.bias = maybe_sn(nn.Linear(num_classes, channels, bias=False))
         else:
             self.embed0 = sn(nn.Embedding(num_classes, channels))
             self.embed1 = sn(nn.Embedding(num_classes, channels))
@@ -59,12 +72,12 @@ class CondBN(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, ch: int):
+    def __init__(self, ch: int, use_sn: bool = True):
         super().__init__()
-        self.conv1x1_theta = conv(ch, ch // 8, 1, bias=False)
-        self.conv1x1_phi = conv(ch, ch // 8, 1, bias=False)
-        self.conv1x1_g = conv(ch, ch // 2, 1, bias=False)
-        self.conv1x1_attn = conv(ch // 2, ch, 1, bias=False)
+        self.conv1x1_theta = conv(ch, ch // 8, 1, bias=False, use_sn=use_sn)
+        self.conv1x1_phi = conv(ch, ch // 8, 1, bias=False, use_sn=use_sn)
+        self.conv1x1_g = conv(ch, ch // 2, 1, bias=False, use_sn=use_sn)
+        self.conv1x1_attn = conv(ch // 2, ch, 1, bias=False, use_sn=use_sn)
         self.sigma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x):
@@ -78,10 +91,12 @@ class Attention(nn.Module):
 
 
 class GenBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, num_classes: int, cbn: str):
+    def __init__(self, cin: int, cout: int, num_classes: int, cbn: str, use_sn: bool = True):
         super().__init__()
-        self.bn1, self.bn2 = CondBN(num_classes, cin, cbn), CondBN(num_classes, cout, cbn)
-        self.conv2d0, self.conv2d1, self.conv2d2 = conv(cin, cout, 1), conv(cin, cout, 3), conv(cout, cout, 3)
+        norm = (lambda c: PlainBN(c, eps=EPS_BN)) if num_classes == 0 else (lambda c: CondBN(num_classes, c, cbn, use_sn))
+        self.bn1, self.bn2 = norm(cin), norm(cout)
+        self.conv2d0, self.conv2d1, self.conv2d2 = (conv(cin, cout, 1, use_sn=use_sn), conv(cin, cout, 3, use_sn=use_sn),
+                                                    conv(cout, cout, 3, use_sn=use_sn))
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x, y):
@@ -92,21 +107,25 @@ class GenBlock(nn.Module):
 
 
 class RefGenerator(nn.Module):
+    """``num_classes`` 0: g_cond_mtd "W/O" (plain BN); ``use_sn`` False: apply_g_sn False (SNGAN);
+    ``dims`` (in, out) multipliers, default ``G_DIMS[resolution]`` (``STUDIOGAN_G_DIMS`` for its own tables)."""
+
     def __init__(self, resolution: int, num_classes: int, z_dim: int, ch: int, attn_after: tuple[int, ...],
-                 cbn: str = "onehot"):
+                 cbn: str = "onehot", dims=None, use_sn: bool = True):
         super().__init__()
-        ins, outs = ([m * ch for m in d] for d in G_DIMS[resolution])
+        ins, outs = ([m * ch for m in d] for d in (dims or G_DIMS[resolution]))
         self.c0 = ins[0]
-        self.linear0 = sn(nn.Linear(z_dim, ins[0] * 16))
+        self.linear0 = nn.Linear(z_dim, ins[0] * 16)
+        self.linear0 = sn(self.linear0) if use_sn else self.linear0
         entries = []
         for i, (a, b) in enumerate(zip(ins, outs)):
-            entries.append([GenBlock(a, b, num_classes, cbn)])
+            entries.append([GenBlock(a, b, num_classes, cbn, use_sn)])
             if i + 1 in attn_after:  # StudioGAN's attn_g_loc counts blocks from 1
-                entries.append([Attention(b)])
+                entries.append([Attention(b, use_sn)])
         self.blocks = nn.ModuleList(nn.ModuleList(e) for e in entries)
         self.bn4 = nn.BatchNorm2d(outs[-1], eps=EPS_BN)
         self.act = nn.ReLU(inplace=True)
-        self.conv2d5 = conv(outs[-1], 3, 3)
+        self.conv2d5 = conv(outs[-1], 3, 3, use_sn=use_sn)
 
     def forward(self, z, y):
         h = self.linear0(z).view(-1, self.c0, 4, 4)
@@ -149,9 +168,14 @@ class DiscBlock(nn.Module):
 
 
 class RefDiscriminator(nn.Module):
-    def __init__(self, resolution: int, num_classes: int, ch: int, attn_after: tuple[int, ...]):
+    """``cond``: d_cond_mtd "PD" (projection), "AC" (``linear2``, bias-free, class logits) or "W/O";
+    ``dims`` (in, out, down), default ``D_DIMS[resolution]``."""
+
+    def __init__(self, resolution: int, num_classes: int, ch: int, attn_after: tuple[int, ...], dims=None,
+                 cond: str = "PD"):
         super().__init__()
-        ins, outs, down = D_DIMS[resolution]
+        ins, outs, down = dims or D_DIMS[resolution]
+        self.cond = cond
         ins = [3] + [m * ch for m in ins[1:]]
         outs = [m * ch for m in outs]
         entries = []
@@ -162,14 +186,20 @@ class RefDiscriminator(nn.Module):
         self.blocks = nn.ModuleList(nn.ModuleList(e) for e in entries)
         self.act = nn.ReLU(inplace=True)
         self.linear1 = sn(nn.Linear(outs[-1], 1))
-        self.embedding = sn(nn.Embedding(num_classes, outs[-1]))
+        if cond == "PD":
+            self.embedding = sn(nn.Embedding(num_classes, outs[-1]))
+        elif cond == "AC":
+            self.linear2 = sn(nn.Linear(outs[-1], num_classes, bias=False))
 
-    def forward(self, x, y):
+    def forward(self, x, y, return_classes: bool = False):
         h = x.clone()  # the blocks' in-place ReLUs must not touch the caller's images
         for (block,) in self.blocks:
             h = block(h)
         h = self.act(h).sum(dim=(2, 3))
-        return torch.squeeze(self.linear1(h), 1) + (self.embedding(y) * h).sum(1)
+        adv = torch.squeeze(self.linear1(h), 1)
+        if self.cond == "PD":
+            adv = adv + (self.embedding(y) * h).sum(1)
+        return (adv, self.linear2(h) if self.cond == "AC" else None) if return_classes else adv
 
 
 @torch.no_grad()
@@ -185,11 +215,11 @@ def make_trained_like(G: RefGenerator, D: RefDiscriminator, num_classes: int, z_
                 for lin in (getattr(m, "gain", None), getattr(m, "bias", None), getattr(m, "embed0", None),
                             getattr(m, "embed1", None)):
                     if lin is not None:
-                        lin.weight_orig.normal_(0, 1, generator=gen)
+                        getattr(lin, "weight_orig", lin.weight).normal_(0, 1, generator=gen)
     G.train(), D.train()
     for _ in range(3):
         z = torch.randn(8, z_dim, generator=gen)
-        y = torch.randint(0, num_classes, (8,), generator=gen)
+        y = torch.randint(0, max(num_classes, 1), (8,), generator=gen)
         D(G(z, y), y)
     G.eval(), D.eval()
 

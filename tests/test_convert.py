@@ -311,3 +311,84 @@ def test_converted_checkpoint_resumes_training(converted, tmp_path):
     before = load_checkpoint(converted)["G"]
     moved = [k for k, v in last["G"].items() if v.is_floating_point() and not torch.equal(v, before[k])]
     assert moved  # the weights trained
+
+
+# --------------------------------------------------------------------------------------------------
+# StudioGAN's CIFAR-10 SAGAN / SNGAN and Tiny-ImageNet SAGAN: its own per-resolution tables
+
+
+def studiogan_run(folder, res: int, classes: int, g_attn, d_attn, g_sn: bool = True, ch: int = 64, seed: int = 0):
+    from studiogan_reference import STUDIOGAN_D_DIMS, STUDIOGAN_G_DIMS
+
+    torch.manual_seed(seed)
+    G = RefGenerator(res, classes, 128, ch, g_attn, dims=STUDIOGAN_G_DIMS[res], use_sn=g_sn)
+    D = RefDiscriminator(res, classes, ch, d_attn, dims=STUDIOGAN_D_DIMS[res])
+    make_trained_like(G, D, classes, 128, seed)
+    save_run(folder, G, D, 90_000)
+    return G, D
+
+
+def assert_same_function(path, G_ref, D_ref, classes: int, res: int):
+    G, D, _ = converted_nets(path)
+    z, y = torch.randn(6, 128, generator=torch.Generator().manual_seed(4)), torch.arange(6) % classes
+    with torch.no_grad():
+        img = G_ref(z, y)
+        torch.testing.assert_close(G(z, y), img, rtol=0, atol=1e-5)
+        assert (G_ref(z, (y + 1) % classes) - img).abs().max() > 1e-3  # not vacuous: the class matters
+        torch.testing.assert_close(D(img, y), D_ref(img, y), rtol=1e-5, atol=1e-5)
+    return G, D
+
+
+def test_cifar10_sagan_converts_exactly_with_config_cifar10(tmp_path):
+    G_ref, D_ref = studiogan_run(tmp_path / "run", 32, 10, (2,), (1,))
+    assert (count_parameters(G_ref), count_parameters(D_ref)) == (4_386_308, 1_075_586)
+    r = convert("--ckpt-dir", tmp_path / "run", "--out", tmp_path / "c.pt", "--config", "cifar10")
+    assert r.exit_code == 0, r.output
+    assert "32px, 10 classes, attention G [16]px D [16]px" in r.output
+    G, D = assert_same_function(tmp_path / "c.pt", G_ref, D_ref, 10, 32)
+    assert checkpoint_config(load_checkpoint(tmp_path / "c.pt")).name == "cifar10-studiogan"
+
+
+def test_cifar10_sngan_converts_exactly_with_its_architecture_read_from_the_tensors(tmp_path):
+    """No --config: widths, z_dim, attention (none) and SN in G (none: apply_g_sn False) from the file;
+    the result is the cifar10_sngan preset's network."""
+    G_ref, D_ref = studiogan_run(tmp_path / "run", 32, 10, (), (), g_sn=False)
+    assert (count_parameters(G_ref), count_parameters(D_ref)) == (4_304_387, 1_055_105)
+    r = convert("--ckpt-dir", tmp_path / "run", "--out", tmp_path / "c.pt")
+    assert r.exit_code == 0, r.output
+    G, D = assert_same_function(tmp_path / "c.pt", G_ref, D_ref, 10, 32)
+    m = checkpoint_config(load_checkpoint(tmp_path / "c.pt")).model
+    preset = load_config("cifar10_sngan").model
+    for k in ("g_widths", "d_widths", "d_down", "g_attn", "d_attn", "g_sn", "z_dim", "bn_eps", "d_shortcut_relu"):
+        assert getattr(m, k) == getattr(preset, k), k
+    # with the preset named, the same
+    r = convert("--ckpt-dir", tmp_path / "run", "--out", tmp_path / "named.pt", "--config", "cifar10_sngan")
+    assert r.exit_code == 0, r.output
+    assert_same_function(tmp_path / "named.pt", G_ref, D_ref, 10, 32)
+
+
+def test_narrow_studiogan_widths_are_read_from_the_tensors(tmp_path):
+    G_ref, D_ref = studiogan_run(tmp_path / "run", 32, 10, (2,), (1,), ch=16, seed=1)
+    r = convert("--ckpt-dir", tmp_path / "run", "--out", tmp_path / "c.pt")
+    assert r.exit_code == 0, r.output
+    assert_same_function(tmp_path / "c.pt", G_ref, D_ref, 10, 32)
+    m = checkpoint_config(load_checkpoint(tmp_path / "c.pt")).model
+    assert m.g_widths == (64, 64, 64, 64) and m.d_widths == (32, 32, 32, 32) and m.d_down == (True, True, False, False)
+    # a named preset whose widths do not fit is refused naming the first tensor
+    out = tmp_path / "x.pt"
+    refused(convert("--ckpt-dir", tmp_path / "run", "--out", out, "--config", "cifar10"), out, "tensor linear0",
+            "config cifar10-studiogan needs")
+
+
+@pytest.mark.slow
+def test_tiny_imagenet_sagan_converts_exactly(tmp_path):
+    """64px, 200 classes, StudioGAN's 64px widths (G 1024 -> 64, D 64 -> 1024), attention after G's third
+    block and D's first (~40 s on 2 CPU cores)."""
+    G_ref, D_ref = studiogan_run(tmp_path / "run", 64, 200, (3,), (1,))
+    for config in ([], ["--config", "tiny_imagenet"]):
+        r = convert("--ckpt-dir", tmp_path / "run", "--out", tmp_path / "c.pt", *config)
+        assert r.exit_code == 0, r.output
+        assert "64px, 200 classes, attention G [32]px D [32]px" in r.output
+        G, D = assert_same_function(tmp_path / "c.pt", G_ref, D_ref, 200, 64)
+        (tmp_path / "c.pt").unlink()
+    assert (count_parameters(G), count_parameters(D)) == (count_parameters(G_ref), count_parameters(D_ref))

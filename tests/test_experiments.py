@@ -175,3 +175,65 @@ def test_data_of_another_size_and_class_count_replaces_the_presets(tmp_path, tin
     ckpt = load_checkpoint(out / "no_attention")
     assert ckpt["config"]["model"]["num_classes"] == 3 and ckpt["class_names"] == ["ant", "bee", "cat"]
     assert (out / "reference.npz").is_file() and "computing reference statistics" in result.stderr
+
+
+def test_baselines_are_table_2s_models_on_any_base():
+    assert variant_names("baselines") == ["acgan", "sngan", "sagan"]
+    for base in ("imagenet128", "cifar10", "demo"):
+        v = {n: build_variant("baselines", n, base, {}).config.model for n in variant_names("baselines")}
+        base_model = build_variant("baselines", "sagan", base, {}).config.model
+        assert v["sagan"].g_attn == base_model.g_attn != () and v["sagan"].d_cond == "projection" and v["sagan"].g_sn
+        assert v["sngan"].g_attn == v["sngan"].d_attn == () and not v["sngan"].g_sn and v["sngan"].d_cond == "projection"
+        assert v["acgan"].d_cond == "ac" and v["acgan"].g_attn == () and not v["acgan"].g_sn
+        assert v["sngan"].g_widths == base_model.g_widths  # the base's own networks otherwise
+    uncond = build_variant("baselines", "acgan", "uncond64", {})
+    assert uncond.config is None and "needs classes" in uncond.notes[-1]
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory, tiny_base, demo_ref, inception_weights_file):
+    out = tmp_path_factory.mktemp("exp") / "baselines"
+    result = run_cli("run", "baselines", "--base", tiny_base, "--steps", 2, "--eval-every", 1, "--num-samples", 10,
+                     "--variants", "acgan,sngan", "--seeds", 2, "--ref", demo_ref, "--inception-weights",
+                     inception_weights_file, "--outdir", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+@pytest.mark.slow
+def test_seeds_run_each_variant_with_consecutive_seeds(seeded):
+    out, result = seeded
+    for v in ("acgan", "sngan"):
+        assert load_checkpoint(out / v)["config"]["train"]["seed"] == 0
+        assert load_checkpoint(out / f"{v}.seed1")["config"]["train"]["seed"] == 1
+    assert load_checkpoint(out / "acgan")["config"]["model"]["d_cond"] == "ac"
+    assert "[acgan.seed1] starting" in result.stderr
+    log = (out / "acgan" / "log.txt").read_text()
+    assert "ac_real" in log and "ac_fake" in log  # the AC-GAN loss parts in the log lines
+
+
+@pytest.mark.slow
+def test_seeds_report_mean_and_std_of_the_best_fid(seeded):
+    import numpy as np
+
+    out, _ = seeded
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["variant"]: r for r in summary["variants"]}
+    for v in ("acgan", "sngan"):
+        row = rows[v]
+        assert [s["seed"] for s in row["seeds"]] == [0, 1]
+        bests = [min(p["fid"] for p in read_records_values(out / d)) for d in (v, f"{v}.seed1")]
+        assert [s["best"]["fid"] for s in row["seeds"]] == pytest.approx(bests)
+        assert row["best_fid"]["n"] == 2 and row["best_fid"]["mean"] == pytest.approx(np.mean(bests))
+        assert row["best_fid"]["std"] == pytest.approx(np.std(bests, ddof=1))
+        assert [p["step"] for p in row["mean_curve"]] == [1, 2] and "fid_std" in row["mean_curve"][0]
+    md = (out / "summary.md").read_text()
+    mean, std = rows["sngan"]["best_fid"]["mean"], rows["sngan"]["best_fid"]["std"]
+    assert f"| sngan | finished | {mean:.2f} ± {std:.2f} (n=2) |" in md and "mean ± std over seeds" in md
+    assert rows["sngan"]["paper"] == {"fid": 27.62, "is": 36.80}
+    with Image.open(out / "curves.png") as im:
+        assert im.format == "PNG"
+
+
+def read_records_values(run):
+    return [r["values"] for r in read_records(run / "metrics.jsonl")]

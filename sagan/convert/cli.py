@@ -29,20 +29,24 @@ def main():
 @click.option("--out", required=True, metavar="FILE.pt", help="The sagan checkpoint to write.")
 @click.option("--which", type=click.Choice(["best", "current"]), default="best", show_default=True,
               help="StudioGAN's best-FID save or its latest one.")
-@click.option("--config", default="imagenet128", show_default=True, metavar="PRESET|YAML",
-              help="Our preset the weights fit (widths, z_dim, attention placement); resolution and classes come "
-                   "from the tensors, StudioGAN's BN/SN eps and in-place-ReLU shortcut are set for you.")
+@click.option("--config", default=None, metavar="PRESET|YAML",
+              help="Our preset the weights fit (widths, z_dim, attention placement), e.g. cifar10, cifar10_sngan, "
+                   "tiny_imagenet, imagenet128; resolution, classes and SN in G come from the tensors, StudioGAN's "
+                   "BN/SN eps and in-place-ReLU shortcut are set for you.  [default: the whole architecture read "
+                   "from the tensors' shapes, on the preset of that resolution]")
 @set_option
 @click.option("--class-names", default=None, metavar="FILE",
               help="Text file with one class name per line (class-index order), for captions and folders.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file that is not a sagan checkpoint.")
 @report_user_errors
 def studiogan(ckpt_dir, out, which, config, overrides, class_names, overwrite):
-    """PyTorch-StudioGAN's SAGAN (resnet backbone, cBN G, projection D) -> one sagan checkpoint.
+    """PyTorch-StudioGAN's SAGAN or SNGAN (resnet backbone, cBN G, projection D) -> one sagan checkpoint.
 
     \b
     Examples:
       python -m sagan.convert studiogan --ckpt-dir ~/Downloads/ImageNet-SAGAN --out sagan_studiogan.pt
+      python -m sagan.convert studiogan --ckpt-dir ~/Downloads/CIFAR10-SAGAN --config cifar10 --out cifar10.pt
+      python -m sagan.convert studiogan --ckpt-dir ~/Downloads/CIFAR10-SNGAN --out sngan.pt    # inferred
       python -m sagan.convert studiogan --ckpt-dir RUN/checkpoints --which current --out last.pt
       python -m sagan.convert studiogan --ckpt-dir DIR --out x.pt --class-names imagenet_classes.txt
 

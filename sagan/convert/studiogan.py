@@ -1,8 +1,13 @@
-"""PyTorch-StudioGAN's SAGAN weights -> a sagan checkpoint, the same function output for output (eval mode).
+"""PyTorch-StudioGAN's SAGAN / SNGAN weights -> a sagan checkpoint, the same function output for output (eval mode).
 
 StudioGAN's ``resnet`` backbone with ``g_cond_mtd: cBN``, ``d_cond_mtd: PD`` and self-attention is our
-paper preset at 128px, tensor for tensor (G 42,017,412 + D 39,448,258 parameters). The names and the
-places where the two formulations differ (facts from its ``src/models/resnet.py``, ``src/utils/ops.py``):
+paper preset at 128px, tensor for tensor (G 42,017,412 + D 39,448,258 parameters), its CIFAR-10 SAGAN our
+``cifar10`` preset (G 4,386,308 + D 1,075,586), its SNGAN (no attention, ``apply_g_sn: False``)
+``cifar10_sngan``, its Tiny-ImageNet SAGAN ``tiny_imagenet``. Without ``--config`` the architecture is
+read from the tensors: resolution (G's block count), classes, ``z_dim`` and every width (the conv
+shapes), attention placement, SN in G (``weight_orig`` or plain ``weight``); D's downsampling is
+StudioGAN's per resolution (its ``d_down``), the training recipe the preset of that resolution's. The names
+and the places where the two formulations differ (facts from its ``src/models/resnet.py``, ``src/utils/ops.py``):
 
     StudioGAN                                       sagan
     linear0, bn4 (affine BN), conv2d5               linear, out_bn, out_conv
@@ -30,8 +35,8 @@ the forward pass is StudioGAN's, but fine-tuning no longer constrains them by SN
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,18 +45,18 @@ from typing import Iterable, Sequence
 import torch
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import Config, d_block_resolutions, d_channel_mults, g_block_resolutions, load_config
+from ..config import Config, apply_overrides, load_config
 from ..errors import CheckpointError
 from ..io import check_replaceable, check_writable
 from ..models.networks import Discriminator, Generator
 from .studiogan_files import ConversionError, StudioGANFiles, find_files, load_file, plain, state_dict_of
+from .studiogan_layout import Layout, SourceState, check_attention, inferred_config, read_layout, with_d_px
 
 # model options that StudioGAN's SAGAN fixes, whatever the chosen preset says
 STUDIOGAN_MODEL = {
     "bn_eps": 1e-4,  # ops.batchnorm_2d and its conditional BN: eps=1e-4
     "sn_eps": 1e-6,  # ops.snconv2d / snlinear / sn_embedding: spectral_norm(..., eps=1e-6)
     "d_shortcut_relu": True,  # DiscBlock's in-place ReLU (see the module docstring)
-    "g_sn": True,
     "attn_mode": "embedded_gaussian",  # ops.SelfAttention: softmax(theta^T phi), max-pooled phi and g
     "attn_pool": True,
     "hierarchical_z": False,
@@ -62,29 +67,12 @@ SN_KEYS = ("weight_orig", "weight_u", "weight_v")
 ATTENTION_CONVS = (("theta", "conv1x1_theta"), ("phi", "conv1x1_phi"), ("g", "conv1x1_g"), ("o", "conv1x1_attn"))
 
 
-class SourceState:
-    """One StudioGAN state dict; remembers which tensors were used, so that leftovers can be refused."""
-
-    def __init__(self, state: dict[str, torch.Tensor], name: str):
-        self.state, self.name, self.taken = state, name, set()
-
-    def has(self, key: str) -> bool:
-        return key in self.state
-
-    def take(self, key: str) -> torch.Tensor:
-        if key not in self.state:
-            raise ConversionError(f"{self.name}: missing tensor {key}; only StudioGAN's SAGAN (resnet backbone, "
-                                  "conditional BN in G, projection D, spectral norm) converts")
-        self.taken.add(key)
-        return self.state[key]
-
-    def leftover(self) -> list[str]:
-        return [k for k in self.state if k not in self.taken]
-
-
 def sn_weight(src: SourceState, prefix: str) -> torch.Tensor:
     """W / sigma of a legacy spectral-norm layer in eval mode: sigma = u . (W v) with the stored u, v
-    (torch.nn.utils.spectral_norm, dim 0 for linear and embedding layers); float64, then float32."""
+    (torch.nn.utils.spectral_norm, dim 0 for linear and embedding layers); float64, then float32. A layer
+    without SN (StudioGAN's ``apply_g_sn: False``): its weight."""
+    if not src.has(prefix + "weight_orig") and src.has(prefix + "weight"):
+        return src.take(prefix + "weight").float()
     w, u, v = (src.take(prefix + k).double() for k in SN_KEYS)
     try:
         sigma = torch.dot(u, w.reshape(w.shape[0], -1) @ v)
@@ -97,106 +85,11 @@ def sn_weight(src: SourceState, prefix: str) -> torch.Tensor:
     return (w / sigma).float()
 
 
-def split_blocks(src: SourceState) -> tuple[list[str], dict[int, str]]:
-    """StudioGAN's block list -> (prefixes of the residual blocks, {j: prefix of the self-attention that
-    follows residual block j})."""
-    indices = sorted({int(m.group(1)) for k in src.state if (m := re.match(r"blocks\.(\d+)\.0\.", k))})
-    if indices != list(range(len(indices))):
-        raise ConversionError(f"{src.name}: block entries {indices[:8]} are not numbered 0, 1, 2, ...; "
-                              "not a StudioGAN resnet checkpoint")
-    blocks: list[str] = []
-    attn: dict[int, str] = {}
-    for i in indices:
-        prefix = f"blocks.{i}.0."
-        if not src.has(prefix + "sigma"):
-            blocks.append(prefix)
-        elif not blocks or (len(blocks) - 1) in attn:
-            raise ConversionError(f"{src.name}: self-attention {prefix}sigma does not follow a residual block; "
-                                  "not a StudioGAN SAGAN checkpoint")
-        else:
-            attn[len(blocks) - 1] = prefix
-    return blocks, attn
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What the tensors say: resolution, classes, and where the residual blocks and attention sit."""
-
-    resolution: int
-    num_classes: int
-    g_blocks: list[str]
-    g_attn: dict[int, str]
-    d_blocks: list[str]
-    d_attn: dict[int, str]
-
-    def block_px(self, net: str, j: int) -> int:
-        """Output resolution of residual block j of ``net`` ("G" or "D")."""
-        return (g_block_resolutions if net == "G" else d_block_resolutions)(self.resolution)[j]
-
-    def attn(self, net: str) -> dict[int, str]:
-        return self.g_attn if net == "G" else self.d_attn
-
-    def attn_px(self, net: str) -> list[int]:
-        return [self.block_px(net, j) for j in sorted(self.attn(net))]
-
-
-def read_layout(g: SourceState, d: SourceState) -> Layout:
-    g_blocks, g_attn = split_blocks(g)
-    d_blocks, d_attn = split_blocks(d)
-    n = len(g_blocks)
-    if n < 2:
-        raise ConversionError(f"{g.name}: {n} residual blocks (blocks.K.0.conv2d1...); StudioGAN's SAGAN G has one "
-                              "per doubling from 4px (5 at 128px)")
-    resolution = 4 * 2**n
-    if len(d_blocks) != len(d_channel_mults(resolution)):
-        raise ConversionError(f"{d.name}: {len(d_blocks)} residual blocks, but a {resolution}px D (as the G's {n} "
-                              f"blocks imply) has {len(d_channel_mults(resolution))}; use the G and D of one run")
-    if len(d_blocks) - 1 in d_attn:
-        raise ConversionError(f"{d.name}: self-attention {d_attn[len(d_blocks) - 1]}sigma follows D's last (4px) block, "
-                              "a placement sagan's discriminator does not have")
-    if not d.has("embedding.weight_orig"):
-        d.take("embedding.weight_orig")  # the one-line "missing tensor" refusal
-    num_classes = d.state["embedding.weight_orig"].shape[0]
-    g_classes = _g_classes(g, g_blocks[0] + "bn1.")
-    if g_classes is not None and g_classes != num_classes:
-        raise ConversionError(f"{g.name} conditions on {g_classes} classes but {d.name} on {num_classes}; use the G "
-                              "and D of one run")
-    return Layout(resolution, num_classes, g_blocks, g_attn, d_blocks, d_attn)
-
-
-def _g_classes(g: SourceState, cbn: str) -> int | None:
-    """Classes of G's conditional BN tables: SN embeddings (K, C) up to v0.3, SN linears (C, K) since."""
-    for key, dim in (("embed0.weight_orig", 0), ("gain.weight_orig", 1)):
-        t = g.state.get(cbn + key)
-        if t is not None and t.dim() == 2:
-            return int(t.shape[dim])
-    return None
-
-
-def check_attention(layout: Layout, g: SourceState, d: SourceState, cfg: Config) -> None:
-    """The chosen config must place attention where the checkpoint has it (by resolution)."""
-    for net, src in (("G", g), ("D", d)):
-        key = f"{net.lower()}_attn"
-        found, wanted = layout.attn_px(net), sorted(getattr(cfg.model, key))
-        if found == wanted:
-            continue
-        fix = f"use the config it was trained with, or --set model.{key}=[{','.join(map(str, found))}]"
-        extra = [(j, p) for j, p in sorted(layout.attn(net).items()) if layout.block_px(net, j) not in wanted]
-        if extra:
-            j, p = extra[0]
-            raise ConversionError(f"{src.name}: tensor {p}conv1x1_theta.weight_orig is self-attention after {net}'s "
-                                  f"{layout.block_px(net, j)}px block, but config {cfg.name} has model.{key}={wanted}; "
-                                  + fix)
-        missing = [r for r in wanted if r not in found]
-        raise ConversionError(f"{src.name}: config {cfg.name} has self-attention after {net}'s {missing[0]}px block "
-                              f"(model.{key}={wanted}), the checkpoint has none there (its attention: {found or 'none'}); "
-                              + fix)
-
-
 def converted_config(base: Config, layout: Layout) -> tuple[Config, list[str]]:
     """The chosen preset with StudioGAN's formulation and the checkpoint's resolution and classes; also
     the list of model options that changed (to tell the user)."""
-    model = {**STUDIOGAN_MODEL, "resolution": layout.resolution, "num_classes": layout.num_classes}
+    model = {**STUDIOGAN_MODEL, "resolution": layout.resolution, "num_classes": layout.num_classes,
+             "g_sn": base.model.g_sn}
     before = base.to_dict()["model"]
     changed = [f"model.{k}={json.dumps(v)}" for k, v in model.items() if before[k] != v]  # --set syntax
     converted = base.replace(model=model).to_dict()
@@ -216,9 +109,13 @@ class Mapped:
         self.origin[ours] = theirs
 
     def sn(self, ours: str, theirs: str) -> None:
-        """A spectrally normalised conv/linear/embedding: the same weight and power-iteration vectors."""
-        for our_key, their_key in zip(("original", "0._u", "0._v"), SN_KEYS):
-            self.put(f"{ours}parametrizations.weight.{our_key}", theirs + their_key)
+        """A spectrally normalised conv/linear/embedding: the same weight and power-iteration vectors; a
+        plain one (no ``weight_orig``: StudioGAN's ``apply_g_sn: False``): the same weight."""
+        if not self.src.has(theirs + "weight_orig") and self.src.has(theirs + "weight"):
+            self.put(ours + "weight", theirs + "weight")
+        else:
+            for our_key, their_key in zip(("original", "0._u", "0._v"), SN_KEYS):
+                self.put(f"{ours}parametrizations.weight.{our_key}", theirs + their_key)
         if self.src.has(theirs + "bias"):
             self.put(ours + "bias", theirs + "bias")
 
@@ -235,8 +132,9 @@ class Mapped:
         if self.src.has(theirs + "embed0.weight_orig"):  # up to v0.3: SN embeddings (K, C)
             names = theirs + "embed0.weight_orig", theirs + "embed1.weight_orig"
             gain, bias = sn_weight(self.src, theirs + "embed0."), sn_weight(self.src, theirs + "embed1.")
-        else:  # v0.4: SN linear maps (C, K) of the one-hot label
-            names = theirs + "gain.weight_orig", theirs + "bias.weight_orig"
+        else:  # v0.4: SN linear maps (C, K) of the one-hot label (plain ones without SN in G)
+            sn_key = "weight_orig" if self.src.has(theirs + "gain.weight_orig") else "weight"
+            names = theirs + f"gain.{sn_key}", theirs + f"bias.{sn_key}"
             gain, bias = sn_weight(self.src, theirs + "gain.").t(), sn_weight(self.src, theirs + "bias.").t()
         self.put(ours + "gain.weight", names[0], 1 + gain)
         self.put(ours + "bias.weight", names[1], bias)
@@ -333,17 +231,18 @@ def _is_checkpoint(path: Path) -> bool:
         return False
 
 
-def convert_studiogan(ckpt_dir: str | Path, out: str | Path, which: str = "best", config: str = "imagenet128",
+def convert_studiogan(ckpt_dir: str | Path, out: str | Path, which: str = "best", config: str | None = None,
                       overrides: Sequence[str] = (), class_names_file: str | Path | None = None,
                       overwrite: bool = False) -> Conversion:
     """Convert the G (+ G_ema) and D files of one StudioGAN save into one sagan checkpoint at ``out``
-    (an existing ``out`` only when it is a sagan checkpoint, or with ``overwrite``)."""
+    (an existing ``out`` only when it is a sagan checkpoint, or with ``overwrite``); ``config`` None: the
+    architecture read from the tensors (module docstring)."""
     out = Path(out).expanduser()
     if out.is_dir():
         raise ConversionError(f"--out {out} is a folder; give a file name such as {out / 'sagan_studiogan.pt'}")
     check_replaceable(out, _is_checkpoint, overwrite)
     files = find_files(ckpt_dir, which)
-    base = load_config(config, overrides=list(overrides))
+    base = load_config(config, overrides=list(overrides)) if config is not None else None
     names = read_class_names(class_names_file) if class_names_file is not None else None
     check_writable(out.parent, "output folder")
 
@@ -352,6 +251,11 @@ def convert_studiogan(ckpt_dir: str | Path, out: str | Path, which: str = "best"
         obj.pop("optimizer", None)  # Adam moments: twice the weights' memory, not converted
     src = {net: SourceState(state_dict_of(obj, getattr(files, net)), getattr(files, net).name) for net, obj in raw.items()}
     layout = read_layout(src["G"], src["D"])
+    if base is None:  # from the tensors, then the user's --set
+        base = apply_overrides(inferred_config(layout, src["G"], src["D"]), list(overrides))
+    base = base.replace(model={"g_sn": src["G"].has("linear0.weight_orig")})  # SNGAN: no SN in G
+    layout = with_d_px(dataclasses.replace(layout, d_px=()), src["D"],
+                       base.replace(model={"resolution": layout.resolution}))
     check_attention(layout, src["G"], src["D"], base)
     cfg, changed = converted_config(base, layout)
     if names is not None and len(names) != layout.num_classes:

@@ -119,9 +119,10 @@ def open_training_data(cfg: Config, pinned: Collection[str]):
     sized = find_format(d.path)[0].sized  # packed, CIFAR: the data gives the resolution
     res = m.resolution if ("resolution" in pinned or not sized) else None  # image folders: resized to the config's
     ds = open_dataset(d.path, resolution=res, hflip=d.hflip, seed=cfg.train.seed, split=d.split, labels=d.labels)
-    if ds.num_classes != m.num_classes and "num_classes" in pinned:
+    uncond = m.num_classes == 0  # an unconditional model trains on any data and ignores its labels
+    if ds.num_classes != m.num_classes and "num_classes" in pinned and not uncond:
         raise UserError(f"dataset {d.path} has {ds.num_classes} classes but the config pins model.num_classes="
                         f"{m.num_classes}; drop that setting to take it from the data, or use a matching dataset")
-    cfg = cfg.replace(model={"num_classes": ds.num_classes, "resolution": ds.resolution},
+    cfg = cfg.replace(model={"num_classes": 0 if uncond else ds.num_classes, "resolution": ds.resolution},
                       data={"path": str(Path(d.path).expanduser().resolve())})
     return apply_subset(ds, d.subset, d.subset_seed), cfg

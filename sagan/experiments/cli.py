@@ -14,8 +14,9 @@ from .definitions import build_variant, experiment_names, variant_names
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def main():
-    """Rerun the SAGAN paper's experiments: SN/TTUR stability curves and the attention-placement table;
-    and small_data: 100% / 20% / 10% of the data, each with and without DiffAugment.
+    """Rerun the SAGAN paper's experiments: SN/TTUR stability curves, the attention-placement table and
+    the Table 2 baselines (SNGAN-projection, AC-GAN); and small_data: 100% / 20% / 10% of the data, each
+    with and without DiffAugment.
 
     \b
     Examples:
@@ -30,6 +31,9 @@ def main():
       # the DiffAugment paper's CIFAR-10 comparison for SAGAN (cifar10 preset, data packed with sagan-prepare)
       sagan-experiments run small_data --base cifar10 --data data/cifar10 --steps 100000 --eval-every 5000 \
           --num-samples 10000 --outdir runs/exp-small-data
+      # Table 2's comparison on CIFAR-10 (StudioGAN's recipe), three seeds per variant
+      sagan-experiments run baselines --base cifar10 --data data/cifar10 --seeds 3 --steps 100000 \\
+          --eval-every 5000 --num-samples 10000 --outdir runs/exp-baselines
       sagan-experiments list
     """
 
@@ -56,7 +60,7 @@ def list_(base):
             else:
                 m, t = v.config.model, v.config.train
                 what = (f"G {_placement(m.g_attn, m.g_block_type)}, D {_placement(m.d_attn, m.d_block_type)}, "
-                        f"SN in G {m.g_sn}, lr G {t.lr_g:g} / D {t.lr_d:g}, data "
+                        f"SN in G {m.g_sn}, D head {m.d_cond}, lr G {t.lr_g:g} / D {t.lr_d:g}, data "
                         f"{'all' if v.config.data.subset is None else f'{v.config.data.subset:g}'}, augment {t.augment}")
             click.echo(f"  {name:<17} {what}")
 
@@ -72,20 +76,24 @@ def list_(base):
 @click.option("--variants", default=None, metavar="A,B,...", help="Only these variants.  [default: all]")
 @click.option("--ref", default=None, metavar="REF.npz", help="Reference statistics (evaluate.py stats).  [default: computed once from --data]")
 @inception_weights_option
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs per variant (train.seed, +1, ...): the report gives best FID as mean ± std.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @report_user_errors
-def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants, ref, inception_weights, progress):
-    """Train and evaluate every variant of EXPERIMENT (stabilisation, attention or small_data), then write the report.
+def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants, ref, inception_weights, seeds,
+        progress):
+    """Train and evaluate every variant of EXPERIMENT (stabilisation, attention, baselines or small_data), then write the report.
 
-    Same seed, budget and evaluation cadence for every variant. Re-running the same command skips
-    finished variants and resumes an interrupted one exactly; each evaluation prints one line.
+    Same seeds, budget and evaluation cadence for every variant. Re-running the same command skips
+    finished runs and resumes an interrupted one exactly; each evaluation prints one line. A single run
+    of a GAN is not a result: --seeds 3 or more for a comparison.
     """
     from .report import write_summary
     from .runner import run_experiment
 
     stopped, main = run_experiment(experiment, outdir, steps=steps, eval_every=eval_every, num_samples=num_samples,
                                    base=base, data=data, variants=variants, ref=ref,
-                                   inception_weights=inception_weights, progress=progress)
+                                   inception_weights=inception_weights, progress=progress, seeds=seeds)
     if main:  # under accelerate launch, one process writes the report
         paths = write_summary(outdir)
         click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)

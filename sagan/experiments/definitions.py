@@ -1,5 +1,7 @@
-"""The paper's two experiments (and ``small_data``, DiffAugment's data-fraction comparison) as named variant
-sets, and how a variant's config is assembled.
+"""The paper's experiments as named variant sets, and how a variant's config is assembled.
+
+``attention`` (Table 1's placements), ``stabilisation`` (section 5.1's SN / TTUR curves), ``baselines``
+(Table 2: SAGAN against SNGAN-projection and AC-GAN) and ``small_data`` (DiffAugment's data-fraction comparison).
 
 Each variant is a preset under ``sagan/configs/experiments/<experiment>/<variant>.yaml`` that states
 only what differs from its ``base:`` (the paper preset). An experiment run may put the variants on
@@ -14,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import (CONFIG_DIR, Config, apply_overrides, config_chain, d_block_resolutions, g_block_resolutions,
-                      load_config)
+from ..config import (CONFIG_DIR, Config, apply_overrides, config_chain, d_attn_blocks, g_block_resolutions,
+                      load_config, model_d_layout)
 from ..errors import UserError
 
 EXPERIMENTS_DIR = CONFIG_DIR / "experiments"
@@ -32,6 +34,8 @@ PAPER_VALUES: dict[str, dict[str, dict[str, float]]] = {
         "residual_feat32": {"fid": 27.33},
     },
     "stabilisation": {},
+    # Table 2 (ImageNet 128x128; the baselines' numbers as the SAGAN paper quotes them; AC-GAN has no FID)
+    "baselines": {"sagan": {"fid": 18.65, "is": 52.52}, "sngan": {"fid": 27.62, "is": 36.80}, "acgan": {"is": 28.5}},
 }
 PAPER_SOURCE = ("SAGAN (Zhang et al. 2019) Table 1 / section 5.2: ImageNet 128x128, 50k samples, TF Inception "
                 "(the tf1 resize), about 1M steps of the paper preset")
@@ -53,7 +57,8 @@ def variant_names(experiment: str) -> list[str]:
     if not folder.is_dir():
         raise UserError(f"unknown experiment {experiment!r}; experiments are {', '.join(experiment_names())}")
     order = {"no_attention": 0, "sn_d_only": 0, "sn_gd": 1, "sn_gd_ttur": 2,  # the paper's reading order
-             "data100": 0, "data100_diffaug": 1, "data20": 2, "data20_diffaug": 3, "data10": 4, "data10_diffaug": 5}
+             "data100": 0, "data100_diffaug": 1, "data20": 2, "data20_diffaug": 3, "data10": 4, "data10_diffaug": 5,
+             "acgan": 0, "sngan": 1, "sagan": 2}
     names = [p.stem for p in folder.glob("*.yaml")]
 
     def key(n: str):
@@ -88,7 +93,7 @@ def build_variant(experiment: str, variant: str, base: str, overrides: dict) -> 
     flat = {f"{s}.{k}": v for s, keys in own.items() if isinstance(keys, dict) for k, v in keys.items()}
     notes = []
     r = cfg.model.resolution
-    available = {"g_attn": g_block_resolutions(r), "d_attn": d_block_resolutions(r)[:-1]}
+    available = {"g_attn": g_block_resolutions(r), "d_attn": list(d_attn_blocks(model_d_layout(cfg.model)))}
     asked_any = kept_any = False
     for key, allowed in available.items():
         if f"model.{key}" not in flat:
@@ -103,5 +108,8 @@ def build_variant(experiment: str, variant: str, base: str, overrides: dict) -> 
         flat[f"model.{key}"] = kept
     if asked_any and not kept_any:
         return Variant(variant, None, notes + [f"not available at {r}px"])
+    if flat.get("model.d_cond") == "ac" and cfg.model.num_classes == 0:
+        return Variant(variant, None, notes + ["not available: an auxiliary classifier needs classes, the base is "
+                                               "unconditional"])
     cfg = apply_overrides(cfg, {**flat, **overrides, "name": f"{experiment}-{variant}"})
     return Variant(variant, cfg, notes)

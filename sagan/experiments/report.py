@@ -1,9 +1,13 @@
 """The report of an experiment directory, from whatever variants have run so far:
 
     summary.json   one row per variant: status, best FID and its step, IS / KID / intra-FID at that
-                   evaluation, the last evaluation, final gamma values, the paper's values
-    summary.md     the same as a table, with the protocol and the paper's numbers beside ours
-    curves.png     FID and IS against steps, one line per variant, the paper's values as markers
+                   evaluation, the last evaluation, final gamma values, the paper's values; with
+                   ``--seeds N`` also ``seeds`` (per seed: seed, best, last) and ``best_fid`` {mean, std, n}
+                   (best, last, curve and gamma stay those of the first seed)
+    summary.md     the same as a table (best FID as mean ± std over the seeds), with the protocol and the
+                   paper's numbers beside ours
+    curves.png     FID and IS against steps, one line per variant (the seeds' mean, a band of ± one
+                   standard deviation), the paper's values as markers
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..errors import UserError
+import numpy as np
+
 from ..io import write_text_atomic
 from ..metrics.history import read_records
 from ..metrics.registry import METRICS
 from ..plots import curves
 from ..training.rundir import METRICS_FILE, has_checkpoint
 from .definitions import PAPER_SOURCE, PAPER_VALUES, build_variant
-from .runner import SETTINGS_FILE, read_settings
+from .runner import SETTINGS_FILE, read_settings, seed_runs
 
 CURVE_METRICS = {"fid": ("FID", True), "is": ("IS", False)}  # name: (label, lower is better)
 
@@ -44,25 +50,58 @@ def own_records(run: Path, settings: dict) -> list[dict]:
             if "report" not in r and (r.get("protocol") or {}).get("num_samples") == settings["num_samples"]]
 
 
+def run_summary(run: Path, settings: dict) -> dict:
+    """One run of a variant: its step, curve, best (lowest FID) and last evaluation, final gammas."""
+    records = own_records(run, settings)
+    row = {"step": 0, "curve": [{"step": r["step"], **(r.get("values") or {})} for r in records]}
+    if has_checkpoint(run):
+        row["step"] = load_checkpoint(run, verify=False)["step"]
+        row["gamma"] = _gammas(run)
+    with_fid = [r for r in row["curve"] if r.get("fid") is not None]
+    if with_fid:
+        row["best"] = min(with_fid, key=lambda r: r["fid"])
+        row["last"] = row["curve"][-1]
+    return row
+
+
+def mean_std(values: list[float]) -> dict:
+    """{mean, std (sample standard deviation; None for one value), n}."""
+    v = np.asarray(values, np.float64)
+    return {"mean": float(v.mean()) if len(v) else None, "std": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "n": len(v)}
+
+
+def mean_curve(curves: list[list[dict]]) -> list[dict]:
+    """The seeds' curves averaged at the steps every seed has evaluated: {step, fid, fid_std, is, is_std}."""
+    by_step = [{p["step"]: p for p in c} for c in curves]
+    common = sorted(set.intersection(*(set(s) for s in by_step))) if by_step else []
+    out = []
+    for step in common:
+        point = {"step": step}
+        for metric in CURVE_METRICS:
+            vals = [s[step][metric] for s in by_step if s[step].get(metric) is not None]
+            if len(vals) == len(by_step):
+                stats = mean_std(vals)
+                point[metric], point[f"{metric}_std"] = stats["mean"], stats["std"] or 0.0
+        out.append(point)
+    return out
+
+
 def variant_row(out: Path, experiment: str, name: str, settings: dict) -> dict:
-    run = out / name
     variant = build_variant(experiment, name, settings["base"], {"train.max_steps": settings["steps"]})
     row = {"variant": name, "notes": variant.notes, "paper": PAPER_VALUES.get(experiment, {}).get(name, {})}
     if variant.config is None:
         return {**row, "status": "not available", "step": 0}
-    records = own_records(run, settings)
-    step = 0
-    if has_checkpoint(run):
-        step = load_checkpoint(run, verify=False)["step"]
-        row["gamma"] = _gammas(run)
+    base_seed = variant.config.train.seed
+    runs = [(base_seed + i, run_summary(out / d, settings)) for d, i in seed_runs(name, int(settings.get("seeds", 1)))]
+    row.update(runs[0][1])  # the first seed's run: the row as before seeds existed
+    step = min(r["step"] for _, r in runs)
     row["status"] = "finished" if step >= settings["steps"] else ("stopped" if step else "not started")
     row["step"] = step
-    row["curve"] = [{"step": r["step"], **(r.get("values") or {})} for r in records]
-    with_fid = [r for r in row["curve"] if r.get("fid") is not None]
-    if with_fid:
-        best = min(with_fid, key=lambda r: r["fid"])
-        row["best"] = best
-        row["last"] = row["curve"][-1]
+    row["seeds"] = [{"seed": s, "best": r.get("best"), "last": r.get("last")} for s, r in runs]
+    row["best_fid"] = mean_std([r["best"]["fid"] for _, r in runs if r.get("best")])
+    if len(runs) > 1:
+        row["mean_curve"] = mean_curve([r["curve"] for _, r in runs])
     return row
 
 
@@ -94,13 +133,23 @@ def _fmt(v, metric: str) -> str:
     return "—" if v is None else METRICS[metric].format_value(v)
 
 
+def _best_fid_cell(r: dict) -> str:
+    """Best FID (its step) of one seed; mean ± std (n seeds) of several."""
+    stats, best = r.get("best_fid") or {}, r.get("best") or {}
+    if stats.get("n", 0) > 1 or len(r.get("seeds") or []) > 1:
+        spread = f" ± {stats['std']:.2f}" if stats.get("std") is not None else ""
+        return f"{_fmt(stats.get('mean'), 'fid')}{spread} (n={stats.get('n', 0)})"
+    return f"{_fmt(best.get('fid'), 'fid')} ({best.get('step', '—')})"
+
+
 def markdown(summary: dict) -> str:
     s, proto = summary["settings"], summary["protocol"]
     lines = [f"# Experiment `{s['experiment']}`", "",
              f"Base `{s['base']}`, {s['steps']} steps per variant, evaluation every {s['eval_every']} steps on "
              f"{s['num_samples']} samples (resize `{proto.get('resize', '?')}`, BN `{proto.get('bn_stats', '?')}`, "
              f"{proto.get('generator', '?')} generator).", "",
-             "| variant | status | best FID ↓ (step) | IS ↑ at best | KID ×10³ ↓ at best | last FID | gamma | paper FID / IS |",
+             f"| variant | status | best FID ↓ ({'mean ± std over seeds' if s.get('seeds', 1) > 1 else 'step'}) | "
+             "IS ↑ at best | KID ×10³ ↓ at best | last FID | gamma | paper FID / IS |",
              "|---|---|---|---|---|---|---|---|"]
     for r in summary["variants"]:
         best, last = r.get("best") or {}, r.get("last") or {}
@@ -108,7 +157,7 @@ def markdown(summary: dict) -> str:
         paper = r.get("paper") or {}
         paper_txt = f"{_fmt(paper.get('fid'), 'fid')} / {_fmt(paper.get('is'), 'is')}" if paper else "—"
         status = r["status"] + (f" ({r['step']})" if r["status"] == "stopped" else "")
-        lines.append(f"| {r['variant']} | {status} | {_fmt(best.get('fid'), 'fid')} ({best.get('step', '—')}) | "
+        lines.append(f"| {r['variant']} | {status} | {_best_fid_cell(r)} | "
                      f"{_fmt(best.get('is'), 'is')} | {_fmt(best.get('kid'), 'kid')} | "
                      f"{_fmt(last.get('fid'), 'fid')} | {gamma} | {paper_txt} |")
     notes = [f"- **{r['variant']}**: {'; '.join(r['notes'])}" for r in summary["variants"] if r["notes"]]
@@ -126,9 +175,12 @@ def write_summary(outdir: str | Path) -> dict[str, Path]:
     paths = {"json": out / "summary.json", "md": out / "summary.md", "png": out / "curves.png"}
     panels, markers = {}, {}
     for metric, (label, _) in CURVE_METRICS.items():
-        panels[label] = {r["variant"]: ([p["step"] for p in r["curve"] if p.get(metric) is not None],
-                                        [p[metric] for p in r["curve"] if p.get(metric) is not None])
-                         for r in summary["variants"] if r.get("curve")}
+        panels[label] = {}
+        for r in summary["variants"]:
+            points = [p for p in r.get("mean_curve") or r.get("curve") or [] if p.get(metric) is not None]
+            if points:  # several seeds: their mean, with a band of one standard deviation
+                band = [p[f"{metric}_std"] for p in points] if "mean_curve" in r else None
+                panels[label][r["variant"]] = ([p["step"] for p in points], [p[metric] for p in points], band)
         markers[label] = {r["variant"]: r["paper"][metric] for r in summary["variants"]
                           if metric in (r.get("paper") or {}) and r.get("curve")}
     curves(panels, paths["png"], markers=markers,

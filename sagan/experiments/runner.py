@@ -4,6 +4,7 @@ directory each under the experiment directory, resumable.
     OUT/experiment.json     the settings (a re-run must use the same ones; --steps may grow) and variants
     OUT/reference.npz       reference statistics of the data, computed once (unless --ref is given)
     OUT/<variant>/          an ordinary run directory (train.py's): checkpoints, metrics.jsonl, log, events
+    OUT/<variant>.seed<i>/  with ``--seeds N``: the variant again with ``train.seed`` + i (i = 1 .. N-1)
 
 A finished variant (its last checkpoint at --steps) is skipped, an interrupted one resumes exactly from
 its last checkpoint (one per evaluation), one killed before its first checkpoint starts again.
@@ -83,6 +84,12 @@ def ensure_reference(out: Path, cfg, inception_weights: str | None, accelerator)
     return ref
 
 
+def seed_runs(variant: str, seeds: int) -> list[tuple[str, int]]:
+    """``(run folder name, seed offset)`` of each of a variant's ``seeds`` runs: the first in
+    ``OUT/<variant>``, the others beside it in ``OUT/<variant>.seed<i>``."""
+    return [(variant, 0)] + [(f"{variant}.seed{i}", i) for i in range(1, seeds)]
+
+
 def variant_status(run: Path, steps: int) -> tuple[str, int]:
     """``("finished" | "stopped" | "not started", step)`` of a variant's run directory."""
     if not has_checkpoint(run):
@@ -93,18 +100,19 @@ def variant_status(run: Path, steps: int) -> tuple[str, int]:
 
 def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_every: int, num_samples: int,
                    base: str = "demo", data: str | None = None, variants: str | None = None, ref: str | None = None,
-                   inception_weights: str | None = None, progress: bool = True) -> tuple[int | None, bool]:
-    """Train every chosen variant of ``experiment``; returns the signal number if one stopped the run (else
-    None) and whether this is the main process (the one that writes reports)."""
+                   inception_weights: str | None = None, progress: bool = True,
+                   seeds: int = 1) -> tuple[int | None, bool]:
+    """Train every chosen variant of ``experiment`` (``seeds`` runs each); returns the signal number if one
+    stopped the run (else None) and whether this is the main process (the one that writes reports)."""
     from ..data.stream import open_training_data
-    from ..training.loop import Trainer, make_accelerator
+    from ..training.loop import make_accelerator
 
     out = Path(outdir)
     chosen = select_variants(experiment, variants)
     load_config(base)  # a bad --base fails before anything is written
     check_writable(out, "--outdir")
     settings = {"experiment": experiment, "base": base, "data": data, "steps": steps, "eval_every": eval_every,
-                "num_samples": num_samples, "ref": ref}
+                "num_samples": num_samples, "ref": ref, "seeds": seeds}
     overrides = {"train.max_steps": steps, "train.fid_every": eval_every, "train.fid_num_samples": num_samples,
                  "train.checkpoint_every": eval_every, "train.sample_every": eval_every,
                  "train.eval_metrics": list(EVAL_METRICS), "data.path": data}
@@ -123,17 +131,28 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
         if variant.config is None:
             _say(f"[{name}] skipped", main)
             continue
-        run = out / name
-        status, step = variant_status(run, steps)
-        if status == "finished":
-            _say(f"[{name}] finished at step {step}; skipping", main)
-            continue
-        _say(f"[{name}] {'resuming at step ' + str(step) if status == 'stopped' else 'starting'} "
-             f"({steps} steps, evaluation every {eval_every})", main)
-        trainer = Trainer(variant.config, outdir=run, resume=run if status == "stopped" else None, pinned=(),
-                          inception_weights=inception_weights, progress=progress,
-                          restart=run if is_unstarted_run(run) else None)
-        trainer.run()
-        if trainer.stopped_by is not None:
-            return trainer.stopped_by, main
+        for run_name, offset in seed_runs(name, seeds):
+            cfg = variant.config.replace(train={"seed": variant.config.train.seed + offset})
+            stopped = _run_one(cfg, out / run_name, run_name, steps, eval_every, inception_weights, progress, main)
+            if stopped is not None:
+                return stopped, main
     return None, main
+
+
+def _run_one(cfg, run: Path, label: str, steps: int, eval_every: int, inception_weights, progress: bool,
+             main: bool) -> int | None:
+    """Train one run of a variant to ``steps`` (skip it when finished, resume it when stopped); the signal
+    number that stopped it, or None."""
+    from ..training import Trainer
+
+    status, step = variant_status(run, steps)
+    if status == "finished":
+        _say(f"[{label}] finished at step {step}; skipping", main)
+        return None
+    _say(f"[{label}] {'resuming at step ' + str(step) if status == 'stopped' else 'starting'} "
+         f"({steps} steps, evaluation every {eval_every}, seed {cfg.train.seed})", main)
+    trainer = Trainer(cfg, outdir=run, resume=run if status == "stopped" else None, pinned=(),
+                      inception_weights=inception_weights, progress=progress,
+                      restart=run if is_unstarted_run(run) else None)
+    trainer.run()
+    return trainer.stopped_by

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..io import check_free_space, open_memmap_reserved
-from ..sampling.latents import class_balanced_labels, sample_latents
+from ..io import check_free_space, open_memmap_reserved, progress_disable
+from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
 from .classes import pair_classes
 from .features import array_batches, dataset_batches, extract_features, generator_batches, shard_batches
 from .frechet import class_indices
@@ -63,7 +63,7 @@ def generator_features(G: torch.nn.Module, num_samples: int, inception: Inceptio
     """Features of ``num_samples`` class-balanced samples of ``G`` (labels cycle through ``classes``,
     default all of G's): 50 per class for 50k ImageNet samples. Latents come from one seeded CPU generator,
     so the samples do not depend on the batch size or the number of processes."""
-    classes = list(range(G.num_classes)) if classes is None else classes
+    classes = model_classes(G.num_classes) if classes is None else classes
     labels = class_balanced_labels(num_samples, classes)
     z = sample_latents(num_samples, G.z_dim, seed, truncation)
     rank, world, main = _rank_world(accelerator)

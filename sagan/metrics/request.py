@@ -15,7 +15,7 @@ import click
 
 from ..errors import UserError
 from ..sampling.bn_stats import bn_mode_description, prepare_generator
-from ..sampling.latents import class_balanced_labels
+from ..sampling.latents import class_balanced_labels, model_classes
 from ..training.rundir import CONFIG_FILE, METRICS_FILE
 from .evaluation import check_reference_protocol
 from .history import EVAL_HISTORY_FILE, append_record
@@ -66,9 +66,11 @@ def evaluate_request(req: MetricsRequest, accelerator, device) -> dict | None:
     check_reference_protocol(ref, req.resize)  # a mismatched reference fails now, not after the Inception work
     provenance = {"ref": str(Path(req.ref).resolve()), "ref_num_images": ref.num_images}
     G, source, where, names, n, bn_mode = _open_source(req, device, provenance)
-    labels = source.labels if G is None else class_balanced_labels(n, range(G.num_classes)).numpy()
+    labels = source.labels if G is None else class_balanced_labels(n, model_classes(G.num_classes)).numpy()
+    # an unconditional model (num_classes 0; its samples file: an empty class_names) has no classes to compare
+    labelled = G.num_classes > 0 if G is not None else names is None or len(names) > 0
     session = open_session(ref, num_samples=n, labels=labels, metrics=req.metrics, exclude=req.exclude,
-                           options=dataclasses.replace(req.options, device=device), class_names=names, where=where,
+                           options=dataclasses.replace(req.options, device=device), class_names=names, where=where, has_labels=labelled,
                            has_generator=G is not None, inception_weights=req.inception_weights, resize=req.resize,
                            device=device, accelerator=accelerator)
     if "intra_fid" in session.skipped and main:

@@ -70,11 +70,13 @@ class EvalSession:
 def open_session(ref: RefStats | str | os.PathLike, *, num_samples: int, labels: np.ndarray,
                  metrics: Iterable[str] | None = None, exclude: Iterable[str] = (), options: MetricOptions | None = None,
                  class_names: list[str] | None = None, where: str = "the generator", has_generator: bool = True,
+                 has_labels: bool = True,
                  inception: InceptionV3 | None = None, inception_weights: str | None = None,
                  resize: str = DEFAULT_RESIZE, device: str | torch.device = "cpu", accelerator=None) -> EvalSession:
     """Set up and check an evaluation of ``num_samples`` generated images with class ``labels`` (the
     generator's classes; ``class_names`` pair them with the reference's by name).
 
+    ``has_labels`` False (an unconditional model): metrics that need classes (intra-FID) are refused.
     ``metrics``: registry names, or None for every metric the inputs allow (less ``exclude``); a named
     metric they do not allow is a one-line error. ``inception`` defaults to the network of
     ``inception_weights`` under ``resize`` on ``device`` (loaded by the main process first: one download).
@@ -85,7 +87,7 @@ def open_session(ref: RefStats | str | os.PathLike, *, num_samples: int, labels:
     pairing = pair_classes(class_names, ref, where)
     mapped = pairing.map(labels)
     check_labels(mapped, ref, where)
-    names, skipped = resolve_metrics(metrics, ref, num_samples, has_labels=True, options=options,
+    names, skipped = resolve_metrics(metrics, ref, num_samples, has_labels=has_labels, options=options,
                                      has_generator=has_generator, exclude=exclude)
     for name in names:
         if METRICS[name].check_inputs is not None:

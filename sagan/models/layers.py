@@ -62,7 +62,7 @@ def power_iteration_paused(norms: Iterable[_SpectralNorm]) -> Iterator[None]:
 
 
 def init_weight(w: torch.Tensor, scheme: str) -> None:
-    if scheme == "ortho":  # StudioGAN, BigGAN-PyTorch
+    if scheme in ("ortho", "orthogonal"):  # StudioGAN, BigGAN-PyTorch
         nn.init.orthogonal_(w)
     elif scheme == "xavier":
         nn.init.xavier_uniform_(w)
@@ -129,6 +129,14 @@ class ConditionalBatchNorm2d(nn.Module):
         else:
             gain, bias = self.gain(cond) + 1, self.bias(cond)
         return torch.addcmul(bias[:, :, None, None], self.bn(x), gain[:, :, None, None])
+
+
+class PlainBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm with its learned affine, taking (and ignoring) the class input of
+    :class:`ConditionalBatchNorm2d`: the unconditional generator's (``model.num_classes: 0``)."""
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(x)
 
 
 def embed(table: nn.Embedding, y: torch.Tensor) -> torch.Tensor:

@@ -24,18 +24,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import SelfAttention
-from ..config import Config, d_block_resolutions, d_channel_mults, g_block_resolutions, g_channel_mults
-from .layers import ConditionalBatchNorm2d, embed, sn_conv, sn_embedding, sn_linear, upsample2x
+from ..config import Config, d_attn_blocks, d_layout, g_block_resolutions, g_widths
+from .layers import ConditionalBatchNorm2d, PlainBatchNorm2d, embed, sn_conv, sn_embedding, sn_linear, upsample2x
 
 
 class GBlock(nn.Module):
-    """CBN, ReLU, up x2 (nearest), conv3x3, CBN, ReLU, conv3x3; shortcut up x2 + conv1x1."""
+    """CBN, ReLU, up x2 (nearest), conv3x3, CBN, ReLU, conv3x3; shortcut up x2 + conv1x1.
 
-    def __init__(self, cin: int, cout: int, cbn_kwargs: dict, conv_kwargs: dict):
+    Unconditional (``cbn_kwargs`` None): plain batch norms with a learned affine, no class input."""
+
+    def __init__(self, cin: int, cout: int, cbn_kwargs: dict | None, conv_kwargs: dict, bn_eps: float = 1e-5):
         super().__init__()
-        self.bn1 = ConditionalBatchNorm2d(cin, **cbn_kwargs)
+        norm = (lambda c: PlainBatchNorm2d(c, eps=bn_eps)) if cbn_kwargs is None else \
+            (lambda c: ConditionalBatchNorm2d(c, **cbn_kwargs))
+        self.bn1 = norm(cin)
         self.conv1 = sn_conv(cin, cout, 3, **conv_kwargs)
-        self.bn2 = ConditionalBatchNorm2d(cout, **cbn_kwargs)
+        self.bn2 = norm(cout)
         self.conv2 = sn_conv(cout, cout, 3, **conv_kwargs)
         self.shortcut = sn_conv(cin, cout, 1, **conv_kwargs)
 
@@ -125,32 +129,33 @@ class Generator(nn.Module):
         *,
         use_sn: bool = True,
         block_type: str = "attention",
+        widths: tuple[int, ...] = (),
     ):
         super().__init__()
         self.resolution, self.num_classes, self.z_dim = resolution, num_classes, z_dim
         self.hierarchical_z = hierarchical_z
-        mults = g_channel_mults(resolution)
+        gw = g_widths(resolution, ch, widths)  # 4px, then after each block (model.g_widths or the pyramid)
         resolutions = g_block_resolutions(resolution)
         if hierarchical_z:
             # BigGAN: z split into one chunk for the input linear and one per block; each block's CBN
             # is conditioned on [shared class embedding, its z chunk]
-            self.z_chunk = z_dim // (len(mults) + 1)
+            self.z_chunk = z_dim // len(gw)
             self.shared = nn.Embedding(num_classes, shared_dim)
             nn.init.normal_(self.shared.weight, 0, 0.02)
             cbn_kwargs = dict(cond_dim=shared_dim + self.z_chunk, eps=bn_eps, sn_eps=sn_eps, use_sn=use_sn)
             z_in = self.z_chunk
         else:
-            cbn_kwargs = dict(num_classes=num_classes, eps=bn_eps, sn_eps=sn_eps)
+            cbn_kwargs = dict(num_classes=num_classes, eps=bn_eps, sn_eps=sn_eps) if num_classes > 0 else None
             z_in = z_dim
         conv_kwargs = dict(init=init, eps=sn_eps, use_sn=use_sn)
-        self.c0 = mults[0][0] * ch
+        self.c0 = gw[0]
         self.linear = sn_linear(z_in, 4 * 4 * self.c0, **conv_kwargs)
-        self.blocks = nn.ModuleList(GBlock(i * ch, o * ch, cbn_kwargs, conv_kwargs) for i, o in mults)
-        widths = {r: o * ch for (_, o), r in zip(mults, resolutions) if r in attn_resolutions}
-        self.attn, self.residual = stage_blocks(block_type, widths, attn_mode, attn_pool, conv_kwargs)
+        self.blocks = nn.ModuleList(GBlock(i, o, cbn_kwargs, conv_kwargs, bn_eps) for i, o in zip(gw[:-1], gw[1:]))
+        stage = {r: o for o, r in zip(gw[1:], resolutions) if r in attn_resolutions}
+        self.attn, self.residual = stage_blocks(block_type, stage, attn_mode, attn_pool, conv_kwargs)
         self.block_resolutions = resolutions
-        self.out_bn = nn.BatchNorm2d(mults[-1][1] * ch, eps=bn_eps)
-        self.out_conv = sn_conv(mults[-1][1] * ch, 3, 3, **conv_kwargs)
+        self.out_bn = nn.BatchNorm2d(gw[-1], eps=bn_eps)
+        self.out_conv = sn_conv(gw[-1], 3, 3, **conv_kwargs)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Generator":
@@ -158,7 +163,7 @@ class Generator(nn.Module):
         return cls(resolution=m.resolution, num_classes=m.num_classes, z_dim=m.z_dim, ch=m.g_ch,
                    attn_resolutions=m.g_attn, attn_mode=m.attn_mode, attn_pool=m.attn_pool,
                    hierarchical_z=m.hierarchical_z, shared_dim=m.shared_dim, bn_eps=m.bn_eps, sn_eps=m.sn_eps,
-                   init=m.init, use_sn=m.g_sn, block_type=m.g_block_type)
+                   init=m.init, use_sn=m.g_sn, block_type=m.g_block_type, widths=m.g_widths)
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id, **kwargs) -> "Generator":
@@ -168,10 +173,11 @@ class Generator(nn.Module):
 
         return from_pretrained(path_or_repo_id, **kwargs)
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor, return_attn: bool = False):
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, return_attn: bool = False):
         """z (B, z_dim), labels y (B,) -> images (B, 3, R, R) in [-1, 1].
 
-        ``y`` may also be soft class weights (B, num_classes), e.g. to interpolate between classes.
+        ``y`` may also be soft class weights (B, num_classes), e.g. to interpolate between classes; an
+        unconditional G (``num_classes`` 0) ignores it (None is fine).
         With ``return_attn`` also a dict {resolution: attention weights (B, H, W, Hk, Wk)}.
         """
         if self.hierarchical_z:
@@ -209,44 +215,58 @@ class Discriminator(nn.Module):
         *,
         block_type: str = "attention",
         shortcut_relu: bool = False,
+        widths: tuple[int, ...] = (),
+        down: tuple[bool, ...] = (),
+        cond: str = "projection",
     ):
         super().__init__()
         self.resolution, self.num_classes = resolution, num_classes
-        mults = d_channel_mults(resolution)
-        resolutions = d_block_resolutions(resolution)
+        layout = d_layout(resolution, ch, widths, down)  # model.d_widths / d_down, or the pyramid
         self.blocks = nn.ModuleList(
-            DBlock(3 if k == 0 else i * ch, o * ch, down, k == 0, init, sn_eps, shortcut_relu)
-            for k, (i, o, down) in enumerate(mults)
+            DBlock(i, o, dn, k == 0, init, sn_eps, shortcut_relu) for k, (i, o, dn, _) in enumerate(layout)
         )
-        # the last block keeps 4px and is never followed by attention
-        widths = {r: o * ch for (_, o, _), r in zip(mults[:-1], resolutions[:-1]) if r in attn_resolutions}
-        self.attn, self.residual = stage_blocks(block_type, widths, attn_mode, attn_pool, dict(init=init, eps=sn_eps))
-        self.block_resolutions = resolutions
-        c_out = mults[-1][1] * ch
+        # attention at R px follows the first block reaching R (never the last block)
+        self.stage_after = {k: str(px) for px, k in d_attn_blocks(layout).items() if px in attn_resolutions}
+        stage = {int(r): layout[k][1] for k, r in self.stage_after.items()}
+        self.attn, self.residual = stage_blocks(block_type, stage, attn_mode, attn_pool, dict(init=init, eps=sn_eps))
+        self.block_resolutions = [px for *_, px in layout]
+        c_out = layout[-1][1]
         self.linear = sn_linear(c_out, 1, init=init, eps=sn_eps)
-        self.embed = sn_embedding(num_classes, c_out, init=init, eps=sn_eps)
+        # the class term: projection <embed(y), h>, an auxiliary classifier (AC-GAN), or none (unconditional)
+        self.cond = cond if num_classes > 0 else None
+        if self.cond == "projection":
+            self.embed = sn_embedding(num_classes, c_out, init=init, eps=sn_eps)
+        elif self.cond == "ac":
+            self.classifier = sn_linear(c_out, num_classes, bias=False, init=init, eps=sn_eps)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Discriminator":
         m = cfg.model
         return cls(resolution=m.resolution, num_classes=m.num_classes, ch=m.d_ch, attn_resolutions=m.d_attn,
                    attn_mode=m.attn_mode, attn_pool=m.attn_pool, sn_eps=m.sn_eps, init=m.init,
-                   block_type=m.d_block_type, shortcut_relu=m.d_shortcut_relu)
+                   block_type=m.d_block_type, shortcut_relu=m.d_shortcut_relu, widths=m.d_widths, down=m.d_down,
+                   cond=m.d_cond)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Images (B, 3, R, R), labels (B,) -> logits (B,)."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, return_classes: bool = False):
+        """Images (B, 3, R, R), labels (B,) -> logits (B,).
+
+        With ``return_classes`` also the auxiliary classifier's class logits (B, num_classes) of an AC-GAN
+        D (None for the other heads). An unconditional D ignores ``y``."""
         h = x
         for k, block in enumerate(self.blocks):
             h = block(h)
-            r = str(self.block_resolutions[k])
-            if k < len(self.blocks) - 1:
-                if r in self.attn:
-                    h = self.attn[r](h)
-                elif r in self.residual:
-                    h = self.residual[r](h)
+            r = self.stage_after.get(k)
+            if r in self.attn:
+                h = self.attn[r](h)
+            elif r in self.residual:
+                h = self.residual[r](h)
         h = F.relu(h).sum(dim=(2, 3))  # global sum pooling (official release)
-        # projection discriminator: psi(h) + <embed(y), h>
-        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)
+        out = self.linear(h).squeeze(1)
+        if self.cond == "projection":  # projection discriminator: psi(h) + <embed(y), h>
+            out = out + (self.embed(y) * h).sum(1)
+        if not return_classes:
+            return out
+        return out, (self.classifier(h) if self.cond == "ac" else None)
 
 
 def count_parameters(module: nn.Module) -> int:

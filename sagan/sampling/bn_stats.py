@@ -97,7 +97,7 @@ def accumulate_standing_stats(G: torch.nn.Module, num_batches: int, batch_size: 
     momenta = [m.momentum for m in norms]
     num = num_batches * batch_size
     z = sample_latents(num, G.z_dim, seed + STANDING_SEED_OFFSET, truncation)
-    labels = torch.randint(G.num_classes, (num,), generator=torch.Generator().manual_seed(seed))
+    labels = torch.randint(max(G.num_classes, 1), (num,), generator=torch.Generator().manual_seed(seed))  # 0: uncond.
     with _train_mode_bn(G, norms):
         for m in norms:
             m.reset_running_stats()

@@ -85,6 +85,8 @@ def parse_classes(spec: str | None, num_classes: int) -> list[int] | None:
                 out.append(int(part))
         except ValueError:
             raise UserError(f"--classes {spec!r}: cannot read {part!r}; use indices and ranges like 1,7,200-205") from None
+    if num_classes == 0:
+        raise UserError(f"--classes {spec!r}: this model is unconditional (model.num_classes 0); drop --classes")
     bad = [c for c in out if not 0 <= c < num_classes]
     if bad:
         raise UserError(f"--classes {spec!r}: class {bad[0]} is out of range; this model has classes 0-{num_classes - 1}")
@@ -92,7 +94,10 @@ def parse_classes(spec: str | None, num_classes: int) -> list[int] | None:
 
 
 def spread_classes(num_classes: int, n: int = 10) -> list[int]:
-    """Up to ``n`` evenly spaced classes (all of them when there are few)."""
+    """Up to ``n`` evenly spaced classes (all of them when there are few); for an unconditional model
+    (``num_classes`` 0) ``n`` rows of label 0."""
+    if num_classes == 0:
+        return [0] * n
     if num_classes <= n:
         return list(range(num_classes))
     if n == 1:  # one class: the first (the spacing below would divide by zero)
@@ -112,10 +117,14 @@ def interpolation_inputs(z_dim: int, num_classes: int, classes: Sequence[int], s
       class in the list (G mixes its class embeddings, see ``sagan.models.layers.embed``).
 
     Returns ``z`` (rows * steps, z_dim), ``y`` (rows * steps, num_classes) and per row the classes
-    ``(from, to)`` (equal for the z rows).
+    ``(from, to)`` (equal for the z rows). An unconditional model (``num_classes`` 0) has only the z rows,
+    with labels 0.
     """
     t = torch.linspace(0, 1, steps)[:, None]
     ends = sample_latents(2 * len(classes), z_dim, seed, truncation)
+    if num_classes == 0:
+        zs = [(1 - t) * ends[2 * i] + t * ends[2 * i + 1] for i in range(len(classes))]
+        return torch.cat(zs), torch.zeros(len(classes) * steps, dtype=torch.long), [(0, 0)] * len(classes)
     eye = torch.eye(num_classes)
     zs, ys, rows = [], [], []
     for i, c in enumerate(classes):
@@ -223,7 +232,9 @@ def class_folder_names(names: Sequence[str] | None, num_classes: int) -> list[st
     separators are replaced, and a name shared by several classes (ImageNet's two "crane"s and two
     "maillot"s) or too long for a file name (255 bytes) gets the index appended (cut to fit), so that no
     two classes write into one folder. Decided over all classes, so a class's folder is the same whichever
-    classes a run draws."""
+    classes a run draws. An unconditional model (``num_classes`` 0) writes into one folder, ``images``."""
+    if num_classes == 0:
+        return ["images"]
     out = []
     for c in range(num_classes):
         name = str(names[c]).strip() if names and c < len(names) else ""

@@ -10,6 +10,12 @@ import torch
 from ..errors import UserError
 
 
+def model_classes(num_classes: int) -> list[int]:
+    """The labels a model samples from: its classes, or ``[0]`` for an unconditional model
+    (``model.num_classes`` 0), whose networks ignore the label."""
+    return list(range(num_classes)) or [0]
+
+
 def class_balanced_labels(num_samples: int, classes: Sequence[int]) -> torch.Tensor:
     """``num_samples`` labels cycling through ``classes`` (50 per class for 50k samples of 1000 classes)."""
     if len(classes) == 0:

@@ -17,7 +17,7 @@ from ..io import (NotWritableError, check_free_space, check_replaceable, check_w
                   sweep_stale_temp_files)
 from ..sampling.draw import (class_folder_names, clear_sample_folder, generate, interpolation_inputs, parse_classes,
                              sample_folder_files, sample_set_bytes, spread_classes, to_uint8, write_npz, write_png_folder)
-from ..sampling.latents import class_balanced_labels, sample_latents
+from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
 from ..sampling.viz import PNG_SOFTWARE, attention_figure, default_query_points, image_grid, save_png, upscale_factor
 from .options import bn_stats_options, device_option, parse_device, seed_option, truncation_option
 
@@ -181,13 +181,13 @@ def _grid(G, out_path, chosen, names, per_class, seed, truncation, batch_size, d
     labels = torch.as_tensor(cls).repeat_interleave(per_class)
     z = sample_latents(len(labels), G.z_dim, seed, truncation)
     images = torch.cat([b for b, _ in generate(G, z, labels, batch_size, dev)])
-    captions = [_class_name(names, c) for c in cls] if names or len(cls) > 1 else None
+    captions = [_class_name(names, c) for c in cls] if G.num_classes and (names or len(cls) > 1) else None
     save_png(image_grid(images, per_class, captions, zoom=upscale_factor(G.resolution)), out_path)
 
 
 def _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, truncation, batch_size, dev, bn) -> None:
     """Class-balanced samples streamed into an .npz (for evaluate.py) or one PNG per sample."""
-    labels = class_balanced_labels(num_samples, chosen or range(G.num_classes))
+    labels = class_balanced_labels(num_samples, chosen or model_classes(G.num_classes))
     z = sample_latents(num_samples, G.z_dim, seed, truncation)
     batches = tqdm(generate(G, z, labels, batch_size, dev), total=-(-num_samples // batch_size),
                    desc="sampling", unit="batch", disable=progress_disable(num_samples > batch_size))
@@ -209,7 +209,7 @@ def _interpolation(G, out_path, chosen, names, steps, seed, truncation, batch_si
     cls = chosen or spread_classes(G.num_classes, 4)
     z, y, rows = interpolation_inputs(G.z_dim, G.num_classes, cls, steps, seed, truncation)
     captions = [f"{_class_name(names, a)}: z" if a == b else f"{_class_name(names, a)} -> {_class_name(names, b)}"
-                for a, b in rows]
+                for a, b in rows] if G.num_classes else None
     images = torch.cat([b for b, _ in generate(G, z, y, batch_size, dev)])
     save_png(image_grid(images, steps, captions, zoom=upscale_factor(G.resolution)), out_path)
 
@@ -225,7 +225,8 @@ def _attention_figure(G, ckpt, out_path, chosen, names, num_images, points, seed
     with torch.inference_mode(), sampling_mode(G):  # the BN mode as generate() applies it
         x, maps = G(z, labels.to(dev), return_attn=True)
     fig = attention_figure(to_uint8(x).cpu(), {r: m.cpu() for r, m in maps.items()}, points,
-                           captions=[_class_name(names, int(c)) for c in labels], size=max(128, G.resolution))
+                           captions=[_class_name(names, int(c)) if G.num_classes else "" for c in labels],
+                           size=max(128, G.resolution))
     save_png(fig, out_path)
 
 

@@ -310,14 +310,15 @@ class Trainer:
         t, m = self.cfg.train, self.cfg.model
         for note in self._startup_notes:
             self.say(note)
+        classes = f"{m.num_classes} classes" if m.num_classes else "unconditional (labels unused)"
         on = f" on {printable(Path(self.cfg.data.path).name)}" if self.cfg.data.path else ""
-        self.say(f"training {self.cfg.name}{on}: {len(self.dataset)} images, {m.num_classes} classes, {m.resolution}px, "
+        self.say(f"training {self.cfg.name}{on}: {len(self.dataset)} images, {classes}, {m.resolution}px, "
                  f"global batch {t.batch_size} = {self.data.sampler.per_process} x {self.world} process(es) x "
                  f"{t.grad_accum} accumulation, loss {t.loss}, {self.device}, mixed precision {t.mixed_precision}; "
                  f"writing to {self.outdir}")
         n_g, n_d = count_parameters(self.gan.G_raw), count_parameters(self.gan.D_raw)
         self.say(f"parameters: G {n_g / 1e6:.2f}M + D {n_d / 1e6:.2f}M = {(n_g + n_d) / 1e6:.2f}M")
-        self.say("sample grid rows: " + ", ".join(self.monitor.captions()))
+        self.say("sample grid rows: " + ", ".join(self.monitor.captions() or ["unconditional samples"]))
 
     def run(self) -> Path:
         """Train to ``train.max_steps`` (or until stopped); returns the run directory. After a stop by

@@ -11,6 +11,10 @@ and G's loss. All are computed in fp32 whatever the autocast dtype of the logits
                  (Arjovsky et al. 2017 without clipping or gradient penalty: spectral norm bounds D)
 
 Adding a loss: write its two functions and one ``register_loss`` line below (or from your own module).
+
+AC-GAN (Odena et al. 2017; ``model.d_cond: ac``) adds to any of them the cross-entropy of D's auxiliary
+classifier: on real and generated images to D's loss, on generated images to G's
+(:func:`auxiliary_classifier_parts`).
 """
 
 from __future__ import annotations
@@ -99,3 +103,15 @@ register_loss(
     lambda fake: -fake.mean(),
     "Wasserstein (no gradient penalty)",
 )
+
+
+# --------------------------------------------------------------------------------------------------
+# AC-GAN's auxiliary classifier term (added to whichever adversarial loss is chosen)
+
+
+def auxiliary_classifier_parts(class_logits: torch.Tensor, labels: torch.Tensor,
+                               groups: dict[str, int]) -> dict[str, torch.Tensor]:
+    """Cross-entropy of class logits (B, K) with labels (B,), one mean per consecutive group of rows:
+    ``groups`` {part name: rows}, e.g. {"d_loss_ac_real": 64, "d_loss_ac_fake": 64}; in fp32."""
+    names, sizes = list(groups), list(groups.values())
+    return {n: F.cross_entropy(c.float(), y) for n, c, y in zip(names, class_logits.split(sizes), labels.split(sizes))}

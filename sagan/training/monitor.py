@@ -126,7 +126,10 @@ class Monitor:
             path.unlink(missing_ok=True)
 
     def captions(self) -> list[str]:
-        """The names of the sample grid's rows (class indices where the data has no name)."""
+        """The names of the sample grid's rows (class indices where the data has no name); none for an
+        unconditional model."""
+        if self.cfg.model.num_classes == 0:
+            return None
         return [printable(self.class_names[c]) if c < len(self.class_names) else str(c) for c in self.grid_classes]
 
     def close(self) -> None:

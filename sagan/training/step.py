@@ -45,7 +45,7 @@ from ..config import Config
 from ..data.stream import mix_seed
 from .ema import EMA
 from ..models.layers import batch_norm_synchronised, power_iteration_paused, spectral_norms, synchronise_batch_norm
-from .losses import get_loss
+from .losses import auxiliary_classifier_parts, get_loss
 from .regularisers import build_regularisers
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
@@ -77,6 +77,8 @@ class GANStep:
         self.opt_D = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2), eps=t.adam_eps)
         self.per_process = t.batch_size // (t.grad_accum * self.world)  # as EpochBatchSampler cuts the batch
         self.memory_format = torch.channels_last if t.channels_last else torch.preserve_format
+        # AC-GAN (model.d_cond: ac): D also returns class logits, whose cross-entropy joins both losses
+        self.ac = cfg.model.d_cond == "ac" and cfg.model.num_classes > 0
         self._prepared = False
 
     def prepare(self) -> "GANStep":
@@ -112,7 +114,8 @@ class GANStep:
 
     def _latents(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         z = torch.randn(n, self.cfg.model.z_dim, generator=gen, device=self.device)
-        y = torch.randint(self.cfg.model.num_classes, (n,), generator=gen, device=self.device)
+        # unconditional (num_classes 0): all-zero labels, which the networks ignore
+        y = torch.randint(max(self.cfg.model.num_classes, 1), (n,), generator=gen, device=self.device)
         return z, y
 
     def phase_generator(self, step: int, phase: int) -> torch.Generator:
@@ -129,6 +132,10 @@ class GANStep:
         rows = [slice((m * self.world + self.rank) * b, (m * self.world + self.rank + 1) * b)
                 for m in range(self.cfg.train.grad_accum)]
         return [(z[r], y[r]) for r in rows]
+
+    def _d_out(self, D, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's logits, and its class logits when it is an AC-GAN D (else None)."""
+        return D(x, y, return_classes=True) if self.ac else (D(x, y), None)
 
     def _sync(self, model, last: bool):
         return contextlib.nullcontext() if last else self.acc.no_sync(model)
@@ -175,10 +182,16 @@ class GANStep:
             with torch.no_grad(), self._micro(m):
                 fake = self.G(z, y_fake)
             with self._sync(self.D, last=m == A - 1), self._micro(m):
+                labels = torch.cat([y, y_fake])
                 seen = self._augment(torch.cat([x, fake.to(x.dtype)]), gen)
-                logits = self.D(seen, torch.cat([y, y_fake]))  # one call (module doc)
+                logits, classes = self._d_out(self.D, seen, labels)  # one call (module doc)
                 real_logits, fake_logits = logits.float().split([len(x), len(fake)])
                 loss, parts = self._d_loss(real_logits, fake_logits, step)
+                if classes is not None:  # AC-GAN: D classifies real images and G's (Odena et al. 2017)
+                    ac = auxiliary_classifier_parts(classes, labels, {"d_loss_ac_real": len(x),
+                                                                      "d_loss_ac_fake": len(fake)})
+                    parts = {**parts, **ac}
+                    loss = loss + sum(ac.values())
                 self.acc.backward(loss / A)
             stats = {**parts, "d_loss": loss, "d_logits_real": real_logits.mean(), "d_logits_fake": fake_logits.mean()}
             for k, v in stats.items():
@@ -187,22 +200,29 @@ class GANStep:
         self._end_d_update(totals, step)
         return totals
 
-    def g_update(self, gen: torch.Generator) -> torch.Tensor:
-        """One G step (``grad_accum`` micro-batches of fresh latents); returns G's mean loss."""
+    def g_update(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """One G step (``grad_accum`` micro-batches of fresh latents); returns G's mean loss ``g_loss``
+        (and its AC-GAN part ``g_loss_ac``)."""
         A = self.cfg.train.grad_accum
         self.opt_G.zero_grad(set_to_none=True)
         self.D_raw.requires_grad_(False)
-        total = torch.zeros((), device=self.device)
+        totals: dict[str, torch.Tensor] = {}
         try:
             for m, (z, y_fake) in enumerate(self.micro_latents(gen)):
                 with self._sync(self.G, last=m == A - 1), self._micro(m):
-                    loss = self.loss.g(self.D_gstep(self._augment(self.G(z, y_fake), gen), y_fake))
-                    self.acc.backward(loss / A)
-                total += loss.detach()
+                    seen = self._augment(self.G(z, y_fake), gen)
+                    logits, classes = self._d_out(self.D_gstep, seen, y_fake)
+                    parts = {"g_loss": self.loss.g(logits)}
+                    if classes is not None:  # AC-GAN: G wants its images classified as their labels
+                        parts.update(auxiliary_classifier_parts(classes, y_fake, {"g_loss_ac": len(y_fake)}))
+                        parts["g_loss"] = parts["g_loss"] + parts["g_loss_ac"]
+                    self.acc.backward(parts["g_loss"] / A)
+                for k, v in parts.items():
+                    totals[k] = totals.get(k, 0) + v.detach() / A
         finally:
             self.D_raw.requires_grad_(True)
         self.opt_G.step()
-        return total / A
+        return totals
 
     def __call__(self, step: int, next_batches: Callable[[], Batches]) -> dict[str, torch.Tensor]:
         """G step number ``step`` (1-based): D updates on ``train.d_steps`` global batches from
@@ -216,7 +236,7 @@ class GANStep:
             for k in range(t.d_steps):
                 for key, v in self.d_update(next_batches(), self.phase_generator(step, 1 + k), step).items():
                     stats[key] = stats.get(key, 0) + v / t.d_steps
-            stats["g_loss"] = self.g_update(self.phase_generator(step, 0))
+            stats.update(self.g_update(self.phase_generator(step, 0)))
         self.augment.end_step(step)
         if self.ema is not None and not self.acc.optimizer_step_was_skipped:
             self.ema.update(step)

@@ -56,15 +56,17 @@ class RunWatch:
         from ..metrics.registry import MetricOptions
         from ..metrics.session import open_session
         from ..metrics.stats import load_ref
-        from ..sampling.latents import class_balanced_labels
+        from ..sampling.latents import class_balanced_labels, model_classes
 
         t = self.cfg.train
         ref = load_ref(self.cfg.data.ref_stats)  # a missing or damaged reference fails first
-        labels = class_balanced_labels(t.fid_num_samples, range(self.cfg.model.num_classes)).numpy()
+        labels = class_balanced_labels(t.fid_num_samples, model_classes(self.cfg.model.num_classes)).numpy()
         device = self.acc.device
         self.session = open_session(ref, num_samples=t.fid_num_samples, labels=labels, metrics=t.eval_metrics,
                                     options=MetricOptions(device=device, progress=False), class_names=self.class_names,
-                                    where="the training data", inception_weights=inception_weights,
+                                    where="the training data",
+                                    has_labels=self.cfg.model.num_classes > 0,  # unconditional: no intra-FID
+                                    inception_weights=inception_weights,
                                     resize=t.fid_resize, device=device, accelerator=self.acc)
 
     @property

@@ -9,7 +9,8 @@ DEMO_RESOLUTION = 32
 
 
 def open_demo(root: None, request: OpenRequest) -> DemoDataset:
-    return DemoDataset(resolution=request.resolution or DEMO_RESOLUTION, num_classes=request.demo_classes,
+    # demo_classes 0 (an unconditional model): all ten designs, their labels unused
+    return DemoDataset(resolution=request.resolution or DEMO_RESOLUTION, num_classes=request.demo_classes or 10,
                        size=request.demo_size, seed=request.seed, hflip=request.hflip, uint8=request.uint8)
 
 
