@@ -18,7 +18,6 @@ from click.testing import CliRunner
 from sagan.sampling.bn_stats import prepare_generator
 from sagan.checkpoint import load_generator
 from sagan.config import load_config
-from sagan.errors import ConfigError
 from sagan.export import export_checkpoint
 from sagan.export.fold import folded_state, plain_generator
 from sagan.models import Generator
@@ -281,12 +280,7 @@ def test_converted_studiogan_checkpoint_exports_to_onnx_equal_to_studiogan(tmp_p
 
 
 def unconditional_config():
-    overrides = ["model.g_ch=16", "model.d_ch=16", "model.num_classes=0"]
-    try:
-        return load_config("demo", overrides=overrides)
-    except ConfigError as e:
-        pytest.skip(f"the config does not accept model.num_classes: 0 yet (the unconditional model of the presets "
-                    f"issue 17 is not merged): {e}")
+    return load_config("demo", overrides=["model.g_ch=16", "model.d_ch=16", "model.num_classes=0"])
 
 
 def test_unconditional_export_takes_only_z(tmp_path):

@@ -258,8 +258,6 @@ def test_two_processes_share_adas_p_and_lecams_averages(tmp_path):
     assert torch.load(out / "checkpoints/last.pt", weights_only=True)["step"] == 4
 
 
-@pytest.mark.skipif(not {"cifar10", "cifar10_diffaug"} <= set(__import__("sagan.config").config.preset_names()),
-                    reason="the cifar10 preset (the base of cifar10_diffaug) is not in this tree yet")
 def test_cifar10_diffaug_preset_is_studiogans_recipe_on_the_cifar10_preset():
     cfg, base = load_config("cifar10_diffaug"), load_config("cifar10")
     t = cfg.train

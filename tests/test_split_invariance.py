@@ -68,7 +68,11 @@ def runs(tmp_path_factory):
     out = {"p2": launch_two_processes(root / "p2"),
            "p2_sync": launch_two_processes(root / "p2_sync", "train.sync_bn=true"),
            "p1_accum2": train(tiny("train.grad_accum=2"), outdir=root / "p1_accum2", progress=False),
-           "p1_full": train(tiny(), outdir=root / "p1_full", progress=False)}
+           "p1_full": train(tiny(), outdir=root / "p1_full", progress=False),
+           # DiffAugment: its parameters too follow the global micro-batch index, not the split
+           "p2_aug": launch_two_processes(root / "p2_aug", "train.augment=diffaugment"),
+           "p1_accum2_aug": train(tiny("train.grad_accum=2", "train.augment=diffaugment"), outdir=root / "p1_accum2_aug",
+                                  progress=False)}
     # resume the 2-process run's step-2 checkpoint under 1 process x 2 accumulation steps
     resumed = root / "p2_then_p1_accum2"
     out["resumed"] = train(tiny("train.grad_accum=2"), outdir=resumed,
@@ -83,6 +87,16 @@ def test_two_processes_equal_one_process_with_two_accumulation_steps(runs):
     assert rel_l2(weights(runs["p1_accum2"]), p2) < TOL
     # control: the same global batch in one micro-batch (G's BN over 8 images, not 2 x 4) is far off
     assert rel_l2(weights(runs["p1_full"]), p2) > 100 * TOL
+
+
+@pytest.mark.slow
+def test_augmented_runs_are_split_invariant_too(runs):
+    """DiffAugment draws each micro-batch's translations, cutouts and colours from (seed, step, phase,
+    global micro-batch index): 2 processes x 1 equals 1 process x 2 with augmentation on."""
+    p2_aug = weights(runs["p2_aug"])
+    assert rel_l2(weights(runs["p1_accum2_aug"]), p2_aug) < TOL
+    # control: the augmentation changed the run (it is not the identity here)
+    assert rel_l2(weights(runs["p2"]), p2_aug) > 100 * TOL
 
 
 @pytest.mark.slow

@@ -4,7 +4,8 @@
 (Table 2: SAGAN against SNGAN-projection and AC-GAN) and ``small_data`` (DiffAugment's data-fraction comparison).
 
 Each variant is a preset under ``sagan/configs/experiments/<experiment>/<variant>.yaml`` that states
-only what differs from its ``base:`` (the paper preset). An experiment run may put the variants on
+only what differs from its ``base:`` (the paper preset; ``cifar10`` for ``small_data``, whose published
+comparison is on CIFAR-10). An experiment run may put the variants on
 another base (``--base demo`` for minutes on a CPU): the variant file's own keys are applied on top of
 that base instead. Attention placements name feature-map sizes, as the paper does (``feat32`` = after
 the 32x32 stage); where the chosen base's G or D has no stage of that size (the 32px demo's D ends

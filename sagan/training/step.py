@@ -28,8 +28,8 @@ P * A with the same micro-batch size, up to float summation order. ``train.sync_
 statistics over all processes' images (:func:`sagan.models.layers.synchronise_batch_norm`, any backend).
 
 Small data (``train.augment``, ``train.lecam_weight``): the augmentation (:mod:`sagan.augment`) is applied
-to everything D sees, real and fake, in the D and the G step, with its randomness from the same step
-generator; the regularisers (:mod:`sagan.training.regularisers`) add their parts to D's loss. Their
+to everything D sees, real and fake, in the D and the G step, its randomness seeded by (seed, step,
+phase, global micro-batch index): split-invariant like the latents; the regularisers (:mod:`sagan.training.regularisers`) add their parts to D's loss. Their
 states (ADA's p, LeCam's averages) travel in checkpoints (:func:`sagan.checkpoint.small_data_state`).
 """
 
@@ -50,6 +50,7 @@ from .regularisers import build_regularisers
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 LOGIT_STATS = ("d_logits_real", "d_logits_fake")
+AUGMENT_STREAM = 0x417567  # tells the augmentation's seeds apart from the phases' (seed, step, phase)
 
 
 def grad_norm(params) -> torch.Tensor:
@@ -146,8 +147,16 @@ class GANStep:
 
     # ---- small data: augmentation and regularisers (sagan.augment, .regularisers) ----------------------
 
-    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return self.augment(x, gen) if self.augment.active else x
+    def augment_generator(self, step: int, phase: int, m: int) -> torch.Generator:
+        """The generator of the augmentation of micro-batch ``m`` of this process in one phase: seeded by
+        (seed, step, phase, global micro-batch index ``m * P + r``), so the augmented images of a global
+        batch, like its latents, do not depend on how it is split into processes x accumulation steps."""
+        index = m * self.world + self.rank
+        seed = mix_seed(self.cfg.train.seed, step, phase, index, AUGMENT_STREAM)
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def _augment(self, x: torch.Tensor, step: int, phase: int, m: int) -> torch.Tensor:
+        return self.augment(x, self.augment_generator(step, phase, m)) if self.augment.active else x
 
     def _d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor, step: int):
         """The loss's D parts plus the regularisers' parts; the augmentation watches D on the reals."""
@@ -170,8 +179,9 @@ class GANStep:
 
     # ---- the updates ------------------------------------------------------------------------------
 
-    def d_update(self, batches: Batches, gen: torch.Generator, step: int = 0) -> dict[str, torch.Tensor]:
-        """One D step over the micro-batches of one global batch; returns D's loss parts and mean logits."""
+    def d_update(self, batches: Batches, gen: torch.Generator, step: int = 0, phase: int = 1) -> dict[str, torch.Tensor]:
+        """One D step (phase ``phase`` of step ``step``) over the micro-batches of one global batch, with
+        latents from ``gen``; returns D's loss parts and mean logits."""
         fmt = self.memory_format
         A = len(batches)
         self.opt_D.zero_grad(set_to_none=True)
@@ -183,7 +193,7 @@ class GANStep:
                 fake = self.G(z, y_fake)
             with self._sync(self.D, last=m == A - 1), self._micro(m):
                 labels = torch.cat([y, y_fake])
-                seen = self._augment(torch.cat([x, fake.to(x.dtype)]), gen)
+                seen = self._augment(torch.cat([x, fake.to(x.dtype)]), step, phase, m)
                 logits, classes = self._d_out(self.D, seen, labels)  # one call (module doc)
                 real_logits, fake_logits = logits.float().split([len(x), len(fake)])
                 loss, parts = self._d_loss(real_logits, fake_logits, step)
@@ -200,7 +210,7 @@ class GANStep:
         self._end_d_update(totals, step)
         return totals
 
-    def g_update(self, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    def g_update(self, gen: torch.Generator, step: int = 0) -> dict[str, torch.Tensor]:
         """One G step (``grad_accum`` micro-batches of fresh latents); returns G's mean loss ``g_loss``
         (and its AC-GAN part ``g_loss_ac``)."""
         A = self.cfg.train.grad_accum
@@ -210,7 +220,7 @@ class GANStep:
         try:
             for m, (z, y_fake) in enumerate(self.micro_latents(gen)):
                 with self._sync(self.G, last=m == A - 1), self._micro(m):
-                    seen = self._augment(self.G(z, y_fake), gen)
+                    seen = self._augment(self.G(z, y_fake), step, 0, m)
                     logits, classes = self._d_out(self.D_gstep, seen, y_fake)
                     parts = {"g_loss": self.loss.g(logits)}
                     if classes is not None:  # AC-GAN: G wants its images classified as their labels
@@ -234,9 +244,9 @@ class GANStep:
         stats: dict[str, torch.Tensor] = {}
         with batch_norm_synchronised(self.bn_group):
             for k in range(t.d_steps):
-                for key, v in self.d_update(next_batches(), self.phase_generator(step, 1 + k), step).items():
+                for key, v in self.d_update(next_batches(), self.phase_generator(step, 1 + k), step, 1 + k).items():
                     stats[key] = stats.get(key, 0) + v / t.d_steps
-            stats.update(self.g_update(self.phase_generator(step, 0)))
+            stats.update(self.g_update(self.phase_generator(step, 0), step))
         self.augment.end_step(step)
         if self.ema is not None and not self.acc.optimizer_step_was_skipped:
             self.ema.update(step)
