@@ -19,19 +19,18 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 # CONFIG_DIR, config_chain, preset_names, resolve_config_path: public names of sagan.config as well
 from .config_files import (CONFIG_DIR, SECTION_NAMES, config_chain, merge_chain, parse_override,  # noqa: F401
                            preset_names, resolve_config_path)
 from .errors import ConfigError, short_repr
-
-
-ATTN_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
-BLOCK_TYPES = ("attention", "residual")  # what sits at the resolutions of model.g_attn / d_attn (SAGAN Table 1)
-MIXED_PRECISION = ("no", "bf16", "fp16")
-INITS = ("ortho", "orthogonal", "xavier", "normal")  # "orthogonal" = "ortho"
-D_CONDS = ("projection", "ac")  # model.d_cond
+# the networks' shape from the config, and the config's validation: public names of sagan.config as well
+from .architecture import (MIN_RESOLUTION, d_attn_blocks, d_block_resolutions, d_channel_mults,  # noqa: F401
+                           d_layout, g_block_resolutions, g_channel_mults, g_widths, model_d_layout,
+                           resolution_problem)
+from .config_checks import (ATTN_MODES, BLOCK_TYPES, D_CONDS, INITS, MIXED_PRECISION, validate,  # noqa: F401
+                            validate_widths)
 
 
 @dataclass(frozen=True)
@@ -165,85 +164,6 @@ SECTIONS: dict[str, type] = dict(zip(SECTION_NAMES, (ModelConfig, TrainConfig, D
 
 
 # --------------------------------------------------------------------------------------------------
-# architecture derived from the config
-
-
-def g_channel_mults(resolution: int) -> list[tuple[int, int]]:
-    """(in, out) channel multipliers of G's up-blocks, 4px -> resolution.
-
-    128px gives the official release's 16->16, 16->8, 8->4, 4->2, 2->1: the last block ends at 1x ch,
-    each earlier block doubles, capped at 16x.
-    """
-    n = int(math.log2(resolution // 4))
-    outs = [min(16, 2 ** (n - 1 - i)) for i in range(n)]
-    ins = [outs[0]] + outs[:-1]
-    return list(zip(ins, outs))
-
-
-def d_channel_mults(resolution: int) -> list[tuple[int, int, bool]]:
-    """(in, out, downsample) channel multipliers of D's blocks, resolution -> 4px, plus a last block at 4px.
-
-    128px gives 3->1 (optimized block), 1->2, 2->4, 4->8, 8->16, then 16->16 without downsampling.
-    The first entry's ``in`` is 0, meaning the RGB input.
-    """
-    n = int(math.log2(resolution // 4))
-    outs = [min(16, 2**i) for i in range(n)]
-    ins = [0] + outs[:-1]
-    return [(i, o, True) for i, o in zip(ins, outs)] + [(outs[-1], outs[-1], False)]
-
-
-def g_widths(resolution: int, ch: int, widths: Sequence[int] = ()) -> list[int]:
-    """G's channels at 4px, then after each up-block: ``widths`` (``model.g_widths``) when given, else the
-    official release's pyramid from ``ch`` (``model.g_ch``)."""
-    if widths:
-        return list(widths)
-    mults = g_channel_mults(resolution)
-    return [mults[0][0] * ch] + [o * ch for _, o in mults]
-
-
-def d_layout(resolution: int, ch: int, widths: Sequence[int] = (), down: Sequence[bool] = ()) -> list[tuple[int, int, bool, int]]:
-    """``(in, out, downsample, output px)`` of each D block, ``in`` 3 for the RGB input.
-
-    ``widths`` / ``down`` are ``model.d_widths`` / ``d_down``; without widths, the release's pyramid from
-    ``ch`` (``d_channel_mults``); without ``down``, every block but the last halves the resolution.
-    """
-    if not widths:
-        mults = d_channel_mults(resolution)
-        widths = [o * ch for _, o, _ in mults]
-    down = list(down) if down else [True] * (len(widths) - 1) + [False]
-    layout, cin, px = [], 3, resolution
-    for w, dn in zip(widths, down):
-        px = px // 2 if dn else px
-        layout.append((cin, w, dn, px))
-        cin = w
-    return layout
-
-
-def d_attn_blocks(layout: Sequence[tuple[int, int, bool, int]]) -> dict[int, int]:
-    """{output px: index of the first D block reaching it}, over all blocks but the last: where D's
-    self-attention (``model.d_attn``, by resolution) can sit."""
-    first: dict[int, int] = {}
-    for k, (*_, px) in enumerate(layout[:-1]):
-        first.setdefault(px, k)
-    return first
-
-
-def model_d_layout(m: "ModelConfig") -> list[tuple[int, int, bool, int]]:
-    return d_layout(m.resolution, m.d_ch, m.d_widths, m.d_down)
-
-
-def g_block_resolutions(resolution: int) -> list[int]:
-    """Output resolution of each G up-block."""
-    return [8 * 2**i for i in range(len(g_channel_mults(resolution)))]
-
-
-def d_block_resolutions(resolution: int) -> list[int]:
-    """Output resolution of each D block (the last block keeps 4px)."""
-    n = len(d_channel_mults(resolution)) - 1
-    return [resolution // 2 ** (i + 1) for i in range(n)] + [4]
-
-
-# --------------------------------------------------------------------------------------------------
 # loading and validation
 
 
@@ -349,158 +269,3 @@ def _build(raw: Mapping[str, Any], where: str) -> Config:
     cfg = Config(name=str(name), **sections)
     validate(cfg, where)
     return cfg
-
-
-MIN_RESOLUTION = 16
-
-
-def resolution_problem(r: int) -> str | None:
-    """Why ``r`` cannot be a model resolution (the networks halve / double it down to 4px), or None."""
-    if r < MIN_RESOLUTION or r & (r - 1):
-        return f"must be a power of two >= {MIN_RESOLUTION}, got {r}"
-    return None
-
-
-def validate_widths(m: ModelConfig, bad) -> None:
-    """model.g_widths / d_widths / d_down and the attention placements they allow."""
-    r, n_g = m.resolution, len(g_channel_mults(m.resolution)) + 1
-    if m.g_widths and len(m.g_widths) != n_g:
-        bad(f"model.g_widths needs {n_g} entries at {r}px (4px, then after each of G's {n_g - 1} up-blocks), "
-            f"got {len(m.g_widths)}")
-    for k in ("g_widths", "d_widths"):
-        if any(w < 1 for w in getattr(m, k)):
-            bad(f"model.{k} must be positive channel counts, got {list(getattr(m, k))}")
-    n_d = len(m.d_widths) if m.d_widths else len(d_channel_mults(r))
-    if m.d_down and len(m.d_down) != n_d:
-        bad(f"model.d_down needs one entry per D block ({n_d}), got {len(m.d_down)}")
-    layout = model_d_layout(m)
-    if layout[-1][3] < 4:
-        bad(f"model.d_down halves {r}px {sum(d for _, _, d, _ in layout)} times, below 4px; downsample fewer blocks")
-    gw = g_widths(r, m.g_ch, m.g_widths)
-    for k, widths in (("g_attn", dict(zip(g_block_resolutions(r), gw[1:]))),
-                      ("d_attn", {px: layout[i][1] for px, i in d_attn_blocks(layout).items()})):
-        for res in getattr(m, k):
-            if res not in widths:
-                bad(f"model.{k} has {res}px but the {k[0].upper()} at {r}px has blocks at {list(widths)}px; "
-                    "pick from those")
-            if widths[res] % 8:
-                bad(f"model.{k} at {res}px: {widths[res]} channels, attention needs a multiple of 8 (it uses C/8)")
-
-
-def validate(cfg: Config, where: str = "config") -> None:
-    m, t = cfg.model, cfg.train
-
-    def bad(msg: str) -> None:
-        raise ConfigError(f"{where}: {msg}")
-
-    r = m.resolution
-    if resolution_problem(r):
-        bad(f"model.resolution {resolution_problem(r)}")
-    if m.num_classes < 0:
-        bad(f"model.num_classes must be >= 0 (0 = unconditional), got {m.num_classes}")
-    if m.z_dim < 1:
-        bad(f"model.z_dim must be >= 1, got {m.z_dim}")
-    for k in ("g_ch", "d_ch"):
-        v = getattr(m, k)
-        if v < 8 or v % 8:
-            bad(f"model.{k} must be a positive multiple of 8 (attention uses C/8 channels), got {v}")
-    if m.attn_mode not in ATTN_MODES:
-        bad(f"model.attn_mode must be one of {', '.join(ATTN_MODES)}, got {m.attn_mode!r}")
-    validate_widths(m, bad)
-    if m.hierarchical_z:
-        chunks = len(g_channel_mults(r)) + 1
-        if m.z_dim % chunks:
-            bad(f"model.z_dim={m.z_dim} must split evenly into {chunks} chunks with hierarchical_z at {r}px")
-    if m.d_cond not in D_CONDS:
-        bad(f"model.d_cond must be one of {', '.join(D_CONDS)}, got {m.d_cond!r}")
-    if m.num_classes == 0 and (m.d_cond == "ac" or m.hierarchical_z):
-        bad(f"model.{'d_cond: ac' if m.d_cond == 'ac' else 'hierarchical_z'} needs classes, but model.num_classes is 0 "
-            "(unconditional); use labelled data or drop that setting")
-    if m.init not in INITS:
-        bad(f"model.init must be one of {', '.join(INITS)}, got {m.init!r}")
-    for k in ("g_block_type", "d_block_type"):
-        if getattr(m, k) not in BLOCK_TYPES:
-            bad(f"model.{k} must be one of {', '.join(BLOCK_TYPES)}, got {getattr(m, k)!r}")
-    for k in ("bn_eps", "sn_eps"):
-        if getattr(m, k) <= 0:
-            bad(f"model.{k} must be > 0")
-    if t.batch_size < 1 or t.grad_accum < 1:
-        bad("train.batch_size and train.grad_accum must be >= 1")
-    if t.batch_size % t.grad_accum:
-        bad(f"train.batch_size={t.batch_size} must be divisible by train.grad_accum={t.grad_accum}")
-    for k in ("lr_g", "lr_d", "adam_eps"):
-        if getattr(t, k) <= 0:
-            bad(f"train.{k} must be > 0, got {getattr(t, k)}")
-    for k in ("beta1", "beta2"):
-        if not 0 <= getattr(t, k) < 1:
-            bad(f"train.{k} must be in [0, 1), got {getattr(t, k)}")
-    if not 0 <= t.ema_decay < 1:
-        bad(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
-    if t.d_steps < 1:
-        bad(f"train.d_steps must be >= 1, got {t.d_steps}")
-    from .training.losses import LOSSES  # the registry (a new loss registers itself there)
-
-    if t.loss not in LOSSES:
-        bad(f"train.loss must be one of {', '.join(LOSSES)}, got {t.loss!r}")
-    if t.mixed_precision not in MIXED_PRECISION:
-        bad(f"train.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {t.mixed_precision!r}")
-    for k in ("max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "fid_num_samples"):
-        if getattr(t, k) < 1:
-            bad(f"train.{k} must be >= 1, got {getattr(t, k)}")
-    from .metrics.registry import METRIC_NAMES  # the registries: a new metric or protocol registers itself
-    from .metrics.resize import RESIZE_MODES
-
-    if t.fid_resize not in RESIZE_MODES:
-        bad(f"train.fid_resize must be one of {', '.join(RESIZE_MODES)}, got {t.fid_resize!r}")
-    unknown = [m for m in t.eval_metrics if m not in METRIC_NAMES]
-    if unknown or not t.eval_metrics:
-        bad(f"train.eval_metrics must be a non-empty list of {', '.join(METRIC_NAMES)}; got {list(t.eval_metrics)}")
-    if t.best_metric not in t.eval_metrics:
-        bad(f"train.best_metric={t.best_metric!r} must be one of train.eval_metrics {list(t.eval_metrics)}; add it "
-            "there or pick one of those")
-    if "is" in t.eval_metrics and t.fid_num_samples < 10:
-        bad(f"train.fid_num_samples={t.fid_num_samples} cannot be cut into the Inception Score's 10 splits; use >= 10")
-    if t.collapse_margin < 0 or t.collapse_logit_gap < 0 or t.collapse_patience < 1:
-        bad("train.collapse_margin and collapse_logit_gap must be >= 0 and train.collapse_patience >= 1")
-    for k in ("ema_start", "fid_every", "num_workers", "seed"):
-        if getattr(t, k) < 0:
-            bad(f"train.{k} must be >= 0, got {getattr(t, k)}")
-    if cfg.data.demo_size < 1:
-        bad(f"data.demo_size must be >= 1, got {cfg.data.demo_size}")
-    for k in ("split", "labels"):  # dataset formats: the values are checked against the dataset when opened
-        v = getattr(cfg.data, k)
-        if v is not None and (not isinstance(v, str) or not v.strip() or v != v.strip()):
-            bad(f"data.{k} must be a name such as {'test' if k == 'split' else 'coarse'} (or null), got {v!r}")
-    small_data_problem = _small_data_problem(cfg)
-    if small_data_problem:
-        bad(small_data_problem)
-
-
-def _small_data_problem(cfg: Config) -> str | None:
-    """What is wrong with the augmentation, LeCam and subset keys (issue 20), or None."""
-    from .augment import AUGMENTS, parse_policy  # the registry (a new augmentation registers itself there)
-
-    t, d = cfg.train, cfg.data
-    if t.augment not in AUGMENTS:
-        return f"train.augment must be one of {', '.join(AUGMENTS)}, got {t.augment!r}"
-    try:
-        policy = parse_policy(t.augment_policy)
-    except ValueError as e:
-        return f"train.augment_policy: {e}"
-    if t.augment == "diffaugment" and not policy:
-        return "train.augment_policy is empty; give a comma list of color, translation, cutout"
-    for k, lo, hi in (("ada_target", 0.0, 1.0), ("lecam_decay", 0.0, 1.0)):
-        v = getattr(t, k)
-        if not (math.isfinite(v) and lo <= v < hi):
-            return f"train.{k} must be in [{lo:g}, {hi:g}), got {v}"
-    if not (math.isfinite(t.ada_kimg) and t.ada_kimg > 0) or t.ada_interval < 1:
-        return f"train.ada_kimg must be > 0 and train.ada_interval >= 1, got {t.ada_kimg} and {t.ada_interval}"
-    if not (math.isfinite(t.lecam_weight) and t.lecam_weight >= 0) or t.lecam_start < 0:
-        return f"train.lecam_weight and train.lecam_start must be >= 0, got {t.lecam_weight} and {t.lecam_start}"
-    s = d.subset
-    if s is not None and not (math.isfinite(s) and (0 < s < 1 or (s >= 1 and float(s).is_integer()))):
-        return (f"data.subset must be a fraction in (0, 1) (0.1 = 10% of each class) or a whole number of images "
-                f"per class (500), got {s}")
-    if d.subset_seed < 0:
-        return f"data.subset_seed must be >= 0, got {d.subset_seed}"
-    return None

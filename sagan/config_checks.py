@@ -1,0 +1,182 @@
+"""Validation of a built config: every key's type was checked when it was read, here are the ranges,
+the choices (the registries of losses, metrics, resize protocols and augmentations) and the keys that
+must agree with each other. Every problem is one :class:`~sagan.errors.ConfigError` line naming the key.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from .architecture import (d_attn_blocks, d_channel_mults, g_block_resolutions, g_channel_mults, g_widths, model_d_layout,
+                           resolution_problem)
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .config import Config, ModelConfig
+
+ATTN_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
+BLOCK_TYPES = ("attention", "residual")  # what sits at the resolutions of model.g_attn / d_attn (SAGAN Table 1)
+MIXED_PRECISION = ("no", "bf16", "fp16")
+INITS = ("ortho", "orthogonal", "xavier", "normal")  # "orthogonal" = "ortho"
+D_CONDS = ("projection", "ac")  # model.d_cond
+
+
+def validate_widths(m: ModelConfig, bad) -> None:
+    """model.g_widths / d_widths / d_down and the attention placements they allow."""
+    r, n_g = m.resolution, len(g_channel_mults(m.resolution)) + 1
+    if m.g_widths and len(m.g_widths) != n_g:
+        bad(f"model.g_widths needs {n_g} entries at {r}px (4px, then after each of G's {n_g - 1} up-blocks), "
+            f"got {len(m.g_widths)}")
+    for k in ("g_widths", "d_widths"):
+        if any(w < 1 for w in getattr(m, k)):
+            bad(f"model.{k} must be positive channel counts, got {list(getattr(m, k))}")
+    n_d = len(m.d_widths) if m.d_widths else len(d_channel_mults(r))
+    if m.d_down and len(m.d_down) != n_d:
+        bad(f"model.d_down needs one entry per D block ({n_d}), got {len(m.d_down)}")
+    layout = model_d_layout(m)
+    if layout[-1][3] < 4:
+        bad(f"model.d_down halves {r}px {sum(d for _, _, d, _ in layout)} times, below 4px; downsample fewer blocks")
+    gw = g_widths(r, m.g_ch, m.g_widths)
+    for k, widths in (("g_attn", dict(zip(g_block_resolutions(r), gw[1:]))),
+                      ("d_attn", {px: layout[i][1] for px, i in d_attn_blocks(layout).items()})):
+        for res in getattr(m, k):
+            if res not in widths:
+                bad(f"model.{k} has {res}px but the {k[0].upper()} at {r}px has blocks at {list(widths)}px; "
+                    "pick from those")
+            if widths[res] % 8:
+                bad(f"model.{k} at {res}px: {widths[res]} channels, attention needs a multiple of 8 (it uses C/8)")
+
+
+def validate(cfg: Config, where: str = "config") -> None:
+    """Raise a one-line :class:`ConfigError` (prefixed by ``where``) for the first problem of ``cfg``."""
+
+    def bad(msg: str) -> None:
+        raise ConfigError(f"{where}: {msg}")
+
+    check_model(cfg.model, bad)
+    check_train(cfg.train, bad)
+    check_data(cfg, bad)
+
+
+def check_model(m: ModelConfig, bad) -> None:
+    """The ``model`` section: sizes, widths, attention, conditioning, initialisation."""
+    r = m.resolution
+    if resolution_problem(r):
+        bad(f"model.resolution {resolution_problem(r)}")
+    if m.num_classes < 0:
+        bad(f"model.num_classes must be >= 0 (0 = unconditional), got {m.num_classes}")
+    if m.z_dim < 1:
+        bad(f"model.z_dim must be >= 1, got {m.z_dim}")
+    for k in ("g_ch", "d_ch"):
+        v = getattr(m, k)
+        if v < 8 or v % 8:
+            bad(f"model.{k} must be a positive multiple of 8 (attention uses C/8 channels), got {v}")
+    if m.attn_mode not in ATTN_MODES:
+        bad(f"model.attn_mode must be one of {', '.join(ATTN_MODES)}, got {m.attn_mode!r}")
+    validate_widths(m, bad)
+    if m.hierarchical_z:
+        chunks = len(g_channel_mults(r)) + 1
+        if m.z_dim % chunks:
+            bad(f"model.z_dim={m.z_dim} must split evenly into {chunks} chunks with hierarchical_z at {r}px")
+    if m.d_cond not in D_CONDS:
+        bad(f"model.d_cond must be one of {', '.join(D_CONDS)}, got {m.d_cond!r}")
+    if m.num_classes == 0 and (m.d_cond == "ac" or m.hierarchical_z):
+        bad(f"model.{'d_cond: ac' if m.d_cond == 'ac' else 'hierarchical_z'} needs classes, but model.num_classes is 0 "
+            "(unconditional); use labelled data or drop that setting")
+    if m.init not in INITS:
+        bad(f"model.init must be one of {', '.join(INITS)}, got {m.init!r}")
+    for k in ("g_block_type", "d_block_type"):
+        if getattr(m, k) not in BLOCK_TYPES:
+            bad(f"model.{k} must be one of {', '.join(BLOCK_TYPES)}, got {getattr(m, k)!r}")
+    for k in ("bn_eps", "sn_eps"):
+        if getattr(m, k) <= 0:
+            bad(f"model.{k} must be > 0")
+
+
+def check_train(t, bad) -> None:
+    """The ``train`` section: batch split, optimiser, cadence and the registries' names."""
+    if t.batch_size < 1 or t.grad_accum < 1:
+        bad("train.batch_size and train.grad_accum must be >= 1")
+    if t.batch_size % t.grad_accum:
+        bad(f"train.batch_size={t.batch_size} must be divisible by train.grad_accum={t.grad_accum}")
+    for k in ("lr_g", "lr_d", "adam_eps"):
+        if getattr(t, k) <= 0:
+            bad(f"train.{k} must be > 0, got {getattr(t, k)}")
+    for k in ("beta1", "beta2"):
+        if not 0 <= getattr(t, k) < 1:
+            bad(f"train.{k} must be in [0, 1), got {getattr(t, k)}")
+    if not 0 <= t.ema_decay < 1:
+        bad(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
+    if t.d_steps < 1:
+        bad(f"train.d_steps must be >= 1, got {t.d_steps}")
+    from .training.losses import LOSSES  # the registry (a new loss registers itself there)
+
+    if t.loss not in LOSSES:
+        bad(f"train.loss must be one of {', '.join(LOSSES)}, got {t.loss!r}")
+    if t.mixed_precision not in MIXED_PRECISION:
+        bad(f"train.mixed_precision must be one of {', '.join(MIXED_PRECISION)}, got {t.mixed_precision!r}")
+    for k in ("max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "fid_num_samples"):
+        if getattr(t, k) < 1:
+            bad(f"train.{k} must be >= 1, got {getattr(t, k)}")
+    from .metrics.registry import METRIC_NAMES  # the registries: a new metric or protocol registers itself
+    from .metrics.resize import RESIZE_MODES
+
+    if t.fid_resize not in RESIZE_MODES:
+        bad(f"train.fid_resize must be one of {', '.join(RESIZE_MODES)}, got {t.fid_resize!r}")
+    unknown = [m for m in t.eval_metrics if m not in METRIC_NAMES]
+    if unknown or not t.eval_metrics:
+        bad(f"train.eval_metrics must be a non-empty list of {', '.join(METRIC_NAMES)}; got {list(t.eval_metrics)}")
+    if t.best_metric not in t.eval_metrics:
+        bad(f"train.best_metric={t.best_metric!r} must be one of train.eval_metrics {list(t.eval_metrics)}; add it "
+            "there or pick one of those")
+    if "is" in t.eval_metrics and t.fid_num_samples < 10:
+        bad(f"train.fid_num_samples={t.fid_num_samples} cannot be cut into the Inception Score's 10 splits; use >= 10")
+    if t.collapse_margin < 0 or t.collapse_logit_gap < 0 or t.collapse_patience < 1:
+        bad("train.collapse_margin and collapse_logit_gap must be >= 0 and train.collapse_patience >= 1")
+    for k in ("ema_start", "fid_every", "num_workers", "seed"):
+        if getattr(t, k) < 0:
+            bad(f"train.{k} must be >= 0, got {getattr(t, k)}")
+
+
+def check_data(cfg: Config, bad) -> None:
+    """The ``data`` section, and the small-data keys of ``train`` and ``data`` together."""
+    if cfg.data.demo_size < 1:
+        bad(f"data.demo_size must be >= 1, got {cfg.data.demo_size}")
+    for k in ("split", "labels"):  # dataset formats: the values are checked against the dataset when opened
+        v = getattr(cfg.data, k)
+        if v is not None and (not isinstance(v, str) or not v.strip() or v != v.strip()):
+            bad(f"data.{k} must be a name such as {'test' if k == 'split' else 'coarse'} (or null), got {v!r}")
+    small_data_problem = _small_data_problem(cfg)
+    if small_data_problem:
+        bad(small_data_problem)
+
+
+def _small_data_problem(cfg: Config) -> str | None:
+    """What is wrong with the augmentation, LeCam and subset keys (issue 20), or None."""
+    from .augment import AUGMENTS, parse_policy  # the registry (a new augmentation registers itself there)
+
+    t, d = cfg.train, cfg.data
+    if t.augment not in AUGMENTS:
+        return f"train.augment must be one of {', '.join(AUGMENTS)}, got {t.augment!r}"
+    try:
+        policy = parse_policy(t.augment_policy)
+    except ValueError as e:
+        return f"train.augment_policy: {e}"
+    if t.augment == "diffaugment" and not policy:
+        return "train.augment_policy is empty; give a comma list of color, translation, cutout"
+    for k, lo, hi in (("ada_target", 0.0, 1.0), ("lecam_decay", 0.0, 1.0)):
+        v = getattr(t, k)
+        if not (math.isfinite(v) and lo <= v < hi):
+            return f"train.{k} must be in [{lo:g}, {hi:g}), got {v}"
+    if not (math.isfinite(t.ada_kimg) and t.ada_kimg > 0) or t.ada_interval < 1:
+        return f"train.ada_kimg must be > 0 and train.ada_interval >= 1, got {t.ada_kimg} and {t.ada_interval}"
+    if not (math.isfinite(t.lecam_weight) and t.lecam_weight >= 0) or t.lecam_start < 0:
+        return f"train.lecam_weight and train.lecam_start must be >= 0, got {t.lecam_weight} and {t.lecam_start}"
+    s = d.subset
+    if s is not None and not (math.isfinite(s) and (0 < s < 1 or (s >= 1 and float(s).is_integer()))):
+        return (f"data.subset must be a fraction in (0, 1) (0.1 = 10% of each class) or a whole number of images "
+                f"per class (500), got {s}")
+    if d.subset_seed < 0:
+        return f"data.subset_seed must be >= 0, got {d.subset_seed}"
+    return None
