@@ -12,7 +12,8 @@ from sagan.checkpoint import load_generator, save_checkpoint
 from sagan.config import load_config
 from sagan.models.layers import ConditionalBatchNorm2d
 from sagan.models import Discriminator, Generator
-from sagan.sampling.draw import MARKER, class_folder_names, generate, interpolation_inputs, parse_classes, spread_classes
+from sagan.sampling.draw import generate, interpolation_inputs, parse_classes, spread_classes
+from sagan.sampling.sets import MARKER, class_folder_names
 from sagan.sampling.latents import class_balanced_labels, sample_latents
 from sagan.scripts.sample import main
 from sagan.sampling.viz import QUERY_COLOURS, attention_overlay
@@ -346,9 +347,9 @@ def test_overwrite_refuses_to_clear_what_is_not_a_sample_folder(ckpt, tmp_path, 
 # that the writes themselves meet the full disk.
 FULL_DISK_CHILD = """
 import sys
-import sagan.io, sagan.sampling.draw, sagan.scripts.sample as script
+import sagan.io, sagan.sampling.sets, sagan.scripts.sample as script
 if sys.argv[1] == "late":
-    for module in (sagan.io, sagan.sampling.draw, script):
+    for module in (sagan.io, sagan.sampling.sets, script):
         module.check_free_space = lambda *args, **kwargs: None
 script.main(sys.argv[2:])
 """

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sagan.sampling.draw import MARKER, class_folder_names
+from sagan.sampling.sets import MARKER, class_folder_names
 from test_sample import ckpt, run  # noqa: F401  (fixture)
 
 
@@ -96,7 +96,7 @@ def test_a_png_from_elsewhere_is_not_taken_for_ours(ckpt, tmp_path):
 
 KILL_CHILD = """
 import os, signal, sys
-import sagan.sampling.draw as S
+import sagan.sampling.sets as S
 original = S._write_npy_members
 def killed(tmp, *args, **kwargs):
     original(tmp, *args, **kwargs)
@@ -136,7 +136,7 @@ def test_long_class_names_are_shortened_to_unique_names_that_fit():
 def test_long_class_names_write_a_png_folder(tmp_path):
     import torch
 
-    from sagan.sampling.draw import write_png_folder
+    from sagan.sampling.sets import write_png_folder
 
     long = "y" * 254
     names = class_folder_names([long, long], 2)

@@ -15,8 +15,9 @@ from ..checkpoint import load_generator
 from ..errors import UserError, report_user_errors
 from ..io import (NotWritableError, check_free_space, check_replaceable, check_writable, progress_disable,
                   sweep_stale_temp_files)
-from ..sampling.draw import (class_folder_names, clear_sample_folder, generate, interpolation_inputs, parse_classes,
-                             sample_folder_files, sample_set_bytes, spread_classes, to_uint8, write_npz, write_png_folder)
+from ..sampling.draw import generate, interpolation_inputs, parse_classes, spread_classes, to_uint8
+from ..sampling.sets import (class_folder_names, clear_sample_folder, sample_folder_files, sample_set_bytes, write_npz,
+                             write_png_folder)
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
 from ..sampling.viz import PNG_SOFTWARE, attention_figure, default_query_points, image_grid, save_png, upscale_factor
 from .options import bn_stats_options, device_option, parse_device, seed_option, truncation_option
