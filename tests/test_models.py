@@ -260,3 +260,23 @@ def test_d_shortcut_relu_changes_only_blocks_after_the_first(tiny_cfg):
         h = torch.randn(2, 16, 16, 16)
         assert not torch.allclose(D.blocks[1](h), D2.blocks[1](h))
         assert torch.allclose(D2.blocks[1](h), D2.blocks[1](torch.relu(h)))  # the shortcut sees relu(h)
+
+
+def test_networks_are_built_from_the_model_config():
+    """Generator / Discriminator take the model section (or a whole config); from_config is the same."""
+    cfg = load_config("demo", overrides=["model.g_ch=16", "model.d_ch=16"])
+    for cls in (Generator, Discriminator):
+        torch.manual_seed(0)
+        a = cls(cfg.model).state_dict()
+        torch.manual_seed(0)
+        b = cls.from_config(cfg).state_dict()
+        torch.manual_seed(0)
+        c = cls(cfg).state_dict()
+        assert a.keys() == b.keys() == c.keys()
+        assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in a)
+    from sagan.config import ModelConfig
+    from sagan.models.networks import model_section
+
+    assert model_section(None) == ModelConfig() == load_config("imagenet128").model  # no config: the paper's
+    with pytest.raises(TypeError, match="expected a ModelConfig or a Config"):
+        Generator(32)

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import SelfAttention
-from ..config import Config, d_attn_blocks, d_layout, g_block_resolutions, g_widths
+from ..config import Config, ModelConfig, d_attn_blocks, g_block_resolutions, g_widths, model_d_layout
 from .layers import ConditionalBatchNorm2d, PlainBatchNorm2d, embed, sn_conv, sn_embedding, sn_linear, upsample2x
 
 
@@ -111,30 +111,28 @@ def stage_blocks(block_type: str, widths: dict[int, int], attn_mode: str, attn_p
     return attn, residual
 
 
+def model_section(model: ModelConfig | Config | None) -> ModelConfig:
+    if model is None:
+        return ModelConfig()
+    m = model.model if isinstance(model, Config) else model
+    if not isinstance(m, ModelConfig):
+        raise TypeError(f"expected a ModelConfig or a Config, got {type(model).__name__}; "
+                        "build networks with Generator.from_config(load_config(...))")
+    return m
+
+
 class Generator(nn.Module):
-    def __init__(
-        self,
-        resolution: int = 128,
-        num_classes: int = 1000,
-        z_dim: int = 128,
-        ch: int = 64,
-        attn_resolutions: tuple[int, ...] = (64,),
-        attn_mode: str = "embedded_gaussian",
-        attn_pool: bool = True,
-        hierarchical_z: bool = False,
-        shared_dim: int = 128,
-        bn_eps: float = 1e-5,
-        sn_eps: float = 1e-6,
-        init: str = "ortho",
-        *,
-        use_sn: bool = True,
-        block_type: str = "attention",
-        widths: tuple[int, ...] = (),
-    ):
+    """The SAGAN generator of a model config (the ``model`` section, or a whole config; ``None``: the
+    paper's ImageNet 128px network)."""
+
+    def __init__(self, model: ModelConfig | Config | None = None):
+        m = model_section(model)
+        resolution, num_classes, z_dim, bn_eps, sn_eps = m.resolution, m.num_classes, m.z_dim, m.bn_eps, m.sn_eps
+        hierarchical_z, shared_dim, use_sn = m.hierarchical_z, m.shared_dim, m.g_sn
         super().__init__()
         self.resolution, self.num_classes, self.z_dim = resolution, num_classes, z_dim
         self.hierarchical_z = hierarchical_z
-        gw = g_widths(resolution, ch, widths)  # 4px, then after each block (model.g_widths or the pyramid)
+        gw = g_widths(resolution, m.g_ch, m.g_widths)  # 4px, then after each block (model.g_widths or the pyramid)
         resolutions = g_block_resolutions(resolution)
         if hierarchical_z:
             # BigGAN: z split into one chunk for the input linear and one per block; each block's CBN
@@ -147,23 +145,20 @@ class Generator(nn.Module):
         else:
             cbn_kwargs = dict(num_classes=num_classes, eps=bn_eps, sn_eps=sn_eps) if num_classes > 0 else None
             z_in = z_dim
-        conv_kwargs = dict(init=init, eps=sn_eps, use_sn=use_sn)
+        conv_kwargs = dict(init=m.init, eps=sn_eps, use_sn=use_sn)
         self.c0 = gw[0]
         self.linear = sn_linear(z_in, 4 * 4 * self.c0, **conv_kwargs)
         self.blocks = nn.ModuleList(GBlock(i, o, cbn_kwargs, conv_kwargs, bn_eps) for i, o in zip(gw[:-1], gw[1:]))
-        stage = {r: o for o, r in zip(gw[1:], resolutions) if r in attn_resolutions}
-        self.attn, self.residual = stage_blocks(block_type, stage, attn_mode, attn_pool, conv_kwargs)
+        stage = {r: o for o, r in zip(gw[1:], resolutions) if r in m.g_attn}
+        self.attn, self.residual = stage_blocks(m.g_block_type, stage, m.attn_mode, m.attn_pool, conv_kwargs)
         self.block_resolutions = resolutions
         self.out_bn = nn.BatchNorm2d(gw[-1], eps=bn_eps)
         self.out_conv = sn_conv(gw[-1], 3, 3, **conv_kwargs)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Generator":
-        m = cfg.model
-        return cls(resolution=m.resolution, num_classes=m.num_classes, z_dim=m.z_dim, ch=m.g_ch,
-                   attn_resolutions=m.g_attn, attn_mode=m.attn_mode, attn_pool=m.attn_pool,
-                   hierarchical_z=m.hierarchical_z, shared_dim=m.shared_dim, bn_eps=m.bn_eps, sn_eps=m.sn_eps,
-                   init=m.init, use_sn=m.g_sn, block_type=m.g_block_type, widths=m.g_widths)
+        """The generator of a whole config (its ``model`` section)."""
+        return cls(cfg.model)
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id, **kwargs) -> "Generator":
@@ -202,38 +197,28 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(
-        self,
-        resolution: int = 128,
-        num_classes: int = 1000,
-        ch: int = 64,
-        attn_resolutions: tuple[int, ...] = (64,),
-        attn_mode: str = "embedded_gaussian",
-        attn_pool: bool = True,
-        sn_eps: float = 1e-6,
-        init: str = "ortho",
-        *,
-        block_type: str = "attention",
-        shortcut_relu: bool = False,
-        widths: tuple[int, ...] = (),
-        down: tuple[bool, ...] = (),
-        cond: str = "projection",
-    ):
+    """The SAGAN projection discriminator of a model config (the ``model`` section, or a whole config;
+    ``None``: the paper's)."""
+
+    def __init__(self, model: ModelConfig | Config | None = None):
+        m = model_section(model)
+        resolution, num_classes, init, sn_eps = m.resolution, m.num_classes, m.init, m.sn_eps
         super().__init__()
         self.resolution, self.num_classes = resolution, num_classes
-        layout = d_layout(resolution, ch, widths, down)  # model.d_widths / d_down, or the pyramid
+        layout = model_d_layout(m)  # model.d_widths / d_down, or the pyramid
         self.blocks = nn.ModuleList(
-            DBlock(i, o, dn, k == 0, init, sn_eps, shortcut_relu) for k, (i, o, dn, _) in enumerate(layout)
+            DBlock(i, o, dn, k == 0, init, sn_eps, m.d_shortcut_relu) for k, (i, o, dn, _) in enumerate(layout)
         )
         # attention at R px follows the first block reaching R (never the last block)
-        self.stage_after = {k: str(px) for px, k in d_attn_blocks(layout).items() if px in attn_resolutions}
+        self.stage_after = {k: str(px) for px, k in d_attn_blocks(layout).items() if px in m.d_attn}
         stage = {int(r): layout[k][1] for k, r in self.stage_after.items()}
-        self.attn, self.residual = stage_blocks(block_type, stage, attn_mode, attn_pool, dict(init=init, eps=sn_eps))
+        self.attn, self.residual = stage_blocks(m.d_block_type, stage, m.attn_mode, m.attn_pool,
+                                                dict(init=init, eps=sn_eps))
         self.block_resolutions = [px for *_, px in layout]
         c_out = layout[-1][1]
         self.linear = sn_linear(c_out, 1, init=init, eps=sn_eps)
         # the class term: projection <embed(y), h>, an auxiliary classifier (AC-GAN), or none (unconditional)
-        self.cond = cond if num_classes > 0 else None
+        self.cond = m.d_cond if num_classes > 0 else None
         if self.cond == "projection":
             self.embed = sn_embedding(num_classes, c_out, init=init, eps=sn_eps)
         elif self.cond == "ac":
@@ -241,11 +226,8 @@ class Discriminator(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Discriminator":
-        m = cfg.model
-        return cls(resolution=m.resolution, num_classes=m.num_classes, ch=m.d_ch, attn_resolutions=m.d_attn,
-                   attn_mode=m.attn_mode, attn_pool=m.attn_pool, sn_eps=m.sn_eps, init=m.init,
-                   block_type=m.d_block_type, shortcut_relu=m.d_shortcut_relu, widths=m.d_widths, down=m.d_down,
-                   cond=m.d_cond)
+        """The discriminator of a whole config (its ``model`` section)."""
+        return cls(cfg.model)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, return_classes: bool = False):
         """Images (B, 3, R, R), labels (B,) -> logits (B,).
