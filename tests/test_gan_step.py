@@ -99,19 +99,21 @@ def test_a_new_loss_is_one_registration(tmp_path, monkeypatch):
     assert sorted(scalars(run, "loss/d_loss_real")) == [1, 2]
 
 
-def test_d_steps_two_uses_two_batches_and_two_d_updates_per_step(tmp_path):
-    run = train(tiny("train.d_steps=2", "train.max_steps=3", "train.checkpoint_every=3"), outdir=tmp_path / "r",
-                progress=False)
-    ckpt = load_checkpoint(run)
-    assert ckpt["opt_D"]["state"][0]["step"] == 6 and ckpt["opt_G"]["state"][0]["step"] == 3
-    assert ckpt["data"]["index"] == 6 * 8 and ckpt["meta"]["images_seen"] == 6 * 8
+def test_d_steps_two_uses_two_batches_and_two_d_updates_per_step():
+    step, stream = build_step(tiny("train.d_steps=2"))
+    for s in (1, 2, 3):
+        step(s, stream.next)
+    assert step.opt_D.state_dict()["state"][0]["step"] == 6 and step.opt_G.state_dict()["state"][0]["step"] == 3
+    assert stream.index == 6 * 8
 
 
 def test_grad_accum_two_makes_one_update_from_two_micro_batches(tmp_path):
-    run = train(tiny("train.grad_accum=2", "train.max_steps=3"), outdir=tmp_path / "r", progress=False)
+    """In the loop, with d_steps 2: one optimiser step per update, and what the checkpoint counts."""
+    run = train(tiny("train.grad_accum=2", "train.d_steps=2", "train.max_steps=3", "train.checkpoint_every=3"),
+                outdir=tmp_path / "r", progress=False)
     ckpt = load_checkpoint(run)
-    assert ckpt["opt_D"]["state"][0]["step"] == 3 and ckpt["opt_G"]["state"][0]["step"] == 3
-    assert ckpt["data"]["index"] == 3 * 8
+    assert ckpt["opt_D"]["state"][0]["step"] == 6 and ckpt["opt_G"]["state"][0]["step"] == 3
+    assert ckpt["data"]["index"] == 6 * 8 and ckpt["meta"]["images_seen"] == 6 * 8
     assert "global batch 8 = 4 x 1 process(es) x 2 accumulation" in (run / "log.txt").read_text()
 
 
