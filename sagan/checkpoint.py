@@ -1,7 +1,7 @@
 """Checkpoint files: one ``.pt`` file per snapshot, written atomically, loadable with ``weights_only=True``.
 
 Layout of a checkpoint (a plain dict, nothing pickled but tensors and builtins; the one place that
-builds it is :func:`training_payload`):
+builds it is :func:`sagan.training.checkpoints.training_payload`):
 
     format      "sagan-checkpoint"          version   1
     step        int (completed G steps)     config    Config.to_dict()
@@ -25,19 +25,17 @@ and that every weight is finite: a corrupt or diverged file is refused by name, 
 
 from __future__ import annotations
 
-import random
 import re
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Any, Collection
 
-import numpy as np
 import torch
 
 from .config import Config
 from .errors import CheckpointError, ConfigError, one_line, short_repr
-from .io import atomic_write, link_atomic, printable
+from .io import atomic_write, printable
 
 FORMAT = "sagan-checkpoint"
 VERSION = 1
@@ -94,7 +92,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p
 
 
-def _fallback_hint(p: Path) -> str:
+def fallback_hint(p: Path) -> str:
     older = sorted((p.parent.glob("step_*.pt")), reverse=True)
     older = [o for o in older if o.resolve() != p.resolve()]
     return f"use an older checkpoint such as {older[0]}" if older else "use another checkpoint"
@@ -110,7 +108,7 @@ def verify_zip(p: Path) -> None:
                     while f.read(1 << 22):
                         pass
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {p} is corrupt ({one_line(e)}); {_fallback_hint(p)}") from None
+        raise CheckpointError(f"checkpoint {p} is corrupt ({one_line(e)}); {fallback_hint(p)}") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", verify: bool = True) -> dict[str, Any]:
@@ -125,7 +123,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
         ckpt = torch.load(p, map_location=map_location, weights_only=True, mmap=not verify and zipfile.is_zipfile(p))
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"cannot read checkpoint {p}: corrupt, truncated or not a torch file ({one_line(e)}); "
-                              f"{_fallback_hint(p)}") from None
+                              f"{fallback_hint(p)}") from None
     except Exception as e:  # pickle errors under weights_only have many types
         raise CheckpointError(f"cannot read checkpoint {p}: not a torch checkpoint file ({type(e).__name__}); "
                               f"pass a .pt file written by train.py") from None
@@ -136,7 +134,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
                               f"(<= {VERSION}); upgrade sagan")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
-        raise CheckpointError(f"{p} is incomplete: missing {', '.join(missing)}; {_fallback_hint(p)}")
+        raise CheckpointError(f"{p} is incomplete: missing {', '.join(missing)}; {fallback_hint(p)}")
     ckpt["path"] = str(p)
     _check_fields(ckpt, p)
     if verify:
@@ -149,7 +147,7 @@ def _malformed(p: Path, field: str, value: Any, expected: str) -> CheckpointErro
     shown = (f"a dict with keys {short_repr(sorted(short_repr(k, 30) for k in list(value)[:6]), 60)}"
              if isinstance(value, dict) else short_repr(value, 60))
     return CheckpointError(f"checkpoint {p}: field {field} is malformed ({shown}; expected "
-                           f"{expected}); {_fallback_hint(p)}")
+                           f"{expected}); {fallback_hint(p)}")
 
 
 def _is_state_dict(v: Any) -> bool:
@@ -215,7 +213,7 @@ def check_finite(ckpt: dict, p: Path) -> None:
         bad = _first_non_finite(key, ckpt[key])
         if bad is not None:
             raise CheckpointError(f"checkpoint {p} is unusable: tensor {bad} holds NaN/Inf values (a diverged or "
-                                  f"damaged run); {_fallback_hint(p)}")
+                                  f"damaged run); {fallback_hint(p)}")
 
 
 def checkpoint_config(ckpt: dict[str, Any]) -> Config:
@@ -292,94 +290,6 @@ def load_state(module: torch.nn.Module, state: dict[str, Any], what: str) -> Non
         raise CheckpointError(f"{what} does not fit the network built from its config ({one_line(e, 200)})") from None
 
 
-# --------------------------------------------------------------------------------------------------
-# RNG states as plain lists: torch.load(weights_only=True) refuses numpy arrays and Python tuples of them
-
-
-def rng_state() -> dict[str, Any]:
-    version, mt, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
-        "python": [version, list(mt), gauss],
-        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-    }
-
-
-def set_rng_state(state: dict[str, Any], where: str = "checkpoint") -> None:
-    try:
-        torch.set_rng_state(state["torch"])
-        if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state["cuda"])
-        version, mt, gauss = state["python"]
-        random.setstate((version, tuple(mt), gauss))
-        name, keys, pos, has_gauss, cached = state["numpy"]
-        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{where}: the stored RNG states cannot be restored ({one_line(e, 80)}); the file is "
-                              "damaged or not written by train.py") from None
-
-
-# --------------------------------------------------------------------------------------------------
-# the training payload and the checkpoint folder
-
-
-def training_payload(*, step: int, cfg: Config, G, D, ema, opt_G, opt_D, rng: dict, data: dict,
-                     class_names: list[str] | None, meta: dict) -> dict[str, Any]:
-    """The checkpoint of a training run (the schema of the module docstring)."""
-    return {
-        "step": step, "config": cfg.to_dict(),
-        "G": G.state_dict(), "D": D.state_dict(), "G_ema": ema.state_dict() if ema is not None else None,
-        "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-        "rng": rng, "data": data, "class_names": class_names, "meta": meta,
-    }
-
-
-def restore_training_state(ckpt: dict, gan) -> None:
-    """Load a training checkpoint into a :class:`sagan.training.step.GANStep` (weights, EMA, optimiser states);
-    ``None`` optimiser states (a converted checkpoint) leave fresh ones, no EMA starts the EMA from G."""
-    where = ckpt["path"]
-    load_state(gan.G_raw, ckpt["G"], f"G of {where}")
-    load_state(gan.D_raw, ckpt["D"], f"D of {where}")
-    if gan.ema is not None:
-        if ckpt["G_ema"] is not None:
-            load_state(gan.ema.ema, ckpt["G_ema"], f"G_ema of {where}")
-        else:
-            gan.ema.ema.load_state_dict(gan.G_raw.state_dict())
-    for opt, key in ((gan.opt_G, "opt_G"), (gan.opt_D, "opt_D")):
-        if ckpt[key] is None:
-            continue
-        try:
-            opt.load_state_dict(ckpt[key])
-        except (ValueError, KeyError, RuntimeError, TypeError) as e:
-            raise CheckpointError(f"{key} of {where} does not fit the networks ({one_line(e, 160)})") from None
-    try:
-        load_small_data_state(gan, ckpt.get("meta") or {})
-    except (ValueError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{where}: the stored augmentation / regulariser state is malformed ({one_line(e, 120)}); "
-                              f"{_fallback_hint(Path(where))}") from None
-
-
-def small_data_state(gan) -> dict[str, Any]:
-    """What a checkpoint keeps (in ``meta``) of a GAN step's augmentation (ADA's p and signal) and
-    regularisers (LeCam's moving averages): ``{"augment": {"name", "state"}, "regularisers": {name: state}}``."""
-    return {"augment": {"name": gan.cfg.train.augment, "state": gan.augment.state_dict()},
-            "regularisers": {n: r.state_dict() for n, r in gan.regularisers.items()}}
-
-
-def load_small_data_state(gan, meta: dict) -> None:
-    """Restore :func:`small_data_state`; the state of another augmentation, or none at all (an older
-    checkpoint, a run that switched the option on), leaves the fresh one."""
-    aug = meta.get("augment") or {}
-    if aug.get("name") == gan.cfg.train.augment and aug.get("state"):
-        gan.augment.load_state_dict(aug["state"])
-    stored = meta.get("regularisers") or {}
-    for name, reg in gan.regularisers.items():
-        if stored.get(name):
-            reg.load_state_dict(stored[name])
-
-
 def scalar_state(state: Any, keys: tuple[str, ...], what: str) -> dict[str, torch.Tensor]:
     """The finite scalar tensors ``keys`` of a stored state (an augmentation's, a regulariser's), as fp32
     clones; ValueError naming the first bad one."""
@@ -392,13 +302,6 @@ def scalar_state(state: Any, keys: tuple[str, ...], what: str) -> dict[str, torc
     return out
 
 
-def restore_rng(ckpt: dict, rank: int = 0) -> None:
-    """This process's global RNG states from a checkpoint (nothing when it has none)."""
-    if ckpt["rng"] is not None:
-        per = ckpt["rng"].get("per_process") or []
-        set_rng_state(per[rank] if rank < len(per) else ckpt["rng"], f"checkpoint {ckpt['path']}")
-
-
 def step_files(ckpt_dir: Path) -> dict[int, Path]:
     """``{step: path}`` of the ``step_NNNNNNN.pt`` files in ``ckpt_dir``."""
     out = {}
@@ -407,31 +310,3 @@ def step_files(ckpt_dir: Path) -> dict[int, Path]:
         if m:
             out[int(m.group(1))] = p
     return out
-
-
-def prune_checkpoints(ckpt_dir: Path, keep: int) -> None:
-    """Keep the ``keep`` newest ``step_*.pt`` files (``last.pt`` and ``best.pt`` are never pruned).
-    Called only after the new file is complete (accelerate's own ``total_limit`` removes the oldest folder
-    before the new one is written, so a crash there leaves one checkpoint fewer)."""
-    steps = sorted(step_files(ckpt_dir).items())
-    for _, p in steps[: max(0, len(steps) - keep)]:
-        p.unlink(missing_ok=True)
-
-
-def write_training_checkpoint(ckpt_dir: Path, step: int, payload: dict, keep: int) -> Path:
-    """``step_NNNNNNN.pt``, then ``last.pt`` as a hard link to it, then pruning."""
-    path = save_checkpoint(ckpt_dir / step_file_name(step), payload)
-    link_atomic(path, ckpt_dir / LAST)
-    prune_checkpoints(ckpt_dir, keep)
-    return path
-
-
-def write_best(ckpt_dir: Path, step: int, payload: dict | None) -> Path:
-    """``best.pt``: a link to this step's file when there is one (no second write), else ``payload``."""
-    step_path = ckpt_dir / step_file_name(step)
-    best = ckpt_dir / BEST
-    if step_path.is_file():
-        link_atomic(step_path, best)
-    else:
-        save_checkpoint(best, payload)
-    return best

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from sagan.training.lineage import Resume, lineage_of
-from sagan.checkpoint import (BEST, CHECKPOINT_DIR, FORMAT, LAST, VERSION, load_checkpoint,
-                              load_generator, resolve_checkpoint, rng_state, save_checkpoint, set_rng_state,
-                              step_file_name, step_files, write_best, write_training_checkpoint)
+from sagan.checkpoint import (BEST, CHECKPOINT_DIR, FORMAT, LAST, VERSION, load_checkpoint, load_generator,
+                              resolve_checkpoint, save_checkpoint, step_file_name, step_files)
+from sagan.training.checkpoints import rng_state, set_rng_state, write_best, write_training_checkpoint
 from sagan.errors import CheckpointError
 from sagan.models import Discriminator, Generator
 

@@ -111,7 +111,8 @@ class AdaptiveAugment(Augment):
 def _build(cfg, accelerator) -> AdaptiveAugment:
     t = cfg.train
     device = accelerator.device if accelerator is not None else "cpu"
-    return AdaptiveAugment(t.ada_target, t.ada_interval, t.ada_kimg, t.d_steps * t.batch_size, accelerator, device)
+    return AdaptiveAugment(target=t.ada_target, interval=t.ada_interval, kimg=t.ada_kimg,
+                           images_per_step=t.d_steps * t.batch_size, accelerator=accelerator, device=device)
 
 
 register_augment("ada", _build, "adaptive discriminator augmentation (Karras et al. 2020), p towards train.ada_target")

@@ -103,7 +103,8 @@ def read_layout(g: SourceState, d: SourceState) -> Layout:
     if g_classes is not None and g_classes != num_classes:
         raise ConversionError(f"{g.name} conditions on {g_classes} classes but {d.name} on {num_classes}; use the G "
                               "and D of one run")
-    return Layout(resolution, num_classes, g_blocks, g_attn, d_blocks, d_attn)
+    return Layout(resolution=resolution, num_classes=num_classes, g_blocks=g_blocks, g_attn=g_attn, d_blocks=d_blocks,
+                  d_attn=d_attn)
 
 
 def _g_classes(g: SourceState, cbn: str) -> int | None:

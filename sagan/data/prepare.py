@@ -178,8 +178,9 @@ def pack(source: str | Path, out: str | Path, resolution: int | None = None, wor
         check_writable(out, "--out")  # before the listing, which takes minutes on ImageNet
     try:
         with exclusive_lock(out / LOCK_FILE, "--out"):  # a second packer would report a success it did not have
-            return _pack(source, out, resolution, (os.cpu_count() or 1) if workers is None else workers,
-                         chunk_size, progress, FormatOptions(split=split, labels=labels))
+            return _pack(source=source, out=out, r=resolution,
+                         workers=(os.cpu_count() or 1) if workers is None else workers, chunk_size=chunk_size,
+                         progress=progress, options=FormatOptions(split=split, labels=labels))
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
@@ -253,9 +254,10 @@ def _pack(source: Path, out: Path, r: int | None, workers: int, chunk_size: int,
         write_text_atomic(out / PROGRESS, "".join(json.dumps(x) + "\n" for x in [header, *done.values()]))
         tasks = [(k, k * chunk_size, list(src.items[k * chunk_size:(k + 1) * chunk_size]),
                   src.labels[k * chunk_size:(k + 1) * chunk_size].tolist()) for k in range(num_chunks) if k not in done]
-        _pack_tasks(source, out, r, tasks, workers if src.parallel else 0, done, progress, src.reader)
-        return _finish(out, header, src, done, num_chunks, {"source_format": fmt_name, "source_kind": src.what,
-                                                             **options.given()})
+        _pack_tasks(source=source, out=out, r=r, tasks=tasks, workers=workers if src.parallel else 0, done=done,
+                    progress=progress, reader=src.reader)
+        about = {"source_format": fmt_name, "source_kind": src.what, **options.given()}
+        return _finish(out=out, header=header, src=src, done=done, num_chunks=num_chunks, about=about)
     except (OSError, DiskFullError) as e:
         if isinstance(e, OSError) and not is_disk_full(e):
             raise

@@ -133,7 +133,8 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
             continue
         for run_name, offset in seed_runs(name, seeds):
             cfg = variant.config.replace(train={"seed": variant.config.train.seed + offset})
-            stopped = _run_one(cfg, out / run_name, run_name, steps, eval_every, inception_weights, progress, main)
+            stopped = _run_one(cfg=cfg, run=out / run_name, label=run_name, steps=steps, eval_every=eval_every,
+                               inception_weights=inception_weights, progress=progress, main=main)
             if stopped is not None:
                 return stopped, main
     return None, main

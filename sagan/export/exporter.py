@@ -111,5 +111,6 @@ def export_checkpoint(checkpoint, fmt: str, out, *, ema: bool = True, bn_stats: 
     except BaseException:
         spec.discard(artifact)
         raise
-    return ExportResult(out, fmt, diff, spec.tolerance, num_checked, ckpt["step"], ckpt["used_ema"],
-                        bn_mode_description(bn_stats, standing_batches))
+    return ExportResult(out=out, format=fmt, max_diff=diff, tolerance=spec.tolerance, num_checked=num_checked,
+                        step=ckpt["step"], used_ema=ckpt["used_ema"],
+                        bn=bn_mode_description(bn_stats, standing_batches))

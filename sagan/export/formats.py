@@ -118,12 +118,13 @@ def _hf_save(folder: Path, out: Path) -> None:
     move_into_place(folder, out)
 
 
-register(ExportFormat(
-    "onnx", "ONNX file (inputs z, y; dynamic batch), checked in onnxruntime", 1e-4, False, "G.onnx",
-    _onnx_build, _onnx_images, write_bytes))
-register(ExportFormat(
-    "torchscript", "TorchScript archive: torch.jit.load(PATH)(z, y), no sagan needed", 1e-5, False, "G.torchscript.pt",
-    _torchscript_build, _torchscript_images, write_bytes))
-register(ExportFormat(
-    "hf", "Hugging Face Hub folder (model.safetensors, config.json, README.md) for Generator.from_pretrained",
-    0.0, True, "G-hf/", _hf_build, _hf_images, _hf_save, lambda folder: shutil.rmtree(folder, ignore_errors=True)))
+register(ExportFormat(name="onnx", help="ONNX file (inputs z, y; dynamic batch), checked in onnxruntime",
+                      tolerance=1e-4, folder=False, example_out="G.onnx", build=_onnx_build, images=_onnx_images,
+                      save=write_bytes))
+register(ExportFormat(name="torchscript", help="TorchScript archive: torch.jit.load(PATH)(z, y), no sagan needed",
+                      tolerance=1e-5, folder=False, example_out="G.torchscript.pt", build=_torchscript_build,
+                      images=_torchscript_images, save=write_bytes))
+register(ExportFormat(name="hf", help=("Hugging Face Hub folder (model.safetensors, config.json, README.md) for "
+                                      "Generator.from_pretrained"),
+                      tolerance=0.0, folder=True, example_out="G-hf/", build=_hf_build, images=_hf_images,
+                      save=_hf_save, discard=lambda folder: shutil.rmtree(folder, ignore_errors=True)))

@@ -137,7 +137,9 @@ def reference_stats(dataset, inception: InceptionV3, out: str | os.PathLike, bat
         protocol = {"resize": inception.resize, "resize_description": resize_description(inception.resize),
                     "weights_sha256": getattr(inception, "weights_sha256", None), "source": source,
                     "features_dtype": features_dtype, "resolution": getattr(dataset, "resolution", None)}
-        return save_ref(out, stats, feats, class_index, getattr(dataset, "class_names", None), protocol, features_dtype)
+        return save_ref(path=out, stats=stats, features=feats, class_index=class_index,
+                        class_names=getattr(dataset, "class_names", None), protocol=protocol,
+                        features_dtype=features_dtype)
     finally:
         del feats
         if main:
@@ -186,7 +188,8 @@ def compute_metrics(features: np.ndarray | None, labels: np.ndarray | None, ref:
             check_labels(labels, ref, "samples")
     if any(METRICS[name].needs_labels for name in metrics) and labels is None and main:
         raise UserError("intra-FID needs class labels for the samples")
-    inputs = MetricInputs(features, labels, ref, inception, options or MetricOptions(), generator)
+    inputs = MetricInputs(features=features, labels=labels, ref=ref, inception=inception,
+                          options=options or MetricOptions(), generator=generator)
     result = {}
     for name in metrics:
         metric = METRICS[name]

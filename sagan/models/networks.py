@@ -207,7 +207,8 @@ class Discriminator(nn.Module):
         self.resolution, self.num_classes = resolution, num_classes
         layout = model_d_layout(m)  # model.d_widths / d_down, or the pyramid
         self.blocks = nn.ModuleList(
-            DBlock(i, o, dn, k == 0, init, sn_eps, m.d_shortcut_relu) for k, (i, o, dn, _) in enumerate(layout)
+            DBlock(cin=i, cout=o, downsample=dn, first=k == 0, init=init, sn_eps=sn_eps,
+                   shortcut_relu=m.d_shortcut_relu) for k, (i, o, dn, _) in enumerate(layout)
         )
         # attention at R px follows the first block reaching R (never the last block)
         self.stage_after = {k: str(px) for px, k in d_attn_blocks(layout).items() if px in m.d_attn}

@@ -81,7 +81,8 @@ def prepare_generator(G: torch.nn.Module, mode: str, *, standing_batches: int = 
     _restore_checkpoint_stats(G)
     if mode == "standing":
         _save_checkpoint_stats(G)
-        accumulate_standing_stats(G, standing_batches, batch_size, seed, device, truncation)
+        accumulate_standing_stats(G=G, num_batches=standing_batches, batch_size=batch_size, seed=seed, device=device,
+                                  truncation=truncation)
     setattr(G, MODE_ATTR, mode)
     return G
 

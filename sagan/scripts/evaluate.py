@@ -134,8 +134,9 @@ def stats(data_path, split, labels, out, resolution, resize, inception_weights, 
       python evaluate.py stats --data ~/data/cifar-10-batches-py --split test --out refs/cifar10_test.npz
     """
     with new_folders_removed_on_error(Path(out).parent):
-        _stats(data_path, out, resolution, resize, inception_weights, batch_size, device, num_workers, per_class,
-               features_dtype, split=split, labels=labels)
+        _stats(data_path=data_path, out=out, resolution=resolution, resize=resize, inception_weights=inception_weights,
+               batch_size=batch_size, device=device, num_workers=num_workers, per_class=per_class,
+               features_dtype=features_dtype, split=split, labels=labels)
 
 
 def _stats(data_path, out, resolution, resize, inception_weights, batch_size, device, num_workers, per_class,

@@ -160,15 +160,20 @@ def main(checkpoint, out, classes, per_class, num_samples, truncation, interpola
 
     try:
         if attention_maps:
-            _attention_figure(G, ckpt, out_path, chosen, names, num_images, points, seed, truncation, dev)
+            _attention_figure(G=G, ckpt=ckpt, out_path=out_path, chosen=chosen, names=names, num_images=num_images,
+                              points=points, seed=seed, truncation=truncation, dev=dev)
         elif interpolate:
-            _interpolation(G, out_path, chosen, names, steps, seed, truncation, batch_size, dev)
+            _interpolation(G=G, out_path=out_path, chosen=chosen, names=names, steps=steps, seed=seed,
+                           truncation=truncation, batch_size=batch_size, dev=dev)
         elif sample_set:
             if to_dir and overwrite:
                 clear_sample_folder(out_path)
-            _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, truncation, batch_size, dev, bn)
+            _sample_set(G=G, ckpt=ckpt, out_path=out_path, to_dir=to_dir, chosen=chosen, names=names,
+                        num_samples=num_samples, seed=seed, truncation=truncation, batch_size=batch_size, dev=dev,
+                        bn=bn)
         else:
-            _grid(G, out_path, chosen, names, per_class, seed, truncation, batch_size, dev)
+            _grid(G=G, out_path=out_path, chosen=chosen, names=names, per_class=per_class, seed=seed,
+                  truncation=truncation, batch_size=batch_size, dev=dev)
     except OSError as e:  # permissions changed mid-run, ... (a full disk is a DiskFullError already)
         raise UserError(f"cannot write {out_path}: {e.strerror or e}; check free space and permissions, "
                         "or pick another --out") from None
@@ -208,7 +213,8 @@ def _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, tru
 def _interpolation(G, out_path, chosen, names, steps, seed, truncation, batch_size, dev) -> None:
     """Per class a row moving z at fixed class, then a row moving the class at fixed z."""
     cls = chosen or spread_classes(G.num_classes, 4)
-    z, y, rows = interpolation_inputs(G.z_dim, G.num_classes, cls, steps, seed, truncation)
+    z, y, rows = interpolation_inputs(z_dim=G.z_dim, num_classes=G.num_classes, classes=cls, steps=steps, seed=seed,
+                                      truncation=truncation)
     captions = [f"{_class_name(names, a)}: z" if a == b else f"{_class_name(names, a)} -> {_class_name(names, b)}"
                 for a, b in rows] if G.num_classes else None
     images = torch.cat([b for b, _ in generate(G, z, y, batch_size, dev)])

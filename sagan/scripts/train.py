@@ -147,7 +147,8 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
             return
     trainer = None
     try:
-        trainer = Trainer(cfg, outdir, ckpt, pinned, inception_weights, progress, restart=restart)
+        trainer = Trainer(cfg=cfg, outdir=outdir, resume=ckpt, pinned=pinned, inception_weights=inception_weights,
+                          progress=progress, restart=restart)
         trainer.run()
     except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was pending
         where = trainer.outdir if trainer is not None else None

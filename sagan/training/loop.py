@@ -31,8 +31,9 @@ import numpy as np
 import torch
 
 from ..checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
-                          checkpoint_config, load_checkpoint, restore_rng, restore_training_state, rng_state,
-                          small_data_state, step_file_name, training_payload, write_best, write_training_checkpoint)
+                          checkpoint_config, load_checkpoint, step_file_name)
+from .checkpoints import (restore_rng, restore_training_state, rng_state, small_data_state, training_payload,
+                          write_best, write_training_checkpoint)
 from ..config import DATA_DERIVED, Config
 from ..data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
@@ -71,7 +72,8 @@ class Trainer:
                  progress: bool = True, dataset=None, restart: Path | None = None):
         self._lock = None
         try:
-            self._setup(cfg, outdir, resume, pinned, inception_weights, progress, dataset, restart)
+            self._setup(cfg=cfg, outdir=outdir, resume=resume, pinned=pinned, inception_weights=inception_weights,
+                        progress=progress, dataset=dataset, restart=restart)
         except BaseException:
             self.release()
             raise
@@ -122,9 +124,10 @@ class Trainer:
             self._startup_notes += self._resume_notes(ckpt)
         if resumed is not None and (ckpt is None or self._in_run(ckpt)):
             self._startup_notes += on_main(acc, self._reconcile, ckpt) or []
-        self.watch = RunWatch(cfg, self.outdir, acc, self.monitor, inception_weights,
-                              (ckpt.get("meta") or {}).get("watch") if ckpt else None, self.class_names,
-                              branch=self.lineage[-1][1])
+        self.watch = RunWatch(cfg=cfg, outdir=self.outdir, accelerator=acc, monitor=self.monitor,
+                              inception_weights=inception_weights,
+                              state=(ckpt.get("meta") or {}).get("watch") if ckpt else None,
+                              class_names=self.class_names, branch=self.lineage[-1][1])
         self._startup_notes += self.watch.notes
         self._purge_events = resumed is not None
         if t.mixed_precision == "fp16":
@@ -192,8 +195,10 @@ class Trainer:
         self.gan.prepare()
         if ckpt is not None and self.acc.scaler is not None and "scaler" in (ckpt.get("meta") or {}):
             self.acc.scaler.load_state_dict(ckpt["meta"]["scaler"])
-        sampler = EpochBatchSampler(len(self.dataset), t.batch_size, t.grad_accum, self.rank, self.world, t.seed)
-        self.data = DataStream(self.dataset, sampler, t.num_workers, self.device.type == "cuda", epoch, index)
+        sampler = EpochBatchSampler(size=len(self.dataset), global_batch=t.batch_size, micro_batches=t.grad_accum,
+                                    rank=self.rank, world=self.world, seed=t.seed)
+        self.data = DataStream(dataset=self.dataset, sampler=sampler, num_workers=t.num_workers,
+                               pin_memory=self.device.type == "cuda", epoch=epoch, index=index)
 
     def _restore(self, ckpt: dict) -> None:
         restore_training_state(ckpt, self.gan)
@@ -415,5 +420,6 @@ def train(cfg: Config, outdir: str | Path | None = None, resume: str | Path | di
     and ``model.num_classes`` the caller fixed; the others are taken from a real dataset. ``restart``: a
     run directory that stopped before its first checkpoint, to start again from step 0.
     """
-    return Trainer(cfg, outdir, resume, pinned, inception_weights, progress, restart=restart).run()
+    return Trainer(cfg=cfg, outdir=outdir, resume=resume, pinned=pinned, inception_weights=inception_weights,
+                   progress=progress, restart=restart).run()
 

@@ -30,7 +30,7 @@ statistics over all processes' images (:func:`sagan.models.layers.synchronise_ba
 Small data (``train.augment``, ``train.lecam_weight``): the augmentation (:mod:`sagan.augment`) is applied
 to everything D sees, real and fake, in the D and the G step, its randomness seeded by (seed, step,
 phase, global micro-batch index): split-invariant like the latents; the regularisers (:mod:`sagan.training.regularisers`) add their parts to D's loss. Their
-states (ADA's p, LeCam's averages) travel in checkpoints (:func:`sagan.checkpoint.small_data_state`).
+states (ADA's p, LeCam's averages) travel in checkpoints (:func:`sagan.training.checkpoints.small_data_state`).
 """
 
 from __future__ import annotations
