@@ -90,7 +90,10 @@ class GANStep:
         self.D_gstep = self.D_raw
         if t.compile:
             # one process only (the trainer refuses several: pytorch/pytorch#113415, DDP + parametrizations)
-            self.G, self.D, self.D_gstep = (torch.compile(m) for m in (self.G, self.D, self.D_gstep))
+            # static shapes: D sees 2B images in the D step and B in the G step through the same forward code,
+            # and the automatic dynamic shapes a second shape would switch on fail in inductor's CPU bf16 path
+            # ("cannot determine truth value of Relational", torch 2.14); a training run has only these shapes
+            self.G, self.D, self.D_gstep = (torch.compile(m, dynamic=False) for m in (self.G, self.D, self.D_gstep))
         self._prepared = True
         return self
 
