@@ -73,3 +73,31 @@ def test_live_bytes_count_a_steps_activations_on_top_of_the_weights():
     out = 16 * 32 * 32 * 4  # one image's output activation, float32
     assert peaks[4] >= 3 * weights + 4 * out  # weights, Adam's two moments, the batch's output
     assert peaks[8] - peaks[4] >= 4 * out  # grows with the batch
+
+
+def test_grad_accum_auto_halves_past_out_of_memory_errors_only():
+    """The search behind --grad-accum auto (on a GPU): a micro-batch whose step raises torch's out-of-memory
+    error is halved, the first that runs is taken, any other error propagates, and none fitting gives 0."""
+    from sagan.training.fit import largest_that_runs
+
+    tried = []
+
+    def probe(limit):
+        def run(micro):
+            tried.append(micro)
+            if micro > limit:
+                raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {micro} GiB")
+        return run
+
+    assert largest_that_runs([8, 4, 2, 1], probe(2)) == 2 and tried == [8, 4, 2]
+    assert largest_that_runs([8, 4, 2, 1], probe(0)) == 0
+    with pytest.raises(ValueError, match="a bug"):
+        largest_that_runs([8, 4], lambda micro: (_ for _ in ()).throw(ValueError("a bug")))
+
+
+def test_dry_run_of_an_unconditional_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(train_cli, [*TINY_CLI, "--set", "model.num_classes=0", "--dry-run"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "0 classes" in result.stderr and "FLOPs per training image:" in result.stderr

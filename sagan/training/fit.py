@@ -104,7 +104,7 @@ def probe_step(cfg: Config, micro: int, accelerator) -> Probe:
     G, D = Generator.from_config(cfg).to(device), Discriminator.from_config(cfg).to(device)
     step = GANStep(cfg, G, D, accelerator).prepare()
     x = torch.rand(micro, 3, m.resolution, m.resolution, device=device) * 2 - 1
-    y = torch.arange(micro, device=device) % m.num_classes
+    y = torch.arange(micro, device=device) % max(m.num_classes, 1)  # unconditional (0 classes): all-zero labels
     batches = lambda: [(x, y)]  # noqa: E731
     step(1, batches)  # Adam's moments exist from here on
     nets = [G, D] + ([step.ema.ema] if step.ema is not None else [])
@@ -159,6 +159,23 @@ def dry_run(cfg: Config, accelerator, memory: int, say=print) -> int:
     return choice
 
 
+def largest_that_runs(options, probe) -> int:
+    """The first of ``options`` (largest first) for which ``probe(micro)`` runs, halving past each
+    out-of-memory error (accelerate's ``should_reduce_batch_size`` decides what is one; any other error
+    propagates); 0 when none runs."""
+    from accelerate.utils.memory import release_memory, should_reduce_batch_size  # (not re-exported by accelerate.utils)
+
+    for micro in options:
+        try:
+            probe(micro)
+            return micro
+        except Exception as e:  # noqa: BLE001 - only out-of-memory errors are retried
+            if not should_reduce_batch_size(e):
+                raise
+            release_memory()
+    return 0
+
+
 def auto_grad_accum(cfg: Config, accelerator, say=print) -> Config:
     """``--grad-accum auto``: the same global batch, the largest per-process micro-batch that runs a real
     step on this device (halving on out-of-memory, as accelerate's ``find_executable_batch_size``); on a
@@ -168,18 +185,7 @@ def auto_grad_accum(cfg: Config, accelerator, say=print) -> Config:
         say(f"--grad-accum auto: no GPU here, keeping train.grad_accum={t.grad_accum} "
             f"(micro-batch {t.batch_size // (t.grad_accum * world)} on {world} process(es))")
         return cfg
-    from accelerate.utils import release_memory, should_reduce_batch_size
-
-    choice = 0
-    for micro in micro_batch_options(cfg, world):
-        try:
-            probe_step(cfg, micro, accelerator)
-            choice = micro
-            break
-        except Exception as e:  # noqa: BLE001 - only out-of-memory errors are retried
-            if not should_reduce_batch_size(e):
-                raise
-            release_memory()
+    choice = largest_that_runs(micro_batch_options(cfg, world), lambda micro: probe_step(cfg, micro, accelerator))
     if world > 1:
         choice = int(accelerator.gather(torch.tensor([choice], device=accelerator.device)).min())
     if choice == 0:
