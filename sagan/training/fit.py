@@ -163,7 +163,7 @@ def largest_that_runs(options, probe) -> int:
     """The first of ``options`` (largest first) for which ``probe(micro)`` runs, halving past each
     out-of-memory error (accelerate's ``should_reduce_batch_size`` decides what is one; any other error
     propagates); 0 when none runs."""
-    from accelerate.utils.memory import release_memory, should_reduce_batch_size  # (not re-exported by accelerate.utils)
+    from accelerate.utils.memory import release_memory, should_reduce_batch_size  # not in accelerate.utils
 
     for micro in options:
         try:
