@@ -32,6 +32,7 @@ import torch
 
 from ..checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
                           checkpoint_config, load_checkpoint, step_file_name)
+from .notes import data_notes, resume_notes, split_note
 from .checkpoints import (restore_rng, restore_training_state, rng_state, small_data_state, training_payload,
                           write_best, write_training_checkpoint)
 from ..config import DATA_DERIVED, Config
@@ -110,7 +111,8 @@ class Trainer:
         self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress)
         self.say = self.monitor.say
         self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
-        self._startup_notes += self._data_notes() + ([classes_note] if classes_note else [])
+        self._startup_notes += data_notes(self.cfg, self.dataset, self.class_names)
+        self._startup_notes += [classes_note] if classes_note else []
 
         self._build(ckpt)
         # small data: what D sees and what regularises it
@@ -121,7 +123,8 @@ class Trainer:
         resumed = self.step if (ckpt is not None or restart is not None) else None
         self.lineage = lineage_of(ckpt.get("meta")) if ckpt is not None else [list(e) for e in ROOT]
         if ckpt is not None:
-            self._startup_notes += self._resume_notes(ckpt)
+            self._startup_notes += resume_notes(ckpt, self.step, self.hparam_changes,
+                                                 split_note(self.cfg, ckpt, self.gan.per_process, self.world))
         if resumed is not None and (ckpt is None or self._in_run(ckpt)):
             self._startup_notes += on_main(acc, self._reconcile, ckpt) or []
         self.watch = RunWatch(cfg=cfg, outdir=self.outdir, accelerator=acc, monitor=self.monitor,
@@ -144,18 +147,6 @@ class Trainer:
         create_run_dir(out, self.cfg)
         self._lock = lock_run_dir(out)
         return out, prepare_run_dir(out, self.cfg)
-
-    def _data_notes(self) -> list[str]:
-        from ..data import FolderDataset
-
-        notes = [self.dataset.note] if getattr(self.dataset, "note", "") else []  # data.subset: which part trains
-        if self.cfg.data.path and self.cfg.model.num_classes == 1:
-            notes.append(f"note: {self.cfg.data.path} has one class ({printable(self.class_names[0])}): this trains a "
-                         "conditional model with a single class; for an unconditional model set model.num_classes: 0")
-        if isinstance(getattr(self.dataset, "base", self.dataset), FolderDataset):  # a data.subset wraps it
-            notes.append("note: training straight from an image folder decodes and resizes every image each epoch; "
-                         "pack it once with sagan-prepare (about 50x faster per image) and train on that")
-        return notes
 
     def _check_batch(self) -> None:
         t = self.cfg.train
@@ -206,17 +197,6 @@ class Trainer:
         self.step = ckpt["step"]
         self.images_seen = int((ckpt.get("meta") or {}).get("images_seen", 0))
 
-    def _resume_notes(self, ckpt: dict) -> list[str]:
-        notes = [f"resumed at step {self.step} from {ckpt['path']}"]
-        if self.hparam_changes:
-            notes.append("optimiser settings from the config replace the checkpoint's: " + ", ".join(self.hparam_changes))
-        split = self._split_note(ckpt)
-        if split:
-            notes.append(split)
-        if ckpt["opt_G"] is None or ckpt["opt_D"] is None:
-            notes.append("the checkpoint has no optimiser state (a converted checkpoint?): fresh Adam moments")
-        return notes
-
     def _in_run(self, ckpt: dict) -> bool:
         return Path(ckpt["path"]).parent.resolve() == self.ckpt_dir.resolve()
 
@@ -232,25 +212,6 @@ class Trainer:
             notes.append(f"branching off the run at step {self.step}: what lies off this path is kept as "
                          "checkpoints/abandoned_*.pt and metrics_abandoned.jsonl")
         return notes
-
-    def _split_note(self, ckpt: dict) -> str | None:
-        """One line on how the batch split changed since the checkpoint (None when it did not): the same
-        global batch and micro-batch size under another processes x accumulation split continues the same
-        run (split-invariant randomness, sagan.training.step); another global batch or micro-batch size does not."""
-        t, old = self.cfg.train, checkpoint_config(ckpt).train
-        procs = int((ckpt.get("meta") or {}).get("num_processes", 1))
-        before = (old.batch_size, old.batch_size // (old.grad_accum * procs), procs, old.grad_accum)
-        now = (t.batch_size, self.gan.per_process, self.world, t.grad_accum)
-        if before == now:
-            return None
-        split = f"{before[2]} process(es) x {before[3]} accumulation -> {now[2]} x {now[3]}"
-        if before[0] != now[0]:
-            return (f"note: global batch {before[0]} -> {now[0]} since the checkpoint ({split}): the run continues "
-                    f"differently from one that kept {before[0]}")
-        if before[1] != now[1]:
-            return (f"note: micro-batch {before[1]} -> {now[1]} images since the checkpoint ({split}): G's batch norm "
-                    f"sees other micro-batches, so the run continues differently from one that kept {before[1]}")
-        return f"note: same global batch and micro-batch under another split ({split}): the same run continues"
 
     # ---- checks -----------------------------------------------------------------------------------
 

@@ -1,0 +1,54 @@
+"""The start-up notes of a training run: one line each on what the data implies (a subset, a single class,
+an unpacked folder) and on what a resume changes (optimiser settings, the batch split, missing state)."""
+
+from __future__ import annotations
+
+from ..checkpoint import checkpoint_config
+from ..config import Config
+from ..io import printable
+
+
+def data_notes(cfg: Config, dataset, class_names: list[str] | None) -> list[str]:
+    from ..data import FolderDataset
+
+    notes = [dataset.note] if getattr(dataset, "note", "") else []  # data.subset: which part trains
+    if cfg.data.path and cfg.model.num_classes == 1:
+        notes.append(f"note: {cfg.data.path} has one class ({printable(class_names[0])}): this trains a "
+                     "conditional model with a single class; for an unconditional model set model.num_classes: 0")
+    if isinstance(getattr(dataset, "base", dataset), FolderDataset):  # a data.subset wraps it
+        notes.append("note: training straight from an image folder decodes and resizes every image each epoch; "
+                     "pack it once with sagan-prepare (about 50x faster per image) and train on that")
+    return notes
+
+
+def resume_notes(ckpt: dict, step: int, hparam_changes: list[str], split: str | None) -> list[str]:
+    """What a resume at ``step`` from ``ckpt`` says: the optimiser settings the config replaced, the split
+    note (:func:`split_note`), a checkpoint without optimiser state."""
+    notes = [f"resumed at step {step} from {ckpt['path']}"]
+    if hparam_changes:
+        notes.append("optimiser settings from the config replace the checkpoint's: " + ", ".join(hparam_changes))
+    if split:
+        notes.append(split)
+    if ckpt["opt_G"] is None or ckpt["opt_D"] is None:
+        notes.append("the checkpoint has no optimiser state (a converted checkpoint?): fresh Adam moments")
+    return notes
+
+
+def split_note(cfg: Config, ckpt: dict, per_process: int, world: int) -> str | None:
+    """One line on how the batch split changed since the checkpoint (None when it did not): the same
+    global batch and micro-batch size under another processes x accumulation split continues the same
+    run (split-invariant randomness, sagan.training.step); another global batch or micro-batch size does not."""
+    t, old = cfg.train, checkpoint_config(ckpt).train
+    procs = int((ckpt.get("meta") or {}).get("num_processes", 1))
+    before = (old.batch_size, old.batch_size // (old.grad_accum * procs), procs, old.grad_accum)
+    now = (t.batch_size, per_process, world, t.grad_accum)
+    if before == now:
+        return None
+    split = f"{before[2]} process(es) x {before[3]} accumulation -> {now[2]} x {now[3]}"
+    if before[0] != now[0]:
+        return (f"note: global batch {before[0]} -> {now[0]} since the checkpoint ({split}): the run continues "
+                f"differently from one that kept {before[0]}")
+    if before[1] != now[1]:
+        return (f"note: micro-batch {before[1]} -> {now[1]} images since the checkpoint ({split}): G's batch norm "
+                f"sees other micro-batches, so the run continues differently from one that kept {before[1]}")
+    return f"note: same global batch and micro-batch under another split ({split}): the same run continues"
