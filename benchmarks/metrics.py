@@ -2,7 +2,7 @@
 implementations on the same features, side by side in one run (torch-fidelity's KID, the ``prdc``
 package), with the ratio and the largest difference of the values.
 
-Target (issue 10): on a 2-core CPU, KID (100 subsets of 1000) plus precision/recall/density/coverage at
+Target: on a 2-core CPU, KID (100 subsets of 1000) plus precision/recall/density/coverage at
 10k vs 10k, together, in under 60 s. The features are synthetic stand-ins for Inception pool features
 (2048-d, non-negative, near a 64-d manifold, so nearest neighbours mean something), since timing does
 not depend on their values.

@@ -100,7 +100,7 @@ class TrainConfig:
     collapse_logit_gap: float = 20.0  # or mean D(x) - D(G(z)) beyond this for collapse_patience logs in a row (0 = off)
     stop_on_collapse: bool = False  # stop the run (with a checkpoint) instead of only warning
     num_workers: int = 4
-    # small data (issue 20): augmentation of all D sees (sagan.augment), ADA's p controller,
+    # small data: augmentation of all D sees (sagan.augment), ADA's p controller,
     # LeCam regularisation (sagan.training.regularisers)
     augment: str = "none"  # none (the paper), diffaugment, ada
     augment_policy: str = "color,translation,cutout"  # DiffAugment's ops, applied in this order
@@ -121,7 +121,7 @@ class DataConfig:
     # dataset formats (sagan.data.formats): choices within a CIFAR / Hugging Face folder; None = its default
     split: str | None = None  # train (default) | test ...
     labels: str | None = None  # CIFAR-100: fine (default) | coarse; Hugging Face: the ClassLabel column
-    # training subset (issue 20): a fraction (0 < s < 1) or an image count per class (integer >= 1); null = all
+    # training subset: a fraction (0 < s < 1) or an image count per class (integer >= 1); null = all
     subset: float | None = None
     subset_seed: int = 0  # which images a subset takes (the same on every resume and process)
 

@@ -153,7 +153,7 @@ def check_data(cfg: Config, bad) -> None:
 
 
 def _small_data_problem(cfg: Config) -> str | None:
-    """What is wrong with the augmentation, LeCam and subset keys (issue 20), or None."""
+    """What is wrong with the augmentation, LeCam and subset keys, or None."""
     from .augment import AUGMENTS, parse_policy  # the registry (a new augmentation registers itself there)
 
     t, d = cfg.train, cfg.data

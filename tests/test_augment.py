@@ -1,4 +1,4 @@
-"""The augmentations' operations (issue 20): DiffAugment's ranges and geometry on constructed images,
+"""The augmentations' operations: DiffAugment's ranges and geometry on constructed images,
 gradients through every op, ADA's pipeline and its p controller, and the preview command."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Config faults (issue 22): NaN/Inf keys, duplicate YAML keys, alias bombs, huge and binary files, and
+"""Config faults: NaN/Inf keys, duplicate YAML keys, alias bombs, huge and binary files, and
 checkpoints whose fields are shared-reference bombs."""
 
 from __future__ import annotations

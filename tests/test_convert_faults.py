@@ -1,4 +1,4 @@
-"""sagan-convert studiogan on malformed files and over existing files (issue 22 items 4 and 12): one-line
+"""sagan-convert studiogan on malformed files and over existing files: one-line
 refusals, nothing written."""
 
 from __future__ import annotations

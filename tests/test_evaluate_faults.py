@@ -1,4 +1,4 @@
-"""evaluate.py faults (issue 22 items 7, 8, 16, 20, 21, 24): non-finite reference statistics, evaluation
+"""evaluate.py faults: non-finite reference statistics, evaluation
 history apart from training history, full disks before the Inception work, no empty folders left by
 refusals, loader workers, non-official weights in report.md's table, help examples."""
 

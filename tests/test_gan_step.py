@@ -197,6 +197,6 @@ def test_dropping_an_abandoned_branch_points_last_at_the_resumed_checkpoint(tmp_
     done = Resume(ckpts, 2, None, None, ckpts / "step_0000002.pt").checkpoints()
     assert "removed step_0000004.pt" in done and "last.pt now points at step 2" in done
     assert torch.load(ckpts / "last.pt", weights_only=True)["step"] == 2
-    # the newest checkpoint of the branch left is kept (issue 22), the others are removed
+    # the newest checkpoint of the branch left is kept, the others are removed
     assert sorted(p.name for p in ckpts.iterdir()) == ["abandoned_last_step_0000004.pt", "last.pt", "step_0000002.pt"]
     assert torch.load(ckpts / "abandoned_last_step_0000004.pt", weights_only=True)["step"] == 4

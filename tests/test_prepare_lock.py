@@ -1,4 +1,4 @@
-"""sagan-prepare (issue 22 items 3, 23): one packer per --out (a lock released on any exit, kill -9
+"""sagan-prepare: one packer per --out (a lock released on any exit, kill -9
 included), and the default resolution follows the source's images; upscaling is said out loud."""
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def test_grid_rows_are_the_requested_classes(ckpt, tmp_path):
 def test_png_folder_output(ckpt, tmp_path):
     out = tmp_path / "pngs"
     assert run("--checkpoint", ckpt, "--out", f"{out}/", "--num-samples", 4, "--classes", "0-1").exit_code == 0
-    # the class folders, and the marker that lists them for --overwrite (issue 22)
+    # the class folders, and the marker that lists them for --overwrite
     assert sorted(p.name for p in out.iterdir()) == [MARKER, "class_0", "class_1"]
     files = sorted((out / "class_0").glob("*.png"))
     assert len(files) == 2 and Image.open(files[0]).size == (32, 32)
@@ -245,7 +245,7 @@ def test_write_failure_mid_run_is_one_line(ckpt, tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------------
-# BN statistics, provenance and class names of sample sets (issues 10 and 13)
+# BN statistics, provenance and class names of sample sets
 
 
 def test_npz_records_bn_mode_and_class_names_without_pickle(ckpt, tmp_path):

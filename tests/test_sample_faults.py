@@ -1,4 +1,4 @@
-"""sample.py data-loss faults (issue 22 items 1, 4, 13, 16, 24): --overwrite clears only what sample.py
+"""sample.py data-loss faults: --overwrite clears only what sample.py
 wrote (its marker lists it), existing files that are not ours are kept, a killed .npz writer's temp
 folder is swept by the next writer of the same target, long class names, no bars in a log file."""
 

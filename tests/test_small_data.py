@@ -1,4 +1,4 @@
-"""Small-data training (issue 20) through the real training loop: DiffAugment, ADA, LeCam and data.subset
+"""Small-data training through the real training loop: DiffAugment, ADA, LeCam and data.subset
 each train, resume bit for bit, and log what they add; the subset is deterministic; config errors are
 one line; the preset and the small_data experiment build."""
 

@@ -1,4 +1,4 @@
-"""Resuming onto another point of a run (issue 22): what a branching resume keeps, what is abandoned (everything
+"""Resuming onto another point of a run: what a branching resume keeps, what is abandoned (everything
 off the resumed checkpoint's line of ancestry) and that best.pt follows the run's recorded best, also after a
 kill between a checkpoint and its best.pt. Each test failed before its fix."""
 

@@ -1,4 +1,4 @@
-"""Run folders under faults (issue 22): the lock a trainer holds, start-up kills, one TensorBoard events file
+"""Run folders under faults: the lock a trainer holds, start-up kills, one TensorBoard events file
 per run, resumes on other data, run names, legible grids and start-up notes. Each test failed before its fix."""
 
 from __future__ import annotations

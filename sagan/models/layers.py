@@ -174,8 +174,8 @@ class SyncedBatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` (same parameters, buffers and state dict) whose training statistics are those of
     the whole batch across processes inside :func:`batch_norm_synchronised`.
 
-    The sums go through ``torch.distributed.nn.functional.all_reduce``, which is differentiable and works
-    on gloo as well as NCCL (torch's SyncBatchNorm has no CPU kernel): mean first, then the sum of squared
+    The sums go through :class:`AllReduceSum`, a differentiable all-reduce that works on gloo as well as
+    NCCL (torch's SyncBatchNorm has no CPU kernel): mean first, then the sum of squared
     deviations from it (two passes, no E[x^2] - E[x]^2 cancellation), in fp32. P processes x B/P images
     then normalise exactly like one process x B images; the running statistics get the same update (the
     unbiased variance of all images).
@@ -185,16 +185,14 @@ class SyncedBatchNorm2d(nn.BatchNorm2d):
         group = _BN_GROUP.get()
         if group is None or not self.training:
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         xf = x.float()
         dims = (0, 2, 3)
         local = torch.cat([xf.sum(dims), xf.new_full((1,), x.numel() // x.shape[1])])
-        summed = all_reduce(local, group=group)
+        summed = AllReduceSum.apply(local, group)
         n = summed[-1]
         mean = summed[:-1] / n
         dev = xf - mean[None, :, None, None]
-        var = all_reduce(dev.square().sum(dims), group=group) / n
+        var = AllReduceSum.apply(dev.square().sum(dims), group) / n
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1
@@ -205,6 +203,25 @@ class SyncedBatchNorm2d(nn.BatchNorm2d):
         if self.affine:
             out = out * self.weight[None, :, None, None] + self.bias[None, :, None, None]
         return out.to(x.dtype)
+
+
+class AllReduceSum(torch.autograd.Function):
+    """``sum`` over the processes of ``group``, differentiable: every process's output is the same sum,
+    so the gradient of the total loss with respect to each input is the sum of the outputs' gradients
+    over the processes (an all-reduce in the backward pass as well)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, group) -> torch.Tensor:
+        ctx.group = group
+        out = x.clone()
+        torch.distributed.all_reduce(out, op=torch.distributed.ReduceOp.SUM, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        grad = grad.contiguous().clone()
+        torch.distributed.all_reduce(grad, op=torch.distributed.ReduceOp.SUM, group=ctx.group)
+        return grad, None
 
 
 def synchronise_batch_norm(module: nn.Module) -> nn.Module:
