@@ -86,7 +86,11 @@ def test_bf16_autocast_trains_the_demo_without_nan_close_to_fp32(tmp_path):
         assert all(math.isfinite(v) for v in (*a.values(), *b.values()))
         wa, wb = window_means(a, 50), window_means(b, 50)
         assert max(abs(x - y) for x, y in zip(wa, wb)) < 0.15, (tag, wa, wb)
-    assert "mixed precision bf16" in (runs["bf16"] / "log.txt").read_text()
+    log = (runs["bf16"] / "log.txt").read_text()
+    assert "mixed precision bf16" in log
+    from sagan.training.notes import cpu_bf16_supported
+
+    assert ("no bf16 units" in log) == (cpu_bf16_supported() is False)  # the start-up note, where it applies
 
 
 def checkpoint_weights(run) -> torch.Tensor:
@@ -108,3 +112,16 @@ def test_compiled_steps_with_spectral_norm_and_ema_equal_eager_on_cpu(tmp_path):
     assert float(torch.linalg.vector_norm(compiled - eager) / torch.linalg.vector_norm(eager)) < 1e-3
     log = (run / "log.txt").read_text()
     assert log.count("torch.compile: the first step took") == 1
+
+
+def test_bf16_on_a_cpu_without_bf16_units_is_said_at_start_up():
+    """The note follows what oneDNN reports for this CPU; fp32, and bf16 on a GPU, say nothing."""
+    from sagan.training.notes import cpu_bf16_supported, device_notes
+
+    bf16 = tiny("train.mixed_precision=bf16")
+    notes = device_notes(bf16, torch.device("cpu"))
+    if cpu_bf16_supported() is False:
+        assert len(notes) == 1 and "no bf16 units" in notes[0] and "--mixed-precision no" in notes[0]
+    else:
+        assert notes == []
+    assert device_notes(tiny(), torch.device("cpu")) == [] and device_notes(bf16, torch.device("cuda")) == []

@@ -1,7 +1,10 @@
 """The start-up notes of a training run: one line each on what the data implies (a subset, a single class,
-an unpacked folder) and on what a resume changes (optimiser settings, the batch split, missing state)."""
+an unpacked folder), on what a resume changes (optimiser settings, the batch split, missing state) and on
+a precision the device only emulates."""
 
 from __future__ import annotations
+
+import torch
 
 from ..checkpoint import checkpoint_config
 from ..config import Config
@@ -52,3 +55,19 @@ def split_note(cfg: Config, ckpt: dict, per_process: int, world: int) -> str | N
         return (f"note: micro-batch {before[1]} -> {now[1]} images since the checkpoint ({split}): G's batch norm "
                 f"sees other micro-batches, so the run continues differently from one that kept {before[1]}")
     return f"note: same global batch and micro-batch under another split ({split}): the same run continues"
+
+
+def cpu_bf16_supported() -> bool | None:
+    """Whether oneDNN has native bf16 kernels on this CPU (AVX-512 BF16 or AMX); None when torch cannot say."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def device_notes(cfg: Config, device: torch.device) -> list[str]:
+    """A bf16 run on a CPU without bf16 units: autocast then emulates it, far slower than fp32."""
+    if device.type == "cpu" and cfg.train.mixed_precision == "bf16" and cpu_bf16_supported() is False:
+        return ["note: this CPU has no bf16 units (no AVX-512 BF16 / AMX), so bf16 autocast is emulated and much "
+                "slower than fp32 (the demo: 20x); on a CPU use --mixed-precision no"]
+    return []
