@@ -4,7 +4,6 @@ refusals, loader workers, non-official weights in report.md's table, help exampl
 
 from __future__ import annotations
 
-import json
 import os
 import re
 

@@ -12,7 +12,8 @@ from metrics_utils import (calibrated_inception_state, pytorch_fid_features, pyt
 from sagan.errors import UserError
 from sagan.metrics import (FeatureStats, MetricOptions, class_frechet_distance, frechet_distance, inception_score,
                            load_inception, load_ref, save_ref, trace_sqrt_product)
-from sagan.metrics.evaluation import compute_metrics, intra_fid_of, reference_stats, sample_features
+from sagan.metrics.evaluation import compute_metrics, reference_stats, sample_features
+from sagan.metrics.intra import intra_fid_of
 from sagan.metrics.features import shard_batches
 from sagan.metrics.inception import InceptionV3
 

@@ -8,16 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from click.testing import CliRunner
 
-import sagan.data.prepare as prepare
 from conftest import random_image_tree
 from sagan.data.cli import main as prepare_cli
 from sagan.io import exclusive_lock
-from sagan.errors import UserError
 
 HOLDER = """
 import sys, time

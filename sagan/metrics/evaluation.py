@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..io import check_free_space, open_memmap_reserved, progress_disable
+from ..io import check_free_space, open_memmap_reserved
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
 from .classes import pair_classes
 from .features import array_batches, dataset_batches, extract_features, generator_batches, shard_batches
 from .frechet import class_indices
 from .inception import FEATURE_DIM, InceptionV3
-from .intra import GeneratorSource, check_labels, intra_fid_of  # noqa: F401  (intra_fid_of: tests')
+from .intra import GeneratorSource, check_labels
 from .registry import METRICS, MetricInputs, MetricOptions
 from .resize import resize_description
 from .stats import FeatureStats, RefStats, ref_file_bytes, save_ref
