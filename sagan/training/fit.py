@@ -14,6 +14,7 @@ that fits a memory budget.
 
 from __future__ import annotations
 
+import functools
 import re
 import weakref
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ def probe_step(cfg: Config, micro: int, accelerator) -> Probe:
     batches = lambda: [(x, y)]  # noqa: E731
     step(1, batches)  # Adam's moments exist from here on
     nets = [G, D] + ([step.ema.ema] if step.ema is not None else [])
-    peak = _live_peak(lambda: step(2, batches), *nets, optimizers=(step.opt_G, step.opt_D))
+    peak = _live_peak(functools.partial(step, 2, batches), *nets, optimizers=(step.opt_G, step.opt_D))
     counter = FlopCounterMode(display=False)
     with counter:
         step(3, batches)
