@@ -297,7 +297,7 @@ def scalar_state(state: Any, keys: tuple[str, ...], what: str) -> dict[str, torc
     for k in keys:
         v = state.get(k) if isinstance(state, dict) else None
         if not (torch.is_tensor(v) and v.numel() == 1 and v.is_floating_point() and bool(torch.isfinite(v).all())):
-            raise ValueError(f"{what} state {k} must be a finite scalar tensor, got {one_line(Exception(repr(v)), 40)}")
+            raise ValueError(f"{what} state {k} must be a finite scalar tensor, got {short_repr(v, 40)}")
         out[k] = v.detach().float().reshape(()).clone()
     return out
 
