@@ -37,13 +37,13 @@ def contrast(x: torch.Tensor, c: torch.Tensor, around_mean: bool = True) -> torc
 
 def _axis_index(size: int, shift: torch.Tensor, reflect: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Source index (B, size) of each output position of a shift by ``shift`` (B,) pixels, and whether the
-    source lies inside the image. Output position ``i`` shows input ``i - shift``."""
+    source lies inside the image (the zero-fill mask; a mirrored shift covers every pixel and ignores it).
+    Output position ``i`` shows input ``i - shift``."""
     src = torch.arange(size, device=shift.device).unsqueeze(0) - shift.view(-1, 1)
     inside = (src >= 0) & (src < size)
     if reflect:  # mirror without repeating the edge pixel (torch's "reflect" padding)
         src = torch.where(src < 0, -src, src)
         src = torch.where(src > size - 1, 2 * (size - 1) - src, src)
-        inside = torch.ones_like(inside)
     return src.clamp(0, size - 1), inside
 
 
