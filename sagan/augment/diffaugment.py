@@ -67,7 +67,12 @@ def diffaugment(x: torch.Tensor, policy: str | list[str] | tuple[str, ...] = "co
     """Apply the DiffAugment ``policy`` (comma list of color, translation, cutout; in that order of the
     list) to a batch ``x`` (B, 3, H, W) in [-1, 1]; random parameters from ``gen`` (else the global RNG).
     Differentiable in ``x``."""
-    for name in parse_policy(policy):
+    return apply_ops(x, parse_policy(policy), gen)
+
+
+def apply_ops(x: torch.Tensor, names: list[str], gen: torch.Generator | None) -> torch.Tensor:
+    """The ops ``names`` (already parsed) in order."""
+    for name in names:
         x = _OPS[name](x, gen)
     return x
 
@@ -79,7 +84,7 @@ class DiffAugment(Augment):
         self.policy = parse_policy(policy)
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        return diffaugment(x, self.policy, gen)
+        return apply_ops(x, self.policy, gen)  # parsed once, in __init__
 
     def describe(self) -> str:
         return f"augment: DiffAugment {','.join(self.policy)} on every image D sees (real and fake, D and G steps)"
