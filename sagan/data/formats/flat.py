@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from ...errors import UserError
@@ -21,7 +22,7 @@ def flat_source(root: Path, options: FormatOptions = FormatOptions()) -> Source:
         raise UserError(f"{printable(root)}: no image files in it; check the path")
     labels = [0] * len(files)
     return Source("flat folder of unlabelled images", [], files, labels, FileReader(root),
-                  fingerprint=listing_digest(files, labels, prefix="flat\n"))
+                  fingerprint_of=partial(listing_digest, files, labels, prefix="flat\n"))
 
 
 register_format(DatasetFormat("flat", "a flat folder of images without class folders (unlabelled)", detect,

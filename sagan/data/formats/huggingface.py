@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import io
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +182,7 @@ def hf_source(root: Path, options: FormatOptions) -> Source:
     items = range(len(values))
     return Source(what, classes, items, values if label else np.zeros(len(values), np.int64),
                   HFReader(root, options.split if files is None else split, image, files),
-                  fingerprint=listing_digest(items, values, prefix=f"{what}\n{stamp}\n"))
+                  fingerprint_of=partial(listing_digest, items, values, prefix=f"{what}\n{stamp}\n"))
 
 
 register_format(DatasetFormat("huggingface", "a Hugging Face dataset (save_to_disk folder, or data/train-*.parquet)",

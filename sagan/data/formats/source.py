@@ -7,10 +7,11 @@ packed dataset and the folder it came from give the same pixels.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -43,7 +44,9 @@ class Source:
     ``skipped``: ``(name, reason)`` of what was not listed; ``resolution``: the stored square size when
     every image has it (CIFAR: 32), else None; ``parallel``: decoding is worth worker processes (files
     to decode, not arrays in memory); ``fingerprint``: what identifies the listing (an interrupted pack
-    resumes only onto the same one).
+    resumes only onto the same one), computed when first read (only the packer reads it) by
+    ``fingerprint_of`` (picklable: a dataset holding this source may go to loader workers), by default the
+    digest of the items and labels.
     """
 
     what: str
@@ -54,14 +57,16 @@ class Source:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     resolution: int | None = None
     parallel: bool = True
-    fingerprint: str = ""
+    fingerprint_of: Callable[[], str] | None = None
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if len(self.labels) != len(self.items):
             raise ValueError(f"{len(self.items)} items but {len(self.labels)} labels")
-        if not self.fingerprint:
-            self.fingerprint = listing_digest(self.items, self.labels)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        return self.fingerprint_of() if self.fingerprint_of else listing_digest(self.items, self.labels)
 
 
 def listing_digest(items: Sequence, labels: Sequence[int], prefix: str = "") -> str:

@@ -11,6 +11,7 @@ images, and every validation image listed is there.
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 from ...errors import UserError
@@ -77,8 +78,9 @@ def tiny_imagenet_source(root: Path, options: FormatOptions) -> Source:
         raise UserError(f"--labels {options.labels}: Tiny-ImageNet has one label set; drop --labels")
     wnids = _wnids(root)
     files, labels, skipped = (_train if split == "train" else _val)(root, wnids)
+    digest = partial(listing_digest, files, labels, prefix=f"tiny-imagenet {split}\n")
     return Source(f"Tiny-ImageNet, {split} split", wnids, files, labels, FileReader(root), skipped=skipped,
-                  resolution=SIDE, fingerprint=listing_digest(files, labels, prefix=f"tiny-imagenet {split}\n"))
+                  resolution=SIDE, fingerprint_of=digest)
 
 
 register_format(DatasetFormat("tiny_imagenet", "Tiny-ImageNet's tiny-imagenet-200 folder (wnids.txt, train/, val/)",

@@ -8,7 +8,7 @@ from ...errors import UserError
 from ...io import printable
 from ..images import class_folders, loose_images, scan_class_tree
 from . import DatasetFormat, FormatOptions, OpenRequest, register_format
-from .source import FileReader, Source, SourceDataset, listing_digest, open_source_dataset
+from .source import FileReader, Source, SourceDataset, open_source_dataset
 
 
 def detect(root: Path) -> bool:
@@ -26,8 +26,7 @@ def tree_source(root: Path, options: FormatOptions = FormatOptions()) -> Source:
     tree = scan_class_tree(root)
     files = [f for f, _ in tree.files]
     labels = [label for _, label in tree.files]
-    return Source("class-per-folder tree", tree.classes, files, labels, FileReader(root), skipped=tree.skipped,
-                  fingerprint=listing_digest(files, labels))
+    return Source("class-per-folder tree", tree.classes, files, labels, FileReader(root), skipped=tree.skipped)
 
 
 class FolderDataset(SourceDataset):
