@@ -74,7 +74,7 @@ def _metrics_section(config: dict) -> list[str]:
     rows = ["| metric | value |", "|---|---|"]
     for k, v in rec["values"].items():
         m = METRICS.get(k)
-        shown = "n/a" if v is None else f"{v * m.scale:.{m.digits}f}" if m else f"{v:.4g}"
+        shown = "n/a" if v is None else m.format_value(v) if m else f"{v:.4g}"
         rows.append(f"| {m.label if m else k} | {shown} |")
     p = rec.get("protocol", {})
     protocol = (f"{p.get('num_samples', '?')} samples of the {p.get('generator', '?')} generator, "
