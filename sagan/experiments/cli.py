@@ -29,7 +29,7 @@ def main():
       accelerate launch --num_processes 8 -m sagan.experiments run stabilisation --base imagenet128 \\
           --data data/imagenet128 --steps 1000000 --eval-every 20000 --num-samples 10000 --outdir runs/exp-stab
       # the DiffAugment paper's CIFAR-10 comparison for SAGAN (cifar10 preset, data packed with sagan-prepare)
-      sagan-experiments run small_data --base cifar10 --data data/cifar10 --steps 100000 --eval-every 5000 \
+      sagan-experiments run small_data --base cifar10 --data data/cifar10 --steps 100000 --eval-every 5000 \\
           --num-samples 10000 --outdir runs/exp-small-data
       # Table 2's comparison on CIFAR-10 (StudioGAN's recipe), three seeds per variant
       sagan-experiments run baselines --base cifar10 --data data/cifar10 --seeds 3 --steps 100000 \\
