@@ -35,7 +35,6 @@ the forward pass is StudioGAN's, but fine-tuning no longer constrains them by SN
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -88,8 +87,7 @@ def sn_weight(src: SourceState, prefix: str) -> torch.Tensor:
 def converted_config(base: Config, layout: Layout) -> tuple[Config, list[str]]:
     """The chosen preset with StudioGAN's formulation and the checkpoint's resolution and classes; also
     the list of model options that changed (to tell the user)."""
-    model = {**STUDIOGAN_MODEL, "resolution": layout.resolution, "num_classes": layout.num_classes,
-             "g_sn": base.model.g_sn}
+    model = {**STUDIOGAN_MODEL, "resolution": layout.resolution, "num_classes": layout.num_classes}
     before = base.to_dict()["model"]
     changed = [f"model.{k}={json.dumps(v)}" for k, v in model.items() if before[k] != v]  # --set syntax
     converted = base.replace(model=model).to_dict()
@@ -254,8 +252,7 @@ def convert_studiogan(ckpt_dir: str | Path, out: str | Path, which: str = "best"
     if base is None:  # from the tensors, then the user's --set
         base = apply_overrides(inferred_config(layout, src["G"], src["D"]), list(overrides))
     base = base.replace(model={"g_sn": src["G"].has("linear0.weight_orig")})  # SNGAN: no SN in G
-    layout = with_d_px(dataclasses.replace(layout, d_px=()), src["D"],
-                       base.replace(model={"resolution": layout.resolution}))
+    layout = with_d_px(layout, src["D"], base.replace(model={"resolution": layout.resolution}))
     check_attention(layout, src["G"], src["D"], base)
     cfg, changed = converted_config(base, layout)
     if names is not None and len(names) != layout.num_classes:
