@@ -32,9 +32,8 @@ from .runner import SETTINGS_FILE, read_settings, seed_runs
 CURVE_METRICS = {"fid": ("FID", True), "is": ("IS", False)}  # name: (label, lower is better)
 
 
-def _gammas(run: Path) -> dict[str, float]:
-    """Final attention gammas of G and D (``G 16px: 0.123``) from the last checkpoint."""
-    ckpt = load_checkpoint(run, verify=False)
+def _gammas(ckpt: dict) -> dict[str, float]:
+    """Final attention gammas of G and D (``G 16px: 0.123``) of a (the last) checkpoint."""
     out = {}
     for net in ("G", "D"):
         for key, value in ckpt[net].items():
@@ -55,8 +54,8 @@ def run_summary(run: Path, settings: dict) -> dict:
     records = own_records(run, settings)
     row = {"step": 0, "curve": [{"step": r["step"], **(r.get("values") or {})} for r in records]}
     if has_checkpoint(run):
-        row["step"] = load_checkpoint(run, verify=False)["step"]
-        row["gamma"] = _gammas(run)
+        ckpt = load_checkpoint(run, verify=False)
+        row["step"], row["gamma"] = ckpt["step"], _gammas(ckpt)
     with_fid = [r for r in row["curve"] if r.get("fid") is not None]
     if with_fid:
         row["best"] = min(with_fid, key=lambda r: r["fid"])
