@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from ..errors import report_user_errors
+from ..scripts.options import seed_option, standing_batches_option
 from .exporter import EXPORT_BN_MODES, export_checkpoint
 from .formats import FORMATS
 
@@ -22,10 +23,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 @click.option("--bn-stats", type=click.Choice(EXPORT_BN_MODES), default="running", show_default=True,
               help="Batch-norm statistics baked in: the checkpoint's running ones, or standing ones accumulated over "
                    "fresh latents (BigGAN).")
-@click.option("--standing-batches", type=click.IntRange(min=1), default=16, show_default=True,
-              help="Batches of 64 latents that --bn-stats standing accumulates.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the check batch (and of the standing statistics' latents).")
+@standing_batches_option
+@seed_option("Seed of the check batch (and of the standing statistics' latents).")
 @click.option("--check-images", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images on which the export must reproduce the checkpoint's generator before it is written.")
 @report_user_errors

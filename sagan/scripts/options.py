@@ -27,10 +27,14 @@ def seed_option(help: str, default: int | None = 0):
                         help=help)
 
 
+standing_batches_option = click.option("--standing-batches", type=click.IntRange(min=1), default=16,
+                                       show_default=True,
+                                       help="Batches of 64 latents that --bn-stats standing accumulates.")
+
+
 def bn_stats_options(fn):
     """``--bn-stats`` (running unless given) and ``--standing-batches``."""
-    fn = click.option("--standing-batches", type=click.IntRange(min=1), default=16, show_default=True,
-                      help="Batches of 64 latents that --bn-stats standing accumulates.")(fn)
+    fn = standing_batches_option(fn)
     return click.option("--bn-stats", type=click.Choice(BN_MODES), default=None,
                         help="G's batch-norm statistics: the checkpoint's running ones (default), each batch's own, "
                              "or standing ones accumulated over fresh latents (BigGAN).")(fn)
