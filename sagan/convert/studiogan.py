@@ -49,7 +49,8 @@ from ..errors import CheckpointError
 from ..io import check_replaceable, check_writable
 from ..models.networks import Discriminator, Generator
 from .studiogan_files import ConversionError, StudioGANFiles, find_files, load_file, plain, state_dict_of
-from .studiogan_layout import Layout, SourceState, check_attention, inferred_config, read_layout, with_d_px
+from .studiogan_layout import (Layout, SourceState, check_attention, inferred_config, plain_weight, read_layout,
+                               with_d_px)
 
 # model options that StudioGAN's SAGAN fixes, whatever the chosen preset says
 STUDIOGAN_MODEL = {
@@ -70,7 +71,7 @@ def sn_weight(src: SourceState, prefix: str) -> torch.Tensor:
     """W / sigma of a legacy spectral-norm layer in eval mode: sigma = u . (W v) with the stored u, v
     (torch.nn.utils.spectral_norm, dim 0 for linear and embedding layers); float64, then float32. A layer
     without SN (StudioGAN's ``apply_g_sn: False``): its weight."""
-    if not src.has(prefix + "weight_orig") and src.has(prefix + "weight"):
+    if plain_weight(src, prefix):
         return src.take(prefix + "weight").float()
     w, u, v = (src.take(prefix + k).double() for k in SN_KEYS)
     try:
@@ -109,7 +110,7 @@ class Mapped:
     def sn(self, ours: str, theirs: str) -> None:
         """A spectrally normalised conv/linear/embedding: the same weight and power-iteration vectors; a
         plain one (no ``weight_orig``: StudioGAN's ``apply_g_sn: False``): the same weight."""
-        if not self.src.has(theirs + "weight_orig") and self.src.has(theirs + "weight"):
+        if plain_weight(self.src, theirs):
             self.put(ours + "weight", theirs + "weight")
         else:
             for our_key, their_key in zip(("original", "0._u", "0._v"), SN_KEYS):

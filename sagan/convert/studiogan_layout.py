@@ -128,11 +128,22 @@ def with_d_px(layout: Layout, d: SourceState, cfg: Config) -> Layout:
     return dataclasses.replace(layout, d_px=tuple(px for *_, px in blocks))
 
 
-def _out_channels(src: SourceState, prefix: str) -> int:
-    key = prefix + ("weight_orig" if src.has(prefix + "weight_orig") else "weight")
+def plain_weight(src: SourceState, prefix: str) -> bool:
+    """The layer has no legacy spectral norm: a ``weight`` and no ``weight_orig`` (``apply_g_sn: False``)."""
+    return not src.has(prefix + "weight_orig") and src.has(prefix + "weight")
+
+
+def layer_weight(src: SourceState, prefix: str) -> torch.Tensor:
+    """The layer's stored weight (SN's ``weight_orig``, or a plain ``weight``), read without taking it; a
+    layer with neither is the one-line "missing tensor" refusal."""
+    key = prefix + ("weight" if plain_weight(src, prefix) else "weight_orig")
     if not src.has(key):
-        src.take(prefix + "weight_orig")  # the one-line "missing tensor" refusal
-    return int(src.state[key].shape[0])
+        src.take(key)
+    return src.state[key]
+
+
+def _out_channels(src: SourceState, prefix: str) -> int:
+    return int(layer_weight(src, prefix).shape[0])
 
 
 def inferred_config(layout: Layout, g: SourceState, d: SourceState) -> Config:
@@ -141,9 +152,7 @@ def inferred_config(layout: Layout, g: SourceState, d: SourceState) -> Config:
     res = layout.resolution
     base = load_config(PRESET_FOR_RESOLUTION.get(res, "imagenet128"))
     g_sn = g.has("linear0.weight_orig")
-    lin = g.state.get("linear0.weight_orig" if g_sn else "linear0.weight")
-    if lin is None:
-        g.take("linear0.weight_orig")
+    lin = layer_weight(g, "linear0.")
     gw = [lin.shape[0] // 16] + [_out_channels(g, p + "conv2d1.") for p in layout.g_blocks]
     dw = [_out_channels(d, p + "conv2d1.") for p in layout.d_blocks]
     down = STUDIOGAN_D_DOWN.get(res)
