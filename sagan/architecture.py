@@ -99,3 +99,12 @@ def d_block_resolutions(resolution: int) -> list[int]:
     """Output resolution of each D block (the last block keeps 4px)."""
     n = len(d_channel_mults(resolution)) - 1
     return [resolution // 2 ** (i + 1) for i in range(n)] + [4]
+
+
+def attention_sites(m: "ModelConfig") -> dict[str, dict[int, int]]:
+    """Where ``model.g_attn`` / ``d_attn`` can place a block, by resolution: ``{"g_attn": {px: channels after
+    that G block}, "d_attn": {px: channels of the first D block reaching px}}``."""
+    gw = g_widths(m.resolution, m.g_ch, m.g_widths)
+    layout = model_d_layout(m)
+    return {"g_attn": dict(zip(g_block_resolutions(m.resolution), gw[1:])),
+            "d_attn": {px: layout[i][1] for px, i in d_attn_blocks(layout).items()}}

@@ -8,8 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .architecture import (d_attn_blocks, d_channel_mults, g_block_resolutions, g_channel_mults, g_widths, model_d_layout,
-                           resolution_problem)
+from .architecture import attention_sites, d_channel_mults, g_channel_mults, model_d_layout, resolution_problem
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -37,9 +36,7 @@ def validate_widths(m: ModelConfig, bad) -> None:
     layout = model_d_layout(m)
     if layout[-1][3] < 4:
         bad(f"model.d_down halves {r}px {sum(d for _, _, d, _ in layout)} times, below 4px; downsample fewer blocks")
-    gw = g_widths(r, m.g_ch, m.g_widths)
-    for k, widths in (("g_attn", dict(zip(g_block_resolutions(r), gw[1:]))),
-                      ("d_attn", {px: layout[i][1] for px, i in d_attn_blocks(layout).items()})):
+    for k, widths in attention_sites(m).items():
         for res in getattr(m, k):
             if res not in widths:
                 bad(f"model.{k} has {res}px but the {k[0].upper()} at {r}px has blocks at {list(widths)}px; "

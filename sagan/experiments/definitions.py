@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import (CONFIG_DIR, Config, apply_overrides, config_chain, d_attn_blocks, g_block_resolutions,
-                      load_config, model_d_layout)
+from ..architecture import attention_sites
+from ..config import CONFIG_DIR, Config, apply_overrides, config_chain, load_config
 from ..errors import UserError
 
 EXPERIMENTS_DIR = CONFIG_DIR / "experiments"
@@ -94,7 +94,7 @@ def build_variant(experiment: str, variant: str, base: str, overrides: dict) -> 
     flat = {f"{s}.{k}": v for s, keys in own.items() if isinstance(keys, dict) for k, v in keys.items()}
     notes = []
     r = cfg.model.resolution
-    available = {"g_attn": g_block_resolutions(r), "d_attn": list(d_attn_blocks(model_d_layout(cfg.model)))}
+    available = {k: list(sites) for k, sites in attention_sites(cfg.model).items()}
     asked_any = kept_any = False
     for key, allowed in available.items():
         if f"model.{key}" not in flat:
