@@ -225,6 +225,7 @@ def test_a_file_larger_than_any_checkpoint_is_refused_before_reading(tiny_cfg, t
     assert load_checkpoint(p)["step"] == 5
 
 
+@pytest.mark.slow  # builds every preset's networks (on the meta device: shapes only, still ~2 min on 2 cores)
 def test_the_size_bound_leaves_room_above_the_largest_preset_checkpoint():
     """G, G_ema and D, and Adam's two moments of every G and D parameter, in float32, for every preset:
     the bound is at least 8x the largest (wider networks than the presets still load)."""
