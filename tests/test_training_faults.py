@@ -311,3 +311,60 @@ def test_a_loose_checkpoint_resumes_into_a_new_run_directory(run2, tmp_path, mon
     assert result.exit_code == 0, result.output
     assert load_checkpoint(tmp_path / "runs" / "00000-demo")["step"] == 3
     assert sorted(p.name for p in loose.parent.iterdir()) == ["weights.pt"]
+
+
+# a process of a multi-process run dies ---------------------------------------------------------------
+
+
+def _rank_pid(run: Path, rank: int) -> int | None:
+    """The pid of the training process of ``run`` with torchrun's ``RANK=rank``."""
+    for proc in Path("/proc").iterdir():
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"train.py" in cmdline and str(run).encode() in cmdline and f"RANK={rank}".encode() in environ:
+            return int(proc.name)
+    return None
+
+
+@pytest.mark.slow  # two gloo processes train to their second checkpoint (~40 s on 2 busy cores)
+def test_a_killed_rank_leaves_one_line_on_the_other_saying_who_and_how_to_resume(tmp_path):
+    from test_split_invariance import TINY
+
+    run = tmp_path / "run"
+    sets = [a for o in TINY + ["train.max_steps=1000"] for a in ("--set", o)]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+           "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "train.py"), "--no-progress", *sets,
+           "--outdir", str(run)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            start_new_session=True)
+    try:
+        wait_for(lambda: (run / "checkpoints" / "step_0000004.pt").exists(), proc, timeout=300)
+        os.kill(_rank_pid(run, 1), signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    ours = stderr.split("Traceback (most recent call last)")[0]  # the launcher's own report follows
+    assert "[rank0]" not in stderr, stderr[-3000:]
+    errors = [line for line in ours.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, ours[-3000:]
+    assert errors[0].startswith("error: process rank 1 of this 2-process run stopped (killed or crashed) at step ")
+    assert errors[0].endswith(f"the checkpoints are intact (the last at step {load_checkpoint(run)['step']}): continue "
+                              f"with the same launch command and --resume {run}")
+
+
+def test_a_collective_failing_for_a_lost_peer_names_the_other_rank(monkeypatch):
+    from sagan.training.dist import lost_peer
+
+    gloo = RuntimeError("[third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:10128: Connection "
+                        "reset by peer. This is typically caused by a remote worker hanging or bugs in the application.")
+    assert lost_peer(gloo) is None  # one process: no peer to lose
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert lost_peer(gloo) == "process rank 0 of this 2-process run stopped (killed or crashed)"
+    assert lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert lost_peer(gloo) == "process another rank (one of 0, 2, 3) of this 4-process run stopped (killed or crashed)"
