@@ -316,33 +316,17 @@ def test_a_loose_checkpoint_resumes_into_a_new_run_directory(run2, tmp_path, mon
 # a process of a multi-process run dies ---------------------------------------------------------------
 
 
-def _rank_pid(run: Path, rank: int) -> int | None:
-    """The pid of the training process of ``run`` with torchrun's ``RANK=rank``."""
-    for proc in Path("/proc").iterdir():
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"train.py" in cmdline and str(run).encode() in cmdline and f"RANK={rank}".encode() in environ:
-            return int(proc.name)
-    return None
-
-
 @pytest.mark.slow  # two gloo processes train to their second checkpoint (~40 s on 2 busy cores)
 def test_a_killed_rank_leaves_one_line_on_the_other_saying_who_and_how_to_resume(tmp_path):
+    from launch_utils import rank_pid, two_process_train
     from test_split_invariance import TINY
 
     run = tmp_path / "run"
-    sets = [a for o in TINY + ["train.max_steps=1000"] for a in ("--set", o)]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
-           "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "train.py"), "--no-progress", *sets,
-           "--outdir", str(run)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            start_new_session=True)
+    proc = subprocess.Popen(two_process_train(run, TINY + ["train.max_steps=1000"]), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True)
     try:
         wait_for(lambda: (run / "checkpoints" / "step_0000004.pt").exists(), proc, timeout=300)
-        os.kill(_rank_pid(run, 1), signal.SIGKILL)
+        os.kill(rank_pid(run, 1), signal.SIGKILL)
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
