@@ -352,3 +352,25 @@ def test_a_collective_failing_for_a_lost_peer_names_the_other_rank(monkeypatch):
     assert lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert lost_peer(gloo) == "process another rank (one of 0, 2, 3) of this 4-process run stopped (killed or crashed)"
+
+
+def test_resume_of_a_run_whose_last_checkpoint_is_a_fifo_is_refused_not_restarted(run2, tmp_path):
+    """A last.pt planted as a FIFO: neither taken for "no checkpoint yet" (a restart from step 0) nor opened
+    (a hang)."""
+    planted = copy_run(run2, tmp_path / "planted")
+    for f in (planted / "checkpoints").glob("*.pt"):
+        f.unlink()
+    os.mkfifo(planted / "checkpoints" / "last.pt")
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--resume", str(planted), "--no-progress"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert f"checkpoint {planted / 'checkpoints' / 'last.pt'} is a FIFO, not a regular file" in proc.stderr
+
+
+def test_a_fifo_among_the_step_files_is_skipped_when_the_run_resumes(run2, tmp_path):
+    run = copy_run(run2, tmp_path / "with_step_fifo")
+    os.mkfifo(run / "checkpoints" / "step_0000009.pt")
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--resume", str(run), "--no-progress",
+                           "--max-steps", "3"], capture_output=True, text=True, timeout=180, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert load_checkpoint(run)["step"] == 3
