@@ -237,8 +237,8 @@ def area10(w: Path) -> list[Probe]:
         for j, (what, target) in enumerate(targets.items()):
             probes.append(Probe("10 not a regular file", f"{entry} on {what}", command(target, f"{k}{j}"),
                                 one_line_error("not a regular file")))
-    probes.append(Probe("10 not a regular file", "sample.py on a 64 GB sparse file", entries["sample.py"](str(sparse), "s"),
-                        one_line_error("more than any sagan checkpoint")))
+    probes.append(Probe("10 not a regular file", "sample.py on a 64 GB sparse file",
+                        entries["sample.py"](str(sparse), "s"), one_line_error("more than any sagan checkpoint")))
     run = trained_run(w / "paths" / "resumed")
     os.mkfifo(run / "checkpoints" / "step_0000009.pt")  # a planted step file beside real checkpoints
     probes.append(Probe("10 not a regular file", "train.py --resume of a run with a FIFO named step_0000009.pt",
@@ -302,7 +302,8 @@ def area12(w: Path) -> list[Probe]:
         annotations = src / "val" / "val_annotations.txt"
         annotations.write_text(annotations.read_text() + f"{listed}\tn01443537\t0\t0\t63\t63\n")
         out = root / f"tiny{k}-out"
-        probes.append(Probe("12 path traversal", f"Tiny-ImageNet val_annotations.txt listing {listed.replace(str(root), '<tmp>')}",
+        shown = listed.replace(str(root), "<tmp>")
+        probes.append(Probe("12 path traversal", f"Tiny-ImageNet val_annotations.txt listing {shown}",
                             prepare(src, out, "--split", "val"), one_line_error("val_annotations.txt:5", "outside",
                                                                                 absent=(out,))))
     etc = "/etc/passwd"
@@ -317,7 +318,8 @@ def area12(w: Path) -> list[Probe]:
         finally:
             os.chdir(cwd)
         out = root / f"hf{k}-out"
-        probes.append(Probe("12 path traversal", f"Hugging Face parquet image cell with path {listed.replace(str(root), '<tmp>')}",
+        shown = listed.replace(str(root), "<tmp>")
+        probes.append(Probe("12 path traversal", f"Hugging Face parquet image cell with path {shown}",
                             prepare(src, out, "--resolution", "16"), one_line_error("row 1", "outside", absent=(out,))))
     return probes
 

@@ -214,7 +214,8 @@ def test_a_fifo_a_device_and_symlinks_to_them_are_refused_without_reading(tmp_pa
 def test_a_file_larger_than_any_checkpoint_is_refused_before_reading(tiny_cfg, tmp_path, monkeypatch):
     p = save_checkpoint(tmp_path / "a.pt", payload(tiny_cfg))
     monkeypatch.setenv(MAX_BYTES_ENV, str(p.stat().st_size - 1))
-    with pytest.raises(CheckpointError, match=f"more than any sagan checkpoint .* raise the bound with {MAX_BYTES_ENV}"):
+    bounded = f"more than any sagan checkpoint .* raise the bound with {MAX_BYTES_ENV}="
+    with pytest.raises(CheckpointError, match=bounded):
         load_checkpoint(p)
     monkeypatch.delenv(MAX_BYTES_ENV)
     huge = tmp_path / "sparse.pt"

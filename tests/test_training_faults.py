@@ -344,7 +344,8 @@ def test_a_collective_failing_for_a_lost_peer_names_the_other_rank(monkeypatch):
     from sagan.training.dist import lost_peer
 
     gloo = RuntimeError("[third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:10128: Connection "
-                        "reset by peer. This is typically caused by a remote worker hanging or bugs in the application.")
+                        "reset by peer. This is typically caused by a remote worker hanging or bugs in the "
+                        "application.")
     assert lost_peer(gloo) is None  # one process: no peer to lose
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")

@@ -139,8 +139,8 @@ def _class_numbers(values: list, n_classes: int, path: Path, key: str, layout: L
     """A batch's label list as int64, each an integer naming one of the ``n_classes`` classes."""
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n_classes:
-            raise UserError(f"{printable(path)}: {key}[{i}] is {short_repr(v, 40)}, not a class number 0..{n_classes - 1}"
-                            f"; {_advice(layout)}")
+            raise UserError(f"{printable(path)}: {key}[{i}] is {short_repr(v, 40)}, not a class number "
+                            f"0..{n_classes - 1}; {_advice(layout)}")
     return np.asarray(values, dtype=np.int64)
 
 

@@ -2,10 +2,11 @@
 
 ``wnids.txt`` (the 200 classes), ``train/<wnid>/images/*.JPEG`` (500 per class), ``val/images/*.JPEG``
 with their classes in ``val/val_annotations.txt`` (``name<TAB>wnid<TAB>box``), ``test/images`` without
-labels. A listed name is resolved and must stay inside the folder, each image listed once. ``--split train`` (default) or ``val`` (the split StudioGAN evaluates on); class k is the k-th
+labels. ``--split train`` (default) or ``val`` (the split StudioGAN evaluates on); class k is the k-th
 sorted wnid, as for an ImageNet tree. Images are 64x64, which packing and training keep by default.
 Counts are checked: every class of ``wnids.txt`` has a train folder, all with the same number of
-images, and every validation image listed is there.
+images, and every validation image listed is there, listed once, and inside the folder once symlinks
+and ``..`` are resolved (the path checked is the path read).
 """
 
 from __future__ import annotations
@@ -66,10 +67,11 @@ def _val(root: Path, wnids: list[str]) -> tuple[list[str], list[int], list]:
             raise UserError(f"{printable(path)}:{n}: image {printable(fields[0])!r} lies outside {printable(root)}; "
                             f"refused (the file lists names in val/images); {ADVICE}")
         if rel in first:
-            was = first[rel]
-            other = f" with class {fields[1]}, there {wnids[labels[was[1]]]}" if labels[was[1]] != index[fields[1]] else ""
+            line, before = first[rel]
+            other = (f" with class {fields[1]}, there {wnids[labels[before]]}" if labels[before] != index[fields[1]]
+                     else "")
             raise UserError(f"{printable(path)}:{n}: {printable(fields[0])} is listed again{other} (first on line "
-                            f"{was[0]}); each image has one class: {ADVICE}")
+                            f"{line}); each image has one class: {ADVICE}")
         if not (root / rel).is_file():
             raise UserError(f"{printable(root / rel)} (listed in {path.name}) is missing; {ADVICE}")
         first[rel] = (n, len(files))
