@@ -53,7 +53,14 @@ def wandb_history(path: Path) -> list[dict]:
     rows = []
     for r in wandb_records(path):
         if r.WhichOneof("record_type") == "history":
-            rows.append({(item.key or "/".join(item.nested_key)): json.loads(item.value_json) for item in r.history.item})
+            row: dict = {}
+            for item in r.history.item:
+                keys = [item.key] if item.key else list(item.nested_key)  # a media value: one key per field
+                node = row
+                for k in keys[:-1]:
+                    node = node.setdefault(k, {})
+                node[keys[-1]] = json.loads(item.value_json)
+            rows.append(row)
     return rows
 
 
@@ -64,7 +71,7 @@ def wandb_config(path: Path) -> dict:
         kind = r.WhichOneof("record_type")
         items = r.config.update if kind == "config" else r.run.config.update if kind == "run" else []
         for item in items:
-            config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+            config[item.key or item.nested_key[0]] = json.loads(item.value_json)
     return {k: v.get("value", v) if isinstance(v, dict) and set(v) <= {"value", "desc"} else v
             for k, v in config.items() if not k.startswith("_")}
 

@@ -101,10 +101,7 @@ class RunTrackers:
         except Exception as e:  # a login, a server or a store that is not there: the user's setup
             self.acc.trackers, started = [], self.acc.trackers
             for tracker in started:
-                try:
-                    tracker.finish()
-                except Exception:  # already failing; the start error is the one to report
-                    pass
+                _finish_quietly(tracker)
             raise UserError(f"cannot start the tracker(s) {', '.join(self.names)} of train.log_with ({one_line(e, 200)}); "
                             "check their settings (WANDB_MODE, MLFLOW_TRACKING_URI) or drop them from "
                             "train.log_with") from None
@@ -188,7 +185,9 @@ class RunTrackers:
         try:
             fn(*args, **kwargs)
         except Exception as e:  # any failure of a tracker's library; ours must not stop the run
-            self.active.pop(name, None)
+            tracker = self.active.pop(name, None)
+            if tracker is not None and when != "while finishing":
+                _finish_quietly(tracker)  # MLflow's active run would block the next run in this process
             self.say(f"warning: the {name} tracker failed {when} ({one_line(e, 160)}); training goes on "
                      "without it (log.txt, metrics.jsonl and the TensorBoard events in the run folder are unaffected)")
 
@@ -197,6 +196,13 @@ class RunTrackers:
             self._guard(name, "while finishing", tracker.finish)
         self.active = {}
         self.acc.trackers = []  # a later init_trackers on this accelerator starts afresh
+
+
+def _finish_quietly(tracker) -> None:
+    try:
+        tracker.finish()
+    except Exception:  # already failing; the first error is the one reported
+        pass
 
 
 def _mlflow_has_run(run_id: str) -> bool:
