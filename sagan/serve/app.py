@@ -107,8 +107,9 @@ def model_page(model: ServedModel):
                 seed = gr.Number(value=0, label="Seed", elem_id="seed")
                 per_class = gr.Number(value=8, label="Images per class", info=f"at most {MAX_IMAGES} images in all",
                                       elem_id="per_class")
-                truncation = gr.Number(value=None, label="Truncation", info="redraw |z| > T; empty: none",
-                                       elem_id="truncation")
+                # text, not a number field: a browser sends an empty number field as 0, and "none" must stay empty
+                truncation = gr.Textbox(value="", label="Truncation", info="redraw |z| > T (e.g. 0.5); empty: none",
+                                        elem_id="truncation")
                 generator = gr.Radio(model.generators, value=model.generators[0], label="Generator",
                                      elem_id="generator")
                 bn_stats = gr.Radio(list(BN_MODES), value="running", label="BN statistics", elem_id="bn_stats")

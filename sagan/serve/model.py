@@ -140,10 +140,13 @@ class ServedModel:
 
     @staticmethod
     def truncation(value) -> float | None:
-        if value is None or value == "":
+        if value is None or not str(value).strip():
             return None
-        t = float(value)
-        if not t > 0 or t != t or t == float("inf"):
+        try:
+            t = float(value)
+        except ValueError:
+            raise UserError(f"truncation {str(value)[:40]!r} is not a number; give one > 0, or leave it empty") from None
+        if not t > 0 or t == float("inf"):  # NaN fails t > 0
             raise UserError(f"truncation must be > 0 (or empty for none), got {value}")
         return t
 
