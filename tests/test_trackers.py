@@ -178,3 +178,35 @@ def test_a_missing_tracker_package_is_one_line_naming_the_extra(tmp_path, monkey
 def test_log_with_values_are_checked(value, message):
     with pytest.raises(ConfigError, match=message):
         load_config("demo", overrides=[f"train.log_with={value}"])
+
+
+def test_wandb_dir_and_wandb_project_are_honoured(tmp_path, offline, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-files"))
+    monkeypatch.setenv("WANDB_PROJECT", "my-gans")
+    run = train(tiny("train.log_with=[wandb]", "train.max_steps=1"), outdir=tmp_path / "run", progress=False)
+    assert not (run / "wandb").exists()
+    [wandb_file] = wandb_run_files(tmp_path / "wandb-files")
+    assert [r["_step"] for r in wandb_history(wandb_file) if "loss/d_loss" in r] == [1]
+    assert json.loads((run / STATE_FILE).read_text())["wandb"]["project"] == "my-gans"
+
+
+@pytest.mark.slow
+def test_train_py_with_all_three_trackers_writes_all_three(tmp_path):
+    """The command of the issue, on the demo, as a user runs it (W&B offline)."""
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONPATH": str(repo)}
+    for var in ("WANDB_DIR", "WANDB_PROJECT", "MLFLOW_TRACKING_URI"):
+        env.pop(var, None)
+    out = tmp_path / "runs" / "00000-demo"
+    subprocess.run([sys.executable, str(repo / "train.py"), "--set", "train.log_with=[tensorboard,wandb,mlflow]",
+                    "--max-steps", "2", "--set", "data.demo_size=64", "--set", "train.log_every=1", "--outdir", str(out),
+                    "--no-progress"], check=True, env=env, cwd=tmp_path, timeout=600)
+    assert sorted(tensorboard_scalars(out, "loss/g_loss")) == [1, 2]
+    [wandb_file] = wandb_run_files(out)
+    assert [r["_step"] for r in wandb_history(wandb_file) if "loss/g_loss" in r] == [1, 2]
+    client, mlrun = mlflow_run(out)
+    assert sorted(mlflow_history(client, mlrun.info.run_id, "loss/g_loss")) == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing beside the run folder
