@@ -155,8 +155,10 @@ def test_a_tracker_failing_mid_run_is_reported_once_and_training_goes_on(tmp_pat
 def test_mlflow_tracking_uri_is_honoured(tmp_path, offline, monkeypatch):
     store = tmp_path / "elsewhere.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root of a SQLite URI: ./mlruns
     run = train(tiny("train.log_with=[mlflow]", "train.max_steps=1"), outdir=tmp_path / "run", progress=False)
-    assert store.is_file() and not (run / "mlflow.db").exists()
+    assert store.is_file() and not (run / "mlflow.db").exists() and not (run / "mlartifacts").exists()
+    assert len(list((tmp_path / "mlruns").rglob("*.png"))) == 1  # the grid of step 1, where MLflow puts artifacts
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{store}")
