@@ -95,6 +95,7 @@ def test_the_attention_figure_marks_the_chosen_query_point(answers):
     (([1, 2], 0, 200, None, "EMA", "running"), f"2 x 200 = 400 images is more than this page draws at once ({MAX_IMAGES})"),
     (([1], 0, 4, 0, "EMA", "running"), "truncation must be > 0"),
     (([1], 0, 4, -2.5, "EMA", "running"), "truncation must be > 0"),
+    (([1], 0, 4, "half", "EMA", "running"), "truncation 'half' is not a number"),
     (([1], -1, 4, None, "EMA", "running"), "seed must be >= 0"),
     (([1], 0, 0, None, "EMA", "running"), "images per class must be >= 1"),
     (([1], 0.5, 4, None, "EMA", "running"), "seed must be a whole number"),
