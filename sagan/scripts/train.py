@@ -106,6 +106,8 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
       python train.py --set train.lr_d=2e-4 --set model.g_ch=16 --outdir runs/narrow
       # two CPU processes (gloo) on a machine without GPUs (accelerate's --cpu launcher starts only one)
       accelerate launch --multi_gpu --num_processes 2 train.py --max-steps 50
+      # W&B (offline) and MLflow (a SQLite store in the run folder) beside TensorBoard; [none]: no tracker
+      WANDB_MODE=offline python train.py --set 'train.log_with=[tensorboard,wandb,mlflow]'
 
     Writes OUTDIR/config.yaml, log.txt, TensorBoard events (tensorboard --logdir runs),
     samples/step_NNNNNNN.png (EMA generator, one class per row), checkpoints/{last,step_NNNNNNN}.pt and,
