@@ -125,6 +125,28 @@ def test_torchscript_runs_with_nothing_of_sagan_importable_within_1e5(tiny_run, 
     assert (got - want).abs().max() <= 1e-5
 
 
+def test_onnx_and_torchscript_carry_z_dim_classes_and_output_range_as_sagan_json(tiny_run, exported):
+    """The contract an app relies on: ONNX ``metadata_props["sagan"]`` read through onnxruntime, and the
+    TorchScript extra file ``sagan.json`` read through ``torch.jit.load(_extra_files=...)``: the same JSON."""
+    sess = ort.InferenceSession(str(exported["onnx"]), providers=["CPUExecutionProvider"])
+    from_onnx = json.loads(sess.get_modelmeta().custom_metadata_map["sagan"])
+    files = {"sagan.json": ""}
+    torch.jit.load(str(exported["torchscript"]), _extra_files=files)
+    from_torchscript = json.loads(files["sagan.json"])
+    assert from_onnx == from_torchscript
+    assert from_onnx["z_dim"] == 64 and from_onnx["num_classes"] == 10 and from_onnx["class_names"] == NAMES
+    assert from_onnx["resolution"] == 32 and from_onnx["output_range"] == [-1.0, 1.0]
+    assert from_onnx["inputs"] == ["z", "y"] and from_onnx["step"] == STEP and from_onnx["generator"] == "ema"
+    assert sess.get_inputs()[0].shape[1] == from_onnx["z_dim"]
+
+
+def test_torchscript_images_do_not_require_grad(tiny_run, exported):
+    z, y, _ = reference(tiny_run, 2)
+    G = torch.jit.load(str(exported["torchscript"]))
+    assert not G(z, y).requires_grad  # outside no_grad: nothing of the graph asks for gradients
+    assert not any(p.requires_grad for p in G.parameters())
+
+
 def test_torchscript_ignores_train_mode(tiny_run, exported):
     """The baked-in BN statistics stay: train() on the loaded module does not switch to batch statistics."""
     z, y, want = reference(tiny_run, 4)
@@ -298,5 +320,7 @@ def test_unconditional_export_takes_only_z(tmp_path):
         assert (torch.jit.load(str(tmp_path / "G.pt"))(z) - want).abs().max() <= 1e-5
         assert torch.equal(Generator.from_pretrained(tmp_path / "hf")(z, None), want)
     assert "unconditional" in (tmp_path / "hf" / "README.md").read_text()
+    meta = json.loads(sess.get_modelmeta().custom_metadata_map["sagan"])
+    assert meta["num_classes"] == 0 and meta["class_names"] == [] and meta["inputs"] == ["z"]
 
 

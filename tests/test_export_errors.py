@@ -114,3 +114,71 @@ def test_help_lists_the_formats_with_examples():
     r = run("--help")
     assert r.exit_code == 0
     assert all(f in r.output for f in ("onnx:", "torchscript:", "hf:", "--bn-stats", "sagan-export --checkpoint"))
+
+
+# --------------------------------------------------------------------------------------------------
+# --out replaces only what sagan-export wrote, never the checkpoint itself
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_users_file_at_out_is_kept_without_overwrite(tiny_run, tmp_path, fmt):
+    mine = tmp_path / "G.onnx"
+    mine.write_bytes(b"my own model, not from sagan")
+    line = one_error_line(run("--checkpoint", tiny_run, "--format", fmt, "--out", mine))
+    assert str(mine) in line and "--overwrite" in line
+    assert mine.read_bytes() == b"my own model, not from sagan"
+    r = run("--checkpoint", tiny_run, "--format", fmt, "--out", mine, "--overwrite")
+    assert r.exit_code == 0, r.output
+    assert mine.read_bytes() != b"my own model, not from sagan"
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_earlier_export_is_replaced_without_overwrite(tiny_run, tmp_path, fmt):
+    out = tmp_path / "G.out"
+    assert run("--checkpoint", tiny_run, "--format", fmt, "--out", out).exit_code == 0
+    r = run("--checkpoint", tiny_run, "--format", fmt, "--out", out, "--no-ema")
+    assert r.exit_code == 0, r.output
+    assert "raw G" in r.output
+
+
+def test_the_runs_own_checkpoint_is_not_replaced_without_overwrite(tiny_run, tmp_path):
+    import shutil
+
+    run_dir = shutil.copytree(tiny_run, tmp_path / "run")
+    last = run_dir / "checkpoints" / "last.pt"
+    other = run_dir / "checkpoints" / "step_0000001.pt"
+    shutil.copy(last, other)
+    before = last.read_bytes()
+    line = one_error_line(run("--checkpoint", other, "--format", "onnx", "--out", last))
+    assert "last.pt" in line and "not written by sagan" in line and "--overwrite" in line
+    assert last.read_bytes() == before
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("how", ["same_path", "run_folder", "hard_link", "symlink"])
+def test_the_checkpoint_being_exported_is_never_replaced_even_with_overwrite(tiny_run, tmp_path, fmt, how):
+    import os
+    import shutil
+
+    run_dir = shutil.copytree(tiny_run, tmp_path / "run")
+    last = run_dir / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    checkpoint, out = last, last
+    if how == "run_folder":
+        checkpoint = run_dir
+    elif how == "hard_link":  # train.py's last.pt is a hard link to the newest step_*.pt
+        out = run_dir / "checkpoints" / "step_0000005.pt"
+        os.link(last, out)
+    elif how == "symlink":
+        out = tmp_path / "G.onnx"
+        out.symlink_to(last)
+    line = one_error_line(run("--checkpoint", checkpoint, "--format", fmt, "--out", out, "--overwrite"))
+    assert "is the checkpoint being exported" in line
+    assert last.read_bytes() == before
+
+
+def test_without_onnx_installed_export_is_one_line_naming_the_extra(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed
+    line = one_error_line(run("--checkpoint", tiny_run, "--format", "onnx", "--out", tmp_path / "G.onnx"))
+    assert "needs onnx" in line and "pip install 'sagan[export]'" in line
+    assert list(tmp_path.iterdir()) == []
