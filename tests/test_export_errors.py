@@ -182,3 +182,13 @@ def test_without_onnx_installed_export_is_one_line_naming_the_extra(tiny_run, tm
     line = one_error_line(run("--checkpoint", tiny_run, "--format", "onnx", "--out", tmp_path / "G.onnx"))
     assert "needs onnx" in line and "pip install 'sagan[export]'" in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_export_extra_installs_onnx_and_onnxruntime():
+    import configparser
+    from pathlib import Path
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    names = {line.split(">")[0].split("=")[0].strip() for line in cfg["options.extras_require"]["export"].split()}
+    assert {"onnx", "onnxruntime"} <= names
