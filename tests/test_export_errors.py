@@ -192,3 +192,80 @@ def test_the_export_extra_installs_onnx_and_onnxruntime():
     cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
     names = {line.split(">")[0].split("=")[0].strip() for line in cfg["options.extras_require"]["export"].split()}
     assert {"onnx", "onnxruntime"} <= names
+
+
+# --------------------------------------------------------------------------------------------------
+# an untrusted Hugging Face folder: sized and checked before anything is allocated
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hf") / "G-hf"
+    assert run("--checkpoint", tiny_run, "--format", "hf", "--out", out).exit_code == 0
+    return out
+
+
+def _tampered(hf_folder, tmp_path, model=None, config_text=None):
+    import json
+    import shutil
+
+    folder = shutil.copytree(hf_folder, tmp_path / "hf")
+    if config_text is not None:
+        (folder / "config.json").write_text(config_text)
+    if model is not None:
+        config = json.loads((folder / "config.json").read_text())
+        config["sagan_config"]["model"].update(model)
+        (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize("model", [{"g_ch": 1_000_000}, {"g_widths": [1_000_000] * 4}, {"z_dim": 10**9},
+                                   {"num_classes": 10**9}], ids=["g_ch", "g_widths", "z_dim", "num_classes"])
+def test_a_huge_generator_in_config_json_is_refused_before_allocating(hf_folder, tmp_path, monkeypatch, model):
+    import time
+
+    from sagan.errors import CheckpointError
+    from sagan.export.hub import HubGenerator
+
+    def no_building(*args, **kwargs):
+        raise AssertionError("built the network before sizing it")
+
+    monkeypatch.setattr(HubGenerator, "from_config", no_building)
+    folder = _tampered(hf_folder, tmp_path, model=model)
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match=r"describes a generator of .* more than sagan loads") as e:
+        Generator.from_pretrained(folder)
+    assert time.perf_counter() - started < 10
+    assert "\n" not in str(e.value) and f"{next(iter(model))}=" in str(e.value)
+
+
+def test_weights_that_do_not_match_config_json_are_refused_before_allocating(hf_folder, tmp_path, monkeypatch):
+    from sagan.errors import CheckpointError
+    from sagan.export.hub import HubGenerator
+
+    monkeypatch.setattr(HubGenerator, "from_config", lambda *a, **k: pytest.fail("built the network"))
+    folder = _tampered(hf_folder, tmp_path, model={"g_ch": 32})  # the weights are of g_ch 16
+    with pytest.raises(CheckpointError, match=r"model.safetensors of .*: tensor \S+ has shape .* needs "):
+        Generator.from_pretrained(folder)
+
+
+def test_a_config_json_that_is_not_json_is_one_line_naming_the_file(hf_folder, tmp_path):
+    from sagan.errors import CheckpointError
+
+    folder = _tampered(hf_folder, tmp_path, config_text='{"format": "sagan-generator", ')
+    with pytest.raises(CheckpointError, match="config.json of .* is not JSON") as e:
+        Generator.from_pretrained(folder)
+    assert str(folder / "config.json") in str(e.value) and "\n" not in str(e.value)
+
+
+def test_hf_weights_holding_nan_are_refused_by_name(hf_folder, tmp_path):
+    import safetensors.torch as st
+
+    from sagan.errors import CheckpointError
+
+    folder = _tampered(hf_folder, tmp_path)
+    state = st.load_file(str(folder / "model.safetensors"))
+    state["out_conv.weight"][0, 0, 0, 0] = float("nan")
+    st.save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="tensor out_conv.weight holds NaN/Inf"):
+        Generator.from_pretrained(folder)
