@@ -110,6 +110,9 @@ class TrainConfig:
     lecam_weight: float = 0.0  # LeCam regularisation lambda (Tseng et al. 2021; StudioGAN 0.3); 0 = off
     lecam_decay: float = 0.99  # decay of LeCam's moving averages of D's outputs
     lecam_start: int = 1000  # LeCam: steps before the term applies (the averages follow the last value until then)
+    # EMA generator's BN statistics (issue 26): recomputed for its averaged weights over this many batches of
+    # fresh latents whenever it is read (grids, evaluations, checkpoints); 0 = G's statistics, as before
+    ema_standing_batches: int = 16
 
 
 @dataclass(frozen=True)

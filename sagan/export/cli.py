@@ -52,4 +52,6 @@ def main(checkpoint, fmt, out, no_ema, bn_stats, standing_batches, seed, check_i
                                overwrite=overwrite)
     if not no_ema and not result.used_ema:
         click.echo("note: the checkpoint has no EMA generator; exported the raw one", err=True)
+    for note in result.notes:
+        click.echo(note, err=True)
     click.echo(result.summary())

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..sampling.bn_stats import bn_mode_description, prepare_generator
+from ..sampling.ema_check import checkpoint_notes
 from ..checkpoint import load_generator, resolve_checkpoint
 from ..errors import CheckpointError, UserError
 from ..io import NotWritableError, check_replaceable, check_writable
@@ -31,6 +32,7 @@ class ExportResult:
     step: int
     used_ema: bool
     bn: str  # one line: which BN statistics are baked in
+    notes: tuple[str, ...] = ()  # about the EMA generator (sagan.training.ema.checkpoint_notes)
 
     def summary(self) -> str:
         which = f"{'EMA' if self.used_ema else 'raw'} G at step {self.step}"
@@ -125,6 +127,7 @@ def export_checkpoint(checkpoint, fmt: str, out, *, ema: bool = True, bn_stats: 
     spec.requires()
     check_out(out, spec.folder, fmt, spec.example_out, checkpoint, overwrite)
     G, cfg, ckpt = load_source(checkpoint, ema)
+    notes = tuple(checkpoint_notes(G, cfg, ckpt)) if bn_stats == "running" else ()
     prepare_generator(G, bn_stats, standing_batches=standing_batches, seed=seed, device="cpu")
     batch = check_batch(G, num_checked, seed)
     job = ExportJob(plain_generator(G, cfg), hub_config(cfg, ckpt, bn_stats, standing_batches), out)
@@ -137,4 +140,4 @@ def export_checkpoint(checkpoint, fmt: str, out, *, ema: bool = True, bn_stats: 
         raise
     return ExportResult(out=out, format=fmt, max_diff=diff, tolerance=spec.tolerance, num_checked=num_checked,
                         step=ckpt["step"], used_ema=ckpt["used_ema"],
-                        bn=bn_mode_description(bn_stats, standing_batches))
+                        bn=bn_mode_description(bn_stats, standing_batches), notes=notes)
