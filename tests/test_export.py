@@ -267,6 +267,34 @@ def test_hubconf_generator_and_discriminator_from_a_local_clone(tiny_run, export
     assert all(torch.equal(D.state_dict()[k], v) for k, v in stored.items())
 
 
+def test_hubconf_finds_a_relative_checkpoint_in_the_working_directory_then_the_repository(tiny_run, tmp_path,
+                                                                                         monkeypatch):
+    import shutil
+
+    from sagan.errors import CheckpointError
+
+    clone = tmp_path / "clone"  # a local clone holding its own runs/
+    clone.mkdir()
+    shutil.copy(REPO / "hubconf.py", clone / "hubconf.py")
+    shutil.copytree(tiny_run, clone / "runs" / "demo")
+    elsewhere = tmp_path / "notebooks"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    z, y, want = reference(tiny_run, 2)
+    G = torch.hub.load(str(clone), "generator", source="local", checkpoint="runs/demo", trust_repo=True)
+    with torch.no_grad():
+        assert torch.equal(G(z, y), want)
+    D = torch.hub.load(str(clone), "discriminator", source="local", checkpoint="runs/demo:last", trust_repo=True)
+    assert not D.training
+    write_run(elsewhere / "runs" / "demo", unconditional_config(), class_names=None, metrics=False)
+    G = torch.hub.load(str(clone), "generator", source="local", checkpoint="runs/demo", trust_repo=True)
+    assert G.num_classes == 0  # the working directory's run, not the clone's
+    with pytest.raises(CheckpointError) as e:
+        torch.hub.load(str(clone), "generator", source="local", checkpoint="runs/missing:best", trust_repo=True)
+    line = str(e.value)
+    assert "\n" not in line and str(elsewhere / "runs" / "missing") in line and str(clone / "runs" / "missing") in line
+
+
 # --------------------------------------------------------------------------------------------------
 # released weights: StudioGAN's SAGAN through sagan-convert, then exported
 
