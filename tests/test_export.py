@@ -352,3 +352,30 @@ def test_unconditional_export_takes_only_z(tmp_path):
     assert meta["num_classes"] == 0 and meta["class_names"] == [] and meta["inputs"] == ["z"]
 
 
+
+
+def _doc_blocks(name: str) -> list[str]:
+    import re
+
+    return re.findall(r"```python\n(.*?)```", (REPO / "docs" / name).read_text(), flags=re.S)
+
+
+def test_the_documented_onnxruntime_and_torchscript_snippets_run_on_a_demo_export(tmp_path):
+    """docs/export-metadata.md as written, on an export of the demo preset, in a process where neither sagan
+    (both) nor torch (onnxruntime) can be imported: z_dim and classes come from the file."""
+    run_dir = write_run(tmp_path / "run", load_config("demo"))
+    for fmt, out in (("onnx", "G.onnx"), ("torchscript", "G.torchscript.pt")):
+        r = run("--checkpoint", run_dir, "--format", fmt, "--out", tmp_path / out)
+        assert r.exit_code == 0, r.output
+    onnx_snippet, torchscript_snippet = _doc_blocks("export-metadata.md")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    printed = []
+    for snippet, blocked in ((onnx_snippet, "'sagan', 'torch'"), (torchscript_snippet, "'sagan'")):
+        script = f"import sys\nfor m in ({blocked},):\n    sys.modules[m] = None\n" + snippet
+        if snippet is torchscript_snippet:
+            script += "assert images.shape == (8, 3, meta['resolution'], meta['resolution']) and not images.requires_grad\n"
+        r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        printed.append(r.stdout)
+    assert printed[0].startswith("64 32 (8, 32, 32, 3) ['class_0', 'class_1'")  # the demo: z 64, 32 px, 10 classes
