@@ -39,7 +39,7 @@ def samples_differ_note(ema_images, raw_images) -> str | None:
             "near-white, try --bn-stats standing (statistics for the EMA's own weights) or --no-ema")
 
 
-NOTE_SAMPLES = 32  # latents on which a checkpoint's EMA and raw generators are compared
+NOTE_SAMPLES = 16  # latents on which a checkpoint's EMA and raw generators are compared
 
 
 @torch.no_grad()
