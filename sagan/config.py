@@ -112,6 +112,9 @@ class TrainConfig:
     lecam_start: int = 1000  # LeCam: steps before the term applies (the averages follow the last value until then)
     # experiment trackers (sagan.training.trackers): tensorboard, wandb, mlflow (several at once) or none
     log_with: tuple[str, ...] = ("tensorboard",)
+    # EMA generator's BN statistics (issue 26): recomputed for its averaged weights over this many batches of
+    # fresh latents whenever it is read (grids, evaluations, checkpoints); 0 = G's statistics, as before
+    ema_standing_batches: int = 16
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,28 @@ def test_torchscript_runs_with_nothing_of_sagan_importable_within_1e5(tiny_run, 
     assert (got - want).abs().max() <= 1e-5
 
 
+def test_onnx_and_torchscript_carry_z_dim_classes_and_output_range_as_sagan_json(tiny_run, exported):
+    """The contract an app relies on: ONNX ``metadata_props["sagan"]`` read through onnxruntime, and the
+    TorchScript extra file ``sagan.json`` read through ``torch.jit.load(_extra_files=...)``: the same JSON."""
+    sess = ort.InferenceSession(str(exported["onnx"]), providers=["CPUExecutionProvider"])
+    from_onnx = json.loads(sess.get_modelmeta().custom_metadata_map["sagan"])
+    files = {"sagan.json": ""}
+    torch.jit.load(str(exported["torchscript"]), _extra_files=files)
+    from_torchscript = json.loads(files["sagan.json"])
+    assert from_onnx == from_torchscript
+    assert from_onnx["z_dim"] == 64 and from_onnx["num_classes"] == 10 and from_onnx["class_names"] == NAMES
+    assert from_onnx["resolution"] == 32 and from_onnx["output_range"] == [-1.0, 1.0]
+    assert from_onnx["inputs"] == ["z", "y"] and from_onnx["step"] == STEP and from_onnx["generator"] == "ema"
+    assert sess.get_inputs()[0].shape[1] == from_onnx["z_dim"]
+
+
+def test_torchscript_images_do_not_require_grad(tiny_run, exported):
+    z, y, _ = reference(tiny_run, 2)
+    G = torch.jit.load(str(exported["torchscript"]))
+    assert not G(z, y).requires_grad  # outside no_grad: nothing of the graph asks for gradients
+    assert not any(p.requires_grad for p in G.parameters())
+
+
 def test_torchscript_ignores_train_mode(tiny_run, exported):
     """The baked-in BN statistics stay: train() on the loaded module does not switch to batch statistics."""
     z, y, want = reference(tiny_run, 4)
@@ -246,6 +268,34 @@ def test_hubconf_generator_and_discriminator_from_a_local_clone(tiny_run, export
     assert all(torch.equal(D.state_dict()[k], v) for k, v in stored.items())
 
 
+def test_hubconf_finds_a_relative_checkpoint_in_the_working_directory_then_the_repository(tiny_run, tmp_path,
+                                                                                         monkeypatch):
+    import shutil
+
+    from sagan.errors import CheckpointError
+
+    clone = tmp_path / "clone"  # a local clone holding its own runs/
+    clone.mkdir()
+    shutil.copy(REPO / "hubconf.py", clone / "hubconf.py")
+    shutil.copytree(tiny_run, clone / "runs" / "demo")
+    elsewhere = tmp_path / "notebooks"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    z, y, want = reference(tiny_run, 2)
+    G = torch.hub.load(str(clone), "generator", source="local", checkpoint="runs/demo", trust_repo=True)
+    with torch.no_grad():
+        assert torch.equal(G(z, y), want)
+    D = torch.hub.load(str(clone), "discriminator", source="local", checkpoint="runs/demo:last", trust_repo=True)
+    assert not D.training
+    write_run(elsewhere / "runs" / "demo", unconditional_config(), class_names=None, metrics=False)
+    G = torch.hub.load(str(clone), "generator", source="local", checkpoint="runs/demo", trust_repo=True)
+    assert G.num_classes == 0  # the working directory's run, not the clone's
+    with pytest.raises(CheckpointError) as e:
+        torch.hub.load(str(clone), "generator", source="local", checkpoint="runs/missing:best", trust_repo=True)
+    line = str(e.value)
+    assert "\n" not in line and str(elsewhere / "runs" / "missing") in line and str(clone / "runs" / "missing") in line
+
+
 # --------------------------------------------------------------------------------------------------
 # released weights: StudioGAN's SAGAN through sagan-convert, then exported
 
@@ -299,5 +349,34 @@ def test_unconditional_export_takes_only_z(tmp_path):
         assert (torch.jit.load(str(tmp_path / "G.pt"))(z) - want).abs().max() <= 1e-5
         assert torch.equal(Generator.from_pretrained(tmp_path / "hf")(z, None), want)
     assert "unconditional" in (tmp_path / "hf" / "README.md").read_text()
+    meta = json.loads(sess.get_modelmeta().custom_metadata_map["sagan"])
+    assert meta["num_classes"] == 0 and meta["class_names"] == [] and meta["inputs"] == ["z"]
 
 
+
+
+def _doc_blocks(name: str) -> list[str]:
+    import re
+
+    return re.findall(r"```python\n(.*?)```", (REPO / "docs" / name).read_text(), flags=re.S)
+
+
+def test_the_documented_onnxruntime_and_torchscript_snippets_run_on_a_demo_export(tmp_path):
+    """docs/export-metadata.md as written, on an export of the demo preset, in a process where neither sagan
+    (both) nor torch (onnxruntime) can be imported: z_dim and classes come from the file."""
+    run_dir = write_run(tmp_path / "run", load_config("demo"))
+    for fmt, out in (("onnx", "G.onnx"), ("torchscript", "G.torchscript.pt")):
+        r = run("--checkpoint", run_dir, "--format", fmt, "--out", tmp_path / out)
+        assert r.exit_code == 0, r.output
+    onnx_snippet, torchscript_snippet = _doc_blocks("export-metadata.md")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    printed = []
+    for snippet, blocked in ((onnx_snippet, "'sagan', 'torch'"), (torchscript_snippet, "'sagan'")):
+        script = f"import sys\nfor m in ({blocked},):\n    sys.modules[m] = None\n" + snippet
+        if snippet is torchscript_snippet:
+            script += "assert images.shape == (8, 3, meta['resolution'], meta['resolution']) and not images.requires_grad\n"
+        r = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        printed.append(r.stdout)
+    assert printed[0].startswith("64 32 (8, 32, 32, 3) ['class_0', 'class_1'")  # the demo: z 64, 32 px, 10 classes

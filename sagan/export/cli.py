@@ -27,8 +27,10 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 @seed_option("Seed of the check batch (and of the standing statistics' latents).")
 @click.option("--check-images", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images on which the export must reproduce the checkpoint's generator before it is written.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing --out file that is not an earlier sagan export (never the checkpoint itself).")
 @report_user_errors
-def main(checkpoint, fmt, out, no_ema, bn_stats, standing_batches, seed, check_images):
+def main(checkpoint, fmt, out, no_ema, bn_stats, standing_batches, seed, check_images, overwrite):
     """Export a checkpoint's generator (the EMA one unless --no-ema) for use without the training code.
 
     \b
@@ -42,9 +44,14 @@ def main(checkpoint, fmt, out, no_ema, bn_stats, standing_batches, seed, check_i
     batch norm runs in eval mode with the chosen statistics and attention as plain matrix products: the
     result has no parametrization and no randomness, and takes any batch size. Every export is checked
     against the checkpoint's generator before it is written; a mismatch is an error and writes nothing.
+    An existing --out is replaced only when it is an earlier export (its sagan tag), else with --overwrite;
+    never the checkpoint being exported.
     """
     result = export_checkpoint(checkpoint, fmt, out, ema=not no_ema, bn_stats=bn_stats,
-                               standing_batches=standing_batches, seed=seed, num_checked=check_images)
+                               standing_batches=standing_batches, seed=seed, num_checked=check_images,
+                               overwrite=overwrite)
     if not no_ema and not result.used_ema:
         click.echo("note: the checkpoint has no EMA generator; exported the raw one", err=True)
+    for note in result.notes:
+        click.echo(note, err=True)
     click.echo(result.summary())

@@ -11,11 +11,13 @@ import torch
 
 from ..sampling.bn_stats import bn_mode_description, prepare_generator
 from ..checkpoint import check_checkpoint_file, load_generator, resolve_checkpoint
+from ..sampling.ema_check import checkpoint_notes
 from ..errors import CheckpointError, UserError
-from ..io import NotWritableError, check_writable
+from ..io import NotWritableError, check_replaceable, check_writable
 from .check import check_batch, compare
 from .fold import plain_generator
 from .formats import FORMATS, ExportJob
+from .metadata import is_sagan_export
 
 EXPORT_BN_MODES = ("running", "standing")  # per-batch statistics make images depend on their batch: not a function
 
@@ -30,6 +32,7 @@ class ExportResult:
     step: int
     used_ema: bool
     bn: str  # one line: which BN statistics are baked in
+    notes: tuple[str, ...] = ()  # about the EMA generator (sagan.training.ema.checkpoint_notes)
 
     def summary(self) -> str:
         which = f"{'EMA' if self.used_ema else 'raw'} G at step {self.step}"
@@ -37,8 +40,9 @@ class ExportResult:
                 f"{self.num_checked} images: max |difference| {self.max_diff:.3g} (tolerance {self.tolerance:g})")
 
 
-def check_out(out: Path, folder: bool, fmt: str, example: str) -> None:
-    """The shape of ``--out`` for the format, and that its folder is writable, before any work."""
+def check_out(out: Path, folder: bool, fmt: str, example: str, checkpoint=None, overwrite: bool = False) -> None:
+    """The shape of ``--out`` for the format, that it replaces nothing but an earlier export (or anything
+    but the input with ``overwrite``), and that its folder is writable, before any work."""
     if folder:
         from .hf import check_out_folder
 
@@ -46,10 +50,28 @@ def check_out(out: Path, folder: bool, fmt: str, example: str) -> None:
     elif out.is_dir() or str(out).endswith(("/", os.sep)):
         raise UserError(f"--out {out} is a folder; --format {fmt} writes one file: give a file name such as "
                         f"{out / example}")
+    else:
+        check_not_input(out, checkpoint)
+        check_replaceable(out, is_sagan_export, overwrite)
     try:
         check_writable(out.parent, "output folder")
     except NotWritableError as e:
         raise NotWritableError(str(e).replace("pick another location", "pick another --out")) from None
+
+
+def check_not_input(out: Path, checkpoint) -> None:
+    """``--out`` never replaces the checkpoint it exports (the same file, a hard link such as ``last.pt``
+    beside its ``step_*.pt``, or a symlink to it), not even with ``--overwrite``."""
+    if checkpoint is None or not out.exists():
+        return
+    try:
+        source = resolve_checkpoint(checkpoint)
+        same = os.path.samefile(out, source)
+    except (UserError, OSError):
+        return  # no readable input: the loader says why
+    if same:
+        raise UserError(f"--out {out} is the checkpoint being exported ({source}); refusing to replace it: give "
+                        "another --out")
 
 
 def _generator_missing(path) -> str | None:
@@ -87,8 +109,11 @@ def load_source(checkpoint, ema: bool):
 
 
 def export_checkpoint(checkpoint, fmt: str, out, *, ema: bool = True, bn_stats: str = "running",
-                      standing_batches: int = 16, seed: int = 0, num_checked: int = 8) -> ExportResult:
-    """Export the generator of ``checkpoint`` (``RUN``, ``RUN:best`` or a file) as ``fmt`` at ``out``."""
+                      standing_batches: int = 16, seed: int = 0, num_checked: int = 8,
+                      overwrite: bool = False) -> ExportResult:
+    """Export the generator of ``checkpoint`` (``RUN``, ``RUN:best`` or a file) as ``fmt`` at ``out``.
+    An existing ``out`` file is replaced only when it is an earlier sagan export, or with ``overwrite``;
+    never when it is the checkpoint itself."""
     from .hf import hub_config
 
     if fmt not in FORMATS:
@@ -100,8 +125,10 @@ def export_checkpoint(checkpoint, fmt: str, out, *, ema: bool = True, bn_stats: 
         raise UserError(f"--check-images must be >= 1, got {num_checked}")
     spec = FORMATS[fmt]
     out = Path(out).expanduser()
-    check_out(out, spec.folder, fmt, spec.example_out)
+    spec.requires()
+    check_out(out, spec.folder, fmt, spec.example_out, checkpoint, overwrite)
     G, cfg, ckpt = load_source(checkpoint, ema)
+    notes = tuple(checkpoint_notes(G, cfg, ckpt)) if bn_stats == "running" else ()
     prepare_generator(G, bn_stats, standing_batches=standing_batches, seed=seed, device="cpu")
     batch = check_batch(G, num_checked, seed)
     job = ExportJob(plain_generator(G, cfg), hub_config(cfg, ckpt, bn_stats, standing_batches), out)
@@ -114,4 +141,4 @@ def export_checkpoint(checkpoint, fmt: str, out, *, ema: bool = True, bn_stats: 
         raise
     return ExportResult(out=out, format=fmt, max_diff=diff, tolerance=spec.tolerance, num_checked=num_checked,
                         step=ckpt["step"], used_ema=ckpt["used_ema"],
-                        bn=bn_mode_description(bn_stats, standing_batches))
+                        bn=bn_mode_description(bn_stats, standing_batches), notes=notes)

@@ -97,7 +97,8 @@ class ExportedGenerator(nn.Module):
 
     def __init__(self, plain: nn.Module):
         super().__init__()
-        self.G = copy.deepcopy(plain).eval()
+        # no parameter requires grad: a traced module's outputs would carry requires_grad=True
+        self.G = copy.deepcopy(plain).eval().requires_grad_(False)
         for m in self.G.modules():
             if type(m) is SelfAttention:
                 m.__class__ = PlainSelfAttention

@@ -40,6 +40,12 @@ class ExportJob:
     def example(self) -> tuple[torch.Tensor, ...]:
         return example_inputs(self.plain, TRACE_BATCH)
 
+    def metadata(self) -> str:
+        """The JSON the traced formats carry (z_dim, classes, resolution, output range)."""
+        from .metadata import export_metadata, metadata_json
+
+        return metadata_json(export_metadata(self.hub_config))
+
 
 @dataclass(frozen=True)
 class ExportFormat:
@@ -52,6 +58,7 @@ class ExportFormat:
     images: Callable[[Any, CheckBatch], torch.Tensor]
     save: Callable[[Any, Path], None]
     discard: Callable[[Any], None] = lambda artifact: None
+    requires: Callable[[], None] = lambda: None  # raises a UserError naming the extra when a package is missing
 
 
 FORMATS: dict[str, ExportFormat] = {}
@@ -70,7 +77,13 @@ def write_bytes(data: bytes, out: Path) -> None:
 def _onnx_build(job: ExportJob) -> bytes:
     from .onnx import to_onnx
 
-    return to_onnx(job.module, job.example())
+    return to_onnx(job.module, job.example(), metadata=job.metadata())
+
+
+def _onnx_requires() -> None:
+    from .onnx import require_onnx
+
+    require_onnx()
 
 
 def _onnx_images(model: bytes, batch: CheckBatch) -> torch.Tensor:
@@ -82,7 +95,7 @@ def _onnx_images(model: bytes, batch: CheckBatch) -> torch.Tensor:
 def _torchscript_build(job: ExportJob) -> bytes:
     from .torchscript import to_torchscript
 
-    return to_torchscript(job.module, job.example())
+    return to_torchscript(job.module, job.example(), metadata=job.metadata())
 
 
 def _torchscript_images(archive: bytes, batch: CheckBatch) -> torch.Tensor:
@@ -120,7 +133,7 @@ def _hf_save(folder: Path, out: Path) -> None:
 
 register(ExportFormat(name="onnx", help="ONNX file (inputs z, y; dynamic batch), checked in onnxruntime",
                       tolerance=1e-4, folder=False, example_out="G.onnx", build=_onnx_build, images=_onnx_images,
-                      save=write_bytes))
+                      save=write_bytes, requires=_onnx_requires))
 register(ExportFormat(name="torchscript", help="TorchScript archive: torch.jit.load(PATH)(z, y), no sagan needed",
                       tolerance=1e-5, folder=False, example_out="G.torchscript.pt", build=_torchscript_build,
                       images=_torchscript_images, save=write_bytes))

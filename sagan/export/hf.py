@@ -112,11 +112,20 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs):
     """``Generator.from_pretrained``: a folder written by ``sagan-export --format hf`` or a Hub repo id,
     loaded as a generator in eval mode (with ``save_pretrained`` / ``push_to_hub``)."""
+    from .limits import read_config_json
+
     try:
         from .hub import HubGenerator
     except ImportError:
         raise UserError(f"Generator.from_pretrained needs huggingface_hub; {HUB_EXTRA}") from None
-    return HubGenerator.from_pretrained(path_or_repo_id, **kwargs)
+    local = Path(path_or_repo_id) / CONFIG_NAME
+    if local.exists():  # read by us first: bounded, one line if not JSON (the mixin's json.load is neither)
+        read_config_json(local, str(path_or_repo_id))
+    try:
+        return HubGenerator.from_pretrained(path_or_repo_id, **kwargs)
+    except json.JSONDecodeError as e:  # a Hub repo's config.json, read by the mixin
+        raise CheckpointError(f"config.json of {path_or_repo_id} is not JSON ({one_line(e, 80)}); the repo is "
+                              "damaged or not written by sagan-export --format hf") from None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from ..checkpoint import load_state
 from ..models import Generator
 from .fold import plain_config
 from .hf import WEIGHTS_NAME, load_weights, read_hf_config, write_hf_folder
+from .limits import check_generator_size, check_weights_finite, check_weights_match, expected_shapes, weights_header
 
 
 class HubGenerator(Generator, ModelHubMixin, library_name="sagan",
@@ -30,13 +31,19 @@ class HubGenerator(Generator, ModelHubMixin, library_name="sagan",
         if model_kwargs:
             raise TypeError(f"unexpected arguments to from_pretrained: {', '.join(model_kwargs)}")
         cfg = read_hf_config(config, model_id)
+        # untrusted sizes: the generator is sized, and the weights' shapes checked, before anything is allocated
+        shapes = expected_shapes(plain_config(cfg))
+        check_generator_size(shapes, cfg, model_id)
         if os.path.isdir(model_id):
             weights = Path(model_id) / WEIGHTS_NAME
         else:
             weights = hf_hub_download(repo_id=model_id, filename=WEIGHTS_NAME, revision=revision, cache_dir=cache_dir,
                                       force_download=force_download, token=token, local_files_only=local_files_only)
+        check_weights_match(weights_header(weights, model_id), shapes, weights, model_id)
+        state = load_weights(weights)
+        check_weights_finite(state, weights, model_id)
         G = cls.from_config(plain_config(cfg))
-        load_state(G, load_weights(weights), f"{WEIGHTS_NAME} of {model_id}")
+        load_state(G, state, f"{WEIGHTS_NAME} of {model_id}")
         G.hub_config = config
         G.class_names = config.get("class_names")
         return G.to(map_location).eval()

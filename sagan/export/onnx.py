@@ -25,15 +25,46 @@ def input_names(module: ExportedGenerator) -> list[str]:
     return ["z", "y"] if module.conditional else ["z"]
 
 
-def to_onnx(module: ExportedGenerator, example: tuple[torch.Tensor, ...], opset: int = OPSET) -> bytes:
-    """The ONNX model (serialized) of ``module`` traced at ``example``, with every batch axis dynamic."""
+EXTRA = "pip install 'sagan[export]' (onnx and onnxruntime)"
+
+
+def require_onnx() -> None:
+    """Both packages the format needs, before any work: torch's exporter writes through ``onnx`` and the
+    check runs in ``onnxruntime`` (without them, one line naming the extra, not the exporter's traceback)."""
+    missing = [name for name in ("onnx", "onnxruntime") if not _importable(name)]
+    if missing:
+        raise UserError(f"--format onnx needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                        f"not installed; {EXTRA}")
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+def to_onnx(module: ExportedGenerator, example: tuple[torch.Tensor, ...], opset: int = OPSET,
+            metadata: str | None = None) -> bytes:
+    """The ONNX model (serialized) of ``module`` traced at ``example``, with every batch axis dynamic;
+    ``metadata``: the JSON stored in ``metadata_props`` under ``sagan`` (sagan.export.metadata)."""
+    require_onnx()
     names = input_names(module)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notes; the result is checked instead
         torch.onnx.export(module, example, buf, dynamo=False, input_names=names, output_names=[OUTPUT],
                           dynamic_axes={n: {0: "batch"} for n in [*names, OUTPUT]}, opset_version=opset)
-    return buf.getvalue()
+    if metadata is None:
+        return buf.getvalue()
+    import onnx
+
+    from .metadata import METADATA_KEY
+
+    model = onnx.load_from_string(buf.getvalue())
+    onnx.helper.set_model_props(model, {METADATA_KEY: metadata})
+    return model.SerializeToString()
 
 
 def session(model: bytes):
@@ -41,8 +72,7 @@ def session(model: bytes):
     try:
         import onnxruntime as ort
     except ImportError:
-        raise UserError("--format onnx checks the export in onnxruntime, which is not installed; "
-                        "pip install 'sagan[export]' (or onnxruntime)") from None
+        raise UserError(f"--format onnx checks the export in onnxruntime, which is not installed; {EXTRA}") from None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3  # errors only
     return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])

@@ -1,5 +1,7 @@
 """``--format torchscript``: ``torch.jit.load(PATH)(z, y)`` (``(z)`` for an unconditional generator)
--> images in [-1, 1], with nothing of sagan installed: the traced graph holds only torch's own ops."""
+-> images in [-1, 1], with nothing of sagan installed: the traced graph holds only torch's own ops; its
+parameters do not require grad, so neither do its images. ``sagan.json`` inside says what it is
+(sagan.export.metadata)."""
 
 from __future__ import annotations
 
@@ -11,13 +13,16 @@ import torch
 from .fold import ExportedGenerator
 
 
-def to_torchscript(module: ExportedGenerator, example: tuple[torch.Tensor, ...]) -> bytes:
-    """The TorchScript archive (bytes) of ``module`` traced at ``example``; the batch size stays free."""
+def to_torchscript(module: ExportedGenerator, example: tuple[torch.Tensor, ...], metadata: str | None = None) -> bytes:
+    """The TorchScript archive (bytes) of ``module`` traced at ``example``; the batch size stays free.
+    ``metadata``: the JSON stored as the extra file ``sagan.json`` (sagan.export.metadata)."""
+    from .metadata import TORCHSCRIPT_EXTRA
+
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit's deprecation notes; the result is checked instead
         traced = torch.jit.trace(module, example, check_trace=False)
-        torch.jit.save(traced, buf)
+        torch.jit.save(traced, buf, _extra_files={TORCHSCRIPT_EXTRA: metadata} if metadata else None)
     return buf.getvalue()
 
 

@@ -20,6 +20,7 @@ from ..sampling.figures import attention_maps_figure, class_name, grid_figure, i
 from ..sampling.sets import (class_folder_names, clear_sample_folder, sample_folder_files, sample_set_bytes, write_npz,
                              write_png_folder)
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
+from ..sampling.ema_check import checkpoint_notes as ema_checkpoint_notes
 from ..sampling.viz import PNG_SOFTWARE, default_query_points, save_png
 from .options import bn_stats_options, device_option, parse_device, seed_option, truncation_option
 
@@ -139,6 +140,9 @@ def main(checkpoint, out, classes, per_class, num_samples, truncation, interpola
     G, cfg, ckpt = load_generator(checkpoint, ema=not no_ema, device=dev)
     if not no_ema and not ckpt["used_ema"]:
         click.echo("note: the checkpoint has no EMA generator; using the raw one", err=True)
+    if not no_ema and bn_stats == "running":  # issue 26: a young EMA, or BN statistics unlike its weights
+        for note in ema_checkpoint_notes(G, cfg, ckpt, dev):
+            click.echo(note, err=True)
     names = ckpt.get("class_names")
     chosen = parse_classes(classes, G.num_classes)
     points = _parse_points(query_points, num_queries)

@@ -40,6 +40,7 @@ from ..data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
 from ..errors import UserError, one_line
 from ..io import printable
+from ..sampling.ema_check import averaging_note
 from .step import GANStep
 from ..models.networks import Discriminator, Generator, count_parameters
 from .monitor import Monitor, RecentSteps, StopRequest
@@ -239,6 +240,7 @@ class Trainer:
         from accelerate.utils import gather_object
 
         states = gather_object([rng_state()]) if self.world > 1 else [rng_state()]
+        self.gan.sample_generator()  # the EMA's BN statistics for its own weights, on every process (issue 26)
         if not self.main:
             return None
         rng = dict(states[0])
@@ -321,6 +323,7 @@ class Trainer:
                     if s % t.sample_every == 0 or end:
                         self._check_finite()
                         on_main(self.acc, self.monitor.write_samples, self.gan.sample_generator(), s, self.device)
+                        self._note_young_ema(s)
 
                     # Evaluate.
                     new_best = False
@@ -367,6 +370,16 @@ class Trainer:
             extra["perf/peak_memory_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
         self.monitor.log_step(step, values, extra)
         return self.watch.check_logits(step, values)
+
+    def _note_young_ema(self, step: int) -> None:
+        """Once per run: the grid's EMA generator still mixes in old weights (issue 26)."""
+        t = self.cfg.train
+        if self.gan.ema is None or getattr(self, "_ema_noted", False):
+            return
+        note = averaging_note(step, t.ema_decay, t.ema_start)
+        if note is not None:
+            self.say(note + "; sample.py --no-ema draws the raw G (said once)")
+            self._ema_noted = True
 
     def _augment_values(self) -> dict[str, float]:
         """The augmentation's values for the log and metrics.jsonl (ADA: p and its signal r_t)."""

@@ -73,7 +73,9 @@ class GANStep:
             self.bn_group = torch.distributed.new_group()
         self.G_raw, self.D_raw = G, D
         self._norms = spectral_norms(G, D)
-        self.ema = EMA(G, t.ema_decay, t.ema_start) if t.ema else None
+        # the EMA's BN statistics are recomputed for its weights when it is read (issue 26; sagan/training/ema.py)
+        self.ema = EMA(G, t.ema_decay, t.ema_start, standing_batches=t.ema_standing_batches,
+                       standing_batch_size=min(t.batch_size, 64), seed=t.seed) if t.ema else None
         self.opt_G = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2), eps=t.adam_eps)
         self.opt_D = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2), eps=t.adam_eps)
         self.per_process = t.batch_size // (t.grad_accum * self.world)  # as EpochBatchSampler cuts the batch
@@ -256,8 +258,9 @@ class GANStep:
         return stats
 
     def sample_generator(self) -> torch.nn.Module:
-        """What grids and evaluations sample from: the EMA generator, else G itself."""
-        return self.ema.ema if self.ema is not None else self.G_raw
+        """What grids and evaluations sample from: the EMA generator (BN statistics for its own weights), else
+        G itself. Every process calls it at the same step (the refresh synchronises under train.sync_bn)."""
+        return self.ema.refresh() if self.ema is not None else self.G_raw
 
     def grad_norms(self) -> dict[str, float]:
         return {"G": float(grad_norm(self.G_raw.parameters())), "D": float(grad_norm(self.D_raw.parameters()))}
