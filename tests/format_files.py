@@ -183,7 +183,7 @@ def idx_bytes(array: np.ndarray, magic: int) -> bytes:
 
 def digit_images(labels: np.ndarray, seed: int, side: int = 28) -> np.ndarray:
     """uint8 (n, side, side) grey pictures of the digits ``labels`` as MNIST has them (white strokes on
-    black), each glyph at its own small offset and scale, so that a small CNN learns to read them."""
+    black), each glyph at its own scale and near the centre, so that a small CNN learns to read them."""
     from PIL import Image, ImageDraw, ImageFont
 
     rng = np.random.default_rng(seed)
@@ -195,8 +195,8 @@ def digit_images(labels: np.ndarray, seed: int, side: int = 28) -> np.ndarray:
         scale = rng.uniform(1.6, 2.0)
         glyph = glyph.resize((int(8 * scale), int(12 * scale)), Image.BILINEAR)
         canvas = Image.new("L", (side, side))
-        dx, dy = rng.integers(0, side - glyph.width + 1), rng.integers(0, side - glyph.height + 1)
-        canvas.paste(glyph, (int(dx), int(dy)))
+        dx, dy = (side - glyph.width) // 2 + rng.integers(-2, 3), (side - glyph.height) // 2 + rng.integers(-2, 3)
+        canvas.paste(glyph, (int(dx), int(dy)))  # centred give or take 2 px, as MNIST's digits are
         out[i] = np.asarray(canvas)
     return out
 

@@ -170,6 +170,12 @@ def markdown(summary: dict) -> str:
 
 def write_summary(outdir: str | Path) -> dict[str, Path]:
     out = Path(outdir)
+    if (out / SETTINGS_FILE).is_file():
+        record = read_settings(out / SETTINGS_FILE)
+        if record["settings"].get("experiment") == "stacked_mnist":  # mode counts, not FID curves
+            from .stacked_mnist_report import write_summary as write_modes_summary
+
+            return write_modes_summary(out, record)
     summary = summarise(out)
     paths = {"json": out / "summary.json", "md": out / "summary.md", "png": out / "curves.png"}
     panels, markers = {}, {}
