@@ -115,7 +115,7 @@ def markdown(summary: dict) -> str:
               "| objective | modes | KL |", "|---|---|---|"]
     for p in summary["published"]:
         lines.append(f"| {p['objective']} | {p.get('modes', p.get('result'))} | "
-                     f"{p['kl'] if 'kl' in p else p.get('result')} |")
+                     f"{format(p['kl'], '.4f') if 'kl' in p else p.get('result')} |")
     lines += ["", "Ours come from far smaller networks and runs: compare the ordering of the objectives, not "
               "the numbers.", ""]
     return "\n".join(lines)
