@@ -112,3 +112,11 @@ def test_emnist_images_are_transposed_back_and_subsets_chosen_with_labels(tmp_pa
         read_split(tmp_path, FormatOptions())
     _, classes, images, labels, _ = read_split(tmp_path, FormatOptions(labels="letters"))
     assert len(images) == 2 and len(classes) == 27
+
+
+def test_zalandos_fashion_mnist_folder_is_named_by_its_folder(tmp_path):
+    written = write_mnist_raw(tmp_path, family="FashionMNIST", gz=True)
+    (tmp_path / "FashionMNIST" / "raw").rename(tmp_path / "fashion-mnist")  # the files themselves, no raw/
+    what, classes, images, _, _ = read_split(tmp_path / "fashion-mnist", FormatOptions(split="test"))
+    assert what == "Fashion-MNIST, test split" and classes[0] == "T-shirt/top"
+    np.testing.assert_array_equal(images, written["test"][0])

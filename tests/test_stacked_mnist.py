@@ -209,7 +209,7 @@ def test_stacked_mnist_end_to_end_on_tiny_idx_files(tmp_path, variants_with_ns):
             "--classifier-epochs", 1, "--outdir", out, "--no-progress"]
     result = run_cli(*args)
     assert result.exit_code == 0, result.output
-    assert "digit classifier: " in result.stderr and "% on MNIST's 50 test images" in result.stderr
+    assert "digit classifier: " in result.stderr and "% right on the 50 images of MNIST, test split" in result.stderr
     for run, loss, seed in (("hinge", "hinge", 0), ("hinge.seed1", "hinge", 1), ("ns", "ns", 0), ("ns.seed1", "ns", 1)):
         cfg = load_checkpoint(out / run)["config"]
         assert (cfg["train"]["loss"], cfg["train"]["seed"], cfg["model"]["num_classes"]) == (loss, seed, 0)

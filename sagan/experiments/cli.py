@@ -53,6 +53,14 @@ def _placement(resolutions, block_type: str) -> str:
     return f"attention at {where}" if block_type == "attention" else f"residual blocks at {where} (no attention)"
 
 
+def _penalties(train) -> str:
+    """`` + R1 0.05 + R2 0.05 (every 16th D step)`` for a config with gradient penalties, else empty."""
+    terms = "".join(f" + {name} {getattr(train, key):g}" for name, key in (("R1", "r1_gamma"), ("R2", "r2_gamma"))
+                    if getattr(train, key, 0))
+    interval = getattr(train, "reg_interval", 1)
+    return terms + (f" (every {interval}th D step)" if terms and interval > 1 else "")
+
+
 @main.command("list")
 @click.option("--base", default="demo", show_default=True, help="Show placements on this base.")
 @report_user_errors
@@ -68,7 +76,8 @@ def list_(base):
                 m, t = v.config.model, v.config.train
                 what = (f"G {_placement(m.g_attn, m.g_block_type)}, D {_placement(m.d_attn, m.d_block_type)}, "
                         f"SN in G {m.g_sn}, D head {m.d_cond}, lr G {t.lr_g:g} / D {t.lr_d:g}, data "
-                        f"{'all' if v.config.data.subset is None else f'{v.config.data.subset:g}'}, augment {t.augment}")
+                        f"{'all' if v.config.data.subset is None else f'{v.config.data.subset:g}'}, augment {t.augment}, "
+                        f"loss {t.loss}{_penalties(t)}")
             click.echo(f"  {name:<17} {what}")
 
 

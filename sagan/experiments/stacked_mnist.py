@@ -117,8 +117,8 @@ def prepare(out: Path, data: str, resolution: int, train_size: int, epochs: int,
     write_stacked_dataset(out / DATA_DIR, digits, labels, train_size, DATA_SEED, source=printable(Path(data).resolve()))
     if loaded is not None:
         return loaded
-    test, test_labels, _ = read_digits(data, "test", resolution)
-    _say(f"training the digit classifier on {len(digits)} MNIST training images ({epochs} epochs)", main)
+    test, test_labels, test_what = read_digits(data, "test", resolution)
+    _say(f"training the digit classifier on the {len(digits)} images of {what} ({epochs} epochs)", main)
     started = time.perf_counter()
     model = train_classifier(digits, labels, epochs)
     acc = accuracy(model, test, test_labels)
@@ -129,7 +129,7 @@ def prepare(out: Path, data: str, resolution: int, train_size: int, epochs: int,
               "resolution": resolution, "seconds": round(time.perf_counter() - started, 1),
               "reliable": acc >= RELIABLE_ACCURACY, "stacked_data": real}
     save_classifier(out, model, record)
-    _say(f"digit classifier: {100 * acc:.2f}% on MNIST's {len(test)} test images"
+    _say(f"digit classifier: {100 * acc:.2f}% right on the {len(test)} images of {test_what}"
          f"{'' if record['reliable'] else f' (below {100 * RELIABLE_ACCURACY:g}%: mode counts are unreliable)'}; "
          f"the stacked training set itself shows {real['modes']} modes, KL {real['kl']:.4f} over {count} images", main)
     return model, record

@@ -113,10 +113,13 @@ def read_idx_labels(path: Path) -> np.ndarray:
 
 
 def _family(folder: Path, subset: str) -> str:
+    """EMNIST by its file names; otherwise by the folder's name (torchvision's ``FashionMNIST/raw``, or
+    ``fashion-mnist`` / ``fashion_mnist`` as Zalando's repository and Debian's package name it)."""
     if subset:
         return "EMNIST"
-    names = [folder.name, folder.parent.name] if folder.name == "raw" else [folder.name]
-    return next((n for n in names if n in FAMILIES), "MNIST")
+    plain = {name.lower(): name for name in FAMILIES}
+    names = [folder.parent.name, folder.name] if folder.name == "raw" else [folder.name]
+    return next((plain[k] for n in names if (k := n.lower().replace("-", "").replace("_", "")) in plain), "MNIST")
 
 
 def _subset(files: dict, folder: Path, options: FormatOptions) -> str:
