@@ -128,6 +128,17 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
     _, first = open_training_data(first, pinned=())
     overrides["data.ref_stats"] = str(Path(ref).resolve()) if ref else str(ensure_reference(out, first,
                                                                                               inception_weights, acc))
+    for run_name, cfg in variant_runs(experiment, chosen, base, overrides, seeds, main):
+        stopped = _run_one(cfg=cfg, run=out / run_name, label=run_name, steps=steps, eval_every=eval_every,
+                           inception_weights=inception_weights, progress=progress, main=main)
+        if stopped is not None:
+            return stopped, main
+    return None, main
+
+
+def variant_runs(experiment: str, chosen: list[str], base: str, overrides: dict, seeds: int, main: bool):
+    """``(run folder name, config)`` of every seed of every chosen variant that ``base`` can run, in order;
+    a variant's placement notes, or that it is skipped, are said once."""
     for name in chosen:
         variant = build_variant(experiment, name, base, overrides)
         for note in variant.notes:
@@ -136,12 +147,7 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
             _say(f"[{name}] skipped", main)
             continue
         for run_name, offset in seed_runs(name, seeds):
-            cfg = variant.config.replace(train={"seed": variant.config.train.seed + offset})
-            stopped = _run_one(cfg=cfg, run=out / run_name, label=run_name, steps=steps, eval_every=eval_every,
-                               inception_weights=inception_weights, progress=progress, main=main)
-            if stopped is not None:
-                return stopped, main
-    return None, main
+            yield run_name, variant.config.replace(train={"seed": variant.config.train.seed + offset})
 
 
 def _run_one(cfg, run: Path, label: str, steps: int, eval_every: int, inception_weights, progress: bool,

@@ -32,10 +32,10 @@ from ..data.formats.mnist import read_split, resize_grey
 from ..data.packed import FORMAT, IMAGES, LABELS, MANIFEST, SKIPPED
 from ..errors import UserError
 from ..io import check_writable, printable, write_text_atomic
-from .definitions import build_variant, select_variants
+from .definitions import select_variants
 from .modes import (NUM_MODES, RELIABLE_ACCURACY, accuracy, image_modes, load_classifier, mode_coverage,
                     save_classifier, train_classifier)
-from .runner import FIXED_SETTINGS, _run_one, _say, record_settings, seed_runs
+from .runner import FIXED_SETTINGS, _run_one, _say, record_settings, variant_runs
 
 EXPERIMENT, DATA_DIR, MODES_FILE, RUN_MODES = "stacked_mnist", "stacked_mnist", "modes.npy", "modes.json"
 TRAIN_SIZE, NUM_SAMPLES = 128_000, 26_000  # PacGAN's released StackedMNIST experiment
@@ -189,21 +189,13 @@ def run_stacked_mnist(outdir: str | Path, *, data: str | None, steps: int, eval_
     overrides = {"train.max_steps": steps, "train.checkpoint_every": eval_every, "train.sample_every": eval_every,
                  "train.fid_every": 0, "data.path": str((out / DATA_DIR).resolve()), "data.hflip": False,
                  "data.subset": None, "model.num_classes": 0, "model.resolution": resolution}
-    for name in chosen:
-        variant = build_variant(EXPERIMENT, name, base, overrides)
-        for note in variant.notes:
-            _say(f"[{name}] {note}", main)
-        if variant.config is None:
-            _say(f"[{name}] skipped", main)
-            continue
-        for run_name, offset in seed_runs(name, seeds):
-            cfg = variant.config.replace(train={"seed": variant.config.train.seed + offset})
-            stopped = _run_one(cfg=cfg, run=out / run_name, label=run_name, steps=steps, eval_every=eval_every,
-                               inception_weights=None, progress=progress, main=main)
-            if stopped is not None:
-                return stopped, main
-            if main:
-                m = measure_run(out / run_name, classifier, num_samples, seed=cfg.train.seed)
-                _say(f"[{run_name}] {m['modes']} of {NUM_MODES} modes, KL(p_gen || uniform) {m['kl']:.4f} over "
-                     f"{m['samples']} samples", main)
+    for run_name, cfg in variant_runs(EXPERIMENT, chosen, base, overrides, seeds, main):
+        stopped = _run_one(cfg=cfg, run=out / run_name, label=run_name, steps=steps, eval_every=eval_every,
+                           inception_weights=None, progress=progress, main=main)
+        if stopped is not None:
+            return stopped, main
+        if main:
+            m = measure_run(out / run_name, classifier, num_samples, seed=cfg.train.seed)
+            _say(f"[{run_name}] {m['modes']} of {NUM_MODES} modes, KL(p_gen || uniform) {m['kl']:.4f} over "
+                 f"{m['samples']} samples", main)
     return None, main

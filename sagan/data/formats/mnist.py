@@ -18,7 +18,6 @@ all three channels) at the configured resolution.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import re
 import zlib
 from functools import partial
@@ -31,7 +30,7 @@ from ...errors import UserError
 from ...io import printable
 from ..images import _crop_resize
 from . import DatasetFormat, FormatOptions, register_format
-from .source import ArrayReader, Source
+from .source import ArrayReader, Source, array_digest
 
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049
 ADVICE = "a truncated download? download the archive again and unpack it whole"
@@ -186,13 +185,7 @@ class GreyArrayReader(ArrayReader):
 def mnist_source(root: Path, options: FormatOptions) -> Source:
     what, classes, images, labels, paths = read_split(root, options)
     return Source(what, classes, range(len(images)), labels, GreyArrayReader(images, [(0, paths[0].name)]),
-                  resolution=None, parallel=False, fingerprint_of=partial(_digest, what, images, labels))
-
-
-def _digest(what: str, images: np.ndarray, labels: np.ndarray) -> str:
-    digest = hashlib.sha256(images.data)
-    digest.update(labels.tobytes())
-    return f"{what}: sha256 {digest.hexdigest()}"
+                  resolution=None, parallel=False, fingerprint_of=partial(array_digest, what, images, labels))
 
 
 register_format(DatasetFormat(

@@ -77,6 +77,13 @@ def listing_digest(items: Sequence, labels: Sequence[int], prefix: str = "") -> 
     return h.hexdigest()
 
 
+def array_digest(what: str, images: np.ndarray, labels: np.ndarray) -> str:
+    """The pixels and labels themselves (a source held in memory): what the packer's resume check compares."""
+    digest = hashlib.sha256(np.ascontiguousarray(images).data)
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    return f"{what}: sha256 {digest.hexdigest()}"
+
+
 class FileReader:
     """Image files under ``root``; items are paths relative to it."""
 
