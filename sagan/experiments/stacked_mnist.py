@@ -114,7 +114,7 @@ def prepare(out: Path, data: str, resolution: int, train_size: int, epochs: int,
         return loaded
     digits, labels, what = read_digits(data, "train", resolution)
     _say(f"building StackedMNIST: {train_size} images, each three digits of {what} at {resolution}px", main)
-    write_stacked_dataset(out / DATA_DIR, digits, labels, train_size, DATA_SEED, source=printable(Path(data).resolve()))
+    write_stacked_dataset(out / DATA_DIR, digits, labels, train_size, DATA_SEED, source=printable(Path(data).expanduser().resolve()))
     if loaded is not None:
         return loaded
     test, test_labels, test_what = read_digits(data, "test", resolution)
@@ -140,17 +140,16 @@ def measure_run(run: Path, classifier, num_samples: int, seed: int, batch_size: 
     ``num_samples`` images from latents of ``seed``; cached in ``run/modes.json`` for that step."""
     import torch
 
-    from ..checkpoint import load_checkpoint, load_generator
+    from ..checkpoint import load_generator
     from ..sampling.draw import generate
     from ..sampling.latents import sample_latents
 
-    step = load_checkpoint(run, verify=False)["step"]
-    cached = run / RUN_MODES
+    G, _, ckpt = load_generator(run)
+    step, cached = ckpt["step"], run / RUN_MODES
     if cached.is_file():
         record = json.loads(cached.read_text())
         if record.get("step") == step and record.get("samples") == num_samples:
             return record
-    G, _, ckpt = load_generator(run)
     z = sample_latents(num_samples, G.z_dim, seed)
     modes = [image_modes(classifier, images.numpy())
              for images, _ in generate(G, z, torch.zeros(num_samples, dtype=torch.long), batch_size=batch_size)]
