@@ -155,7 +155,7 @@ def _experiment_dir(tmp_path, accuracy_value: float):
                 "classifier_epochs": 3}
     (out / "experiment.json").write_text(json.dumps({"settings": settings, "variants": ["hinge"]}))
     (out / "classifier.json").write_text(json.dumps({
-        "accuracy": accuracy_value, "test_images": 10000, "train_images": 60000, "epochs": 3, "resolution": 32,
+        "accuracy": accuracy_value, "test_images": 10000, "test_set": "MNIST, test split", "train_images": 60000, "epochs": 3, "resolution": 32,
         "reliable": accuracy_value >= RELIABLE_ACCURACY, "stacked_data": {"modes": 1000, "kl": 0.02, "samples": 26000}}))
     write_summary(out)
     return json.loads((out / "summary.json").read_text()), (out / "summary.md").read_text()
@@ -164,7 +164,7 @@ def _experiment_dir(tmp_path, accuracy_value: float):
 def test_mode_counts_are_marked_unreliable_below_98_percent(tmp_path):
     summary, md = _experiment_dir(tmp_path, 0.975)
     assert summary["reliable"] is False
-    assert "**Mode counts unreliable**" in md and "modes ↑ (of 1000) (unreliable)" in md and "97.50%" in md
+    assert "**Mode counts unreliable**" in md and "modes ↑ (of 1000) (unreliable)" in md and "97.50% right on the 10000 images of MNIST, test split" in md
     summary, md = _experiment_dir(tmp_path, 0.985)
     assert summary["reliable"] is True and "unreliable" not in md and "98.50%" in md
 

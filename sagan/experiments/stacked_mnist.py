@@ -114,7 +114,8 @@ def prepare(out: Path, data: str, resolution: int, train_size: int, epochs: int,
         return loaded
     digits, labels, what = read_digits(data, "train", resolution)
     _say(f"building StackedMNIST: {train_size} images, each three digits of {what} at {resolution}px", main)
-    write_stacked_dataset(out / DATA_DIR, digits, labels, train_size, DATA_SEED, source=printable(Path(data).expanduser().resolve()))
+    write_stacked_dataset(out / DATA_DIR, digits, labels, train_size, DATA_SEED,
+                          source=printable(Path(data).expanduser().resolve()))
     if loaded is not None:
         return loaded
     test, test_labels, test_what = read_digits(data, "test", resolution)
@@ -125,8 +126,8 @@ def prepare(out: Path, data: str, resolution: int, train_size: int, epochs: int,
     stacked = np.load(out / DATA_DIR / IMAGES, mmap_mode="r")
     count = min(num_samples, len(stacked))
     real = mode_coverage(image_modes(model, stacked[:count]))
-    record = {"accuracy": acc, "test_images": len(test), "train_images": len(digits), "epochs": epochs,
-              "resolution": resolution, "seconds": round(time.perf_counter() - started, 1),
+    record = {"accuracy": acc, "test_images": len(test), "test_set": test_what, "train_images": len(digits),
+              "epochs": epochs, "resolution": resolution, "seconds": round(time.perf_counter() - started, 1),
               "reliable": acc >= RELIABLE_ACCURACY, "stacked_data": real}
     save_classifier(out, model, record)
     _say(f"digit classifier: {100 * acc:.2f}% right on the {len(test)} images of {test_what}"

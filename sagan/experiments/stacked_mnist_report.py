@@ -95,7 +95,8 @@ def markdown(summary: dict) -> str:
         lines += ["No digit classifier yet: run `sagan-experiments run stacked_mnist` first.", ""]
     else:
         real = clf.get("stacked_data") or {}
-        lines += [f"Digit classifier: {100 * clf['accuracy']:.2f}% on MNIST's {clf['test_images']} test images "
+        lines += [f"Digit classifier: {100 * clf['accuracy']:.2f}% right on the {clf['test_images']} images of "
+                  f"{clf.get('test_set', 'the test split')} "
                   f"({clf['epochs']} epochs on {clf['train_images']} training images). It finds "
                   f"{real.get('modes', '—')} modes, KL {real.get('kl', float('nan')):.4f}, in "
                   f"{real.get('samples', '—')} images of the stacked training set itself.", ""]
