@@ -25,7 +25,9 @@ and that every weight is finite: a corrupt or diverged file is refused by name, 
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -42,6 +44,12 @@ VERSION = 1
 REQUIRED_KEYS = ("step", "config", "G", "D", "G_ema", "opt_G", "opt_D", "rng", "data")
 CHECKPOINT_DIR, LAST, BEST = "checkpoints", "last.pt", "best.pt"
 STEP_FILE = re.compile(r"step_(\d+)\.pt$")
+# The largest file a checkpoint can honestly be. The largest preset (imagenet128_feat32) has 42.2M G and
+# 39.5M D state elements; its checkpoint holds G, G_ema and D plus Adam's two moments of each G and D
+# weight: (4 x 42.2M + 3 x 39.5M) x 4 bytes = 1.15 GB. 16x that leaves room for wider networks than the
+# presets (g_ch/d_ch doubled is 4x the weights) and stays far below what would exhaust a machine's memory.
+MAX_CHECKPOINT_BYTES = 16 * 1_150_000_000
+MAX_BYTES_ENV = "SAGAN_MAX_CHECKPOINT_BYTES"  # a trusted, larger checkpoint: raise the bound
 
 
 def step_file_name(step: int) -> str:
@@ -81,7 +89,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     p = Path(spec)
     if p.is_dir():
         for cand in (p / CHECKPOINT_DIR / which, p / which):
-            if cand.is_file():
+            if os.path.lexists(cand) and not cand.is_dir():  # a FIFO or a dangling link: the loader says why
                 return cand
         if which == BEST:
             raise CheckpointError(f"no best checkpoint in {p} (checkpoints/best.pt is written when train.fid_every "
@@ -90,6 +98,34 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if not p.exists():
         raise CheckpointError(f"checkpoint {p} does not exist; check the path")
     return p
+
+
+def max_checkpoint_bytes() -> int:
+    value = os.environ.get(MAX_BYTES_ENV, "").strip()
+    return int(value) if value.isdigit() else MAX_CHECKPOINT_BYTES
+
+
+def check_checkpoint_file(p: Path, what: str = "checkpoint") -> int:
+    """Refuse, before anything opens it, a path that is not a regular file after following symlinks (a
+    FIFO, ``/dev/zero``, a socket: reading one hangs or never ends) or one larger than any checkpoint can
+    honestly be; returns its size in bytes."""
+    try:
+        st = p.stat()  # follows symlinks; never opens the file (opening a FIFO blocks)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {what} {p} ({e.strerror or e}); check the path") from None
+    shown = f"{p} (a symlink to {os.path.realpath(p)})" if p.is_symlink() else str(p)
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or
+                stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a folder"
+                if stat.S_ISDIR(st.st_mode) else "not a plain file")
+        raise CheckpointError(f"{what} {shown} is {kind}, not a regular file; refusing to read it (it may never "
+                              f"end); pass a .pt file written by train.py")
+    bound = max_checkpoint_bytes()
+    if st.st_size > bound:
+        raise CheckpointError(f"{what} {shown} is {st.st_size / 1e9:.1f} GB, more than any sagan checkpoint "
+                              f"(bound {bound / 1e9:.1f} GB: 16x the largest preset's); refusing to read it; if you "
+                              f"trust it, raise the bound with {MAX_BYTES_ENV}=<bytes>")
+    return st.st_size
 
 
 def fallback_hint(p: Path) -> str:
@@ -117,6 +153,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     ``verify``: check the zip CRCs (a full read of the file) and that every weight is finite.
     """
     p = resolve_checkpoint(path)
+    check_checkpoint_file(p)
     if verify and zipfile.is_zipfile(p):
         verify_zip(p)
     try:  # unverified reads (a status, a step) map the file instead of reading every weight

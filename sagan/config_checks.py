@@ -134,6 +134,9 @@ def check_train(t, bad) -> None:
     for k in ("ema_start", "fid_every", "num_workers", "seed"):
         if getattr(t, k) < 0:
             bad(f"train.{k} must be >= 0, got {getattr(t, k)}")
+    problem = _log_with_problem(t.log_with)  # experiment trackers (sagan.training.trackers)
+    if problem:
+        bad(problem)
 
 
 def check_data(cfg: Config, bad) -> None:
@@ -176,4 +179,18 @@ def _small_data_problem(cfg: Config) -> str | None:
                 f"per class (500), got {s}")
     if d.subset_seed < 0:
         return f"data.subset_seed must be >= 0, got {d.subset_seed}"
+    return None
+
+
+def _log_with_problem(log_with: tuple[str, ...]) -> str | None:
+    """What is wrong with ``train.log_with`` (experiment trackers), or None."""
+    from .training.trackers import TRACKER_NAMES
+
+    unknown = [n for n in log_with if n not in TRACKER_NAMES]
+    if unknown or not log_with:
+        return f"train.log_with must be a non-empty list of {', '.join(TRACKER_NAMES)}; got {list(log_with)}"
+    if "none" in log_with and len(log_with) > 1:
+        return f"train.log_with: none cannot be combined with trackers; got {list(log_with)}"
+    if len(set(log_with)) < len(log_with):
+        return f"train.log_with lists a tracker twice: {list(log_with)}"
     return None

@@ -92,8 +92,9 @@ def write_cifar10(root: Path, binary: bool = False, per_batch: int = 6) -> dict[
     return {s: (np.concatenate([b[0] for b in v]), np.concatenate([b[1] for b in v])) for s, v in splits.items()}
 
 
-def write_cifar100(root: Path, binary: bool = False, n_train: int = 10, n_test: int = 4) -> dict:
-    """A cifar-100-python (or -binary) folder; returns ``{split: (images, fine labels, coarse labels)}``."""
+def write_cifar100(root: Path, binary: bool = False, n_train: int = 20, n_test: int = 4) -> dict:
+    """A cifar-100-python (or -binary) folder, 5 train images per test image as in the original (50000 and
+    10000); returns ``{split: (images, fine labels, coarse labels)}``."""
     root.mkdir(parents=True, exist_ok=True)
     fine_names = [f"fine{i:02d}" for i in range(100)]
     coarse_names = [f"coarse{i:02d}" for i in range(20)]
@@ -173,6 +174,26 @@ def write_tiny_imagenet(root: Path, wnids=("n01443537", "n01629819", "n01641577"
     (root / "val" / "val_annotations.txt").write_text("".join(lines))
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "test" / "images" / "test_0.JPEG")
     return out
+
+
+def hf_path_cells(paths: list[str], names: list[str]):
+    """A ``datasets.Dataset`` whose Image column holds paths only (no bytes), as a dataset built from local
+    files keeps them until it is pushed to the Hub; labels cycle through ``names``."""
+    import datasets
+
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    return datasets.Dataset.from_dict({"img": [{"path": p, "bytes": None} for p in paths],
+                                       "label": [i % len(names) for i in range(len(paths))]}, features=features)
+
+
+def with_labels(ds, labels: list):
+    """``ds`` (of :func:`hf_split`) with its ClassLabel column's values replaced by ``labels`` as stored,
+    whatever they are (beyond the names, None): what a damaged or hand-made dataset holds."""
+    import datasets
+
+    features = ds.features
+    plain = ds.cast_column("label", datasets.Value("int64"))
+    return plain.map(lambda row, i: {"label": labels[i]}, with_indices=True).cast(features)
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:

@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from sagan.training.lineage import Resume, lineage_of
-from sagan.checkpoint import (BEST, CHECKPOINT_DIR, FORMAT, LAST, VERSION, load_checkpoint, load_generator,
-                              resolve_checkpoint, save_checkpoint, step_file_name, step_files)
+from sagan.checkpoint import (BEST, CHECKPOINT_DIR, FORMAT, LAST, MAX_BYTES_ENV, MAX_CHECKPOINT_BYTES, VERSION,
+                              load_checkpoint, load_generator, resolve_checkpoint, save_checkpoint, step_file_name,
+                              step_files)
 from sagan.training.checkpoints import rng_state, set_rng_state, write_best, write_training_checkpoint
 from sagan.errors import CheckpointError
 from sagan.models import Discriminator, Generator
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def payload(cfg, step: int = 5, ema: bool = True) -> dict:
@@ -153,3 +159,85 @@ def test_dropping_an_abandoned_branch_keeps_its_best_under_another_name(tiny_cfg
     assert load_checkpoint(ckpts / LAST)["step"] == 10
     assert not (ckpts / BEST).exists() and (ckpts / f"abandoned_best_{step_file_name(30)}").is_file()
     assert any("last.pt now points at step 10" in d for d in done)
+
+
+# --------------------------------------------------------------------------------------------------
+# paths that are not checkpoint files: refused before anything opens them (never a hang, never an OOM)
+
+# each path in a child process, with a timeout and its address space capped 2 GiB above what the imports
+# took: without the check, a FIFO blocks in open() and /dev/zero is read until the cap stops it
+_PROBE = """
+import resource, sys
+import hubconf
+from sagan.checkpoint import load_checkpoint
+from sagan.errors import UserError
+vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + (2 << 30), vm + (2 << 30)))
+load = {"loader": load_checkpoint, "hubconf": lambda p: hubconf.generator(checkpoint=p)}[sys.argv[1]]
+for path in sys.argv[2:]:
+    try:
+        load(path)
+        print("loaded", path, flush=True)
+    except UserError as e:
+        print("refused", e, flush=True)
+    except BaseException as e:
+        print("failed", type(e).__name__, path, flush=True)
+"""
+
+
+def probe_loads(how: str, *paths) -> list[str]:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, how, *map(str, paths)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.splitlines()
+
+
+def test_a_fifo_a_device_and_symlinks_to_them_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "fifo.pt"
+    os.mkfifo(fifo)  # no writer: opening it for reading would block forever
+    (tmp_path / "zero.pt").symlink_to("/dev/zero")
+    (tmp_path / "to_fifo.pt").symlink_to(fifo)
+    run = tmp_path / "run" / CHECKPOINT_DIR
+    run.mkdir(parents=True)
+    os.mkfifo(run / LAST)  # a last.pt planted in a shared run folder
+    lines = probe_loads("loader", "/dev/zero", fifo, tmp_path / "zero.pt", tmp_path / "to_fifo.pt", tmp_path / "run")
+    assert len(lines) == 5 and all(line.startswith("refused") for line in lines), lines
+    assert "/dev/zero is a device, not a regular file" in lines[0]
+    assert f"{fifo} is a FIFO, not a regular file" in lines[1]
+    assert "zero.pt (a symlink to /dev/zero) is a device" in lines[2]
+    assert f"to_fifo.pt (a symlink to {fifo}) is a FIFO" in lines[3]
+    assert f"{run / LAST} is a FIFO" in lines[4]
+    hub = probe_loads("hubconf", fifo, "/dev/zero")
+    assert all(line.startswith("refused") and "not a regular file" in line for line in hub), hub
+
+
+def test_a_file_larger_than_any_checkpoint_is_refused_before_reading(tiny_cfg, tmp_path, monkeypatch):
+    p = save_checkpoint(tmp_path / "a.pt", payload(tiny_cfg))
+    monkeypatch.setenv(MAX_BYTES_ENV, str(p.stat().st_size - 1))
+    bounded = f"more than any sagan checkpoint .* raise the bound with {MAX_BYTES_ENV}="
+    with pytest.raises(CheckpointError, match=bounded):
+        load_checkpoint(p)
+    monkeypatch.delenv(MAX_BYTES_ENV)
+    huge = tmp_path / "sparse.pt"
+    with open(huge, "wb") as f:
+        f.truncate(MAX_CHECKPOINT_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(CheckpointError, match="more than any sagan checkpoint"):
+        load_checkpoint(huge)
+    assert load_checkpoint(p)["step"] == 5
+
+
+@pytest.mark.slow  # builds every preset's networks (on the meta device: shapes only, still ~2 min on 2 cores)
+def test_the_size_bound_leaves_room_above_the_largest_preset_checkpoint():
+    """G, G_ema and D, and Adam's two moments of every G and D parameter, in float32, for every preset:
+    the bound is at least 8x the largest (wider networks than the presets still load)."""
+    from sagan.config import CONFIG_DIR, load_config
+
+    largest = 0
+    for preset in sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")):
+        cfg = load_config(preset)
+        with torch.device("meta"):
+            G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
+        state = sum(t.numel() for t in G.state_dict().values()) * 2 + sum(t.numel() for t in D.state_dict().values())
+        moments = 2 * sum(p.numel() for net in (G, D) for p in net.parameters())
+        largest = max(largest, 4 * (state + moments))
+    assert 1e9 < largest and MAX_CHECKPOINT_BYTES >= 8 * largest

@@ -135,7 +135,8 @@ def test_torchscript_ignores_train_mode(tiny_run, exported):
 
 def test_hf_folder_loads_with_from_pretrained_exactly(tiny_run, exported, tmp_path):
     folder = exported["hf"]
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "app.py", "config.json", "model.safetensors",
+                                                        "requirements.txt"]
     G = Generator.from_pretrained(folder)
     assert isinstance(G, Generator) and not G.training and hasattr(G, "push_to_hub")
     assert not any(hasattr(m, "parametrizations") for m in G.modules())

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import sagan.data.formats as formats_mod
-from format_files import (CIFAR10_NAMES, hf_split, write_cifar10, write_cifar100, write_hf_parquet,
-                          write_tiny_imagenet)
+from format_files import (CIFAR10_NAMES, hf_path_cells, hf_split, with_labels, write_cifar10, write_cifar100,
+                          write_hf_parquet, write_tiny_imagenet)
 from sagan.config import ConfigError, load_config
 from sagan.data import DatasetFormat, FormatOptions, PackedDataset, Source, SourceDataset, open_dataset
 from sagan.data.formats import find_format, register_format, registered_formats
@@ -224,6 +224,42 @@ def test_cifar_bad_inputs_are_one_line(tmp_path, case, message):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("label, shown", [(1.7, "1.7"), (None, "None"), (2 ** 70, str(2 ** 70)), (True, "True"),
+                                          (10, "10")])
+def test_cifar_labels_that_are_not_class_numbers_are_refused_naming_the_entry(tmp_path, label, shown):
+    src = tmp_path / "cifar-10-batches-py"
+    write_cifar10(src)
+    batch = pickle.loads((src / "data_batch_4").read_bytes(), encoding="latin1")
+    batch["labels"][2] = label
+    (src / "data_batch_4").write_bytes(pickle.dumps(batch, protocol=2))
+    text = one_line(open_dataset, src)
+    assert f"data_batch_4: labels[2] is {shown}, not a class number 0..9" in text
+    assert "data_batch_4" in one_line(pack, src, tmp_path / "out", workers=0, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("short", ["train", "test"])
+def test_cifar100_binary_files_short_by_whole_records_are_refused(tmp_path, short):
+    src = tmp_path / "cifar-100-binary"
+    write_cifar100(src, binary=True)
+    _truncate(src / f"{short}.bin", -2 * (2 + 3072))
+    other = "test" if short == "train" else "train"
+    for split in ("train", "test"):  # whichever split is read
+        text = one_line(open_dataset, src, split=split)
+        assert f"{short}.bin: {18 if short == 'train' else 2} images but {other}.bin has" in text
+        assert "5 train images per test image" in text
+
+
+def test_a_long_binary_batch_is_the_one_named(tmp_path):
+    src = tmp_path / "cifar-10-batches-bin"
+    write_cifar10(src, binary=True)
+    with open(src / "data_batch_3.bin", "ab") as f:
+        f.write((src / "data_batch_1.bin").read_bytes()[:3073])
+    text = one_line(open_dataset, src)
+    assert "data_batch_3.bin: 7 images but the other batches say 6" in text
+    assert len(open_dataset(src, split="test")) == 6  # the test batch is fine
+
+
 class _RunsCode:
     def __init__(self, marker: Path):
         self.marker = marker
@@ -249,13 +285,49 @@ def test_a_pickle_that_would_run_code_is_refused_without_running(tmp_path, where
     assert not marker.exists()
 
 
-def test_a_python3_rewrite_of_a_batch_is_refused_as_not_original(tmp_path):
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+@pytest.mark.parametrize("encoding", ["latin1", "bytes"])
+def test_a_batch_re_saved_by_python3_reads_as_the_original(tmp_path, protocol, encoding):
+    """Loaded as torchvision does (latin1) or as the CIFAR page's snippet does (bytes: keys and names stay
+    bytes), then saved by Python 3: at protocols 0-2 its bytes are _codecs.encode calls, at 5 the arrays
+    numpy's _frombuffer; the images, labels and class names are those of the original folder."""
     src = tmp_path / "cifar-10-batches-py"
     write_cifar10(src)
-    # Python 3 writes bytes at protocol 2 as _codecs.encode calls: not what a CIFAR batch holds
-    (src / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((6, 3072), np.uint8), b"labels": [0] * 6},
-                                                  protocol=2))
-    assert "_codecs.encode" in one_line(open_dataset, src, split="test")
+    original = packed_arrays_of(src, tmp_path / "original")
+    for name in ("data_batch_3", "test_batch", "batches.meta"):
+        batch = pickle.loads((src / name).read_bytes(), encoding=encoding)
+        (src / name).write_bytes(pickle.dumps(batch, protocol=protocol))
+    resaved = packed_arrays_of(src, tmp_path / "resaved")
+    assert all(np.array_equal(a, b) for a, b in zip(original, resaved))
+    assert open_dataset(src).class_names == CIFAR10_NAMES
+    assert len(open_dataset(src, split="test")) == 6
+
+
+def packed_arrays_of(src: Path, out: Path) -> tuple[np.ndarray, np.ndarray]:
+    pack(src, out, workers=0, progress=False)
+    return packed_arrays(out)
+
+
+class _EncodesThenRuns:
+    """A bytes-like payload whose reduction is _codecs.encode with a codec other than latin-1."""
+
+    def __reduce__(self):
+        import _codecs
+
+        return _codecs.encode, ("x", "rot13")
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+def test_python3_pickles_that_would_run_code_are_still_refused(tmp_path, protocol):
+    src = tmp_path / "cifar-10-batches-py"
+    write_cifar10(src)
+    marker = tmp_path / "pwned"
+    (src / "data_batch_2").write_bytes(pickle.dumps({"data": _RunsCode(marker), "labels": [0] * 6}, protocol=protocol))
+    text = one_line(open_dataset, src)
+    assert "refused" in text and "system" in text and "nothing in it was run" in text and not marker.exists()
+    (src / "data_batch_2").write_bytes(pickle.dumps({"data": _EncodesThenRuns(), "labels": [0] * 6}, protocol=protocol))
+    assert "_codecs.encode with str and encoding 'rot13'" in one_line(open_dataset, src)
+    assert "it is not a CIFAR-10 batch:" in text  # the dataset's name, one space before the role
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,6 +351,49 @@ def test_tiny_imagenet_train_and_val_splits_at_64px(tmp_path):
     assert "val_2.JPEG (listed in val_annotations.txt) is missing" in one_line(open_dataset, src, split="val")
     (src / "train" / "n01629819" / "images" / "n01629819_1.JPEG").unlink()
     assert "n01629819: 1 images but other classes have 2" in one_line(open_dataset, src)
+
+
+@pytest.mark.parametrize("listed", ["../../../outside.JPEG", "ABSOLUTE", "../../train/../../../outside.JPEG", "link"])
+def test_tiny_imagenet_val_images_outside_the_folder_are_refused_naming_the_line(tmp_path, listed):
+    src = tmp_path / "tiny-imagenet-200"
+    write_tiny_imagenet(src)
+    outside = tmp_path / "outside.JPEG"
+    Image.new("RGB", (64, 64), (255, 0, 0)).save(outside)
+    if listed == "ABSOLUTE":
+        listed = str(outside)
+    elif listed == "link":  # a symlink in val/images that points out of the folder
+        (src / "val" / "images" / "link.JPEG").symlink_to(outside)
+        listed = "link.JPEG"
+    annotations = src / "val" / "val_annotations.txt"
+    lines = annotations.read_text().splitlines(keepends=True)
+    lines[2] = f"{listed}\tn01443537\t0\t0\t63\t63\n"
+    annotations.write_text("".join(lines))
+    text = one_line(open_dataset, src, split="val")
+    assert "val_annotations.txt:3: image" in text and "lies outside" in text and "refused" in text
+    assert "val_annotations.txt:3" in one_line(pack, src, tmp_path / "out", split="val", workers=0, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_tiny_imagenet_names_inside_the_folder_read_as_listed(tmp_path):
+    src = tmp_path / "tiny-imagenet-200"
+    expected = write_tiny_imagenet(src)
+    annotations = src / "val" / "val_annotations.txt"
+    annotations.write_text(annotations.read_text().replace("val_1.JPEG", "./sub/../val_1.JPEG"))
+    val = open_dataset(src, split="val", uint8=True)
+    assert [val[i][1] for i in range(len(val))] == [label for _, label in expected["val"]]
+
+
+@pytest.mark.parametrize("same_class", [False, True])
+def test_a_tiny_imagenet_image_listed_twice_is_refused(tmp_path, same_class):
+    src = tmp_path / "tiny-imagenet-200"
+    write_tiny_imagenet(src)
+    annotations = src / "val" / "val_annotations.txt"
+    lines = annotations.read_text().splitlines(keepends=True)
+    wnid = lines[0].split("\t")[1] if same_class else "n01641577"
+    annotations.write_text("".join(lines) + f"val_0.JPEG\t{wnid}\t0\t0\t63\t63\n")
+    text = one_line(open_dataset, src, split="val")
+    assert "val_annotations.txt:5: val_0.JPEG is listed again" in text and "(first on line 1)" in text
+    assert ("with class n01641577, there n01443537" in text) != same_class
 
 
 # --------------------------------------------------------------------------------------------------
@@ -344,6 +459,42 @@ def test_parquet_without_an_image_column_is_one_line(tmp_path):
     ds.to_parquet(str(tmp_path / "hf" / "data" / "train-00000-of-00001.parquet"))
     text = one_line(pack, tmp_path / "hf", tmp_path / "out", 16, workers=0, progress=False)
     assert "no image column" in text and "text (Value)" in text
+
+
+def test_hugging_face_image_paths_outside_the_folder_are_refused_naming_the_row(tmp_path, monkeypatch):
+    """Parquet keeps an image cell's path as written (save_to_disk and push_to_hub store the bytes instead)."""
+    pytest.importorskip("datasets")
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "outside.png")
+
+    def dataset_listing(name: str, paths: list[str]) -> Path:
+        root = tmp_path / name
+        (root / "images").mkdir(parents=True)
+        for image in ("a", "b"):
+            Image.new("RGB", (8, 8), (0, 255, 0)).save(root / "images" / f"{image}.png")
+        monkeypatch.chdir(root)  # datasets sizes the listed files from the working directory when writing
+        write_hf_parquet(root, {"train": hf_path_cells(paths, NAMES)})
+        return root
+
+    inside = dataset_listing("inside", ["images/a.png", "images/b.png"])  # read from the dataset folder
+    assert np.array_equal(open_dataset(inside, resolution=8, uint8=True)[1][0].numpy()[:, 0, 0], [0, 255, 0])
+    for case, outside in enumerate(["../outside.png", str(tmp_path / "outside.png")]):
+        bad = dataset_listing(f"bad{case}", ["images/a.png", "images/b.png", outside])
+        text = one_line(pack, bad, tmp_path / f"out{case}", 16, workers=0, progress=False)
+        assert f"row 2: its image is a path, '{outside}', outside the dataset folder; refused" in text
+        assert not (tmp_path / f"out{case}").exists()
+
+
+@pytest.mark.parametrize("layout", ["save_to_disk", "parquet"])
+@pytest.mark.parametrize("label, message", [(7, "row 3 has label 7 but the ClassLabel column label names 3 classes"),
+                                            (None, "row 3 has no label (label is null)")])
+def test_hugging_face_labels_outside_the_class_names_are_refused_naming_the_row(tmp_path, layout, label, message):
+    pytest.importorskip("datasets")
+    ds, _, _ = hf_split(6, 0, NAMES)
+    ds = with_labels(ds, [0, 1, 2, label, 1, 0])
+    src = tmp_path / "hf"
+    ds.save_to_disk(str(src)) if layout == "save_to_disk" else write_hf_parquet(src, {"train": ds})
+    assert message in one_line(open_dataset, src, resolution=16)
+    assert message in one_line(pack, src, tmp_path / "out", 16, workers=0, progress=False)
 
 
 def test_missing_datasets_package_is_one_line(tmp_path, hf_splits, monkeypatch):

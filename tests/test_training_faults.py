@@ -311,3 +311,67 @@ def test_a_loose_checkpoint_resumes_into_a_new_run_directory(run2, tmp_path, mon
     assert result.exit_code == 0, result.output
     assert load_checkpoint(tmp_path / "runs" / "00000-demo")["step"] == 3
     assert sorted(p.name for p in loose.parent.iterdir()) == ["weights.pt"]
+
+
+# a process of a multi-process run dies ---------------------------------------------------------------
+
+
+@pytest.mark.slow  # two gloo processes train to their second checkpoint (~40 s on 2 busy cores)
+def test_a_killed_rank_leaves_one_line_on_the_other_saying_who_and_how_to_resume(tmp_path):
+    from launch_utils import rank_pid, two_process_train
+    from test_split_invariance import TINY
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen(two_process_train(run, TINY + ["train.max_steps=1000"]), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True)
+    try:
+        wait_for(lambda: (run / "checkpoints" / "step_0000004.pt").exists(), proc, timeout=300)
+        os.kill(rank_pid(run, 1), signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    ours = stderr.split("Traceback (most recent call last)")[0]  # the launcher's own report follows
+    assert "[rank0]" not in stderr, stderr[-3000:]
+    errors = [line for line in ours.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, ours[-3000:]
+    assert errors[0].startswith("error: process rank 1 of this 2-process run stopped (killed or crashed) at step ")
+    assert errors[0].endswith(f"the checkpoints are intact (the last at step {load_checkpoint(run)['step']}): continue "
+                              f"with the same launch command and --resume {run}")
+
+
+def test_a_collective_failing_for_a_lost_peer_names_the_other_rank(monkeypatch):
+    from sagan.training.dist import lost_peer
+
+    gloo = RuntimeError("[third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:10128: Connection "
+                        "reset by peer. This is typically caused by a remote worker hanging or bugs in the "
+                        "application.")
+    assert lost_peer(gloo) is None  # one process: no peer to lose
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert lost_peer(gloo) == "process rank 0 of this 2-process run stopped (killed or crashed)"
+    assert lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert lost_peer(gloo) == "process another rank (one of 0, 2, 3) of this 4-process run stopped (killed or crashed)"
+
+
+def test_resume_of_a_run_whose_last_checkpoint_is_a_fifo_is_refused_not_restarted(run2, tmp_path):
+    """A last.pt planted as a FIFO: neither taken for "no checkpoint yet" (a restart from step 0) nor opened
+    (a hang)."""
+    planted = copy_run(run2, tmp_path / "planted")
+    for f in (planted / "checkpoints").glob("*.pt"):
+        f.unlink()
+    os.mkfifo(planted / "checkpoints" / "last.pt")
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--resume", str(planted), "--no-progress"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert f"checkpoint {planted / 'checkpoints' / 'last.pt'} is a FIFO, not a regular file" in proc.stderr
+
+
+def test_a_fifo_among_the_step_files_is_skipped_when_the_run_resumes(run2, tmp_path):
+    run = copy_run(run2, tmp_path / "with_step_fifo")
+    os.mkfifo(run / "checkpoints" / "step_0000009.pt")
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--resume", str(run), "--no-progress",
+                           "--max-steps", "3"], capture_output=True, text=True, timeout=180, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert load_checkpoint(run)["step"] == 3

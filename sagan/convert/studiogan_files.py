@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..checkpoint import check_checkpoint_file
 from ..errors import UserError, one_line, short_repr
 
 NETWORKS = ("G", "G_ema", "D")
@@ -106,6 +107,7 @@ def _refused_global(message: str) -> str | None:
 
 def load_file(path: Path) -> dict[str, Any]:
     """One StudioGAN file as a dict, loaded with ``weights_only=True`` (numpy numbers allowed)."""
+    check_checkpoint_file(Path(path), "StudioGAN file")
     try:
         with torch.serialization.safe_globals(_numpy_number_types()):
             obj = torch.load(path, map_location="cpu", weights_only=True)

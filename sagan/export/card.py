@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+from ..serve.space import space_card_section, space_front_matter
+
 
 def _name(path: str | None) -> str:
     """A local path as its last component (a card is meant to be shared; home folders stay private)."""
@@ -16,7 +18,7 @@ def _front_matter(config: dict) -> str:
     m = config["sagan_config"]["model"]
     tags = ["gan", "sagan", "self-attention-gan", "image-generation", "pytorch",
             "class-conditional" if m["num_classes"] > 0 else "unconditional"]
-    lines = ["---", "library_name: sagan", "tags:", *[f"- {t}" for t in tags]]
+    lines = ["---", "library_name: sagan", *space_front_matter(), "tags:", *[f"- {t}" for t in tags]]
     if m["num_classes"] == 0:
         lines.append("pipeline_tag: unconditional-image-generation")
     return "\n".join(lines + ["---", ""])
@@ -110,5 +112,5 @@ def model_card(config: dict[str, Any]) -> str:
     maps = "`G(z, y)` maps a latent and a class label" if m["num_classes"] > 0 else "`G(z, None)` maps a latent"
     intro = f"A Self-Attention GAN generator (Zhang et al. 2019, arXiv:1805.08318) exported by sagan: {maps} to an image."
     lines = [_front_matter(config), title, "", intro, "", *_model_section(config), *_training_section(config),
-             *_metrics_section(config), *_usage_section(config)]
+             *_metrics_section(config), *_usage_section(config), *space_card_section()]
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..sampling.bn_stats import bn_mode_description, prepare_generator
-from ..checkpoint import load_generator, resolve_checkpoint
+from ..checkpoint import check_checkpoint_file, load_generator, resolve_checkpoint
 from ..errors import CheckpointError, UserError
 from ..io import NotWritableError, check_writable
 from .check import check_batch, compare
@@ -57,6 +57,7 @@ def _generator_missing(path) -> str | None:
     generator (a discriminator's state dict, a D-only file); None otherwise (the loader's reason stands)."""
     try:
         p = resolve_checkpoint(path)
+        check_checkpoint_file(p)
         obj = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001  (unreadable: the loader's own message says why)
         return None

@@ -25,9 +25,10 @@ import torch
 from ..config import Config
 from ..errors import CheckpointError, UserError, one_line
 from ..io import TEMP_SUFFIX, current_umask, write_text_atomic
+from ..serve.space import SPACE_FILES, write_space_files
 
 WEIGHTS_NAME, CONFIG_NAME, CARD_NAME = "model.safetensors", "config.json", "README.md"
-HF_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
+HF_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME) + SPACE_FILES  # + app.py, requirements.txt (sagan.serve.space)
 FORMAT, VERSION = "sagan-generator", 1
 HUB_EXTRA = "pip install 'sagan[hub]' (huggingface_hub and safetensors)"
 # checkpoint meta entries worth keeping in config.json: how much was trained, where converted weights came from
@@ -83,6 +84,7 @@ def write_hf_folder(folder: str | os.PathLike, state: dict[str, torch.Tensor], c
     os.chmod(weights, 0o666 & ~current_umask())
     write_text_atomic(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     write_text_atomic(folder / CARD_NAME, model_card(config))
+    write_space_files(folder)  # the Hugging Face Space of sagan-serve's page
     return folder
 
 

@@ -10,16 +10,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..sampling.bn_stats import bn_mode_description, prepare_generator, sampling_mode
+from ..sampling.bn_stats import bn_mode_description, prepare_generator
 from ..checkpoint import load_generator
 from ..errors import UserError, report_user_errors
 from ..io import (NotWritableError, check_free_space, check_replaceable, check_writable, progress_disable,
                   sweep_stale_temp_files)
-from ..sampling.draw import generate, interpolation_inputs, parse_classes, spread_classes, to_uint8
+from ..sampling.draw import generate, parse_classes
+from ..sampling.figures import attention_maps_figure, class_name, grid_figure, interpolation_figure
 from ..sampling.sets import (class_folder_names, clear_sample_folder, sample_folder_files, sample_set_bytes, write_npz,
                              write_png_folder)
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
-from ..sampling.viz import PNG_SOFTWARE, attention_figure, default_query_points, image_grid, save_png, upscale_factor
+from ..sampling.viz import PNG_SOFTWARE, default_query_points, save_png
 from .options import bn_stats_options, device_option, parse_device, seed_option, truncation_option
 
 IMAGE_EXTS = (".png",)
@@ -68,10 +69,6 @@ def _is_ours(path: Path) -> bool:
             return img.format == "PNG" and getattr(img, "text", {}).get("Software") == PNG_SOFTWARE
     except (OSError, zipfile.BadZipFile, UnidentifiedImageError, ValueError):
         return False
-
-
-def _class_name(names, c: int) -> str:
-    return names[c] if names and c < len(names) else str(c)
 
 
 def _parse_points(spec: str | None, n: int) -> list[tuple[float, float]]:
@@ -183,12 +180,7 @@ def main(checkpoint, out, classes, per_class, num_samples, truncation, interpola
 
 def _grid(G, out_path, chosen, names, per_class, seed, truncation, batch_size, dev) -> None:
     """Rows = classes, columns = samples; class names (or indices) in a caption strip on the left."""
-    cls = chosen or spread_classes(G.num_classes)
-    labels = torch.as_tensor(cls).repeat_interleave(per_class)
-    z = sample_latents(len(labels), G.z_dim, seed, truncation)
-    images = torch.cat([b for b, _ in generate(G, z, labels, batch_size, dev)])
-    captions = [_class_name(names, c) for c in cls] if G.num_classes and (names or len(cls) > 1) else None
-    save_png(image_grid(images, per_class, captions, zoom=upscale_factor(G.resolution)), out_path)
+    save_png(grid_figure(G, chosen, names, per_class, seed, truncation, batch_size, dev), out_path)
 
 
 def _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, truncation, batch_size, dev, bn) -> None:
@@ -206,19 +198,13 @@ def _sample_set(G, ckpt, out_path, to_dir, chosen, names, num_samples, seed, tru
     extra = {"seed": np.int64(seed), "truncation": np.float64(truncation if truncation is not None else np.nan),
              "step": np.int64(ckpt["step"]), "ema": np.bool_(ckpt["used_ema"]), "bn_stats": np.str_(bn["mode"]),
              "bn_standing_batches": np.int64(bn["standing_batches"] if bn["mode"] == "standing" else 0),
-             "class_names": np.array([_class_name(names, c) for c in range(G.num_classes)], dtype=str)}
+             "class_names": np.array([class_name(names, c) for c in range(G.num_classes)], dtype=str)}
     write_npz(out_path, batches, num_samples, G.resolution, extra)
 
 
 def _interpolation(G, out_path, chosen, names, steps, seed, truncation, batch_size, dev) -> None:
     """Per class a row moving z at fixed class, then a row moving the class at fixed z."""
-    cls = chosen or spread_classes(G.num_classes, 4)
-    z, y, rows = interpolation_inputs(z_dim=G.z_dim, num_classes=G.num_classes, classes=cls, steps=steps, seed=seed,
-                                      truncation=truncation)
-    captions = [f"{_class_name(names, a)}: z" if a == b else f"{_class_name(names, a)} -> {_class_name(names, b)}"
-                for a, b in rows] if G.num_classes else None
-    images = torch.cat([b for b, _ in generate(G, z, y, batch_size, dev)])
-    save_png(image_grid(images, steps, captions, zoom=upscale_factor(G.resolution)), out_path)
+    save_png(interpolation_figure(G, chosen, names, steps, seed, truncation, batch_size, dev), out_path)
 
 
 def _attention_figure(G, ckpt, out_path, chosen, names, num_images, points, seed, truncation, dev) -> None:
@@ -226,15 +212,7 @@ def _attention_figure(G, ckpt, out_path, chosen, names, num_images, points, seed
     if not G.attn:
         raise UserError(f"{ckpt['path']}: this generator has no attention layer (model.g_attn is empty); "
                         "drop --attention-maps")
-    cls = chosen or spread_classes(G.num_classes, num_images)
-    labels = torch.as_tensor([cls[i % len(cls)] for i in range(num_images)])
-    z = sample_latents(num_images, G.z_dim, seed, truncation).to(dev)
-    with torch.inference_mode(), sampling_mode(G):  # the BN mode as generate() applies it
-        x, maps = G(z, labels.to(dev), return_attn=True)
-    fig = attention_figure(to_uint8(x).cpu(), {r: m.cpu() for r, m in maps.items()}, points,
-                           captions=[_class_name(names, int(c)) if G.num_classes else "" for c in labels],
-                           size=max(128, G.resolution))
-    save_png(fig, out_path)
+    save_png(attention_maps_figure(G, chosen, names, num_images, points, seed, truncation, dev), out_path)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..checkpoint import checkpoint_config, load_checkpoint
 from ..config import CONFIG_DIR, DATA_DERIVED, apply_overrides, config_chain, load_config
 from ..errors import UserError, one_line, report_user_errors
+from ..training.dist import lost_peer
 from ..training.fit import parse_memory
 from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
 from .options import inception_weights_option, seed_option, set_option
@@ -105,6 +106,8 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
       python train.py --set train.lr_d=2e-4 --set model.g_ch=16 --outdir runs/narrow
       # two CPU processes (gloo) on a machine without GPUs (accelerate's --cpu launcher starts only one)
       accelerate launch --multi_gpu --num_processes 2 train.py --max-steps 50
+      # W&B (offline) and MLflow (a SQLite store in the run folder) beside TensorBoard; [none]: no tracker
+      WANDB_MODE=offline python train.py --set 'train.log_with=[tensorboard,wandb,mlflow]'
 
     Writes OUTDIR/config.yaml, log.txt, TensorBoard events (tensorboard --logdir runs),
     samples/step_NNNNNNN.png (EMA generator, one class per row), checkpoints/{last,step_NNNNNNN}.pt and,
@@ -157,6 +160,9 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
                 else "no checkpoint was written yet" + (f"; start again with --resume {where}" if where else ""))
         raise UserError(f"interrupted before a checkpoint could be saved; {tail}") from None
     except RuntimeError as e:  # torch raises this from its SIGCHLD handler, deep inside a step
+        lost = lost_peer(e)
+        if lost is not None:
+            raise UserError(peer_lost_message(lost, trainer, outdir)) from None
         if "DataLoader worker" not in str(e):
             raise
         where = trainer.outdir if trainer is not None else "the run directory"
@@ -164,6 +170,19 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
                         f"train.num_workers or free memory, then continue with --resume {where}") from None
     if trainer.stopped_by is not None:
         sys.exit(128 + trainer.stopped_by)  # the convention for "ended by signal N": preemption is not completion
+
+
+def peer_lost_message(lost: str, trainer, outdir) -> str:
+    """One line for a run whose other process died: who, where it stopped, and the resume command."""
+    from ..checkpoint import CHECKPOINT_DIR, step_files
+
+    where = trainer.outdir if trainer is not None and hasattr(trainer, "outdir") else outdir
+    at = f" at step {trainer.step}" if trainer is not None and hasattr(trainer, "step") else ""
+    steps = step_files(Path(where) / CHECKPOINT_DIR) if where is not None else {}
+    kept = (f"the checkpoints are intact (the last at step {max(steps)}): continue with the same launch command and "
+            f"--resume {where}" if steps else f"no checkpoint was written yet: start again"
+            + (f" with --resume {where}" if where is not None else ""))
+    return f"{lost}{at}, so this one stopped too; {kept}"
 
 
 if __name__ == "__main__":

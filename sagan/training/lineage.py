@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import BEST, LAST, step_file_name, step_files
+from ..checkpoint import BEST, LAST, check_checkpoint_file, step_file_name, step_files
 from ..io import link_atomic
 
 ROOT = [[0, "0"]]
@@ -57,6 +57,7 @@ def on_path(lineage: list[list], step: int, other_lineage: list[list], other_ste
 def _stored(path: Path) -> tuple[int, list[list], dict] | None:
     """``(step, lineage, meta)`` of a checkpoint file through a memory map; None if unreadable."""
     try:
+        check_checkpoint_file(path)  # a planted FIFO or device named step_*.pt is skipped, never opened
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         step, meta = ckpt["step"], ckpt.get("meta") or {}
     except Exception:  # noqa: BLE001  (an unreadable file is not ours to judge here)

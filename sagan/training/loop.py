@@ -46,6 +46,7 @@ from .monitor import Monitor, RecentSteps, StopRequest
 from .lineage import ROOT, Resume, lineage_of, reconcile_history
 from .rundir import METRICS_FILE, create_run_dir, lock_run_dir, prepare_run_dir, resolve_outdir, run_name
 from .watch import RunWatch
+from .trackers import external_trackers
 
 __all__ = ["EpochBatchSampler", "Trainer", "TrainingDiverged", "train"]
 
@@ -54,14 +55,15 @@ class TrainingDiverged(UserError):
     """A loss or a weight became NaN/Inf; the last good checkpoint is kept."""
 
 
-def make_accelerator(mixed_precision: str):
+def make_accelerator(mixed_precision: str, log_with: list[str] | None = None):
+    """The run's accelerator; ``log_with``: the experiment trackers accelerate drives (sagan.training.trackers)."""
     from accelerate import Accelerator
 
     # several processes without GPUs (torchrun / `accelerate launch --multi_gpu` on a CPU machine): accelerate
     # only picks its multi-CPU (gloo) mode when asked for the CPU explicitly
     cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     try:
-        return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+        return Accelerator(mixed_precision=mixed_precision, cpu=cpu, log_with=log_with or None)
     except (ValueError, RuntimeError) as e:
         raise UserError(f"cannot set up accelerate with mixed_precision={mixed_precision!r} here "
                         f"({one_line(e, 160)}); use --mixed-precision bf16 or no") from None
@@ -94,7 +96,7 @@ class Trainer:
             pinned = ("resolution",)
             # compare what the data cannot change before opening it (a misleading data error otherwise)
             check_same_model(cfg, checkpoint_config(ckpt), ckpt["path"], DATA_DERIVED if cfg.data.path else ())
-        self.acc = acc = make_accelerator(cfg.train.mixed_precision)
+        self.acc = acc = make_accelerator(cfg.train.mixed_precision, external_trackers(cfg.train.log_with))
         self.main, self.world, self.rank, self.device = acc.is_main_process, acc.num_processes, acc.process_index, acc.device
         # ``dataset``: an already opened one (benchmarks); it must match cfg.model
         self.dataset, cfg = (dataset, cfg) if dataset is not None else open_training_data(cfg, pinned)
@@ -108,7 +110,7 @@ class Trainer:
         self.outdir, removed = on_main(acc, self._choose_outdir, outdir, ckpt["path"] if ckpt else None, restart)
         self.ckpt_dir = self.outdir / CHECKPOINT_DIR
         self.class_names = list(self.dataset.class_names)
-        self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress)
+        self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress, accelerator=acc)
         self.say = self.monitor.say
         self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
         self._startup_notes += data_notes(self.cfg, self.dataset, self.class_names) + device_notes(cfg, self.device)

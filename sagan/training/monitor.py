@@ -16,6 +16,7 @@ import torch
 from ..config import Config
 from ..io import printable
 from .rundir import LOG_FILE, SAMPLES_DIR, write_run_config
+from .trackers import RunTrackers, external_trackers, writes_tensorboard
 from ..sampling.draw import generate, spread_classes
 from ..sampling.latents import sample_latents
 from ..sampling.viz import image_grid, save_png, upscale_factor
@@ -70,10 +71,13 @@ class StopRequest:
 
 
 class Monitor:
-    """Console and ``log.txt`` lines, TensorBoard events and sample grids of one run (main process)."""
+    """Console and ``log.txt`` lines, TensorBoard events and sample grids of one run (main process); the
+    W&B / MLflow trackers of ``train.log_with`` (sagan.training.trackers) get the same scalars and grids."""
 
-    def __init__(self, cfg: Config, outdir: Path, main: bool, class_names: list[str], progress: bool = True):
+    def __init__(self, cfg: Config, outdir: Path, main: bool, class_names: list[str], progress: bool = True,
+                 accelerator=None):
         self.cfg, self.outdir, self.main, self.progress = cfg, outdir, main, progress
+        self.accelerator, self.trackers = accelerator, None
         self.class_names = class_names
         self.writer = self.logfile = self.pbar = None
         # fixed latents and labels for the sample grids: rows = classes (evenly spread over all classes)
@@ -100,10 +104,14 @@ class Monitor:
         write_run_config(self.outdir, self.cfg)
         # undecodable bytes of class-folder names are written escaped, never a crash
         self.logfile = open(self.outdir / LOG_FILE, "a", encoding="utf-8", errors="backslashreplace")
-        before = set(self.outdir.glob(EVENTS_GLOB))
-        self.writer = SummaryWriter(str(self.outdir), purge_step=step + 1 if purge else None)
-        if purge:
-            self._carry_events(sorted(before), step)
+        if writes_tensorboard(self.cfg.train.log_with):
+            before = set(self.outdir.glob(EVENTS_GLOB))
+            self.writer = SummaryWriter(str(self.outdir), purge_step=step + 1 if purge else None)
+            if purge:
+                self._carry_events(sorted(before), step)
+        if self.accelerator is not None and external_trackers(self.cfg.train.log_with):
+            self.trackers = RunTrackers(self.accelerator, self.cfg, self.outdir, self.say)
+            self.trackers.start(resumed=purge)
 
     def _carry_events(self, old: list[Path], step: int) -> None:
         """One events file per run, not one per killed attempt: the events earlier attempts wrote up to
@@ -137,9 +145,11 @@ class Monitor:
             self.pbar.close()
         if self.writer is not None:
             self.writer.close()
+        if self.trackers is not None:
+            self.trackers.finish()
         if self.logfile is not None:
             self.logfile.close()
-        self.writer = self.logfile = self.pbar = None
+        self.writer = self.logfile = self.pbar = self.trackers = None
 
     def say(self, msg: str, console: bool = True) -> None:
         if not self.main:
@@ -157,6 +167,8 @@ class Monitor:
         if self.writer is not None:
             for k, v in values.items():
                 self.writer.add_scalar(k, float(v), step)
+        if self.trackers is not None:
+            self.trackers.log(values, step)
 
     def text(self, tag: str, text: str, step: int) -> None:
         if self.writer is not None:
@@ -195,6 +207,10 @@ class Monitor:
             import numpy as np
 
             self.writer.add_image("samples", np.asarray(grid), step, dataformats="HWC")
+        if self.trackers is not None:
+            import numpy as np
+
+            self.trackers.log_image("samples", np.asarray(grid), step)
         return path
 
 

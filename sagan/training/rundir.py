@@ -44,7 +44,7 @@ def next_run_dir(root: Path, name: str) -> Path:
 
 def has_checkpoint(run: Path) -> bool:
     ckpts = run / CHECKPOINT_DIR
-    return ckpts.is_dir() and ((ckpts / LAST).is_file() or bool(step_files(ckpts)))
+    return ckpts.is_dir() and (os.path.lexists(ckpts / LAST) or bool(step_files(ckpts)))  # a FIFO: the loader says why
 
 
 def is_unstarted_run(run: Path) -> bool:

@@ -12,25 +12,31 @@
 Pixels: each row of 3072 bytes is the 1024 red values of the 32x32 image (row-major), then green, then
 blue. Counts are checked: every file of the layout must be there (a missing batch is an error, not a
 smaller dataset), each python batch of CIFAR-10 must hold the ``num_cases_per_batch`` its
-``batches.meta`` states, a binary file must hold whole records and CIFAR-10's six binary batches the
-same number of them, and labels and pixel rows must agree; a pickle cut short does not load at all.
+``batches.meta`` states, a binary file must hold whole records, CIFAR-10's six binary batches the same
+number of them (the odd one out is named) and CIFAR-100's ``train.bin`` five times the records of
+``test.bin`` (50000 and 10000 as published), and labels and pixel rows must agree; a pickle cut short
+does not load at all. Labels must be integers naming a class. A batch loaded and saved again by Python 3
+(protocols 0-5, also with ``bytes`` keys as the CIFAR page's ``pickle.load(fo, encoding='bytes')`` gives
+them) reads as the original.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from ...errors import UserError
+from ...errors import UserError, short_repr
 from ...io import printable
 from . import DatasetFormat, FormatOptions, register_format
 from .safe_pickle import load_arrays_pickle
 from .source import ArrayReader, Source, array_digest
 
 SIDE, PIXELS = 32, 3 * 32 * 32
+CIFAR100_TRAIN_PER_TEST = 5  # 50000 train and 10000 test images (Krizhevsky 2009, the CIFAR page)
 
 
 @dataclass(frozen=True)
@@ -100,15 +106,24 @@ def _names(root: Path, layout: Layout, coarse: bool) -> list[str]:
         return [line.strip() for line in (root / file).read_text(errors="replace").splitlines() if line.strip()]
     meta = _read_pickle(root / layout.meta[0], layout, "metadata file")
     key = "label_names" if not layout.hundred else ("coarse_label_names" if coarse else "fine_label_names")
-    return [str(n) for n in _field(meta, key, list, root / layout.meta[0])]
+    return [str(_text(n)) for n in _field(meta, key, list, root / layout.meta[0])]
+
+
+def _dataset_name(layout: Layout) -> str:
+    return layout.name.split(" ")[0]  # CIFAR-10 or CIFAR-100
+
+
+def _text(value):
+    """A Python 3 re-save with ``encoding='bytes'`` keeps keys and names as bytes: the text they were."""
+    return value.decode("latin1") if isinstance(value, bytes) else value
 
 
 def _read_pickle(path: Path, layout: Layout, role: str) -> dict:
-    d = load_arrays_pickle(path, f"{layout.name[:9]} {role}", _advice(layout))
+    d = load_arrays_pickle(path, f"{_dataset_name(layout)} {role}", _advice(layout))
     if not isinstance(d, dict):
-        raise UserError(f"{printable(path)}: holds a {type(d).__name__}, not the dict of a {layout.name[:9]} {role}; "
-                        f"{_advice(layout)}")
-    return d
+        raise UserError(f"{printable(path)}: holds a {type(d).__name__}, not the dict of a {_dataset_name(layout)} "
+                        f"{role}; {_advice(layout)}")
+    return {_text(k): v for k, v in d.items()}
 
 
 def _field(d: dict, key: str, kind: type, path: Path):
@@ -119,7 +134,16 @@ def _field(d: dict, key: str, kind: type, path: Path):
     return d[key]
 
 
-def _read_batch(path: Path, layout: Layout, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
+def _class_numbers(values: list, n_classes: int, path: Path, key: str, layout: Layout) -> np.ndarray:
+    """A batch's label list as int64, each an integer naming one of the ``n_classes`` classes."""
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n_classes:
+            raise UserError(f"{printable(path)}: {key}[{i}] is {short_repr(v, 40)}, not a class number "
+                            f"0..{n_classes - 1}; {_advice(layout)}")
+    return np.asarray(values, dtype=np.int64)
+
+
+def _read_batch(path: Path, layout: Layout, coarse: bool, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(pixel rows uint8 (n, 3072), labels int64 (n,)) of one batch file."""
     if layout.binary:
         label_bytes = 2 if layout.hundred else 1
@@ -133,7 +157,7 @@ def _read_batch(path: Path, layout: Layout, coarse: bool) -> tuple[np.ndarray, n
     d = _read_pickle(path, layout, "batch")
     data = _field(d, "data", np.ndarray, path)
     key = "labels" if not layout.hundred else ("coarse_labels" if coarse else "fine_labels")
-    labels = np.asarray(_field(d, key, list, path), dtype=np.int64)
+    labels = _class_numbers(_field(d, key, list, path), n_classes, path, key, layout)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != PIXELS or len(data) != len(labels):
         raise UserError(f"{printable(path)}: data {data.dtype} {data.shape} with {len(labels)} labels, not uint8 "
                         f"(n, {PIXELS}) with n labels; {_advice(layout)}")
@@ -143,19 +167,33 @@ def _read_batch(path: Path, layout: Layout, coarse: bool) -> tuple[np.ndarray, n
 def _check_counts(root: Path, layout: Layout, counts: dict[str, int]) -> None:
     """Every batch holds as many images as the layout's own metadata (or its sibling batches) say."""
     if layout.hundred:
+        if layout.binary:
+            _check_cifar100_binary(root, layout)
         return
     if layout.binary:
-        expected = {f: (root / f).stat().st_size // (1 + PIXELS) for f in _files(layout)[:6]}
-        source = "the other batches"
+        sizes = [(root / f).stat().st_size // (1 + PIXELS) for f in _files(layout)[:6]]
+        usual = Counter(sizes).most_common(1)[0][0]  # the odd batch out is the damaged one, short or long
+        expected, source = {f: usual for f in counts}, "the other batches"
     else:
         meta = _read_pickle(root / layout.meta[0], layout, "metadata file")
         n = _field(meta, "num_cases_per_batch", int, root / layout.meta[0])
         expected, source = {f: n for f in counts}, f"{layout.meta[0]} (num_cases_per_batch)"
-    usual = max(expected.values())
     for file, n in counts.items():
-        if n != (usual if layout.binary else expected[file]):
-            raise UserError(f"{printable(root / file)}: {n} images but {source} say {usual}; a truncated "
-                            f"download? {_advice(layout)}")
+        if n != expected[file]:
+            raise UserError(f"{printable(root / file)}: {n} images but {source} say {expected[file]}; a "
+                            f"{'truncated' if n < expected[file] else 'damaged'} download? {_advice(layout)}")
+
+
+def _check_cifar100_binary(root: Path, layout: Layout) -> None:
+    """``train.bin`` holds 5 records per record of ``test.bin``; the one short of that ratio is named."""
+    record = 2 + PIXELS
+    train, test = ((root / layout.splits[s][0]).stat().st_size // record for s in ("train", "test"))
+    if train != CIFAR100_TRAIN_PER_TEST * test:
+        short, n, other, m = (("train", train, "test", test) if train < CIFAR100_TRAIN_PER_TEST * test else
+                              ("test", test, "train", train))
+        raise UserError(f"{printable(root / layout.splits[short][0])}: {n} images but {layout.splits[other][0]} has {m}"
+                        f" (CIFAR-100 has {CIFAR100_TRAIN_PER_TEST} train images per test image: 50000 and 10000); "
+                        f"a truncated download? {_advice(layout)}")
 
 
 def cifar_source(root: Path, options: FormatOptions) -> Source:
@@ -171,7 +209,7 @@ def cifar_source(root: Path, options: FormatOptions) -> Source:
     classes = _names(root, layout, coarse)
     rows, labels, names, counts = [], [], [], {}
     for file in layout.splits[split]:
-        data, lab = _read_batch(root / file, layout, coarse)
+        data, lab = _read_batch(root / file, layout, coarse, len(classes))
         bad = lab[(lab < 0) | (lab >= len(classes))]
         if bad.size:
             raise UserError(f"{printable(root / file)}: label {int(bad[0])} but {len(classes)} class names; "

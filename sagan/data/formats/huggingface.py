@@ -27,7 +27,7 @@ from ...errors import UserError, one_line
 from ...io import printable
 from ..images import image_side, load_image
 from . import DatasetFormat, FormatOptions, register_format
-from .source import Source, listing_digest
+from .source import Source, listing_digest, path_inside
 
 MARKERS = ("dataset_dict.json", "state.json", "dataset_info.json")
 PARQUET_PATTERNS = ("data/{split}-*.parquet", "{split}-*.parquet", "data/{split}/*.parquet", "{split}/*.parquet")
@@ -115,8 +115,13 @@ class HFReader:
         value = self._value(item)
         if isinstance(value, dict) and value.get("bytes"):
             return io.BytesIO(value["bytes"])
-        path = value.get("path") if isinstance(value, dict) else None
-        return path if path and Path(path).is_absolute() else self.root / (path or "?")
+        path = (value.get("path") if isinstance(value, dict) else None) or "?"
+        rel = path_inside(self.root, path)
+        if rel is None:
+            raise UserError(f"{self.name(item)}: its image is a path, {printable(path)!r}, outside the dataset folder; "
+                            f"refused: store the images' bytes in the dataset (as push_to_hub does) or copy the files "
+                            f"into {printable(self.root)} with paths relative to it")
+        return self.root / rel
 
     def load(self, item: int, resolution: int) -> np.ndarray:
         return load_image(self._file(item), resolution)
@@ -154,12 +159,24 @@ def _parquet_listing(root: Path, split: str, labels: str | None):
     try:
         features = _datasets().Features.from_arrow_schema(pq.read_schema(files[0]))
         image, label = _columns(features, files[0], labels)
-        values = (np.concatenate([pq.read_table(f, columns=[label]).column(0).to_numpy() for f in files])
+        values = (_label_values([pq.read_table(f, columns=[label]).column(0) for f in files], root, split, label)
                   if label else np.zeros(sum(pq.ParquetFile(f).metadata.num_rows for f in files), np.int64))
     except (OSError, ValueError) as e:  # pyarrow.ArrowInvalid is a ValueError
         raise UserError(f"{printable(files[0])}: not a readable parquet file ({one_line(e, 120)})") from None
     stamp = "".join(f"{f.relative_to(root)} {f.stat().st_size}\n" for f in files)
     return features, image, label, values, files, stamp
+
+
+def _label_values(columns: list, root: Path, split: str, label: str) -> np.ndarray:
+    """The labels of arrow columns (one per file) as int64; one line naming the first row without one (null)."""
+    import pyarrow as pa
+
+    column = pa.chunked_array([c for col in columns for c in getattr(col, "chunks", [col])], type=columns[0].type)
+    if column.null_count:
+        row = next(i for i, v in enumerate(column.is_null().to_pylist()) if v)
+        raise UserError(f"{printable(root)}: split {split} row {row} has no label ({label} is null); label every row "
+                        f"(a class of the ClassLabel column) or use a labelled split")
+    return np.asarray(column.to_numpy(), dtype=np.int64)
 
 
 def hf_source(root: Path, options: FormatOptions) -> Source:
@@ -169,7 +186,8 @@ def hf_source(root: Path, options: FormatOptions) -> Source:
         ds = _load_from_disk(root, options.split)
         features = ds.features
         image, label = _columns(features, root, options.labels)
-        values = np.asarray(ds[label] if label else np.zeros(len(ds)), dtype=np.int64)
+        values = (_label_values([ds.with_format("arrow")[label]], root, split, label) if label
+                  else np.zeros(len(ds), np.int64))
         files, stamp = None, getattr(ds, "_fingerprint", "")
     else:
         features, image, label, values, files, stamp = _parquet_listing(root, split, options.labels)
@@ -178,6 +196,11 @@ def hf_source(root: Path, options: FormatOptions) -> Source:
         raise UserError(f"{printable(root)}: split {split} has rows without a label ({label} = {int(values.min())}); "
                         f"use a labelled split (--split train)")
     classes = _class_names(features, label)
+    if label and values.size and values.max() >= len(classes):
+        row = int(np.argmax(values >= len(classes)))
+        raise UserError(f"{printable(root)}: split {split} row {row} has label {int(values[row])} but the ClassLabel "
+                        f"column {label} names {len(classes)} classes (0..{len(classes) - 1}); fix the labels or the "
+                        f"names (dataset.cast_column({label!r}, ClassLabel(names=[...])))")
     what = f"Hugging Face dataset, {split} split, image column {image}, labels {label or 'none (unlabelled)'}"
     items = range(len(values))
     return Source(what, classes, items, values if label else np.zeros(len(values), np.int64),

@@ -77,6 +77,18 @@ def listing_digest(items: Sequence, labels: Sequence[int], prefix: str = "") -> 
     return h.hexdigest()
 
 
+def path_inside(root: Path, listed: str, base: Path | None = None) -> Path | None:
+    """The file a dataset's own listing names (``listed``, relative to ``base``, by default ``root``) with
+    every symlink and ``..`` resolved, as a path relative to ``root``; None when it lies outside ``root``
+    (``../../x.png``, ``/abs/x.png``, a link that points out). Callers check and read ``root / result``:
+    the same path for both."""
+    real_root = Path(root).resolve()
+    try:
+        return Path((Path(base or root) / listed).resolve()).relative_to(real_root)
+    except (ValueError, OSError, RuntimeError):  # outside root; a NUL byte or a symlink loop in the name
+        return None
+
+
 def array_digest(what: str, images: np.ndarray, labels: np.ndarray) -> str:
     """The pixels and labels themselves (a source held in memory): what the packer's resume check compares."""
     digest = hashlib.sha256(np.ascontiguousarray(images).data)

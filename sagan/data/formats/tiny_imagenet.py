@@ -5,7 +5,8 @@ with their classes in ``val/val_annotations.txt`` (``name<TAB>wnid<TAB>box``), `
 labels. ``--split train`` (default) or ``val`` (the split StudioGAN evaluates on); class k is the k-th
 sorted wnid, as for an ImageNet tree. Images are 64x64, which packing and training keep by default.
 Counts are checked: every class of ``wnids.txt`` has a train folder, all with the same number of
-images, and every validation image listed is there.
+images, and every validation image listed is there, listed once, and inside the folder once symlinks
+and ``..`` are resolved (the path checked is the path read).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ...errors import UserError
 from ...io import printable
 from ..images import scan_class_tree
 from . import DatasetFormat, FormatOptions, register_format
-from .source import FileReader, Source, listing_digest
+from .source import FileReader, Source, listing_digest, path_inside
 
 SIDE = 64
 ADVICE = "a truncated download or extraction? unzip tiny-imagenet-200.zip again"
@@ -54,17 +55,27 @@ def _val(root: Path, wnids: list[str]) -> tuple[list[str], list[int], list]:
     if not path.is_file():
         raise UserError(f"{printable(root)}: no val/val_annotations.txt; {ADVICE}")
     index = {w: k for k, w in enumerate(wnids)}
-    files, labels = [], []
+    files, labels, first = [], [], {}
     for n, line in enumerate(path.read_text().splitlines(), 1):
         fields = line.split("\t")
         if not line.strip():
             continue
         if len(fields) < 2 or fields[1] not in index:
             raise UserError(f"{printable(path)}:{n}: expected <image><TAB><wnid of wnids.txt>..., got {line[:60]!r}")
-        if not (root / "val" / "images" / fields[0]).is_file():
-            raise UserError(f"{printable(root / 'val' / 'images' / fields[0])} (listed in {path.name}) is missing; "
-                            f"{ADVICE}")
-        files.append(f"val/images/{fields[0]}")
+        rel = path_inside(root, fields[0], root / "val" / "images")
+        if rel is None:
+            raise UserError(f"{printable(path)}:{n}: image {printable(fields[0])!r} lies outside {printable(root)}; "
+                            f"refused (the file lists names in val/images); {ADVICE}")
+        if rel in first:
+            line, before = first[rel]
+            other = (f" with class {fields[1]}, there {wnids[labels[before]]}" if labels[before] != index[fields[1]]
+                     else "")
+            raise UserError(f"{printable(path)}:{n}: {printable(fields[0])} is listed again{other} (first on line "
+                            f"{line}); each image has one class: {ADVICE}")
+        if not (root / rel).is_file():
+            raise UserError(f"{printable(root / rel)} (listed in {path.name}) is missing; {ADVICE}")
+        first[rel] = (n, len(files))
+        files.append(rel.as_posix())
         labels.append(index[fields[1]])
     return files, labels, []
 
