@@ -194,3 +194,54 @@ def with_labels(ds, labels: list):
     features = ds.features
     plain = ds.cast_column("label", datasets.Value("int64"))
     return plain.map(lambda row, i: {"label": labels[i]}, with_indices=True).cast(features)
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    """An IDX file as the MNIST originals are: big-endian int32 magic (2051 images, 2049 labels), the
+    sizes, then the uint8 values row-major."""
+    return struct.pack(f">{1 + array.ndim}i", magic, *array.shape) + np.ascontiguousarray(array, np.uint8).tobytes()
+
+
+def digit_images(labels: np.ndarray, seed: int, side: int = 28) -> np.ndarray:
+    """uint8 (n, side, side) grey pictures of the digits ``labels`` as MNIST has them (white strokes on
+    black), each glyph at its own scale and near the centre, so that a small CNN learns to read them."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    font = ImageFont.load_default()
+    out = np.zeros((len(labels), side, side), np.uint8)
+    for i, digit in enumerate(labels):
+        glyph = Image.new("L", (8, 12))
+        ImageDraw.Draw(glyph).text((1, -1), str(int(digit)), fill=255, font=font)
+        scale = rng.uniform(1.6, 2.0)
+        glyph = glyph.resize((int(8 * scale), int(12 * scale)), Image.BILINEAR)
+        canvas = Image.new("L", (side, side))
+        dx, dy = (side - glyph.width) // 2 + rng.integers(-2, 3), (side - glyph.height) // 2 + rng.integers(-2, 3)
+        canvas.paste(glyph, (int(dx), int(dy)))  # centred give or take 2 px, as MNIST's digits are
+        out[i] = np.asarray(canvas)
+    return out
+
+
+def write_mnist_raw(root: Path, n_train: int = 40, n_test: int = 20, gz: bool = False, family: str = "MNIST",
+                    prefix: str = "", transpose: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``root/<family>/raw/`` with the four IDX files of torchvision's layout (``.gz`` with ``gz``);
+    ``prefix`` (``emnist-digits-``) and ``transpose`` (EMNIST stores images column by column) for EMNIST,
+    whose test files are named ``test`` rather than ``t10k``. Returns ``{split: (images upright, labels)}``."""
+    import gzip
+
+    raw = root / family / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        labels = (np.arange(n) * 7 + seed) % 10
+        images = digit_images(labels, seed)
+        out[split] = (images, labels)
+        stem = prefix + ("train" if split == "train" else ("test" if prefix else "t10k"))
+        stored = images.transpose(0, 2, 1) if transpose else images
+        for name, data in ((f"{stem}-images-idx3-ubyte", idx_bytes(stored, 2051)),
+                           (f"{stem}-labels-idx1-ubyte", idx_bytes(labels.astype(np.uint8), 2049))):
+            if gz:
+                (raw / f"{name}.gz").write_bytes(gzip.compress(data))
+            else:
+                (raw / name).write_bytes(data)
+    return out

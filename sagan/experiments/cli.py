@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..errors import report_user_errors
+from ..errors import UserError, report_user_errors
 from ..scripts.options import inception_weights_option
 from .definitions import build_variant, experiment_names, variant_names
 
@@ -15,8 +15,10 @@ from .definitions import build_variant, experiment_names, variant_names
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def main():
     """Rerun the SAGAN paper's experiments: SN/TTUR stability curves, the attention-placement table and
-    the Table 2 baselines (SNGAN-projection, AC-GAN); and small_data: 100% / 20% / 10% of the data, each
-    with and without DiffAugment.
+    the Table 2 baselines (SNGAN-projection, AC-GAN); small_data: 100% / 20% / 10% of the data, each
+    with and without DiffAugment; objectives: the paper's hinge against StyleGAN2's and R3GAN's objectives
+    (FID, KID, precision / recall / density / coverage), and stacked_mnist: the same objectives on
+    StackedMNIST, scored by the modes they cover out of 1000.
 
     \b
     Examples:
@@ -34,6 +36,11 @@ def main():
       # Table 2's comparison on CIFAR-10 (StudioGAN's recipe), three seeds per variant
       sagan-experiments run baselines --base cifar10 --data data/cifar10 --seeds 3 --steps 100000 \\
           --eval-every 5000 --num-samples 10000 --outdir runs/exp-baselines
+      # mode coverage: the objectives on StackedMNIST (MNIST's IDX files as torchvision downloads them)
+      sagan-experiments run stacked_mnist --data data/mnist --seeds 3 --steps 2000 --outdir runs/exp-stacked
+      # the objectives (hinge, StyleGAN2's ns + lazy R1, hinge + R1 + R2, R3GAN's rpgan + R1 + R2) on CIFAR-10
+      sagan-experiments run objectives --base cifar10 --data data/cifar10 --seeds 3 --steps 100000 \\
+          --eval-every 5000 --num-samples 10000 --outdir runs/exp-objectives
       sagan-experiments list
     """
 
@@ -44,6 +51,14 @@ def _placement(resolutions, block_type: str) -> str:
         return "no attention"
     where = ", ".join(f"{r}px" for r in resolutions)
     return f"attention at {where}" if block_type == "attention" else f"residual blocks at {where} (no attention)"
+
+
+def _penalties(train) -> str:
+    """`` + R1 0.05 + R2 0.05 (every 16th D step)`` for a config with gradient penalties, else empty."""
+    terms = "".join(f" + {name} {getattr(train, key):g}" for name, key in (("R1", "r1_gamma"), ("R2", "r2_gamma"))
+                    if getattr(train, key, 0))
+    interval = getattr(train, "reg_interval", 1)
+    return terms + (f" (every {interval}th D step)" if terms and interval > 1 else "")
 
 
 @main.command("list")
@@ -61,28 +76,38 @@ def list_(base):
                 m, t = v.config.model, v.config.train
                 what = (f"G {_placement(m.g_attn, m.g_block_type)}, D {_placement(m.d_attn, m.d_block_type)}, "
                         f"SN in G {m.g_sn}, D head {m.d_cond}, lr G {t.lr_g:g} / D {t.lr_d:g}, data "
-                        f"{'all' if v.config.data.subset is None else f'{v.config.data.subset:g}'}, augment {t.augment}")
+                        f"{'all' if v.config.data.subset is None else f'{v.config.data.subset:g}'}, augment {t.augment}, "
+                        f"loss {t.loss}{_penalties(t)}")
             click.echo(f"  {name:<17} {what}")
 
 
 @main.command()
 @click.argument("experiment", type=click.Choice(experiment_names()))
 @click.option("--outdir", required=True, metavar="DIR", help="Experiment directory (one run directory per variant).")
-@click.option("--data", default=None, metavar="PATH", help="Packed dataset or class-per-folder tree.  [default: the base's data]")
+@click.option("--data", default=None, metavar="PATH", help="Packed dataset or class-per-folder tree; stacked_mnist: the folder holding MNIST/raw/ (IDX files).  [default: the base's data]")
 @click.option("--base", default="demo", show_default=True, metavar="PRESET|YAML", help="Config the variants are applied on (demo, imagenet128, or a YAML).")
 @click.option("--steps", type=click.IntRange(min=1), default=300, show_default=True, help="Training steps per variant.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=100, show_default=True, help="Steps between evaluations (and checkpoints).")
-@click.option("--num-samples", type=click.IntRange(min=10), default=1000, show_default=True, help="Generated samples per evaluation (>= 10: the Inception Score's splits).")
+@click.option("--num-samples", type=click.IntRange(min=10), default=None, metavar="N",
+              help="Generated samples per evaluation (>= 10: the Inception Score's splits); stacked_mnist: per mode "
+                   "count.  [default: 1000; stacked_mnist: 26000, PacGAN's protocol]")
 @click.option("--variants", default=None, metavar="A,B,...", help="Only these variants.  [default: all]")
 @click.option("--ref", default=None, metavar="REF.npz", help="Reference statistics (evaluate.py stats).  [default: computed once from --data]")
 @inception_weights_option
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs per variant (train.seed, +1, ...): the report gives best FID as mean ± std.")
+@click.option("--resolution", type=click.IntRange(min=8), default=None, metavar="PX",
+              help="stacked_mnist: the stacked images' size (MNIST's 28px digits resized).  [default: 32]")
+@click.option("--train-size", type=click.IntRange(min=1), default=None, metavar="N",
+              help="stacked_mnist: stacked training images.  [default: 128000, PacGAN's]")
+@click.option("--classifier-epochs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="stacked_mnist: epochs of the digit classifier on MNIST's training images.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @report_user_errors
 def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants, ref, inception_weights, seeds,
-        progress):
-    """Train and evaluate every variant of EXPERIMENT (stabilisation, attention, baselines or small_data), then write the report.
+        resolution, train_size, classifier_epochs, progress):
+    """Train and evaluate every variant of EXPERIMENT (stabilisation, attention, baselines, small_data, objectives
+    or stacked_mnist), then write the report.
 
     Same seeds, budget and evaluation cadence for every variant. Re-running the same command skips
     finished runs and resumes an interrupted one exactly; each evaluation prints one line. A single run
@@ -91,9 +116,22 @@ def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants
     from .report import write_summary
     from .runner import run_experiment
 
-    stopped, main = run_experiment(experiment, outdir, steps=steps, eval_every=eval_every, num_samples=num_samples,
-                                   base=base, data=data, variants=variants, ref=ref,
-                                   inception_weights=inception_weights, progress=progress, seeds=seeds)
+    if experiment == "stacked_mnist":
+        from .stacked_mnist import NUM_SAMPLES, TRAIN_SIZE, run_stacked_mnist
+
+        if ref or inception_weights:
+            raise UserError("stacked_mnist counts modes with its own digit classifier: drop --ref / --inception-weights")
+        stopped, main = run_stacked_mnist(outdir, data=data, steps=steps, eval_every=eval_every,
+                                          num_samples=num_samples or NUM_SAMPLES, base=base, variants=variants,
+                                          seeds=seeds, resolution=resolution or 32, train_size=train_size or TRAIN_SIZE,
+                                          classifier_epochs=classifier_epochs, progress=progress)
+    else:
+        if resolution is not None or train_size is not None:
+            raise UserError(f"--resolution / --train-size apply to stacked_mnist; {experiment} takes the resolution "
+                            f"from --data (or --base)")
+        stopped, main = run_experiment(experiment, outdir, steps=steps, eval_every=eval_every,
+                                       num_samples=num_samples or 1000, base=base, data=data, variants=variants,
+                                       ref=ref, inception_weights=inception_weights, progress=progress, seeds=seeds)
     if main:  # under accelerate launch, one process writes the report
         paths = write_summary(outdir)
         click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)

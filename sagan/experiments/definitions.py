@@ -1,7 +1,9 @@
 """The paper's experiments as named variant sets, and how a variant's config is assembled.
 
 ``attention`` (Table 1's placements), ``stabilisation`` (section 5.1's SN / TTUR curves), ``baselines``
-(Table 2: SAGAN against SNGAN-projection and AC-GAN) and ``small_data`` (DiffAugment's data-fraction comparison).
+(Table 2: SAGAN against SNGAN-projection and AC-GAN), ``small_data`` (DiffAugment's data-fraction comparison),
+``objectives`` (the paper's hinge against StyleGAN2's and R3GAN's objectives) and ``stacked_mnist`` (the
+objectives' variants on StackedMNIST's 1000 modes, :mod:`sagan.experiments.stacked_mnist`).
 
 Each variant is a preset under ``sagan/configs/experiments/<experiment>/<variant>.yaml`` that states
 only what differs from its ``base:`` (the paper preset; ``cifar10`` for ``small_data``, whose published
@@ -22,6 +24,7 @@ from ..config import CONFIG_DIR, Config, apply_overrides, config_chain, load_con
 from ..errors import UserError
 
 EXPERIMENTS_DIR = CONFIG_DIR / "experiments"
+SHARED_VARIANTS = {"stacked_mnist": "objectives"}  # experiment: the experiment whose variant files it runs
 
 # Paper values (ImageNet 128x128, 50k samples, TF Inception, ~1M steps): SAGAN Table 1 and section 5.2's
 # text. Where the paper gives no number (curves only, feat16, most residual IS), there is none.
@@ -50,16 +53,21 @@ class Variant:
 
 
 def experiment_names() -> list[str]:
-    return sorted(p.name for p in EXPERIMENTS_DIR.iterdir() if p.is_dir())
+    return sorted([p.name for p in EXPERIMENTS_DIR.iterdir() if p.is_dir()] + list(SHARED_VARIANTS))
+
+
+def variant_folder(experiment: str):
+    """The folder of ``experiment``'s variant files (another experiment's where it shares them)."""
+    return EXPERIMENTS_DIR / SHARED_VARIANTS.get(experiment, experiment)
 
 
 def variant_names(experiment: str) -> list[str]:
-    folder = EXPERIMENTS_DIR / experiment
+    folder = variant_folder(experiment)
     if not folder.is_dir():
         raise UserError(f"unknown experiment {experiment!r}; experiments are {', '.join(experiment_names())}")
     order = {"no_attention": 0, "sn_d_only": 0, "sn_gd": 1, "sn_gd_ttur": 2,  # the paper's reading order
              "data100": 0, "data100_diffaug": 1, "data20": 2, "data20_diffaug": 3, "data10": 4, "data10_diffaug": 5,
-             "acgan": 0, "sngan": 1, "sagan": 2}
+             "acgan": 0, "sngan": 1, "sagan": 2, "hinge": 0, "ns_r1": 1, "hinge_r1r2": 2, "rpgan_r1r2": 3}
     names = [p.stem for p in folder.glob("*.yaml")]
 
     def key(n: str):
@@ -82,7 +90,7 @@ def select_variants(experiment: str, spec: str | None) -> list[str]:
 
 def _own_keys(experiment: str, variant: str) -> dict:
     """What the variant file itself states (not what it inherits)."""
-    path, raw = config_chain(EXPERIMENTS_DIR / experiment / f"{variant}.yaml")[-1]
+    path, raw = config_chain(variant_folder(experiment) / f"{variant}.yaml")[-1]
     return {k: v for k, v in raw.items() if k not in ("base", "name")}
 
 

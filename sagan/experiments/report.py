@@ -30,6 +30,9 @@ from .definitions import PAPER_SOURCE, PAPER_VALUES, build_variant
 from .runner import SETTINGS_FILE, read_settings, seed_runs
 
 CURVE_METRICS = {"fid": ("FID", True), "is": ("IS", False)}  # name: (label, lower is better)
+# drawn where the runs evaluated them (the objectives experiment): how much of the data the samples cover
+COVERAGE_CURVES = {"recall": ("Recall", False), "coverage": ("Coverage", False)}
+PRDC = ("precision", "recall", "density", "coverage")
 
 
 def _gammas(ckpt: dict) -> dict[str, float]:
@@ -77,7 +80,7 @@ def mean_curve(curves: list[list[dict]]) -> list[dict]:
     out = []
     for step in common:
         point = {"step": step}
-        for metric in CURVE_METRICS:
+        for metric in {**CURVE_METRICS, **COVERAGE_CURVES}:
             vals = [s[step][metric] for s in by_step if s[step].get(metric) is not None]
             if len(vals) == len(by_step):
                 stats = mean_std(vals)
@@ -99,6 +102,10 @@ def variant_row(out: Path, experiment: str, name: str, settings: dict) -> dict:
     row["step"] = step
     row["seeds"] = [{"seed": s, "best": r.get("best"), "last": r.get("last")} for s, r in runs]
     row["best_fid"] = mean_std([r["best"]["fid"] for _, r in runs if r.get("best")])
+    bests = [r["best"] for _, r in runs if r.get("best")]
+    # the other metrics at each seed's best-FID evaluation, where every seed has them
+    row["at_best"] = {m: mean_std([b[m] for b in bests]) for m in ("is", "kid", *PRDC)
+                      if bests and all(b.get(m) is not None for b in bests)}
     if len(runs) > 1:
         row["mean_curve"] = mean_curve([r["curve"] for _, r in runs])
     return row
@@ -141,23 +148,35 @@ def _best_fid_cell(r: dict) -> str:
     return f"{_fmt(best.get('fid'), 'fid')} ({best.get('step', '—')})"
 
 
+def _at_best_cell(r: dict, metric: str, several: bool) -> str:
+    """A metric at the best-FID evaluation: the first seed's value, or mean ± std over several seeds."""
+    stats = (r.get("at_best") or {}).get(metric) or {}
+    if not several or not stats.get("n"):
+        return _fmt((r.get("best") or {}).get(metric), metric)
+    spread = f" ± {_fmt(stats['std'], metric)}" if stats.get("std") is not None else ""
+    return f"{_fmt(stats['mean'], metric)}{spread}"
+
+
 def markdown(summary: dict) -> str:
     s, proto = summary["settings"], summary["protocol"]
+    prdc = any("recall" in (r.get("at_best") or {}) for r in summary["variants"])
     lines = [f"# Experiment `{s['experiment']}`", "",
              f"Base `{s['base']}`, {s['steps']} steps per variant, evaluation every {s['eval_every']} steps on "
              f"{s['num_samples']} samples (resize `{proto.get('resize', '?')}`, BN `{proto.get('bn_stats', '?')}`, "
              f"{proto.get('generator', '?')} generator).", "",
              f"| variant | status | best FID ↓ ({'mean ± std over seeds' if s.get('seeds', 1) > 1 else 'step'}) | "
-             "IS ↑ at best | KID ×10³ ↓ at best | last FID | gamma | paper FID / IS |",
-             "|---|---|---|---|---|---|---|---|"]
+             "IS ↑ at best | KID ×10³ ↓ at best | " + ("precision / recall / density / coverage ↑ at best | " if prdc else "")
+             + "last FID | gamma | paper FID / IS |", "|---|---|---|---|---|" + ("---|" if prdc else "") + "---|---|---|"]
     for r in summary["variants"]:
         best, last = r.get("best") or {}, r.get("last") or {}
         gamma = ", ".join(f"{k} {v:+.3f}" for k, v in (r.get("gamma") or {}).items()) or "—"
         paper = r.get("paper") or {}
         paper_txt = f"{_fmt(paper.get('fid'), 'fid')} / {_fmt(paper.get('is'), 'is')}" if paper else "—"
         status = r["status"] + (f" ({r['step']})" if r["status"] == "stopped" else "")
+        several = len(r.get("seeds") or []) > 1
+        prdc_cell = " / ".join(_at_best_cell(r, m, several) for m in PRDC) + " | " if prdc else ""
         lines.append(f"| {r['variant']} | {status} | {_best_fid_cell(r)} | "
-                     f"{_fmt(best.get('is'), 'is')} | {_fmt(best.get('kid'), 'kid')} | "
+                     f"{_at_best_cell(r, 'is', several)} | {_at_best_cell(r, 'kid', several)} | {prdc_cell}"
                      f"{_fmt(last.get('fid'), 'fid')} | {gamma} | {paper_txt} |")
     notes = [f"- **{r['variant']}**: {'; '.join(r['notes'])}" for r in summary["variants"] if r["notes"]]
     if notes:
@@ -170,10 +189,18 @@ def markdown(summary: dict) -> str:
 
 def write_summary(outdir: str | Path) -> dict[str, Path]:
     out = Path(outdir)
+    if (out / SETTINGS_FILE).is_file():
+        record = read_settings(out / SETTINGS_FILE)
+        if record["settings"].get("experiment") == "stacked_mnist":  # mode counts, not FID curves
+            from .stacked_mnist_report import write_summary as write_modes_summary
+
+            return write_modes_summary(out, record)
     summary = summarise(out)
     paths = {"json": out / "summary.json", "md": out / "summary.md", "png": out / "curves.png"}
     panels, markers = {}, {}
-    for metric, (label, _) in CURVE_METRICS.items():
+    evaluated = {m for r in summary["variants"] for p in r.get("curve") or [] for m in p}
+    drawn = {**CURVE_METRICS, **{m: v for m, v in COVERAGE_CURVES.items() if m in evaluated}}
+    for metric, (label, _) in drawn.items():
         panels[label] = {}
         for r in summary["variants"]:
             points = [p for p in r.get("mean_curve") or r.get("curve") or [] if p.get(metric) is not None]
@@ -183,7 +210,7 @@ def write_summary(outdir: str | Path) -> dict[str, Path]:
         markers[label] = {r["variant"]: r["paper"][metric] for r in summary["variants"]
                           if metric in (r.get("paper") or {}) and r.get("curve")}
     curves(panels, paths["png"], markers=markers,
-           lower_is_better={label: low for label, low in CURVE_METRICS.values()})
+           lower_is_better={label: low for label, low in drawn.values()})
     write_text_atomic(paths["json"], json.dumps(summary, indent=2) + "\n")
     write_text_atomic(paths["md"], markdown(summary))
     return paths

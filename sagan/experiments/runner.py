@@ -27,6 +27,8 @@ from .definitions import build_variant, select_variants
 SETTINGS_FILE, REFERENCE_FILE = "experiment.json", "reference.npz"
 FIXED_SETTINGS = ("experiment", "base", "data", "eval_every", "num_samples", "ref")  # curves must stay comparable
 EVAL_METRICS = ("fid", "is", "kid")
+# objectives: mode coverage is what they differ in, so recall and coverage (Naeem et al. 2020) join FID
+EXPERIMENT_METRICS = {"objectives": EVAL_METRICS + ("precision", "recall", "density", "coverage")}
 
 
 def _say(msg: str, main: bool = True) -> None:
@@ -47,12 +49,14 @@ def read_settings(path: Path) -> dict:
     return record
 
 
-def record_settings(out: Path, settings: dict, variants: list[str], main: bool) -> dict:
-    """Write (or check against) ``experiment.json``; returns the recorded settings."""
+def record_settings(out: Path, settings: dict, variants: list[str], main: bool,
+                    fixed: tuple[str, ...] = FIXED_SETTINGS) -> dict:
+    """Write (or check against) ``experiment.json``; returns the recorded settings. ``fixed``: the
+    settings a re-run must keep."""
     path = out / SETTINGS_FILE
     if path.is_file():
         old = read_settings(path)
-        for key in FIXED_SETTINGS:
+        for key in fixed:
             if old["settings"].get(key) != settings.get(key):
                 raise UserError(f"{out} holds experiment {old['settings'].get('experiment')!r} run with {key}="
                                 f"{old['settings'].get(key)!r}, not {settings.get(key)!r}; use the same settings "
@@ -115,7 +119,7 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
                 "num_samples": num_samples, "ref": ref, "seeds": seeds}
     overrides = {"train.max_steps": steps, "train.fid_every": eval_every, "train.fid_num_samples": num_samples,
                  "train.checkpoint_every": eval_every, "train.sample_every": eval_every,
-                 "train.eval_metrics": list(EVAL_METRICS), "data.path": data}
+                 "train.eval_metrics": list(EXPERIMENT_METRICS.get(experiment, EVAL_METRICS)), "data.path": data}
     first = build_variant(experiment, chosen[0], base, overrides).config or load_config(base)
     acc = make_accelerator(first.train.mixed_precision)
     main = acc.is_main_process
@@ -124,6 +128,17 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
     _, first = open_training_data(first, pinned=())
     overrides["data.ref_stats"] = str(Path(ref).resolve()) if ref else str(ensure_reference(out, first,
                                                                                               inception_weights, acc))
+    for run_name, cfg in variant_runs(experiment, chosen, base, overrides, seeds, main):
+        stopped = _run_one(cfg=cfg, run=out / run_name, label=run_name, steps=steps, eval_every=eval_every,
+                           inception_weights=inception_weights, progress=progress, main=main)
+        if stopped is not None:
+            return stopped, main
+    return None, main
+
+
+def variant_runs(experiment: str, chosen: list[str], base: str, overrides: dict, seeds: int, main: bool):
+    """``(run folder name, config)`` of every seed of every chosen variant that ``base`` can run, in order;
+    a variant's placement notes, or that it is skipped, are said once."""
     for name in chosen:
         variant = build_variant(experiment, name, base, overrides)
         for note in variant.notes:
@@ -132,12 +147,7 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
             _say(f"[{name}] skipped", main)
             continue
         for run_name, offset in seed_runs(name, seeds):
-            cfg = variant.config.replace(train={"seed": variant.config.train.seed + offset})
-            stopped = _run_one(cfg=cfg, run=out / run_name, label=run_name, steps=steps, eval_every=eval_every,
-                               inception_weights=inception_weights, progress=progress, main=main)
-            if stopped is not None:
-                return stopped, main
-    return None, main
+            yield run_name, variant.config.replace(train={"seed": variant.config.train.seed + offset})
 
 
 def _run_one(cfg, run: Path, label: str, steps: int, eval_every: int, inception_weights, progress: bool,

@@ -84,7 +84,7 @@ class DatasetFormat:
 
 
 _FORMATS: dict[str, DatasetFormat] = {}
-BUILTIN = ("packed", "demo", "cifar", "tiny_imagenet", "huggingface", "tree", "flat")
+BUILTIN = ("packed", "demo", "cifar", "tiny_imagenet", "huggingface", "tree", "flat", "mnist")
 
 
 def register_format(fmt: DatasetFormat) -> DatasetFormat:

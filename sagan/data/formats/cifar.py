@@ -22,7 +22,6 @@ them) reads as the original.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -34,7 +33,7 @@ from ...errors import UserError, short_repr
 from ...io import printable
 from . import DatasetFormat, FormatOptions, register_format
 from .safe_pickle import load_arrays_pickle
-from .source import ArrayReader, Source
+from .source import ArrayReader, Source, array_digest
 
 SIDE, PIXELS = 32, 3 * 32 * 32
 CIFAR100_TRAIN_PER_TEST = 5  # 50000 train and 10000 test images (Krizhevsky 2009, the CIFAR page)
@@ -225,14 +224,7 @@ def cifar_source(root: Path, options: FormatOptions) -> Source:
     labels = np.concatenate(labels)
     what = f"{layout.name}, {split} split{', coarse labels' if coarse else ''}"
     return Source(what, classes, range(len(images)), labels, ArrayReader(images, names), resolution=SIDE,
-                  parallel=False, fingerprint_of=partial(_array_digest, what, images, labels))
-
-
-def _array_digest(what: str, images: np.ndarray, labels: np.ndarray) -> str:
-    """The pixels and labels themselves: what the packer's resume check compares."""
-    digest = hashlib.sha256(images.data)
-    digest.update(labels.tobytes())
-    return f"{what}: sha256 {digest.hexdigest()}"
+                  parallel=False, fingerprint_of=partial(array_digest, what, images, labels))
 
 
 register_format(DatasetFormat(

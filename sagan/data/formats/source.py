@@ -89,6 +89,13 @@ def path_inside(root: Path, listed: str, base: Path | None = None) -> Path | Non
         return None
 
 
+def array_digest(what: str, images: np.ndarray, labels: np.ndarray) -> str:
+    """The pixels and labels themselves (a source held in memory): what the packer's resume check compares."""
+    digest = hashlib.sha256(np.ascontiguousarray(images).data)
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    return f"{what}: sha256 {digest.hexdigest()}"
+
+
 class FileReader:
     """Image files under ``root``; items are paths relative to it."""
 
