@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..errors import report_user_errors
-from ..scripts.options import inception_weights_option
+from ..scripts.options import inception_weights_option, threads_option, use_threads
 from .definitions import build_variant, experiment_names, variant_names
 
 
@@ -79,9 +79,10 @@ def list_(base):
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs per variant (train.seed, +1, ...): the report gives best FID as mean ± std.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@threads_option
 @report_user_errors
 def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants, ref, inception_weights, seeds,
-        progress):
+        progress, threads):
     """Train and evaluate every variant of EXPERIMENT (stabilisation, attention, baselines or small_data), then write the report.
 
     Same seeds, budget and evaluation cadence for every variant. Re-running the same command skips
@@ -91,6 +92,7 @@ def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants
     from .report import write_summary
     from .runner import run_experiment
 
+    use_threads(threads)
     stopped, main = run_experiment(experiment, outdir, steps=steps, eval_every=eval_every, num_samples=num_samples,
                                    base=base, data=data, variants=variants, ref=ref,
                                    inception_weights=inception_weights, progress=progress, seeds=seeds)

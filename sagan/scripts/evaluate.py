@@ -25,7 +25,8 @@ from ..metrics.intra import FORMER_NAMES, PROTOCOLS
 from ..metrics.registry import METRIC_NAMES, MetricOptions
 from ..metrics.resize import DEFAULT_RESIZE, RESIZE_MODES
 from ..metrics.session import dataset_reference
-from .options import bn_stats_options, device_option, inception_weights_option, parse_device, seed_option, truncation_option
+from .options import (bn_stats_options, device_option, inception_weights_option, parse_device, seed_option,
+                      threads_option, truncation_option, use_threads)
 
 RESIZE_HELP = ("How images become 299x299 Inception input: tf1 = the paper's TF code (and torch-fidelity, TTUR, "
                "stylegan2-ada), pytorch-fid, or clean (clean-fid).")
@@ -121,9 +122,10 @@ def _open_stats_dataset(data_path: str, resolution: int | None, split: str | Non
               help="Store the features for intra-FID, KID and precision/recall (N x 2048 x 4 bytes: 10 GB for ImageNet).")
 @click.option("--features-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="Storage of the per-class features (float16 halves the file, ~1e-3 relative rounding).")
+@threads_option
 @report_user_errors
 def stats(data_path, split, labels, out, resolution, resize, inception_weights, batch_size, device, num_workers,
-          per_class, features_dtype):
+          per_class, features_dtype, threads):
     """Reference statistics of a dataset: pytorch-fid-compatible mu/sigma plus per-class features.
 
     \b
@@ -133,6 +135,7 @@ def stats(data_path, split, labels, out, resolution, resize, inception_weights, 
       python evaluate.py stats --data ~/ILSVRC/train --resolution 128 --resize clean --out refs/imagenet128_clean.npz
       python evaluate.py stats --data ~/data/cifar-10-batches-py --split test --out refs/cifar10_test.npz
     """
+    use_threads(threads)
     with new_folders_removed_on_error(Path(out).parent):
         _stats(data_path=data_path, out=out, resolution=resolution, resize=resize, inception_weights=inception_weights,
                batch_size=batch_size, device=device, num_workers=num_workers, per_class=per_class,
@@ -182,10 +185,11 @@ def _stats(data_path, out, resolution, resize, inception_weights, batch_size, de
 @click.option("--per-class-samples", type=click.IntRange(min=2), default=5000, show_default=True, help="Projection protocol: samples per class.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True, help="Images per batch (per process).")
 @device_option
+@threads_option
 @report_user_errors
 def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, bn_stats, standing_batches, out,
             metric_spec, resize, inception_weights, splits, kid_subsets, kid_subset_size, prdc_samples, fid_bootstrap,
-            intra_fid, intra_fid_protocol, per_class_samples, batch_size, device):
+            intra_fid, intra_fid_protocol, per_class_samples, batch_size, device, threads):
     """Metrics of samples or a checkpoint against reference statistics (every metric the inputs allow by default).
 
     \b
@@ -196,6 +200,7 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
     """
     from ..metrics.request import REPORT_BYTES, MetricsRequest, evaluate_request
 
+    use_threads(threads)
     if intra_fid_protocol in FORMER_NAMES:
         click.echo(f"note: --intra-fid-protocol {intra_fid_protocol} is now called {FORMER_NAMES[intra_fid_protocol]}",
                    err=True)

@@ -12,7 +12,7 @@ from ..config import CONFIG_DIR, DATA_DERIVED, apply_overrides, config_chain, lo
 from ..errors import UserError, one_line, report_user_errors
 from ..training.fit import parse_memory
 from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
-from .options import inception_weights_option, seed_option, set_option
+from .options import inception_weights_option, seed_option, set_option, threads_option, use_threads
 
 
 
@@ -86,9 +86,10 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
 @click.option("--dry-run", is_flag=True, help="Build the networks, run one step at two micro-batch sizes, print parameters, "
               "FLOPs per image, peak memory and what fits --memory; write nothing.")
 @click.option("--memory", default="24GiB", show_default=True, metavar="SIZE", help="Memory budget of --dry-run.")
+@threads_option
 @report_user_errors
 def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, mixed_precision, checkpoint_every,
-         sample_every, seed, overrides, inception_weights, progress, dry_run, memory):
+         sample_every, seed, overrides, inception_weights, progress, dry_run, memory, threads):
     """Train a class-conditional SAGAN (Zhang et al. 2019).
 
     \b
@@ -119,6 +120,7 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         "data.path": data_path, "train.max_steps": max_steps, "train.batch_size": batch_size,
         "train.grad_accum": None if auto else grad_accum, "train.mixed_precision": mixed_precision,
         "train.checkpoint_every": checkpoint_every, "train.sample_every": sample_every, "train.seed": seed,
+        "train.threads": threads,
     }
     explicit = {k: v for k, v in explicit.items() if v is not None}
     restart = None
@@ -141,6 +143,7 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         click.echo(f"{ckpt['path']} already reached train.max_steps={cfg.train.max_steps} (step {ckpt['step']}); "
                    f"to train longer, resume with --max-steps N (N > {ckpt['step']})", err=True)
         return
+    use_threads(cfg.train.threads)
     if dry_run or auto:
         cfg = fit_device(cfg, pinned, auto, parse_memory(memory) if dry_run else None)
         if dry_run:

@@ -33,6 +33,7 @@ import torch
 from ..checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
                           checkpoint_config, load_checkpoint, step_file_name)
 from .notes import data_notes, device_notes, resume_notes, split_note
+from ..threads import data_workers
 from .checkpoints import (restore_rng, restore_training_state, rng_state, small_data_state, training_payload,
                           write_best, write_training_checkpoint)
 from ..config import DATA_DERIVED, Config
@@ -188,7 +189,9 @@ class Trainer:
             self.acc.scaler.load_state_dict(ckpt["meta"]["scaler"])
         sampler = EpochBatchSampler(size=len(self.dataset), global_batch=t.batch_size, micro_batches=t.grad_accum,
                                     rank=self.rank, world=self.world, seed=t.seed)
-        self.data = DataStream(dataset=self.dataset, sampler=sampler, num_workers=t.num_workers,
+        workers, workers_note = data_workers(t.num_workers)  # issue 26: no more workers than cores
+        self._startup_notes += [workers_note] if workers_note else []
+        self.data = DataStream(dataset=self.dataset, sampler=sampler, num_workers=workers,
                                pin_memory=self.device.type == "cuda", epoch=epoch, index=index)
 
     def _restore(self, ckpt: dict) -> None:
