@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import checkpoint_config, load_checkpoint
-from ..config import CONFIG_DIR, DATA_DERIVED, apply_overrides, config_chain, load_config
+from ..config import DATA_DERIVED, apply_overrides, load_config
+from ..config_effects import check_user_keys, user_set_keys
 from ..errors import UserError, one_line, report_user_errors
 from ..training.fit import parse_memory
 from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
@@ -20,13 +21,8 @@ def pinned_model_keys(config: str, overrides: tuple[str, ...]) -> set[str]:
     """Which of ``DATA_DERIVED`` the user fixed: set with ``--set model.KEY=...`` or written in their own YAML
     or a ``base:`` of it that is not a built-in preset (the presets' values are defaults that a dataset
     may replace)."""
-    pinned = {k for k in DATA_DERIVED for o in overrides if o.split("=", 1)[0].strip() == f"model.{k}"}
-    presets = CONFIG_DIR.resolve()
-    for path, raw in config_chain(config):
-        if presets not in path.resolve().parents:
-            model = raw.get("model") or {}
-            pinned |= {k for k in DATA_DERIVED if isinstance(model, dict) and k in model}
-    return pinned
+    user = user_set_keys(config, overrides)
+    return {k for k in DATA_DERIVED if f"model.{k}" in user}
 
 
 class GradAccum(click.ParamType):
@@ -139,6 +135,8 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         config = config or "demo"
         cfg = apply_overrides(load_config(config, overrides=list(overrides)), explicit)
         pinned = pinned_model_keys(config, overrides)
+    for note in check_user_keys(cfg, user_set_keys(config, (*overrides, *explicit)), config):
+        click.echo(note, err=True)
     if ckpt is not None and ckpt["step"] >= cfg.train.max_steps:
         click.echo(f"{ckpt['path']} already reached train.max_steps={cfg.train.max_steps} (step {ckpt['step']}); "
                    f"to train longer, resume with --max-steps N (N > {ckpt['step']})", err=True)
