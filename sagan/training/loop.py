@@ -306,7 +306,8 @@ class Trainer:
                     self.step += 1
                     s = self.step
                     started = time.perf_counter()
-                    self.recent.add(s, self.gan(s, self.data.next), t.d_steps * t.batch_size)
+                    stats = self.gan(s, self.data.next)
+                    self.recent.add(s, stats, t.d_steps * t.batch_size, self.gan.grad_norm_tensors())
                     if t.compile and s == self._first_step:
                         self.say(f"torch.compile: the first step took {time.perf_counter() - started:.1f} s, "
                                  "compilation included")
@@ -357,7 +358,7 @@ class Trainer:
         asks to stop (same answer on every process: the statistics are reduced)."""
         values, images_per_s = self.recent.take(self.acc)
         self._check_finite()
-        extra = {f"grad_norm/{k}": v for k, v in self.gan.grad_norms().items()}
+        extra = {k: values.pop(k) for k in list(values) if k.startswith("grad_norm/")}  # means over the same steps
         extra.update({"lr/G": self.gan.opt_G.param_groups[0]["lr"], "lr/D": self.gan.opt_D.param_groups[0]["lr"],
                       "perf/images_per_s": images_per_s, "progress/images_seen": self.images_seen})
         for net, module in (("G", self.gan.G_raw), ("D", self.gan.D_raw)):

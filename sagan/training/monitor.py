@@ -210,12 +210,18 @@ class RecentSteps:
         self.sums: dict[str, torch.Tensor] = {}
         self.count, self.images, self.since = 0, 0, time.perf_counter()
 
-    def add(self, step: int, stats: dict[str, torch.Tensor], images: int) -> None:
+    def add(self, step: int, stats: dict[str, torch.Tensor], images: int,
+            grad_norms: dict[str, torch.Tensor] | None = None) -> None:
+        """One step's statistics; ``grad_norms`` (``{"G": ..., "D": ...}``) are averaged as ``grad_norm/G`` ...
+        over the same steps as the losses beside them in the log line (the last step's alone read 0 for D
+        whenever that one step's hinge loss was 0), and left out of the finiteness check (a skipped fp16 step
+        has infinite gradients)."""
+        finite = torch.stack(list(stats.values())).isfinite().all()
+        stats = {**stats, **{f"grad_norm/{k}": v for k, v in (grad_norms or {}).items()}}
         for k, v in stats.items():
             self.sums[k] = self.sums.get(k, 0) + v
         self.count += 1
         self.images += images
-        finite = torch.stack(list(stats.values())).isfinite().all()
         self.first_bad = torch.where(finite | (self.first_bad >= 0), self.first_bad, step)
 
     def take(self, accelerator) -> tuple[dict[str, float], float]:
