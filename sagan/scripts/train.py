@@ -8,13 +8,18 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import checkpoint_config, load_checkpoint
-from ..config import DATA_DERIVED, apply_overrides, load_config
+from ..config import DATA_DERIVED, apply_overrides, load_config, preset_names
 from ..config_effects import check_user_keys, user_set_keys
 from ..errors import UserError, one_line, report_user_errors
 from ..training.fit import parse_memory
 from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
 from .options import inception_weights_option, seed_option, set_option, threads_option, use_threads
 
+
+
+def top_level_presets() -> list[str]:
+    """The presets train.py takes by name, read from the package's configs folder (not the experiments')."""
+    return [n for n in preset_names() if "/" not in n]
 
 
 def pinned_model_keys(config: str, overrides: tuple[str, ...]) -> set[str]:
@@ -59,7 +64,8 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--config", default=None, metavar="PRESET|YAML",
-              help="Preset (demo, imagenet128, imagenet128_feat32) or YAML file.  [default: demo; with --resume the checkpoint's]")
+              help=f"Preset ({', '.join(top_level_presets())}) or YAML file.  [default: demo; with --resume the "
+                   "checkpoint's]")
 @click.option("--data", "data_path", default=None, metavar="PATH",
               help="Any dataset folder sagan reads: packed (sagan-prepare), class-per-folder tree, flat folder (unlabelled), "
                    "CIFAR, Tiny-ImageNet, Hugging Face (data.split / data.labels choose within).  "
@@ -86,7 +92,8 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
 @report_user_errors
 def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, mixed_precision, checkpoint_every,
          sample_every, seed, overrides, inception_weights, progress, dry_run, memory, threads):
-    """Train a class-conditional SAGAN (Zhang et al. 2019).
+    """Train a SAGAN (Zhang et al. 2019): class-conditional on labelled data, unconditional on a folder of
+    unlabelled images (model.num_classes 0).
 
     \b
     Examples:
@@ -98,6 +105,8 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
       python train.py --config imagenet128 --data data/imagenet128 --grad-accum 4
       # continue a run (after Ctrl-C, a crash or kill -9), optionally for longer
       python train.py --resume runs/00000-imagenet128 --max-steps 1500000
+      # your own unlabelled images (a flat folder), 64px, sized for a CPU
+      python train.py --config cpu64 --data ~/faces
       # any config value
       python train.py --set train.lr_d=2e-4 --set model.g_ch=16 --outdir runs/narrow
       # two CPU processes (gloo) on a machine without GPUs (accelerate's --cpu launcher starts only one)
