@@ -114,7 +114,7 @@ def test_cifar10_preset_states_studiogans_recipe():
 def test_presets_state_only_what_differs_from_their_base():
     from sagan.config import config_chain, merge_chain
 
-    for name in ("cifar10", "cifar10_sngan", "cifar100", "tiny_imagenet", "uncond64"):
+    for name in ("cifar10", "cifar10_sngan", "cifar100", "tiny_imagenet", "uncond64", "cpu64"):
         chain = config_chain(name)
         assert len(chain) >= 2, f"{name} has no base"
         base = merge_chain(chain[:-1])
@@ -182,3 +182,19 @@ def test_train_py_trains_the_cifar10_preset(tmp_path):
     assert ckpt["step"] == 2 and ckpt["opt_D"]["state"][0]["step"] == 10 and ckpt["G_ema"] is None
     log = (run / "log.txt").read_text()
     assert "parameters: G 4.39M + D 1.08M" in log
+
+
+def test_cpu64_preset_is_uncond64_at_a_step_as_cheap_as_the_demos():
+    """cpu64: your own unlabelled images at 64px on a CPU; a training step costs no more FLOPs than the demo's
+    (uncond64's costs 48x as much: 55 s per step on a CPU)."""
+    from accelerate import Accelerator
+
+    from sagan.training.fit import probe_step
+
+    cfg, base = load_config("cpu64"), load_config("uncond64")
+    assert (cfg.model.resolution, cfg.model.num_classes, cfg.train.ema) == (64, 0, True)
+    assert [w * 4 for w in cfg.model.g_widths] == list(base.model.g_widths)
+    assert [w * 4 for w in cfg.model.d_widths] == list(base.model.d_widths)
+    acc = Accelerator(cpu=True)
+    per_step = lambda c: probe_step(c, 2, acc).flops / 2 * c.train.batch_size  # noqa: E731
+    assert per_step(cfg) <= per_step(load_config("demo"))
