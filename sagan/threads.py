@@ -87,15 +87,18 @@ def choose_threads(requested: int = AUTO, *, default: int | None = None, cores: 
                               f"torch's default {default} would make its threads wait on them")
 
 
-def apply_threads(requested: int = AUTO, say: Callable[[str], None] | None = print) -> ThreadChoice:
+def apply_threads(requested: int = AUTO, say: Callable[[str], None] | None = print,
+                  always: bool = True) -> ThreadChoice:
     """Choose the thread count, set it for this process and for the processes it starts (``OMP_NUM_THREADS``:
-    a spawned data or packing worker starts torch with it), and say it in one line."""
+    a spawned data or packing worker starts torch with it), and say it in one line (``always`` False: only
+    when it differs from the count torch runs with now or was asked for)."""
     import torch
 
+    before = torch.get_num_threads()
     choice = choose_threads(requested)
     torch.set_num_threads(choice.threads)
     os.environ["OMP_NUM_THREADS"] = str(choice.threads)
-    if say is not None:
+    if say is not None and (always or requested > 0 or choice.threads != before):
         say(choice.note())
     return choice
 

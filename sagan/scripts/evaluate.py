@@ -152,14 +152,20 @@ def _stats(data_path, out, resolution, resize, inception_weights, batch_size, de
     path = dataset_reference(dataset, out, source=source, inception_weights=inception_weights, resize=resize,
                              device=dev, accelerator=acc, batch_size=batch_size, num_workers=num_workers,
                              per_class=per_class, features_dtype=features_dtype)
-    _say(acc, f"wrote {path} ({len(dataset)} images, {getattr(dataset, 'num_classes', '?')} classes, resize {resize})")
+    classes = getattr(dataset, "num_classes", None)
+    held = ("unlabelled" if classes == 0 else "classes unknown" if classes is None else
+            f"{classes} class{'es' if classes != 1 else ''}")
+    _say(acc, f"wrote {path} ({len(dataset)} images, {held}, resize {resize})")
 
 
 @main.command()
 @click.option("--ref", "ref_path", required=True, help="Reference stats from `evaluate.py stats` (or pytorch-fid's .npz: FID/IS only).")
 @click.option("--samples", default=None, help="samples.npz: images uint8 (N,H,W,3), labels (N,) [, class_names, bn_stats].")
 @click.option("--checkpoint", default=None, help="Checkpoint (.pt or run dir) to sample from.")
-@click.option("--num-samples", type=click.IntRange(min=2), default=50000, show_default=True, help="With --checkpoint: class-balanced samples.")
+@click.option("--num-samples", type=click.IntRange(min=2), default=None,
+              help="With --checkpoint: class-balanced samples.  [default: 50000 (the paper's protocol) on a GPU, 5000 "
+                   "on a CPU, where 50k Inception passes take hours; FID grows at fewer samples, so compare equal "
+                   "counts]")
 @seed_option("With --checkpoint: latent seed (also of the precision/recall subsets and the FID bootstrap).")
 @truncation_option
 @click.option("--ema/--no-ema", default=True, show_default=True, help="With --checkpoint: use the EMA generator.")
@@ -198,7 +204,7 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
       python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --metrics fid,is,kid --out eval/report.json
       python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint last.pt --bn-stats standing --fid-bootstrap 100 --out eval/report.json
     """
-    from ..metrics.request import REPORT_BYTES, MetricsRequest, evaluate_request
+    from ..metrics.request import REPORT_BYTES, MetricsRequest, default_num_samples, evaluate_request
 
     use_threads(threads)
     if intra_fid_protocol in FORMER_NAMES:
@@ -208,13 +214,19 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
                             prdc_samples=prdc_samples, fid_bootstrap=fid_bootstrap, seed=seed,
                             intra_fid_protocol=FORMER_NAMES.get(intra_fid_protocol, intra_fid_protocol),
                             per_class_samples=per_class_samples)
+    acc, dev = _accelerator(device)
+    if num_samples is None:
+        num_samples = default_num_samples(dev)
+        if checkpoint is not None and dev.type != "cuda":
+            _say(acc, f"note: {num_samples} samples on {dev} (50000 take hours on a CPU; FID is higher at fewer "
+                      "samples, so compare runs at equal counts); --num-samples 50000 for the paper's protocol")
     with new_folders_removed_on_error(Path(out).parent):  # a refusal leaves no new empty folder behind
         request = MetricsRequest(ref=ref_path, out=_check_out(out, "--out", REPORT_BYTES), samples=samples,
                                  checkpoint=checkpoint, num_samples=num_samples, seed=seed, truncation=truncation,
                                  ema=ema, bn_stats=bn_stats, standing_batches=standing_batches, metrics=metric_spec,
                                  exclude=() if intra_fid else ("intra_fid",), resize=resize,
                                  inception_weights=inception_weights, batch_size=batch_size, options=options)
-        evaluate_request(request, *_accelerator(device))
+        evaluate_request(request, acc, dev)
 
 
 if __name__ == "__main__":

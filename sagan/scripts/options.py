@@ -64,12 +64,13 @@ def parse_device(name: str) -> torch.device | None:
     return dev
 
 
-def use_threads(threads: int | None) -> None:
+def use_threads(threads: int | None, always: bool = False) -> None:
     """``--threads`` (None or 0: automatic, :mod:`sagan.threads`): set torch's CPU threads and say the choice in
-    one line (on the first process of a launch only)."""
+    one line (on the first process of a launch only; unless ``always``, only when it changes torch's count or
+    was asked for)."""
     import os
 
     from ..threads import apply_threads
 
     first = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
-    apply_threads(threads or 0, say=(lambda line: click.echo(line, err=True)) if first else None)
+    apply_threads(threads or 0, say=(lambda line: click.echo(line, err=True)) if first else None, always=always)

@@ -150,7 +150,7 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         click.echo(f"{ckpt['path']} already reached train.max_steps={cfg.train.max_steps} (step {ckpt['step']}); "
                    f"to train longer, resume with --max-steps N (N > {ckpt['step']})", err=True)
         return
-    use_threads(cfg.train.threads)
+    use_threads(cfg.train.threads, always=True)  # a training run's start-up lines say its thread count
     if dry_run or auto:
         cfg = fit_device(cfg, pinned, auto, parse_memory(memory) if dry_run else None)
         if dry_run:
