@@ -317,3 +317,18 @@ def test_logged_grad_norms_are_means_over_the_same_steps_as_the_losses():
     assert values["grad_norm/D"] == pytest.approx(2.0) and values["grad_norm/G"] == pytest.approx(10.0)
     recent.add(4, {"d_loss": torch.tensor(1.0)}, 32, {"G": torch.tensor(float("inf")), "D": torch.tensor(1.0)})
     assert int(recent.first_bad) == -1  # a skipped fp16 step's infinite gradients are not a diverged run
+
+
+def test_redirected_output_gets_log_lines_and_no_progress_bar_fragments(tmp_path):
+    """stderr not a terminal (CliRunner, `> log 2>&1`): no tqdm frames between the lines, and the step lines that
+    the bar would have summed up are printed instead."""
+    from click.testing import CliRunner
+
+    from sagan.scripts.train import main as train_cli
+
+    r = CliRunner().invoke(train_cli, ["--outdir", str(tmp_path / "run"), "--max-steps", "2", "--batch-size", "4",
+                                       "--set", "model.g_ch=16", "--set", "model.d_ch=16", "--set", "data.demo_size=8"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "\r" not in r.stderr and "step/s" not in r.stderr and "it/s" not in r.stderr
+    assert "step       2 | d_loss" in r.stderr

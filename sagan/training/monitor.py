@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..config import Config
-from ..io import printable
+from ..io import printable, progress_disable
 from .rundir import LOG_FILE, SAMPLES_DIR, write_run_config
 from ..sampling.draw import generate, spread_classes
 from ..sampling.latents import sample_latents
@@ -85,8 +85,10 @@ class Monitor:
         """The progress bar over the steps (every process; disabled but for the main one)."""
         from tqdm.auto import tqdm
 
+        # no bar where stderr is not a terminal (output redirected to a file: its frames would interleave with the
+        # log lines); the step lines go to the console there instead (log_step)
         self.pbar = tqdm(total=self.cfg.train.max_steps, initial=step, unit="step", dynamic_ncols=True,
-                         disable=not (self.main and self.progress))
+                         disable=progress_disable(self.main and self.progress))
 
     def open(self, step: int, purge: bool = False) -> None:
         """The config, log and event files (main process). ``purge``: a resumed or restarted run hides the
@@ -178,7 +180,7 @@ class Monitor:
         augment = " ".join(f"{k.removeprefix('augment/')} {v:.4f}" for k, v in extra.items() if k.startswith("augment/"))
         if augment:
             line += f" | augment {self.cfg.train.augment}: {augment}"
-        self.say(line, console=False)
+        self.say(line, console=self.progress and self.pbar is not None and self.pbar.disable)  # bar wanted, no TTY
         if self.pbar is not None:
             self.pbar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}",
                                   ips=f"{extra['perf/images_per_s']:.0f}", refresh=False)
