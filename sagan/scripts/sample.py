@@ -49,10 +49,14 @@ def _check_sample_folder(folder: Path, overwrite: bool) -> int:
     ``--overwrite``; returns the bytes that clearing it will free."""
     if not any(folder.iterdir()):
         return 0
+    try:
+        ours = sample_folder_files(folder)  # refuses what is not a sample folder: --overwrite would not help either
+    except UserError as e:  # a photo folder: suggest what works, not --overwrite
+        raise UserError(f"--out {e} (e.g. --out {folder / 'samples'}/)") from None
     if not overwrite:
         raise UserError(f"--out {folder}/ is not empty (an earlier sample set?); pass --overwrite to replace what "
                         "it holds, or pick an empty or new folder")
-    return sum(f.stat().st_size for f in sample_folder_files(folder))  # refuses what is not a sample folder
+    return sum(f.stat().st_size for f in ours)
 
 
 def _is_ours(path: Path) -> bool:
