@@ -75,7 +75,8 @@ def seconds_per_step(step, threads: int, steps: int) -> list[float]:
 @click.command()
 @click.option("--busy", type=click.IntRange(min=0), default=1, show_default=True, help="Busy background processes.")
 @click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=3, show_default=True, help="Timed steps per arm and round.")
+@click.option("--steps", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed steps per arm and round.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--settle", type=click.FloatRange(min=0), default=75, show_default=True,
               help="Seconds at most to wait for the load average to show the busy processes.")

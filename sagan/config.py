@@ -110,7 +110,7 @@ class TrainConfig:
     lecam_weight: float = 0.0  # LeCam regularisation lambda (Tseng et al. 2021; StudioGAN 0.3); 0 = off
     lecam_decay: float = 0.99  # decay of LeCam's moving averages of D's outputs
     lecam_start: int = 1000  # LeCam: steps before the term applies (the averages follow the last value until then)
-    threads: int = 0  # CPU threads of torch's kernels (sagan.threads); 0 = automatic: fewer when other processes load the cores
+    threads: int = 0  # CPU threads of torch's kernels (sagan.threads); 0 = automatic, fewer on loaded cores
 
 
 @dataclass(frozen=True)

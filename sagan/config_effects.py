@@ -63,9 +63,11 @@ def overridden_key_problem(cfg: Config, user: set[str], config: str | Path | Non
         value = getattr(m, ch)
         derived = (g_widths(m.resolution, value) if net == "G"
                    else [w for _, w, _, _ in d_layout(m.resolution, value)])
-        return (f"model.{ch}={value} has no effect: model.{widths} {list(getattr(m, widths))} ({_set_by(f'model.{widths}', config, user)}) "
-                f"fixes {net}'s channels; set model.{widths} instead (the {ch}={value} pyramid is "
-                f"--set model.{widths}=[{','.join(map(str, derived))}]{', with a matching model.d_down' if net == 'D' and m.d_down else ''})")
+        by = _set_by(f"model.{widths}", config, user)
+        down = ", with a matching model.d_down" if net == "D" and m.d_down else ""
+        return (f"model.{ch}={value} has no effect: model.{widths} {list(getattr(m, widths))} ({by}) fixes {net}'s "
+                f"channels; set model.{widths} instead (the {ch}={value} pyramid is "
+                f"--set model.{widths}=[{','.join(map(str, derived))}]{down})")
     return None
 
 

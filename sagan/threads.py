@@ -2,9 +2,9 @@
 data workers a machine can carry.
 
 torch starts one intra-op thread per core it may run on. On a machine whose cores other processes already
-keep busy (a second job, a browser), those threads wait on each other at every parallel op: on 2 cores with
-one busy process the demo's step took 3.8-6.7 s with torch's 2 threads and 0.56 s with one
-(``benchmarks/threads.py`` repeats the comparison). The automatic choice therefore leaves out the cores that
+keep busy (a second job, a browser), those threads wait on each other at every parallel op: on 2 loaded cores
+the demo's step took 4.2x as long with torch's 2 threads as with one (``benchmarks/threads.py``, side by side
+in one run; ``benchmarks/RESULTS.md``). The automatic choice therefore leaves out the cores that
 the 1-minute load average says are taken: ``threads = max(1, min(torch's default, round(cores - load)))``,
 ``load`` counted on this process's share of the machine's cores (the load average covers the whole machine,
 a cpuset may give this process fewer cores). An idle machine keeps torch's default, so do runs that set

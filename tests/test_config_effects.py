@@ -51,7 +51,8 @@ def test_the_refusal_names_widths_that_do_what_was_asked():
     (["data.ref_stats=ref.npz"], "note: data.ref_stats has no effect: train.fid_every is 0"),
     (["data.subset_seed=3"], "data.subset is null"),
     (["data.path=/x", "data.demo_size=64"], "note: data.demo_size has no effect: it sizes the built-in demo dataset"),
-    (["model.g_attn=[]", "model.g_block_type=residual"], "note: model.g_block_type has no effect: model.g_attn is empty"),
+    (["model.g_attn=[]", "model.g_block_type=residual"],
+     "note: model.g_block_type has no effect: model.g_attn is empty"),
     (["model.g_attn=[]", "model.d_attn=[]", "model.attn_pool=false"], "the config has no self-attention layer"),
 ])
 def test_a_key_whose_feature_is_off_gets_one_note(overrides, note):

@@ -207,8 +207,8 @@ def test_packing_says_how_many_images_it_upscaled_and_the_smallest(tmp_path):
     folder.mkdir()
     for i, side in enumerate([100, 100, 100, 40, 50]):
         _photo(i, (side, side)).save(folder / f"{i}.png")
-    r = CliRunner().invoke(prepare_cli, ["--source", str(folder), "--out", str(tmp_path / "packed"), "--resolution", "64",
-                                         "--workers", "0"], catch_exceptions=False)
+    r = CliRunner().invoke(prepare_cli, ["--source", str(folder), "--out", str(tmp_path / "packed"),
+                                         "--resolution", "64", "--workers", "0"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "note: 2 of the 5 images were smaller than 64px and upscaled (the smallest 40px)" in r.output
     manifest = json.loads((tmp_path / "packed" / MANIFEST).read_text())

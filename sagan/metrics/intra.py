@@ -30,7 +30,8 @@ def check_labels(labels: np.ndarray, ref: RefStats, where: str) -> None:
     if len(labels) and labels.min() < 0:
         raise UserError(f"{where}: negative class label {int(labels.min())}; labels must be class indices >= 0")
     if ref.has_classes and len(labels) and labels.max() >= ref.num_classes:
-        held = ("is unlabelled (its images have no classes)" if ref.num_classes == 1 and informative_names(ref.class_names) is None else
+        unlabelled = ref.num_classes == 1 and informative_names(ref.class_names) is None
+        held = ("is unlabelled (its images have no classes)" if unlabelled else
                 f"has {ref.num_classes} class{'es' if ref.num_classes != 1 else ''}")
         raise UserError(f"{where}: class label {int(labels.max())} but the reference {ref.path} {held}; use the "
                         "reference of the dataset the model was trained on")
