@@ -38,18 +38,20 @@ def torch_default_threads() -> int:
     return int(out.stdout.strip())
 
 
-def demo_step(batch_size: int):
-    """A function running one real demo training step (one D update, one G update, EMA)."""
+def preset_step(preset: str = "demo", batch_size: int | None = None):
+    """A function running one real training step of ``preset`` (D updates, the G update, EMA) on random images
+    held in memory, at the preset's batch unless ``batch_size`` is given."""
     from sagan.config import load_config
     from sagan.models import Discriminator, Generator
     from sagan.training.loop import make_accelerator
     from sagan.training.step import GANStep
 
-    cfg = load_config("demo", overrides={"train.batch_size": batch_size})
+    batch = {"train.batch_size": batch_size} if batch_size else {}
+    cfg = load_config(preset, overrides={"train.grad_accum": 1, **batch})
     torch.manual_seed(0)
     step = GANStep(cfg, Generator.from_config(cfg), Discriminator.from_config(cfg), make_accelerator("no")).prepare()
-    r = cfg.model.resolution
-    x, y = torch.rand(batch_size, 3, r, r) * 2 - 1, torch.arange(batch_size) % cfg.model.num_classes
+    r, n = cfg.model.resolution, cfg.train.batch_size
+    x, y = torch.rand(n, 3, r, r) * 2 - 1, torch.arange(n) % max(cfg.model.num_classes, 1)
     count = iter(range(1, 10**9))
     return lambda: step(next(count), lambda: [(x, y)])
 
@@ -92,7 +94,7 @@ def main(busy, rounds, steps, batch_size, settle, limit):
         chosen = choose_threads(0, default=default, env={})  # the automatic choice, as train.py makes it now
         click.echo(f"{usable_cores()} core(s), {busy} busy process(es), 1-minute load average {load:.2f}; "
                    f"torch's default {default} thread(s); sagan chooses {chosen.note()}")
-        step = demo_step(batch_size)
+        step = preset_step("demo", batch_size)
         seconds_per_step(step, default, 1)  # warm-up: first-call allocations, oneDNN primitive caches
         times = {default: [], chosen.threads: []}
         for _ in range(rounds):
