@@ -171,6 +171,7 @@ def test_small_set_note_names_the_smaller_side():
 
     assert "FID from 100 reference images" in small_set_note(100, 5000)
     assert small_set_note(2048, 50000) is None
+    assert "FID from 12 generated images" in small_set_note(None, 12)  # a pytorch-fid file records no count
 
 
 def test_report_of_a_non_imagenet_model_has_no_paper_rows_nor_pairing_by_index(colour_ref, tmp_path):

@@ -38,9 +38,11 @@ def default_num_samples(device) -> int:
     return DEFAULT_NUM_SAMPLES.get(getattr(device, "type", str(device)), DEFAULT_NUM_SAMPLES["cpu"])
 
 
-def small_set_note(ref_images: int, num_samples: int, dim: int = 2048) -> str | None:
+def small_set_note(ref_images: int | None, num_samples: int, dim: int = 2048) -> str | None:
     """FID from fewer images a side than the features' dimensions (Inception pool3: 2048) is not meaningful:
-    the covariance estimate is singular. The note saying so, or None."""
+    the covariance estimate is singular. The note saying so, or None (``ref_images`` None: a pytorch-fid
+    file, which does not record its count: the generated side alone)."""
+    ref_images = num_samples if ref_images is None else ref_images
     n = min(ref_images, num_samples)
     if n >= dim:
         return None
