@@ -42,11 +42,10 @@ def small_set_note(ref_images: int | None, num_samples: int, dim: int = 2048) ->
     """FID from fewer images a side than the features' dimensions (Inception pool3: 2048) is not meaningful:
     the covariance estimate is singular. The note saying so, or None (``ref_images`` None: a pytorch-fid
     file, which does not record its count: the generated side alone)."""
-    ref_images = num_samples if ref_images is None else ref_images
-    n = min(ref_images, num_samples)
+    n = num_samples if ref_images is None else min(ref_images, num_samples)
     if n >= dim:
         return None
-    side = "reference" if ref_images <= num_samples else "generated"
+    side = "reference" if ref_images is not None and ref_images <= num_samples else "generated"
     return (f"FID from {n} {side} images, fewer than the {dim} Inception feature dimensions: its "
             "covariance is singular and the value is not meaningful; compare KID (--metrics kid), which is unbiased "
             "at small sizes")
