@@ -94,13 +94,22 @@ def apply_threads(requested: int = AUTO, say: Callable[[str], None] | None = pri
     when it differs from the count torch runs with now or was asked for)."""
     import torch
 
+    global _chosen
     before = torch.get_num_threads()
-    choice = choose_threads(requested)
+    choice = _chosen = choose_threads(requested)
     torch.set_num_threads(choice.threads)
     os.environ["OMP_NUM_THREADS"] = str(choice.threads)
     if say is not None and (always or requested > 0 or choice.threads != before):
         say(choice.note())
     return choice
+
+
+_chosen: ThreadChoice | None = None  # this process's choice (a command's start-up); None: torch's own
+
+
+def chosen_note() -> str | None:
+    """The start-up line of the choice this process made (for a training run's notes), None when none was made."""
+    return _chosen.note() if _chosen is not None else None
 
 
 def data_workers(requested: int, cores: int | None = None) -> tuple[int, str | None]:

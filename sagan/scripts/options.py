@@ -64,13 +64,14 @@ def parse_device(name: str) -> torch.device | None:
     return dev
 
 
-def use_threads(threads: int | None, always: bool = False) -> None:
+def use_threads(threads: int | None, say: bool = True) -> None:
     """``--threads`` (None or 0: automatic, :mod:`sagan.threads`): set torch's CPU threads and say the choice in
-    one line (on the first process of a launch only; unless ``always``, only when it changes torch's count or
-    was asked for)."""
+    one line (on the first process of a launch only, and only when it changes torch's count or was asked for;
+    ``say`` False: not here, a training run's start-up notes say it)."""
     import os
 
     from ..threads import apply_threads
 
     first = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
-    apply_threads(threads or 0, say=(lambda line: click.echo(line, err=True)) if first else None, always=always)
+    apply_threads(threads or 0, say=(lambda line: click.echo(line, err=True)) if first and say else None,
+                  always=False)

@@ -58,6 +58,10 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
     if auto:
         cfg = auto_grad_accum(cfg, acc, say)
     if memory is not None:
+        from ..threads import chosen_note
+
+        if chosen_note():  # main() chose the thread count before
+            say(chosen_note())
         dry_run(cfg, acc, memory, say)
     return cfg
 
@@ -150,7 +154,7 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         click.echo(f"{ckpt['path']} already reached train.max_steps={cfg.train.max_steps} (step {ckpt['step']}); "
                    f"to train longer, resume with --max-steps N (N > {ckpt['step']})", err=True)
         return
-    use_threads(cfg.train.threads, always=True)  # a training run's start-up lines say its thread count
+    use_threads(cfg.train.threads, say=False)  # the run's start-up notes say it, after any refusal
     if dry_run or auto:
         cfg = fit_device(cfg, pinned, auto, parse_memory(memory) if dry_run else None)
         if dry_run:

@@ -33,7 +33,7 @@ import torch
 from ..checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
                           checkpoint_config, load_checkpoint, step_file_name)
 from .notes import data_notes, device_notes, resume_notes, split_note
-from ..threads import data_workers
+from ..threads import chosen_note, data_workers
 from .checkpoints import (restore_rng, restore_training_state, rng_state, small_data_state, training_payload,
                           write_best, write_training_checkpoint)
 from ..config import DATA_DERIVED, Config
@@ -112,6 +112,7 @@ class Trainer:
         self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress)
         self.say = self.monitor.say
         self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
+        self._startup_notes += [chosen_note()] if chosen_note() else []  # train.py --threads / train.threads
         self._startup_notes += data_notes(self.cfg, self.dataset, self.class_names) + device_notes(cfg, self.device)
         self._startup_notes += [classes_note] if classes_note else []
 
