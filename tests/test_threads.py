@@ -55,7 +55,10 @@ def test_threads_is_a_config_key_with_automatic_default(tiny_cfg):
 def test_train_py_threads_sets_torch_threads_and_says_so(tmp_path, monkeypatch):
     from sagan.scripts.train import main as train_cli
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # restored afterwards, with torch's count below
+    import sagan.threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # restored afterwards, with torch's count below and the choice
+    monkeypatch.setattr(sagan.threads, "_chosen", None)
     before = torch.get_num_threads()
     try:
         r = CliRunner().invoke(train_cli, ["--outdir", str(tmp_path / "run"), "--max-steps", "1", "--batch-size", "4",
