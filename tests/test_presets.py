@@ -198,3 +198,16 @@ def test_cpu64_preset_is_uncond64_at_a_step_as_cheap_as_the_demos():
     acc = Accelerator(cpu=True)
     per_step = lambda c: probe_step(c, 2, acc).flops / 2 * c.train.batch_size  # noqa: E731
     assert per_step(cfg) <= per_step(load_config("demo"))
+
+
+def test_train_help_lists_every_preset_from_the_configs_folder_and_unconditional_training():
+    from click.testing import CliRunner
+
+    from sagan.config import CONFIG_DIR
+    from sagan.scripts.train import main as train_cli
+
+    text = " ".join(CliRunner().invoke(train_cli, ["--help"]).output.split())
+    presets = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    assert len(presets) >= 10 and "cpu64" in presets
+    assert all(f"{name}," in text or f"{name})" in text for name in presets), text
+    assert "unconditional" in text and "Train a class-conditional SAGAN" not in text

@@ -81,3 +81,17 @@ def test_every_command_takes_threads(command):
     module, name = command.split(":")
     cmd = getattr(importlib.import_module(module), name)
     assert "--threads" in {o for p in cmd.params for o in p.opts}
+
+
+def test_the_trainer_caps_its_data_workers_and_notes_it(tiny_cfg, tmp_path):
+    from sagan.threads import usable_cores
+    from sagan.training import Trainer
+
+    asked = usable_cores() + 6  # uncond64 asks 8 on a 2-core machine
+    cfg = tiny_cfg.replace(train={"num_workers": asked, "batch_size": 4, "max_steps": 1}, data={"demo_size": 8})
+    trainer = Trainer(cfg, outdir=tmp_path / "run", progress=False)
+    try:
+        assert f"note: train.num_workers {asked} capped to {usable_cores()}" in " ".join(trainer._startup_notes)
+        assert trainer.data.loader.num_workers == usable_cores()
+    finally:
+        trainer.release()
