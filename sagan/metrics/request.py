@@ -127,7 +127,8 @@ def evaluate_request(req: MetricsRequest, accelerator, device) -> dict | None:
     if small:
         report["notes"].append(small)
         click.echo(f"warning: {small}", err=True)
-    classes = G.num_classes if G is not None else (len(names) if names is not None else None)
+    classes = (G.num_classes if G is not None else len(names) if names is not None else
+               int(source.labels.max()) + 1 if len(source.labels) else None)  # unnamed: the labels' range
     resolution = G.resolution if G is not None else int(source.images.shape[1])
     report["paper_comparison"] = paper_comparable(classes, resolution)
     report["model"] = {"num_classes": classes, "resolution": resolution}
