@@ -115,6 +115,7 @@ class TrainConfig:
     # EMA generator's BN statistics (issue 26): recomputed for its averaged weights over this many batches of
     # fresh latents whenever it is read (grids, evaluations, checkpoints); 0 = G's statistics, as before
     ema_standing_batches: int = 16
+    threads: int = 0  # CPU threads of torch's kernels (sagan.threads); 0 = automatic, fewer on loaded cores
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ def check_train(t, bad) -> None:
         bad(f"train.fid_num_samples={t.fid_num_samples} cannot be cut into the Inception Score's 10 splits; use >= 10")
     if t.collapse_margin < 0 or t.collapse_logit_gap < 0 or t.collapse_patience < 1:
         bad("train.collapse_margin and collapse_logit_gap must be >= 0 and train.collapse_patience >= 1")
-    for k in ("ema_start", "fid_every", "num_workers", "seed", "ema_standing_batches"):
+    for k in ("ema_start", "fid_every", "num_workers", "seed", "ema_standing_batches", "threads"):
         if getattr(t, k) < 0:
             bad(f"train.{k} must be >= 0, got {getattr(t, k)}")
     problem = _log_with_problem(t.log_with)  # experiment trackers (sagan.training.trackers)

@@ -154,3 +154,69 @@ def test_experiments_list_says_no_attention_plainly():
     assert "[]" not in line and "G no attention, D no attention" in line, line
     feat32 = next(line for line in out.splitlines() if line.strip().startswith("feat32"))
     assert "G attention at 32px" in feat32
+
+
+def test_fid_from_fewer_images_than_feature_dimensions_warns_and_suggests_kid(colour_ref, tmp_path):
+    samples = write_samples(tmp_path / "s.npz", demo_images(RED, 12, start=500), np.zeros(12, np.int64))
+    out = tmp_path / "r" / "report.json"
+    res = run(["metrics", "--ref", colour_ref, "--samples", samples, "--out", out, "--splits", 2])
+    assert "warning: FID from 12 generated images, fewer than the 2048 Inception feature dimensions" in res.stderr
+    assert "not meaningful; compare KID (--metrics kid)" in res.stderr
+    md = out.with_suffix(".md").read_text()
+    assert "- note: FID from 12 generated images" in md
+
+
+def test_small_set_note_names_the_smaller_side():
+    from sagan.metrics.request import small_set_note
+
+    assert "FID from 100 reference images" in small_set_note(100, 5000)
+    assert small_set_note(2048, 50000) is None
+    assert "FID from 12 generated images" in small_set_note(None, 12)  # a pytorch-fid file records no count
+
+
+def test_report_of_a_non_imagenet_model_has_no_paper_rows_nor_pairing_by_index(colour_ref, tmp_path):
+    """An unconditional 32px model's report: no ImageNet paper rows beside it, no `class_pairing: by index`."""
+    samples = write_samples(tmp_path / "s.npz", demo_images(RED, 12, start=500), np.zeros(12, np.int64),
+                            class_names=[])  # sample.py's file of an unconditional model
+    out = tmp_path / "r" / "report.json"
+    run(["metrics", "--ref", colour_ref, "--samples", samples, "--out", out, "--splits", 2])
+    md = out.with_suffix(".md").read_text()
+    assert "(paper)" not in md and "52.52" not in md
+    assert "No paper numbers" in md and "an unconditional model at 32px" in md
+    assert "by index" not in md and "**class_pairing**: none (an unconditional model" in md
+
+
+def test_report_of_an_imagenet_128px_model_keeps_the_paper_rows():
+    from sagan.metrics.report import markdown
+    from sagan.metrics.request import paper_comparable
+
+    assert paper_comparable(1000, 128) and not paper_comparable(10, 32) and not paper_comparable(0, 64)
+    report = {"fid": 20.0, "num_samples": 50000, "resize": "tf1", "paper_comparison": True}
+    assert "SAGAN (paper)" in markdown(report)
+
+
+def test_stats_of_an_unlabelled_folder_says_unlabelled(tmp_path, inception_calls):
+    from metrics_utils import smooth_images
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    from PIL import Image
+
+    for i, img in enumerate(smooth_images(6, 32)):
+        Image.fromarray(img).save(folder / f"{i}.png")
+    res = run(["stats", "--data", folder, "--resolution", 32, "--out", tmp_path / "r.npz", "--num-workers", 0])
+    assert "(6 images, unlabelled, resize tf1)" in res.stderr and "1 classes" not in res.stderr
+    samples = write_samples(tmp_path / "s.npz", demo_images(RED, 12, start=500), np.repeat([0, 1], 6))
+    err = bad(["metrics", "--ref", tmp_path / "r.npz", "--samples", samples, "--out", tmp_path / "e" / "r.json",
+               "--splits", 2], "is unlabelled (its images have no classes)")
+    assert "1 classes" not in err
+
+
+def test_metrics_num_samples_default_by_device_is_stated_in_help():
+    from sagan.metrics.request import default_num_samples
+
+    import torch
+
+    assert default_num_samples(torch.device("cuda")) == 50000 and default_num_samples(torch.device("cpu")) == 5000
+    text = CliRunner().invoke(E.main, ["metrics", "--help"]).output
+    assert "50000 (the paper's protocol) on a GPU, 5000 on a CPU" in " ".join(text.split())

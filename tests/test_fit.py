@@ -101,3 +101,36 @@ def test_dry_run_of_an_unconditional_model(tmp_path, monkeypatch):
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "0 classes" in result.stderr and "FLOPs per training image:" in result.stderr
+
+
+def test_dry_run_estimates_seconds_per_step_and_time_to_the_end(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(train_cli, [*TINY_CLI, "--dry-run", "--max-steps", "3600"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    line = next(s for s in result.stderr.splitlines() if s.startswith("time: about "))
+    seconds = float(line.split()[2])
+    assert seconds > 0 and "(measured; micro-batch 8 x 1 accumulation on 1 process(es)" in line
+    assert "for train.max_steps 3600" in line
+
+
+def test_step_time_is_linear_in_the_micro_batch_between_and_beyond_the_probes():
+    from sagan.training.fit import Probe, duration, step_seconds
+
+    a, b = Probe(4, 0, 0.0, seconds=1.0), Probe(8, 0, 0.0, seconds=1.8)
+    assert step_seconds(a, b, 8, 1) == pytest.approx(1.8)
+    assert step_seconds(a, b, 16, 2) == pytest.approx(2 * (1.8 + 0.2 * 8))
+    assert (duration(42), duration(17 * 60), duration(3.2 * 3600), duration(2.5 * 86400)) == \
+        ("42 s", "17 min", "3.2 h", "2.5 days")
+
+
+def test_dry_run_says_when_only_the_even_splits_of_the_batch_do_not_fit(tmp_path, monkeypatch):
+    """--batch-size 100000000 --memory 1GiB: hundreds of images fit, but the halvings of 10^8 stop at 390625;
+    the message used to say that not even one image fits."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(train_cli, [*TINY_CLI, "--dry-run", "--batch-size", "100000000", "--memory", "1GiB"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    line = next(s for s in result.stderr.splitlines() if s.startswith("fits "))
+    assert "even 1 image" not in line
+    assert "the micro-batches that split global batch 100000000 evenly on 1 process(es) are 390625 or more" in line
+    assert "pick a --batch-size that halves down to" in line

@@ -198,3 +198,18 @@ def test_command_line_packs_reports_skips_and_refuses_a_missing_source(odd_tree,
     assert bad.exit_code == 2 and "error:" in bad.output and "does not exist" in bad.output
     manifest = json.loads((tmp_path / "o" / MANIFEST).read_text())
     assert manifest["resolution"] == R and manifest["checksum"].startswith("sha256:")
+
+
+def test_packing_says_how_many_images_it_upscaled_and_the_smallest(tmp_path):
+    """At 64px, a folder of 100px photos with two of 40 and 50px: those two are upscaled, and the user hears it
+    (the median side is 100px, so no resolution note warns of it)."""
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i, side in enumerate([100, 100, 100, 40, 50]):
+        _photo(i, (side, side)).save(folder / f"{i}.png")
+    r = CliRunner().invoke(prepare_cli, ["--source", str(folder), "--out", str(tmp_path / "packed"),
+                                         "--resolution", "64", "--workers", "0"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "note: 2 of the 5 images were smaller than 64px and upscaled (the smallest 40px)" in r.output
+    manifest = json.loads((tmp_path / "packed" / MANIFEST).read_text())
+    assert (manifest["num_upscaled"], manifest["smallest_side"]) == (2, 40)

@@ -401,3 +401,15 @@ def test_read_only_output_is_one_line_before_sampling(ckpt, read_only_dir, monke
     assert r.exit_code == 2 and "Traceback" not in r.output
     errors = [line for line in r.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Read-only file system" in errors[0] and "pick another --out" in errors[0]
+
+
+def test_a_photo_folder_as_out_suggests_a_new_folder_not_overwrite(ckpt, tmp_path):
+    """--out on a folder of the user's photos: --overwrite would (rightly) be refused, so it is not suggested."""
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"jpeg")
+    r = run("--checkpoint", ckpt, "--out", f"{out}/", "--num-samples", 2)
+    assert r.exit_code == 2 and "--overwrite" not in r.output
+    assert "does not look like a sample folder" in r.output and f"--out {out / 'samples'}/" in r.output
+    assert (out / "holiday.jpg").read_bytes() == b"jpeg"
+    assert run("--checkpoint", ckpt, "--out", f"{out / 'samples'}/", "--num-samples", 2).exit_code == 0

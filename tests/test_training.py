@@ -300,3 +300,35 @@ def test_two_cpu_processes_with_accelerate_launch(tmp_path):
     proc = subprocess.run(cmd + ["--resume", str(out)], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert load_checkpoint(out)["step"] == 6
+
+
+def test_logged_grad_norms_are_means_over_the_same_steps_as_the_losses():
+    """A log line once read `|grad| G 42.8 D 0` beside a non-zero D loss: the norms were the last step's
+    alone (its hinge loss happened to be 0), the losses the mean of the steps since the last line."""
+    from accelerate import Accelerator
+
+    from sagan.training.monitor import RecentSteps
+
+    recent = RecentSteps(torch.device("cpu"))
+    for step, (loss, d_norm) in enumerate([(0.8, 4.0), (0.6, 2.0), (0.0, 0.0)], start=1):
+        recent.add(step, {"d_loss": torch.tensor(loss)}, 32, {"G": torch.tensor(10.0), "D": torch.tensor(d_norm)})
+    values, _ = recent.take(Accelerator(cpu=True))
+    assert values["d_loss"] == pytest.approx(1.4 / 3)
+    assert values["grad_norm/D"] == pytest.approx(2.0) and values["grad_norm/G"] == pytest.approx(10.0)
+    recent.add(4, {"d_loss": torch.tensor(1.0)}, 32, {"G": torch.tensor(float("inf")), "D": torch.tensor(1.0)})
+    assert int(recent.first_bad) == -1  # a skipped fp16 step's infinite gradients are not a diverged run
+
+
+def test_redirected_output_gets_log_lines_and_no_progress_bar_fragments(tmp_path):
+    """stderr not a terminal (CliRunner, `> log 2>&1`): no tqdm frames between the lines, and the step lines that
+    the bar would have summed up are printed instead."""
+    from click.testing import CliRunner
+
+    from sagan.scripts.train import main as train_cli
+
+    r = CliRunner().invoke(train_cli, ["--outdir", str(tmp_path / "run"), "--max-steps", "2", "--batch-size", "4",
+                                       "--set", "model.g_ch=16", "--set", "model.d_ch=16", "--set", "data.demo_size=8"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "\r" not in r.stderr and "step/s" not in r.stderr and "it/s" not in r.stderr
+    assert "step       2 | d_loss" in r.stderr

@@ -73,17 +73,22 @@ def _pack_chunk(task: tuple[int, int, list, list[int]]) -> dict:
     r, reader = _worker["resolution"], _worker["reader"]
     images = np.zeros((len(items), r, r, 3), np.uint8)
     labels = np.full(len(items), -1, np.int64)
-    skipped = []
+    skipped, small = [], []  # small: shorter sides of the images below r (upscaled)
     for i, (item, label) in enumerate(zip(items, item_labels)):
         try:
             images[i] = reader.load(item, r)
             labels[i] = label
         except ImageDecodeError as e:
             skipped.append([str(item), str(e)])
+            continue
+        side = reader.side(item)  # the header only
+        if side is not None and side < r:
+            small.append(side)
     _worker["writer"].write(start, images, labels)  # on disk before the main process records the chunk
     digest = hashlib.sha256(images.tobytes())
     digest.update(labels.tobytes())
-    return {"chunk": chunk, "size": len(items), "sha256": digest.hexdigest(), "skipped": skipped}
+    return {"chunk": chunk, "size": len(items), "sha256": digest.hexdigest(), "skipped": skipped,
+            "upscaled": len(small), "smallest": min(small, default=None)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,6 +335,10 @@ def _finish(out: Path, header: dict, src: Source, done: dict[int, dict], num_chu
         "num_classes": len(src.classes),
         "num_images": int(kept.size),
         "num_skipped": len(skipped),
+        # images whose shorter side was below the resolution (upscaled), and the smallest such side; a chunk
+        # recorded by an older packer before an interruption counts none
+        "num_upscaled": sum(done[k].get("upscaled", 0) for k in range(num_chunks)),
+        "smallest_side": min((done[k]["smallest"] for k in range(num_chunks) if done[k].get("smallest")), default=None),
         "classes": src.classes,
         "class_counts": counts.tolist(),
         "checksum": f"sha256:{checksum}",
@@ -357,6 +366,9 @@ def summary(manifest: dict, out: Path) -> str:
         line += f" and {repeats} repeated folder(s)/file(s) (symlink loops, links to what was already listed)"
     if manifest["num_skipped"]:
         line += f", listed in {printable(out / SKIPPED)}"
+    if manifest.get("num_upscaled"):
+        line += (f"; note: {manifest['num_upscaled']} of the {manifest['num_images']} images were smaller than "
+                 f"{manifest['resolution']}px and upscaled (the smallest {manifest['smallest_side']}px)")
     empty = [c for c, k in zip(manifest["classes"], manifest["class_counts"]) if k == 0]
     if empty:
         line += f"; warning: no readable images in class(es) {', '.join(empty[:5])}"

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..errors import UserError, report_user_errors
-from ..scripts.options import inception_weights_option
+from ..scripts.options import inception_weights_option, threads_option, use_threads
 from .definitions import build_variant, experiment_names, variant_names
 
 
@@ -103,9 +103,10 @@ def list_(base):
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=3, show_default=True,
               help="stacked_mnist: epochs of the digit classifier on MNIST's training images.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@threads_option
 @report_user_errors
 def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants, ref, inception_weights, seeds,
-        resolution, train_size, classifier_epochs, progress):
+        resolution, train_size, classifier_epochs, progress, threads):
     """Train and evaluate every variant of EXPERIMENT (stabilisation, attention, baselines, small_data, objectives
     or stacked_mnist), then write the report.
 
@@ -116,6 +117,7 @@ def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants
     from .report import write_summary
     from .runner import run_experiment
 
+    use_threads(threads)
     if experiment == "stacked_mnist":
         from .stacked_mnist import NUM_SAMPLES, TRAIN_SIZE, run_stacked_mnist
 

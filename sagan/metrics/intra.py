@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from ..io import progress_disable
+from .classes import informative_names
 from .frechet import ClassFrechetDistance, class_indices
 from .stats import RefStats
 
@@ -29,8 +30,11 @@ def check_labels(labels: np.ndarray, ref: RefStats, where: str) -> None:
     if len(labels) and labels.min() < 0:
         raise UserError(f"{where}: negative class label {int(labels.min())}; labels must be class indices >= 0")
     if ref.has_classes and len(labels) and labels.max() >= ref.num_classes:
-        raise UserError(f"{where}: class label {int(labels.max())} but the reference {ref.path} has "
-                        f"{ref.num_classes} classes; use the reference of the dataset the model was trained on")
+        unlabelled = ref.num_classes == 1 and informative_names(ref.class_names) is None
+        held = ("is unlabelled (its images have no classes)" if unlabelled else
+                f"has {ref.num_classes} class{'es' if ref.num_classes != 1 else ''}")
+        raise UserError(f"{where}: class label {int(labels.max())} but the reference {ref.path} {held}; use the "
+                        "reference of the dataset the model was trained on")
 
 
 def _too_few(c: int, n: int, ref: RefStats | None = None) -> UserError:

@@ -43,11 +43,11 @@ def write_report(report: dict, out: str | os.PathLike) -> dict[str, Path]:
 
 def _table(report: dict) -> list[str]:
     """This run beside the paper: a column per metric the report holds or the paper gives."""
-    names = [n for n, m in METRICS.items()
-             if report.get(m.key) is not None or any(n in p for p in PAPER_NUMBERS.values())]
+    paper = PAPER_NUMBERS if report.get("paper_comparison", True) else {}
+    names = [n for n, m in METRICS.items() if report.get(m.key) is not None or any(n in p for p in paper.values())]
     lines = ["| model | " + " | ".join(METRICS[n].header for n in names) + " |", "|---" * (len(names) + 1) + "|",
              f"| {_this_run(report)} | " + " | ".join(METRICS[n].format(report) for n in names) + " |"]
-    for model, numbers in PAPER_NUMBERS.items():
+    for model, numbers in paper.items():
         cells = [METRICS[n].format({METRICS[n].key: numbers[n]}) if n in numbers else "—" for n in names]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return lines
@@ -62,6 +62,14 @@ def _this_run(report: dict) -> str:
 
 def _comparability(report: dict) -> str:
     resize = report.get("resize")
+    if not report.get("paper_comparison", True):  # reports written before the key existed: as before
+        model = report.get("model") or {}
+        classes = model.get("num_classes")
+        what = ("an unconditional model" if classes == 0 else
+                f"a {classes}-class model" if classes else "a model of unknown classes")
+        return (f"No paper numbers: the SAGAN paper (Zhang et al. 2019, Table 2) reports ImageNet 128x128 with 1000 "
+                f"classes; this is {what} at {model.get('resolution', '?')}px. Compare runs evaluated alike (same "
+                "reference, resize protocol and sample count).")
     if resize == PAPER_RESIZE:
         return ("Paper numbers: SAGAN (Zhang et al. 2019) Table 2, from TF code with the same resize protocol "
                 f"({PAPER_RESIZE}) and 50k samples; this run used {report.get('num_samples')} samples.")

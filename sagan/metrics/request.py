@@ -28,6 +28,32 @@ from .stats import load_ref
 from .weights import WEIGHTS_SHA256_PREFIX
 
 REPORT_BYTES = 4 * 1000 * 1000  # report.json, report.md and the histogram of 1000 per-class FIDs, with room
+# generated samples of a checkpoint when --num-samples is not given: the paper's 50k on a GPU; on a CPU, where
+# 50k Inception passes take hours, 5k (FID is biased upwards at fewer samples: compare equal counts only)
+DEFAULT_NUM_SAMPLES = {"cuda": 50_000, "cpu": 5_000}
+PAPER_CLASSES, PAPER_RESOLUTION = 1000, 128  # the paper's rows: ImageNet 128x128
+
+
+def default_num_samples(device) -> int:
+    return DEFAULT_NUM_SAMPLES.get(getattr(device, "type", str(device)), DEFAULT_NUM_SAMPLES["cpu"])
+
+
+def small_set_note(ref_images: int | None, num_samples: int, dim: int = 2048) -> str | None:
+    """FID from fewer images a side than the features' dimensions (Inception pool3: 2048) is not meaningful:
+    the covariance estimate is singular. The note saying so, or None (``ref_images`` None: a pytorch-fid
+    file, which does not record its count: the generated side alone)."""
+    n = num_samples if ref_images is None else min(ref_images, num_samples)
+    if n >= dim:
+        return None
+    side = "reference" if ref_images is not None and ref_images <= num_samples else "generated"
+    return (f"FID from {n} {side} images, fewer than the {dim} Inception feature dimensions: its "
+            "covariance is singular and the value is not meaningful; compare KID (--metrics kid), which is unbiased "
+            "at small sizes")
+
+
+def paper_comparable(num_classes: int | None, resolution: int | None) -> bool:
+    """Whether the SAGAN paper's ImageNet rows may stand beside this model's numbers."""
+    return num_classes == PAPER_CLASSES and resolution == PAPER_RESOLUTION
 
 
 def history_file(folder: Path) -> Path:
@@ -97,6 +123,15 @@ def evaluate_request(req: MetricsRequest, accelerator, device) -> dict | None:
     report = _assemble_report(result, ref, provenance=provenance, splits=req.options.splits, protocol=protocol,
                               generated=G is not None, resize=req.resize, bn_stats=bn_mode or "unknown",
                               skipped=session.skipped)
+    small = small_set_note(ref.num_images, report["num_samples"], ref.dim) if report.get("fid") is not None else None
+    if small:
+        report["notes"].append(small)
+        click.echo(f"warning: {small}", err=True)
+    classes = (G.num_classes if G is not None else len(names) if names is not None else
+               int(source.labels.max()) + 1 if len(source.labels) else None)  # unnamed: the labels' range
+    resolution = G.resolution if G is not None else int(source.images.shape[1])
+    report["paper_comparison"] = paper_comparable(classes, resolution)
+    report["model"] = {"num_classes": classes, "resolution": resolution}
     paths = write_report(report, req.out)
     history = append_record(history_file(req.out.parent), _history_record(report, req.out))
     shown = "  ".join(f"{METRICS[k].label} {METRICS[k].format(report)}" for k in scalars(report))

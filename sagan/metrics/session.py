@@ -84,7 +84,8 @@ def open_session(ref: RefStats | str | os.PathLike, *, num_samples: int, labels:
     ref = ref if isinstance(ref, RefStats) else load_ref(ref)
     check_reference_protocol(ref, inception.resize if inception is not None else resize)
     options = options or MetricOptions(device=device)
-    pairing = pair_classes(class_names, ref, where)
+    pairing = (pair_classes(class_names, ref, where) if has_labels else
+               ClassPairing(None, "none (an unconditional model: the samples have no classes)"))
     mapped = pairing.map(labels)
     check_labels(mapped, ref, where)
     names, skipped = resolve_metrics(metrics, ref, num_samples, has_labels=has_labels, options=options,

@@ -25,7 +25,8 @@ from ..metrics.intra import FORMER_NAMES, PROTOCOLS
 from ..metrics.registry import METRIC_NAMES, MetricOptions
 from ..metrics.resize import DEFAULT_RESIZE, RESIZE_MODES
 from ..metrics.session import dataset_reference
-from .options import bn_stats_options, device_option, inception_weights_option, parse_device, seed_option, truncation_option
+from .options import (bn_stats_options, device_option, inception_weights_option, parse_device, seed_option,
+                      threads_option, truncation_option, use_threads)
 
 RESIZE_HELP = ("How images become 299x299 Inception input: tf1 = the paper's TF code (and torch-fidelity, TTUR, "
                "stylegan2-ada), pytorch-fid, or clean (clean-fid).")
@@ -121,9 +122,10 @@ def _open_stats_dataset(data_path: str, resolution: int | None, split: str | Non
               help="Store the features for intra-FID, KID and precision/recall (N x 2048 x 4 bytes: 10 GB for ImageNet).")
 @click.option("--features-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="Storage of the per-class features (float16 halves the file, ~1e-3 relative rounding).")
+@threads_option
 @report_user_errors
 def stats(data_path, split, labels, out, resolution, resize, inception_weights, batch_size, device, num_workers,
-          per_class, features_dtype):
+          per_class, features_dtype, threads):
     """Reference statistics of a dataset: pytorch-fid-compatible mu/sigma plus per-class features.
 
     \b
@@ -133,6 +135,7 @@ def stats(data_path, split, labels, out, resolution, resize, inception_weights, 
       python evaluate.py stats --data ~/ILSVRC/train --resolution 128 --resize clean --out refs/imagenet128_clean.npz
       python evaluate.py stats --data ~/data/cifar-10-batches-py --split test --out refs/cifar10_test.npz
     """
+    use_threads(threads)
     with new_folders_removed_on_error(Path(out).parent):
         _stats(data_path=data_path, out=out, resolution=resolution, resize=resize, inception_weights=inception_weights,
                batch_size=batch_size, device=device, num_workers=num_workers, per_class=per_class,
@@ -149,14 +152,20 @@ def _stats(data_path, out, resolution, resize, inception_weights, batch_size, de
     path = dataset_reference(dataset, out, source=source, inception_weights=inception_weights, resize=resize,
                              device=dev, accelerator=acc, batch_size=batch_size, num_workers=num_workers,
                              per_class=per_class, features_dtype=features_dtype)
-    _say(acc, f"wrote {path} ({len(dataset)} images, {getattr(dataset, 'num_classes', '?')} classes, resize {resize})")
+    classes = getattr(dataset, "num_classes", None)
+    held = ("unlabelled" if classes == 0 else "classes unknown" if classes is None else
+            f"{classes} class{'es' if classes != 1 else ''}")
+    _say(acc, f"wrote {path} ({len(dataset)} images, {held}, resize {resize})")
 
 
 @main.command()
 @click.option("--ref", "ref_path", required=True, help="Reference stats from `evaluate.py stats` (or pytorch-fid's .npz: FID/IS only).")
 @click.option("--samples", default=None, help="samples.npz: images uint8 (N,H,W,3), labels (N,) [, class_names, bn_stats].")
 @click.option("--checkpoint", default=None, help="Checkpoint (.pt or run dir) to sample from.")
-@click.option("--num-samples", type=click.IntRange(min=2), default=50000, show_default=True, help="With --checkpoint: class-balanced samples.")
+@click.option("--num-samples", type=click.IntRange(min=2), default=None,
+              help="With --checkpoint: class-balanced samples.  [default: 50000 (the paper's protocol) on a GPU, 5000 "
+                   "on a CPU, where 50k Inception passes take hours; FID grows at fewer samples, so compare equal "
+                   "counts]")
 @seed_option("With --checkpoint: latent seed (also of the precision/recall subsets and the FID bootstrap).")
 @truncation_option
 @click.option("--ema/--no-ema", default=True, show_default=True, help="With --checkpoint: use the EMA generator.")
@@ -182,10 +191,11 @@ def _stats(data_path, out, resolution, resize, inception_weights, batch_size, de
 @click.option("--per-class-samples", type=click.IntRange(min=2), default=5000, show_default=True, help="Projection protocol: samples per class.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True, help="Images per batch (per process).")
 @device_option
+@threads_option
 @report_user_errors
 def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, bn_stats, standing_batches, out,
             metric_spec, resize, inception_weights, splits, kid_subsets, kid_subset_size, prdc_samples, fid_bootstrap,
-            intra_fid, intra_fid_protocol, per_class_samples, batch_size, device):
+            intra_fid, intra_fid_protocol, per_class_samples, batch_size, device, threads):
     """Metrics of samples or a checkpoint against reference statistics (every metric the inputs allow by default).
 
     \b
@@ -194,8 +204,9 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
       python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --metrics fid,is,kid --out eval/report.json
       python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint last.pt --bn-stats standing --fid-bootstrap 100 --out eval/report.json
     """
-    from ..metrics.request import REPORT_BYTES, MetricsRequest, evaluate_request
+    from ..metrics.request import REPORT_BYTES, MetricsRequest, default_num_samples, evaluate_request
 
+    use_threads(threads)
     if intra_fid_protocol in FORMER_NAMES:
         click.echo(f"note: --intra-fid-protocol {intra_fid_protocol} is now called {FORMER_NAMES[intra_fid_protocol]}",
                    err=True)
@@ -203,13 +214,19 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
                             prdc_samples=prdc_samples, fid_bootstrap=fid_bootstrap, seed=seed,
                             intra_fid_protocol=FORMER_NAMES.get(intra_fid_protocol, intra_fid_protocol),
                             per_class_samples=per_class_samples)
+    acc, dev = _accelerator(device)
+    if num_samples is None:
+        num_samples = default_num_samples(dev)
+        if checkpoint is not None and dev.type != "cuda":
+            _say(acc, f"note: {num_samples} samples on {dev} (50000 take hours on a CPU; FID is higher at fewer "
+                      "samples, so compare runs at equal counts); --num-samples 50000 for the paper's protocol")
     with new_folders_removed_on_error(Path(out).parent):  # a refusal leaves no new empty folder behind
         request = MetricsRequest(ref=ref_path, out=_check_out(out, "--out", REPORT_BYTES), samples=samples,
                                  checkpoint=checkpoint, num_samples=num_samples, seed=seed, truncation=truncation,
                                  ema=ema, bn_stats=bn_stats, standing_batches=standing_batches, metrics=metric_spec,
                                  exclude=() if intra_fid else ("intra_fid",), resize=resize,
                                  inception_weights=inception_weights, batch_size=batch_size, options=options)
-        evaluate_request(request, *_accelerator(device))
+        evaluate_request(request, acc, dev)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ device_option = click.option("--device", default=AUTO, show_default=True, metava
                                   "each process's own).")
 truncation_option = click.option("--truncation", type=click.FloatRange(min=0, min_open=True), default=None,
                                  help="Redraw latent entries with |z| > T (truncation trick).")
+threads_option = click.option(
+    "--threads", type=click.IntRange(min=0), default=None, metavar="N",
+    help="CPU threads of torch's kernels; 0 = automatic: torch's default (one per core), fewer when the load "
+         "average says other processes keep cores busy (OMP_NUM_THREADS, when set, wins).  [default: automatic; "
+         "train.py: the config's train.threads]")
 inception_weights_option = click.option("--inception-weights", default=None, metavar="FILE", help=WEIGHTS_HELP)
 
 
@@ -57,3 +62,16 @@ def parse_device(name: str) -> torch.device | None:
     except (RuntimeError, AssertionError) as e:
         raise UserError(f"--device {name!r} is not usable here ({one_line(e)}); try --device cpu or cuda") from None
     return dev
+
+
+def use_threads(threads: int | None, say: bool = True) -> None:
+    """``--threads`` (None or 0: automatic, :mod:`sagan.threads`): set torch's CPU threads and say the choice in
+    one line (on the first process of a launch only, and only when it changes torch's count or was asked for;
+    ``say`` False: not here, a training run's start-up notes say it)."""
+    import os
+
+    from ..threads import apply_threads
+
+    first = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
+    apply_threads(threads or 0, say=(lambda line: click.echo(line, err=True)) if first and say else None,
+                  always=False)

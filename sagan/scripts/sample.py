@@ -22,7 +22,8 @@ from ..sampling.sets import (class_folder_names, clear_sample_folder, sample_fol
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
 from ..sampling.ema_check import checkpoint_notes as ema_checkpoint_notes
 from ..sampling.viz import PNG_SOFTWARE, default_query_points, save_png
-from .options import bn_stats_options, device_option, parse_device, seed_option, truncation_option
+from .options import (bn_stats_options, device_option, parse_device, seed_option, threads_option, truncation_option,
+                      use_threads)
 
 IMAGE_EXTS = (".png",)
 
@@ -50,10 +51,14 @@ def _check_sample_folder(folder: Path, overwrite: bool) -> int:
     ``--overwrite``; returns the bytes that clearing it will free."""
     if not any(folder.iterdir()):
         return 0
+    try:
+        ours = sample_folder_files(folder)  # refuses what is not a sample folder: --overwrite would not help either
+    except UserError as e:  # a photo folder: suggest what works, not --overwrite
+        raise UserError(f"--out {e} (e.g. --out {folder / 'samples'}/)") from None
     if not overwrite:
         raise UserError(f"--out {folder}/ is not empty (an earlier sample set?); pass --overwrite to replace what "
                         "it holds, or pick an empty or new folder")
-    return sum(f.stat().st_size for f in sample_folder_files(folder))  # refuses what is not a sample folder
+    return sum(f.stat().st_size for f in ours)
 
 
 def _is_ours(path: Path) -> bool:
@@ -111,9 +116,10 @@ def _parse_points(spec: str | None, n: int) -> list[tuple[float, float]]:
 @seed_option("Seed of latents and labels (the same at any batch size).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @device_option
+@threads_option
 @report_user_errors
 def main(checkpoint, out, classes, per_class, num_samples, truncation, interpolate, steps, attention_maps, num_images,
-         num_queries, query_points, no_ema, bn_stats, standing_batches, overwrite, seed, batch_size, device):
+         num_queries, query_points, no_ema, bn_stats, standing_batches, overwrite, seed, batch_size, device, threads):
     """Draw images from a SAGAN checkpoint (the EMA generator unless --no-ema).
 
     \b
@@ -136,6 +142,7 @@ def main(checkpoint, out, classes, per_class, num_samples, truncation, interpola
         raise UserError(f"--out {out}: --interpolate and --attention-maps draw a figure; give a .png file")
     sample_set = to_dir or out_path.suffix.lower() == ".npz"
     dev = _device(device)
+    use_threads(threads)
     bn_stats = bn_stats or "running"
     G, cfg, ckpt = load_generator(checkpoint, ema=not no_ema, device=dev)
     if not no_ema and not ckpt["used_ema"]:

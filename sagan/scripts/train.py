@@ -8,26 +8,27 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import checkpoint_config, load_checkpoint
-from ..config import CONFIG_DIR, DATA_DERIVED, apply_overrides, config_chain, load_config
+from ..config import DATA_DERIVED, apply_overrides, load_config, preset_names
+from ..config_effects import check_user_keys, user_set_keys
 from ..errors import UserError, one_line, report_user_errors
 from ..training.dist import lost_peer
 from ..training.fit import parse_memory
 from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
-from .options import inception_weights_option, seed_option, set_option
+from .options import inception_weights_option, seed_option, set_option, threads_option, use_threads
 
+
+
+def top_level_presets() -> list[str]:
+    """The presets train.py takes by name, read from the package's configs folder (not the experiments')."""
+    return [n for n in preset_names() if "/" not in n]
 
 
 def pinned_model_keys(config: str, overrides: tuple[str, ...]) -> set[str]:
     """Which of ``DATA_DERIVED`` the user fixed: set with ``--set model.KEY=...`` or written in their own YAML
     or a ``base:`` of it that is not a built-in preset (the presets' values are defaults that a dataset
     may replace)."""
-    pinned = {k for k in DATA_DERIVED for o in overrides if o.split("=", 1)[0].strip() == f"model.{k}"}
-    presets = CONFIG_DIR.resolve()
-    for path, raw in config_chain(config):
-        if presets not in path.resolve().parents:
-            model = raw.get("model") or {}
-            pinned |= {k for k in DATA_DERIVED if isinstance(model, dict) and k in model}
-    return pinned
+    user = user_set_keys(config, overrides)
+    return {k for k in DATA_DERIVED if f"model.{k}" in user}
 
 
 class GradAccum(click.ParamType):
@@ -58,13 +59,18 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
     if auto:
         cfg = auto_grad_accum(cfg, acc, say)
     if memory is not None:
+        from ..threads import chosen_note
+
+        if chosen_note():  # main() chose the thread count before
+            say(chosen_note())
         dry_run(cfg, acc, memory, say)
     return cfg
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--config", default=None, metavar="PRESET|YAML",
-              help="Preset (demo, imagenet128, imagenet128_feat32) or YAML file.  [default: demo; with --resume the checkpoint's]")
+              help=f"Preset ({', '.join(top_level_presets())}) or YAML file.  [default: demo; with --resume the "
+                   "checkpoint's]")
 @click.option("--data", "data_path", default=None, metavar="PATH",
               help="Any dataset folder sagan reads: packed (sagan-prepare), class-per-folder tree, flat folder (unlabelled), "
                    "CIFAR, Tiny-ImageNet, Hugging Face (data.split / data.labels choose within).  "
@@ -87,10 +93,12 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
 @click.option("--dry-run", is_flag=True, help="Build the networks, run one step at two micro-batch sizes, print parameters, "
               "FLOPs per image, peak memory and what fits --memory; write nothing.")
 @click.option("--memory", default="24GiB", show_default=True, metavar="SIZE", help="Memory budget of --dry-run.")
+@threads_option
 @report_user_errors
 def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, mixed_precision, checkpoint_every,
-         sample_every, seed, overrides, inception_weights, progress, dry_run, memory):
-    """Train a class-conditional SAGAN (Zhang et al. 2019).
+         sample_every, seed, overrides, inception_weights, progress, dry_run, memory, threads):
+    """Train a SAGAN (Zhang et al. 2019): class-conditional on labelled data, unconditional on a folder of
+    unlabelled images (model.num_classes 0).
 
     \b
     Examples:
@@ -102,6 +110,8 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
       python train.py --config imagenet128 --data data/imagenet128 --grad-accum 4
       # continue a run (after Ctrl-C, a crash or kill -9), optionally for longer
       python train.py --resume runs/00000-imagenet128 --max-steps 1500000
+      # your own unlabelled images (a flat folder), 64px, sized for a CPU
+      python train.py --config cpu64 --data ~/faces
       # any config value
       python train.py --set train.lr_d=2e-4 --set model.g_ch=16 --outdir runs/narrow
       # two CPU processes (gloo) on a machine without GPUs (accelerate's --cpu launcher starts only one)
@@ -122,6 +132,7 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         "data.path": data_path, "train.max_steps": max_steps, "train.batch_size": batch_size,
         "train.grad_accum": None if auto else grad_accum, "train.mixed_precision": mixed_precision,
         "train.checkpoint_every": checkpoint_every, "train.sample_every": sample_every, "train.seed": seed,
+        "train.threads": threads,
     }
     explicit = {k: v for k, v in explicit.items() if v is not None}
     restart = None
@@ -140,10 +151,13 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
         config = config or "demo"
         cfg = apply_overrides(load_config(config, overrides=list(overrides)), explicit)
         pinned = pinned_model_keys(config, overrides)
+    for note in check_user_keys(cfg, user_set_keys(config, (*overrides, *explicit)), config):
+        click.echo(note, err=True)
     if ckpt is not None and ckpt["step"] >= cfg.train.max_steps:
         click.echo(f"{ckpt['path']} already reached train.max_steps={cfg.train.max_steps} (step {ckpt['step']}); "
                    f"to train longer, resume with --max-steps N (N > {ckpt['step']})", err=True)
         return
+    use_threads(cfg.train.threads, say=False)  # the run's start-up notes say it, after any refusal
     if dry_run or auto:
         cfg = fit_device(cfg, pinned, auto, parse_memory(memory) if dry_run else None)
         if dry_run:

@@ -33,6 +33,7 @@ import torch
 from ..checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
                           checkpoint_config, load_checkpoint, step_file_name)
 from .notes import data_notes, device_notes, resume_notes, split_note
+from ..threads import chosen_note, data_workers
 from .checkpoints import (restore_rng, restore_training_state, rng_state, small_data_state, training_payload,
                           write_best, write_training_checkpoint)
 from ..config import DATA_DERIVED, Config
@@ -114,6 +115,7 @@ class Trainer:
         self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress, accelerator=acc)
         self.say = self.monitor.say
         self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
+        self._startup_notes += [chosen_note()] if chosen_note() else []  # train.py --threads / train.threads
         self._startup_notes += data_notes(self.cfg, self.dataset, self.class_names) + device_notes(cfg, self.device)
         self._startup_notes += [classes_note] if classes_note else []
 
@@ -191,7 +193,9 @@ class Trainer:
             self.acc.scaler.load_state_dict(ckpt["meta"]["scaler"])
         sampler = EpochBatchSampler(size=len(self.dataset), global_batch=t.batch_size, micro_batches=t.grad_accum,
                                     rank=self.rank, world=self.world, seed=t.seed)
-        self.data = DataStream(dataset=self.dataset, sampler=sampler, num_workers=t.num_workers,
+        workers, workers_note = data_workers(t.num_workers)  # issue 26: no more workers than cores
+        self._startup_notes += [workers_note] if workers_note else []
+        self.data = DataStream(dataset=self.dataset, sampler=sampler, num_workers=workers,
                                pin_memory=self.device.type == "cuda", epoch=epoch, index=index)
 
     def _restore(self, ckpt: dict) -> None:
@@ -307,7 +311,8 @@ class Trainer:
                     self.step += 1
                     s = self.step
                     started = time.perf_counter()
-                    self.recent.add(s, self.gan(s, self.data.next), t.d_steps * t.batch_size)
+                    stats = self.gan(s, self.data.next)
+                    self.recent.add(s, stats, t.d_steps * t.batch_size, self.gan.grad_norm_tensors())
                     if t.compile and s == self._first_step:
                         self.say(f"torch.compile: the first step took {time.perf_counter() - started:.1f} s, "
                                  "compilation included")
@@ -359,7 +364,7 @@ class Trainer:
         asks to stop (same answer on every process: the statistics are reduced)."""
         values, images_per_s = self.recent.take(self.acc)
         self._check_finite()
-        extra = {f"grad_norm/{k}": v for k, v in self.gan.grad_norms().items()}
+        extra = {k: values.pop(k) for k in list(values) if k.startswith("grad_norm/")}  # means over the same steps
         extra.update({"lr/G": self.gan.opt_G.param_groups[0]["lr"], "lr/D": self.gan.opt_D.param_groups[0]["lr"],
                       "perf/images_per_s": images_per_s, "progress/images_seen": self.images_seen})
         for net, module in (("G", self.gan.G_raw), ("D", self.gan.D_raw)):

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..config import Config
-from ..io import printable
+from ..io import printable, progress_disable
 from .rundir import LOG_FILE, SAMPLES_DIR, write_run_config
 from .trackers import RunTrackers, external_trackers, writes_tensorboard
 from ..sampling.draw import generate, spread_classes
@@ -89,8 +89,10 @@ class Monitor:
         """The progress bar over the steps (every process; disabled but for the main one)."""
         from tqdm.auto import tqdm
 
+        # no bar where stderr is not a terminal (output redirected to a file: its frames would interleave with the
+        # log lines); the step lines go to the console there instead (log_step)
         self.pbar = tqdm(total=self.cfg.train.max_steps, initial=step, unit="step", dynamic_ncols=True,
-                         disable=not (self.main and self.progress))
+                         disable=progress_disable(self.main and self.progress))
 
     def open(self, step: int, purge: bool = False) -> None:
         """The config, log and event files (main process). ``purge``: a resumed or restarted run hides the
@@ -190,7 +192,7 @@ class Monitor:
         augment = " ".join(f"{k.removeprefix('augment/')} {v:.4f}" for k, v in extra.items() if k.startswith("augment/"))
         if augment:
             line += f" | augment {self.cfg.train.augment}: {augment}"
-        self.say(line, console=False)
+        self.say(line, console=self.progress and self.pbar is not None and self.pbar.disable)  # bar wanted, no TTY
         if self.pbar is not None:
             self.pbar.set_postfix(d=f"{stats['d_loss']:.3f}", g=f"{stats['g_loss']:.3f}",
                                   ips=f"{extra['perf/images_per_s']:.0f}", refresh=False)
@@ -226,12 +228,18 @@ class RecentSteps:
         self.sums: dict[str, torch.Tensor] = {}
         self.count, self.images, self.since = 0, 0, time.perf_counter()
 
-    def add(self, step: int, stats: dict[str, torch.Tensor], images: int) -> None:
+    def add(self, step: int, stats: dict[str, torch.Tensor], images: int,
+            grad_norms: dict[str, torch.Tensor] | None = None) -> None:
+        """One step's statistics; ``grad_norms`` (``{"G": ..., "D": ...}``) are averaged as ``grad_norm/G`` ...
+        over the same steps as the losses beside them in the log line (the last step's alone read 0 for D
+        whenever that one step's hinge loss was 0), and left out of the finiteness check (a skipped fp16 step
+        has infinite gradients)."""
+        finite = torch.stack(list(stats.values())).isfinite().all()
+        stats = {**stats, **{f"grad_norm/{k}": v for k, v in (grad_norms or {}).items()}}
         for k, v in stats.items():
             self.sums[k] = self.sums.get(k, 0) + v
         self.count += 1
         self.images += images
-        finite = torch.stack(list(stats.values())).isfinite().all()
         self.first_bad = torch.where(finite | (self.first_bad >= 0), self.first_bad, step)
 
     def take(self, accelerator) -> tuple[dict[str, float], float]:

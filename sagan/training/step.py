@@ -263,7 +263,11 @@ class GANStep:
         return self.ema.refresh() if self.ema is not None else self.G_raw
 
     def grad_norms(self) -> dict[str, float]:
-        return {"G": float(grad_norm(self.G_raw.parameters())), "D": float(grad_norm(self.D_raw.parameters()))}
+        return {k: float(v) for k, v in self.grad_norm_tensors().items()}
+
+    def grad_norm_tensors(self) -> dict[str, torch.Tensor]:
+        """G's and D's gradient norms after this step's last updates, on the device (no host sync)."""
+        return {"G": grad_norm(self.G_raw.parameters()), "D": grad_norm(self.D_raw.parameters())}
 
     def weights_finite(self) -> bool:
         flags = [torch.isfinite(p).all() for m in (self.G_raw, self.D_raw) for p in m.parameters()]
