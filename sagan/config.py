@@ -110,6 +110,17 @@ class TrainConfig:
     lecam_weight: float = 0.0  # LeCam regularisation lambda (Tseng et al. 2021; StudioGAN 0.3); 0 = off
     lecam_decay: float = 0.99  # decay of LeCam's moving averages of D's outputs
     lecam_start: int = 1000  # LeCam: steps before the term applies (the averages follow the last value until then)
+    # today's objectives (issue 28; sagan.training.objective): zero-centred gradient penalties on D's input,
+    # StyleGAN2's lazy regularisation, R3GAN's cosine schedules ("burn-in"); the *_end keys: null = constant
+    r1_gamma: float = 0.0  # R1: (gamma / 2) E||grad_x D(x)||^2 on real images (0 = off)
+    r2_gamma: float = 0.0  # R2: the same on generated images (0 = off); R3GAN = loss rpgan + R1 + R2
+    reg_interval: int = 1  # penalties every k-th D update, times k, D's Adam lr x k/(k+1), betas ^ k/(k+1)
+    schedule_kimg: float = 0.0  # the *_end values are reached on a cosine over this many thousand images seen
+    r1_gamma_end: float | None = None
+    r2_gamma_end: float | None = None
+    lr_g_end: float | None = None
+    lr_d_end: float | None = None
+    beta2_end: float | None = None
 
 
 @dataclass(frozen=True)

@@ -77,4 +77,4 @@ def test_every_registered_loss_is_fp32_for_low_precision_logits():
     real = torch.tensor([0.3, -0.2], dtype=torch.bfloat16)
     fake = torch.tensor([0.1, 0.4], dtype=torch.bfloat16)
     for loss in LOSSES.values():
-        assert loss.d_loss(real, fake)[0].dtype == torch.float32 and loss.g(fake).dtype == torch.float32, loss.name
+        assert loss.d_loss(real, fake)[0].dtype == torch.float32 and loss.g(fake, real).dtype == torch.float32, loss.name

@@ -193,9 +193,9 @@ class Trainer:
 
     def _restore(self, ckpt: dict) -> None:
         restore_training_state(ckpt, self.gan)
-        self.hparam_changes = self.gan.apply_hyperparameters()
         self.step = ckpt["step"]
         self.images_seen = int((ckpt.get("meta") or {}).get("images_seen", 0))
+        self.hparam_changes = self.gan.apply_hyperparameters(self.images_seen)  # (schedules: at this position)
 
     def _in_run(self, ckpt: dict) -> bool:
         return Path(ckpt["path"]).parent.resolve() == self.ckpt_dir.resolve()
@@ -303,7 +303,7 @@ class Trainer:
                     self.step += 1
                     s = self.step
                     started = time.perf_counter()
-                    self.recent.add(s, self.gan(s, self.data.next), t.d_steps * t.batch_size)
+                    self.recent.add(s, self.gan(s, self.data.next, self.images_seen), t.d_steps * t.batch_size)
                     if t.compile and s == self._first_step:
                         self.say(f"torch.compile: the first step took {time.perf_counter() - started:.1f} s, "
                                  "compilation included")
@@ -357,6 +357,7 @@ class Trainer:
         extra = {f"grad_norm/{k}": v for k, v in self.gan.grad_norms().items()}
         extra.update({"lr/G": self.gan.opt_G.param_groups[0]["lr"], "lr/D": self.gan.opt_D.param_groups[0]["lr"],
                       "perf/images_per_s": images_per_s, "progress/images_seen": self.images_seen})
+        extra.update(self.gan.log_values())  # schedules and penalties (issue 28): the values the last step used
         for net, module in (("G", self.gan.G_raw), ("D", self.gan.D_raw)):
             for res, attn in module.attn.items():
                 extra[f"attention/gamma_{net}_{res}px"] = float(attn.gamma.detach())
