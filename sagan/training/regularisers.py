@@ -133,13 +133,18 @@ def math_attention():
 
 def squared_gradient_norms(outputs: torch.Tensor, inputs: list[torch.Tensor],
                            create_graph: bool = True) -> list[torch.Tensor]:
-    """For each tensor of ``inputs`` (B, ...): the per-row squared L2 norm (B,), in fp32, of the gradient of
+    """For each tensor of ``inputs`` (B, ...): the per-row squared L2 norm (B,), in fp32 (or float64), of the gradient of
     ``outputs.sum()`` with respect to it. Only the gradients with respect to ``inputs`` are computed:
     autograd skips the weight gradients of every layer on the way (StyleGAN2's ``no_weight_gradients``
     saving), and nothing is accumulated into any ``.grad``. ``create_graph``: the norms can be
     differentiated again (a penalty that trains D's weights)."""
-    grads = torch.autograd.grad(outputs.float().sum(), inputs, create_graph=create_graph)
-    return [g.float().square().flatten(1).sum(1) for g in grads]
+    grads = torch.autograd.grad(_wide(outputs).sum(), inputs, create_graph=create_graph)
+    return [_wide(g).square().flatten(1).sum(1) for g in grads]
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """fp32 for low-precision tensors (bf16 autocast: the norms in fp32), float64 kept."""
+    return t if t.dtype == torch.float64 else t.float()
 
 
 def input_gradient_norms(D, images: torch.Tensor, labels: torch.Tensor, augment=None,
