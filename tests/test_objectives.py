@@ -316,3 +316,19 @@ def test_resume_is_bit_exact_with_penalties_lazy_interval_and_schedules(tmp_path
     log = (tmp_path / "split/log.txt").read_text()
     # the schedule's values are not reported as the config replacing the checkpoint's
     assert "resumed at step 3" in log and "optimiser settings from the config replace" not in log
+
+
+def test_cifar10_r3_preset_is_r3gans_objective_with_its_schedule_scaled_to_the_run():
+    c, base = load_config("cifar10_r3"), load_config("cifar10")
+    assert c.model == base.model and (c.train.batch_size, c.train.d_steps) == (base.train.batch_size, base.train.d_steps)
+    t = c.train
+    assert (t.loss, t.r1_gamma, t.r2_gamma, t.reg_interval, t.beta1) == ("rpgan", 0.05, 0.05, 1, 0.0)
+    run_kimg = t.max_steps * t.d_steps * t.batch_size / 1000
+    assert t.schedule_kimg == pytest.approx(run_kimg * 20 / 250)  # R3GAN: 20 Mimg of a 250 Mimg run
+    end = objective.values_at(t, int(run_kimg * 1000))
+    assert end == pytest.approx({"r1_gamma": 0.005, "r2_gamma": 0.005, "lr_g": 5e-5, "lr_d": 5e-5, "beta2": 0.99})
+    from sagan.config import config_chain, merge_chain
+
+    chain = config_chain("cifar10_r3")
+    inherited = merge_chain(chain[:-1])["train"]
+    assert all(inherited.get(k, "<unset>") != v for k, v in chain[-1][1]["train"].items())  # states only changes
