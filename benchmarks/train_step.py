@@ -16,6 +16,9 @@ Each (preset, implementation) runs in its own process, so that peak memory is it
     python benchmarks/train_step.py --preset imagenet128 --batch-size 64 --mixed-precision bf16 --channels-last --compile
     # ours eager vs compiled x fp32 vs bf16, side by side (CPU: the demo preset, a few steps each)
     python benchmarks/train_step.py --grid --preset demo --steps 3
+    # gradient penalties (issue 28): the plain step, the penalised step, and the penalised step written the
+    # straightforward way (autograd through D's weights too in the penalty's first backward), with ratios
+    python benchmarks/train_step.py --preset demo --r1-gamma 0.05 --r2-gamma 0.05 --loss rpgan
 
 Timing: the best of ``--steps`` timed steps (and the median), so that other work on a shared machine
 inflates the numbers less. The issue's target: a paper-preset step at least as fast as the reference (ratio ours/reference <= 1).
@@ -112,7 +115,20 @@ def step_flops(step) -> float:
     return float(counter.get_total_flops())
 
 
-def run_ours(cfg, warmup: int, steps: int) -> dict:
+def gradients_through_the_weights(gan):
+    """The straightforward penalty formulation for the ``penalty_through_weights`` worker: the first backward
+    differentiates D's summed logits with respect to the images and every D weight (graphs of the weight
+    gradients built, then dropped), as ``loss.backward(create_graph=True)`` reading ``x.grad`` would."""
+
+    def input_gradients(logits, inputs):
+        params = [p for p in gan.D_raw.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(logits.float().sum(), [*inputs, *params], create_graph=True, allow_unused=True)
+        return [g.float().square().flatten(1).sum(1) for g in grads[:len(inputs)]]
+
+    return input_gradients
+
+
+def run_ours(cfg, warmup: int, steps: int, through_weights: bool = False) -> dict:
     import itertools
 
     from sagan.training import Trainer
@@ -121,6 +137,8 @@ def run_ours(cfg, warmup: int, steps: int) -> dict:
     data = RandomImages(4 * cfg.train.batch_size, m.resolution, m.num_classes)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, outdir=Path(tmp) / "run", progress=False, dataset=data)
+        if through_weights:
+            trainer.gan._input_gradients = gradients_through_the_weights(trainer.gan)
         counter = itertools.count(1)
 
         def step():
@@ -205,6 +223,44 @@ def precision_compile_grid(presets, batch_size, steps, warmup, channels_last, js
         Path(json_out).write_text(json.dumps(rows, indent=2))
 
 
+def penalty_comparison(presets, batch_size, steps, warmup, mixed_precision, channels_last, loss, r1, r2, json_out):
+    """``--r1-gamma`` / ``--r2-gamma``: the plain step, the penalised step and the penalised step with the
+    straightforward first backward (through D's weights too), one process each, one after the other."""
+    from sagan.config import load_config
+
+    gpu = torch.cuda.is_available()
+    rows = []
+    for preset in presets:
+        paper = load_config(preset).model.resolution >= 128
+        batch = batch_size or (load_config(preset).train.batch_size if not paper else (64 if gpu else 4))
+        n = steps or (20 if gpu else (3 if paper else 10))
+        w = warmup if warmup is not None else 1
+        plain = {"loss": loss} if loss else {}
+        penalised = {**plain, "r1_gamma": r1, "r2_gamma": r2}
+        row = {"preset": preset, "batch_size": batch, "loss": loss or load_config(preset).train.loss,
+               "r1_gamma": r1, "r2_gamma": r2}
+        for name, train, through in (("plain", plain, False), ("penalised", penalised, False),
+                                     ("straightforward", penalised, True)):
+            spec = {"preset": preset, "impl": "ours", "batch": batch, "steps": n, "warmup": w, "train": train,
+                    "through_weights": through}
+            row[name] = run_worker(spec, mixed_precision, channels_last, False)
+            click.echo(f"{preset:>12s} {name:>15s}: {row[name]['sec_per_step']:.3f} s/step best, "
+                       f"{row[name]['median_sec_per_step']:.3f} median", err=True)
+        rows.append(row)
+    click.echo(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, "
+               f"{'GPU ' + torch.cuda.get_device_name() if gpu else 'CPU'}; mixed precision {mixed_precision}; "
+               f"R1 gamma {r1:g}, R2 gamma {r2:g}")
+    click.echo(f"{'preset':>12s} {'batch':>5s} {'loss':>11s} {'plain s':>8s} {'penalised s':>11s} {'straight s':>10s} "
+               f"{'pen/plain':>9s} {'pen/straight':>12s}")
+    for r in rows:
+        p, q, st = (r[k]["sec_per_step"] for k in ("plain", "penalised", "straightforward"))
+        r["ratio_penalised_over_plain"], r["ratio_penalised_over_straightforward"] = q / p, q / st
+        click.echo(f"{r['preset']:>12s} {r['batch_size']:5d} {r['loss']:>11s} {p:8.3f} {q:11.3f} {st:10.3f} "
+                   f"{q / p:9.2f} {q / st:12.2f}")
+    if json_out:
+        Path(json_out).write_text(json.dumps(rows, indent=2))
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--preset", "presets", multiple=True, default=("demo", "imagenet128"), show_default=True,
               help="Config preset(s) to time.")
@@ -221,19 +277,30 @@ def precision_compile_grid(presets, batch_size, steps, warmup, channels_last, js
               help="The device's dense peak for the dtype in use (e.g. H100 SXM bf16: 989), to print MFU.")
 @click.option("--grid", is_flag=True,
               help="Instead: ours eager vs compiled x fp32 vs bf16, side by side (one process per cell).")
+@click.option("--r1-gamma", type=float, default=0.0,
+              help="Instead: time the plain step, the step with this R1 (and --r2-gamma) penalty, and the same "
+                   "penalty through D's weights too (the straightforward formulation), with ratios.")
+@click.option("--r2-gamma", type=float, default=0.0, help="R2 gamma of that comparison.")
+@click.option("--loss", default=None, help="train.loss of that comparison (e.g. rpgan).  [default: the preset's]")
 @click.option("--worker", hidden=True, default=None)
 def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_last, compile_, json_out, peak_tflops,
-         grid, worker):
+         grid, r1_gamma, r2_gamma, loss, worker):
     """Time one G+D training step of ours vs the StudioGAN-style reference formulation."""
     gpu = torch.cuda.is_available()
     if grid and worker is None:
         return precision_compile_grid(presets, batch_size, steps, warmup, channels_last, json_out)
+    if (r1_gamma > 0 or r2_gamma > 0) and worker is None:
+        return penalty_comparison(presets, batch_size, steps, warmup, mixed_precision, channels_last, loss, r1_gamma,
+                                  r2_gamma, json_out)
     if worker is not None:  # child process: one measurement, printed as JSON
         args = json.loads(worker)
         cfg = _config(args["preset"], args["batch"], args.get("mp", mixed_precision), channels_last,
                       args.get("compile", compile_))
-        run = run_ours if args["impl"] == "ours" else run_reference
-        print(json.dumps(run(cfg, args["warmup"], args["steps"])))
+        cfg = cfg.replace(train=args["train"]) if args.get("train") else cfg
+        if args["impl"] == "ours":
+            print(json.dumps(run_ours(cfg, args["warmup"], args["steps"], args.get("through_weights", False))))
+        else:
+            print(json.dumps(run_reference(cfg, args["warmup"], args["steps"])))
         return
     results = []
     impls = ["ours", "reference"] if impl == "both" else [impl]
