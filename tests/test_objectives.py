@@ -332,3 +332,18 @@ def test_cifar10_r3_preset_is_r3gans_objective_with_its_schedule_scaled_to_the_r
     chain = config_chain("cifar10_r3")
     inherited = merge_chain(chain[:-1])["train"]
     assert all(inherited.get(k, "<unset>") != v for k, v in chain[-1][1]["train"].items())  # states only changes
+
+
+@pytest.mark.parametrize("overrides", [
+    ["train.loss=wasserstein", "train.r1_gamma=1", "train.r2_gamma=1"],
+    ["train.loss=rpgan", "train.r1_gamma=1", "model.d_cond=ac", "train.reg_interval=2"],
+    ["train.loss=ns", "train.r1_gamma=1", "train.augment=ada", "train.grad_accum=2"],
+])
+def test_the_penalties_work_with_every_loss_d_and_augmentation(overrides):
+    step, stream = build_step(tiny(*overrides))
+    for s in (1, 2):  # (with reg_interval 2 the penalty update follows step 1's D update, not step 2's)
+        stats = step(s, stream.next)
+        assert all(torch.isfinite(v) for v in stats.values())
+        parts = sum(v for k, v in stats.items() if k.startswith("d_loss_"))
+        torch.testing.assert_close(stats["d_loss"], parts, rtol=1e-5, atol=1e-6)  # d_loss is the sum of its parts
+        assert (stats["d_loss_r1"] > 0) == (s == 1 or "train.reg_interval=2" not in overrides)
