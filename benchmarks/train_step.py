@@ -189,17 +189,24 @@ def run_worker(spec: dict, mixed_precision: str = "no", channels_last: bool = Fa
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def precision_compile_grid(presets, batch_size, steps, warmup, channels_last, json_out) -> None:
-    """``--grid``: our step eager vs compiled, fp32 vs bf16, in one table (s/step best, speed-up over eager
-    fp32); the first compiled step's time (compilation included) beside it."""
+def batch_and_steps(preset: str, batch_size: int | None, steps: int | None) -> tuple[int, int]:
+    """The batch and timed steps of a preset: the given ones, else the preset's batch (4 for the paper preset
+    on CPU, 64 on GPU) and 10 steps (3 for the paper preset on CPU, 20 on GPU)."""
     from sagan.config import load_config
 
     gpu = torch.cuda.is_available()
+    paper = load_config(preset).model.resolution >= 128
+    batch = batch_size or (load_config(preset).train.batch_size if not paper else (64 if gpu else 4))
+    return batch, steps or (20 if gpu else (3 if paper else 10))
+
+
+def precision_compile_grid(presets, batch_size, steps, warmup, channels_last, json_out) -> None:
+    """``--grid``: our step eager vs compiled, fp32 vs bf16, in one table (s/step best, speed-up over eager
+    fp32); the first compiled step's time (compilation included) beside it."""
+    gpu = torch.cuda.is_available()
     rows = []
     for preset in presets:
-        paper = load_config(preset).model.resolution >= 128
-        batch = batch_size or (load_config(preset).train.batch_size if not paper else (64 if gpu else 4))
-        n = steps or (20 if gpu else (3 if paper else 10))
+        batch, n = batch_and_steps(preset, batch_size, steps)
         for comp in (False, True):
             for mp in ("no", "bf16"):
                 w = warmup if warmup is not None else (3 if comp else 1)
@@ -231,9 +238,7 @@ def penalty_comparison(presets, batch_size, steps, warmup, mixed_precision, chan
     gpu = torch.cuda.is_available()
     rows = []
     for preset in presets:
-        paper = load_config(preset).model.resolution >= 128
-        batch = batch_size or (load_config(preset).train.batch_size if not paper else (64 if gpu else 4))
-        n = steps or (20 if gpu else (3 if paper else 10))
+        batch, n = batch_and_steps(preset, batch_size, steps)
         w = warmup if warmup is not None else 1
         plain = {"loss": loss} if loss else {}
         penalised = {**plain, "r1_gamma": r1, "r2_gamma": r2}
@@ -307,9 +312,7 @@ def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_las
     for preset in presets:
         from sagan.config import load_config
 
-        paper = load_config(preset).model.resolution >= 128
-        batch = batch_size or (load_config(preset).train.batch_size if not paper else (64 if gpu else 4))
-        n = steps or (20 if gpu else (3 if paper else 10))
+        batch, n = batch_and_steps(preset, batch_size, steps)
         w = warmup if warmup is not None else (3 if compile_ else 1)
         row = {"preset": preset, "batch_size": batch, "mixed_precision": mixed_precision,
                "channels_last": channels_last, "compile": compile_, "steps": n}
