@@ -121,6 +121,37 @@ def test_r1_and_r2_parts_of_the_d_update_by_hand(augment):
     assert step.opt_D.state_dict()["state"][0]["step"] == 1  # joined into the update: no extra Adam step
 
 
+def test_d_weight_gradient_of_the_penalised_update_is_counted_once():
+    """The gradient the D update leaves on D's weights equals autograd of loss + (gamma/2)(R1 + R2) by hand:
+    the penalty's first backward adds nothing to the weights' .grad (no double counting)."""
+    cfg = tiny("train.loss=rpgan", "train.r1_gamma=3", "train.r2_gamma=0.5")
+    step, stream = build_step(cfg)
+    step.prepare()
+    step.G_raw.eval(), step.D_raw.eval()
+    D0 = copy.deepcopy(step.D_raw)
+    batch = stream.next()
+    step.d_update(batch, step.phase_generator(1, 1), 1, 1)  # the gradients stay on the parameters after Adam
+    (x, y), = batch
+    z, y_fake = step.micro_latents(step.phase_generator(1, 1))[0]
+    with torch.no_grad():
+        fake = step.G_raw(z, y_fake)
+    images, labels = torch.cat([x, fake]), torch.cat([y, y_fake])
+    logits = D0(images, labels)
+    norms = input_gradient_norms(D0, images, labels)
+    total = (step.loss.d_loss(logits[:8], logits[8:])[0] + 1.5 * norms[:8].mean() + 0.25 * norms[8:].mean())
+    params = [p for p in D0.parameters()]
+    expected = torch.autograd.grad(total, params, allow_unused=True, retain_graph=True)
+    penalty = torch.autograd.grad(1.5 * norms[:8].mean() + 0.25 * norms[8:].mean(), params, allow_unused=True)
+    got = [p.grad for p in step.D_raw.parameters()]
+    assert sum(e is not None for e in expected) > 10
+    flat = lambda gs: torch.cat([g.flatten() for g in gs if g is not None])  # noqa: E731
+    # control: the penalty's share is far above the tolerance (counting it twice would fail)
+    assert flat(penalty).norm() > 0.05 * flat(expected).norm()
+    for e, g in zip(expected, got):
+        if e is not None:
+            torch.testing.assert_close(g, e, rtol=1e-3, atol=1e-6)
+
+
 def test_lazy_regularisation_scales_by_the_interval_and_corrects_adam():
     k = 4
     cfg = tiny("train.loss=ns", "train.r1_gamma=2", f"train.reg_interval={k}", "train.beta1=0.5", "train.beta2=0.99")
