@@ -165,8 +165,8 @@ def main(seeds, steps, batch, gamma, lr, objectives):
         rows.append((name, modes, quality, statistics.mean(secs)))
         click.echo(f"{name:>11s}: modes {modes}, high-quality {mean_std([100 * q for q in quality])} %, "
                    f"{statistics.mean(secs):.1f} CPU s/run", err=True)
-    click.echo(f"\n2-D ring of {MODES} Gaussians (radius {RADIUS:g}, std {STD:g}); {seeds} seeds x {steps} steps, batch "
-               f"{batch}, gamma {gamma:g}, lr {lr:g}; torch {torch.__version__}, 1 thread")
+    click.echo(f"\n2-D ring of {MODES} Gaussians (radius {RADIUS:g}, std {STD:g}); {seeds} seeds x {steps} steps, "
+               f"batch {batch}, gamma {gamma:g}, lr {lr:g}; torch {torch.__version__}, 1 thread")
     click.echo("| objective | modes kept (of 8) | all 8 kept | high-quality samples | CPU s/run |")
     click.echo("|---|---|---|---|---|")
     for name, modes, quality, sec in rows:

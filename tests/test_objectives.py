@@ -326,13 +326,17 @@ def test_resume_is_bit_exact_with_penalties_lazy_interval_and_schedules(tmp_path
     # 12 D updates, penalty updates after updates 0, 3, 6, 9: 16 Adam steps for D
     assert a["opt_D"]["state"][0]["step"] == 16
     log = (tmp_path / "split/log.txt").read_text()
+    assert ("gradient penalties: R1 gamma 0.5 -> 0.05, R2 gamma 0.2, on the images before augmentation, a D "
+            "update of their own after one D update in 3, times 3, D's Adam lr x 0.75 and betas ^ 0.75") in log
+    assert "schedules: r1_gamma 0.5 -> 0.05, lr_g 0.0002 -> 5e-05, lr_d 0.0004 -> 0.0001, beta2 0.9 -> 0.99" in log
     # the schedule's values are not reported as the config replacing the checkpoint's
     assert "resumed at step 3" in log and "optimiser settings from the config replace" not in log
 
 
 def test_cifar10_r3_preset_is_r3gans_objective_with_its_schedule_scaled_to_the_run():
     c, base = load_config("cifar10_r3"), load_config("cifar10")
-    assert c.model == base.model and (c.train.batch_size, c.train.d_steps) == (base.train.batch_size, base.train.d_steps)
+    assert c.model == base.model
+    assert (c.train.batch_size, c.train.d_steps) == (base.train.batch_size, base.train.d_steps)
     t = c.train
     assert (t.loss, t.r1_gamma, t.r2_gamma, t.reg_interval, t.beta1) == ("rpgan", 0.05, 0.05, 1, 0.0)
     run_kimg = t.max_steps * t.d_steps * t.batch_size / 1000

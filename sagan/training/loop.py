@@ -41,6 +41,7 @@ from .dist import on_main
 from ..errors import UserError, one_line
 from ..io import printable
 from .step import GANStep
+from .objective import describe as describe_objective
 from ..models.networks import Discriminator, Generator, count_parameters
 from .monitor import Monitor, RecentSteps, StopRequest
 from .lineage import ROOT, Resume, lineage_of, reconcile_history
@@ -118,6 +119,7 @@ class Trainer:
         # small data: what D sees and what regularises it
         self._startup_notes += [self.gan.augment.describe()] if self.gan.augment.active else []
         self._startup_notes += [reg.describe() for reg in self.gan.regularisers.values()]
+        self._startup_notes += describe_objective(cfg.train)  # penalties and schedules (issue 28)
         self.recent = RecentSteps(self.device)
         # a restart (no checkpoint yet) abandons whatever the killed attempt recorded: resume from step 0
         resumed = self.step if (ckpt is not None or restart is not None) else None

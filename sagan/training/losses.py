@@ -70,7 +70,8 @@ class GANLoss:
 LOSSES: dict[str, GANLoss] = {}
 
 
-def register_loss(name: str, d_parts: DLoss, g_loss: GLoss, description: str, g_reads_real: bool = False) -> GANLoss:
+def register_loss(name: str, d_parts: DLoss, g_loss: GLoss, description: str,
+                  g_reads_real: bool = False) -> GANLoss:
     if name in LOSSES:
         raise ValueError(f"loss {name!r} is already registered")
     LOSSES[name] = GANLoss(name, d_parts, g_loss, description, g_reads_real)

@@ -71,3 +71,24 @@ def optimiser_settings(t, values: dict[str, float]) -> dict[str, dict]:
     d_betas = betas if c == 1 else tuple(b ** c for b in betas)
     return {"G": {"lr": values["lr_g"], "betas": betas, "eps": t.adam_eps},
             "D": {"lr": values["lr_d"] * c if c != 1 else values["lr_d"], "betas": d_betas, "eps": t.adam_eps}}
+
+
+def describe(t) -> list[str]:
+    """Start-up lines on the penalties, lazy regularisation and schedules (none for the paper's setting)."""
+    def moving(k: str) -> str:
+        end = getattr(t, f"{k}_end")
+        return f"{getattr(t, k):g}" + (f" -> {end:g}" if end is not None and t.schedule_kimg > 0 else "")
+
+    notes = []
+    if penalised(t):
+        terms = [f"{name} gamma {moving(k)}" for name, k in (("R1", "r1_gamma"), ("R2", "r2_gamma"))
+                 if getattr(t, k) > 0]
+        k, c = t.reg_interval, lazy_ratio(t)
+        how = (f"a D update of their own after one D update in {k}, times {k}, D's Adam lr x {c:.4g} and betas "
+               f"^ {c:.4g} (lazy, StyleGAN2)" if k > 1 else "in every D update")
+        notes.append(f"gradient penalties: {', '.join(terms)}, on the images before augmentation, {how} "
+                     "(loss parts d_loss_r1 / d_loss_r2)")
+    if scheduled(t):
+        keys = ", ".join(f"{k} {moving(k)}" for k in SCHEDULED if getattr(t, f"{k}_end") is not None)
+        notes.append(f"schedules: {keys} on a cosine over {t.schedule_kimg:g} kimg of real images, then constant")
+    return notes

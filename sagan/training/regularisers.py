@@ -133,8 +133,8 @@ def math_attention():
 
 def squared_gradient_norms(outputs: torch.Tensor, inputs: list[torch.Tensor],
                            create_graph: bool = True) -> list[torch.Tensor]:
-    """For each tensor of ``inputs`` (B, ...): the per-row squared L2 norm (B,), in fp32 (or float64), of the gradient of
-    ``outputs.sum()`` with respect to it. Only the gradients with respect to ``inputs`` are computed:
+    """For each tensor of ``inputs`` (B, ...): the per-row squared L2 norm (B,), in fp32 (or float64), of the
+    gradient of ``outputs.sum()`` with respect to it. Only the gradients with respect to ``inputs`` are computed:
     autograd skips the weight gradients of every layer on the way (StyleGAN2's ``no_weight_gradients``
     saving), and nothing is accumulated into any ``.grad``. ``create_graph``: the norms can be
     differentiated again (a penalty that trains D's weights)."""

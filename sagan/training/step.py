@@ -369,7 +369,8 @@ class GANStep:
         real_logits, logits = logits.split([len(x), len(fake)])
         return logits, (classes[len(x):] if classes is not None else None), real_logits.detach()
 
-    def __call__(self, step: int, next_batches: Callable[[], Batches], images_seen: int | None = None) -> dict[str, torch.Tensor]:
+    def __call__(self, step: int, next_batches: Callable[[], Batches],
+                 images_seen: int | None = None) -> dict[str, torch.Tensor]:
         """G step number ``step`` (1-based): D updates on ``train.d_steps`` global batches from
         ``next_batches``, one G update, the EMA update. Returns the step's statistics (on the device: no
         host sync here), D's averaged over its updates. ``images_seen``: real images shown to D before this
