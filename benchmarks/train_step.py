@@ -145,7 +145,8 @@ def run_ours(cfg, warmup: int, steps: int, through_weights: bool = False) -> dic
             trainer.gan(next(counter), trainer.data.next)
 
         timing = time_steps(step, trainer.device, warmup, steps)
-        flops = step_flops(step) if not cfg.train.compile else None
+        # (FlopCounterMode's module hooks refuse autograd.grad with respect to leaf weights: none for that worker)
+        flops = step_flops(step) if not (cfg.train.compile or through_weights) else None
         return {**timing, "flops_per_step": flops, "peak_memory_gb": _peak_memory_gb(trainer.device),
                 "device": str(trainer.device)}
 
