@@ -363,3 +363,27 @@ def test_the_penalties_work_with_every_loss_d_and_augmentation(overrides):
         parts = sum(v for k, v in stats.items() if k.startswith("d_loss_"))
         torch.testing.assert_close(stats["d_loss"], parts, rtol=1e-5, atol=1e-6)  # d_loss is the sum of its parts
         assert (stats["d_loss_r1"] > 0) == (s == 1 or "train.reg_interval=2" not in overrides)
+
+
+def test_bf16_training_with_penalties_runs_and_logs_them(tmp_path):
+    """R3GAN trains in bf16 (fp16 is refused with a penalty): train.py under accelerate's bf16 autocast (its own
+    process: accelerate fixes the precision once per process) with rpgan + R1 + R2 logs finite positive
+    penalties (the norms themselves are fp32: test_norms_are_fp32_under_bf16_autocast)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    repo = Path(__file__).resolve().parent.parent
+    sets = [a for o in ["model.g_ch=16", "model.d_ch=16", "data.demo_size=16", "train.batch_size=4",
+                        "train.max_steps=2", "train.log_every=1", "train.num_workers=0", "train.loss=rpgan",
+                        "train.r1_gamma=1", "train.r2_gamma=1"] for a in ("--set", o)]
+    proc = subprocess.run([sys.executable, str(repo / "train.py"), "--no-progress", *sets, "--mixed-precision", "bf16",
+                           "--outdir", str(tmp_path / "run")], capture_output=True, text=True, cwd=repo, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ea = EventAccumulator(str(tmp_path / "run"))
+    ea.Reload()
+    for tag in ("loss/d_loss_r1", "loss/d_loss_r2"):
+        values = [e.value for e in ea.Scalars(tag)]
+        assert len(values) == 2 and all(0 < v < 10 for v in values), (tag, values)
