@@ -16,6 +16,9 @@ Each (preset, implementation) runs in its own process, so that peak memory is it
     python benchmarks/train_step.py --preset imagenet128 --batch-size 64 --mixed-precision bf16 --channels-last --compile
     # ours eager vs compiled x fp32 vs bf16, side by side (CPU: the demo preset, a few steps each)
     python benchmarks/train_step.py --grid --preset demo --steps 3
+    # gradient penalties (issue 28): the plain step, the penalised step, and the penalised step written the
+    # straightforward way (autograd through D's weights too in the penalty's first backward), with ratios
+    python benchmarks/train_step.py --preset demo --r1-gamma 0.05 --r2-gamma 0.05 --loss rpgan
 
 Timing: the best of ``--steps`` timed steps (and the median), so that other work on a shared machine
 inflates the numbers less. The issue's target: a paper-preset step at least as fast as the reference (ratio ours/reference <= 1).
@@ -83,7 +86,9 @@ def _config(preset: str, batch: int, mp: str, channels_last: bool, compile_: boo
 def time_steps(step, device, warmup: int, steps: int) -> dict:
     """Per-step wall times; ``sec_per_step`` is the best (minimum) step, the usual way to time code on a
     machine shared with other work (Python's timeit does the same), the median is reported beside it;
-    ``first_step_sec`` is the first warm-up step (with ``--compile``: compilation included)."""
+    ``first_step_sec`` is the first warm-up step (with ``--compile``: compilation included);
+    ``cpu_sec_per_step``: the best step's process CPU time (with one thread, the work itself, whatever else
+    shares the cores; not meaningful on a GPU)."""
     t0 = time.perf_counter()
     for i in range(warmup):
         step()
@@ -91,14 +96,15 @@ def time_steps(step, device, warmup: int, steps: int) -> dict:
             _sync(device)
             first = time.perf_counter() - t0
     _sync(device)
-    times = []
+    times, cpu = [], []
     for _ in range(steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         _sync(device)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     return {"sec_per_step": min(times), "median_sec_per_step": statistics.median(times), "times": times,
-            "first_step_sec": first if warmup else float("nan")}
+            "cpu_sec_per_step": min(cpu), "first_step_sec": first if warmup else float("nan")}
 
 
 def step_flops(step) -> float:
@@ -112,7 +118,20 @@ def step_flops(step) -> float:
     return float(counter.get_total_flops())
 
 
-def run_ours(cfg, warmup: int, steps: int) -> dict:
+def gradients_through_the_weights(gan):
+    """The straightforward penalty formulation for the ``penalty_through_weights`` worker: the first backward
+    differentiates D's summed logits with respect to the images and every D weight (graphs of the weight
+    gradients built, then dropped), as ``loss.backward(create_graph=True)`` reading ``x.grad`` would."""
+
+    def input_gradients(logits, inputs):
+        params = [p for p in gan.D_raw.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(logits.float().sum(), [*inputs, *params], create_graph=True, allow_unused=True)
+        return [g.float().square().flatten(1).sum(1) for g in grads[:len(inputs)]]
+
+    return input_gradients
+
+
+def run_ours(cfg, warmup: int, steps: int, through_weights: bool = False) -> dict:
     import itertools
 
     from sagan.training import Trainer
@@ -121,13 +140,16 @@ def run_ours(cfg, warmup: int, steps: int) -> dict:
     data = RandomImages(4 * cfg.train.batch_size, m.resolution, m.num_classes)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, outdir=Path(tmp) / "run", progress=False, dataset=data)
+        if through_weights:
+            trainer.gan._input_gradients = gradients_through_the_weights(trainer.gan)
         counter = itertools.count(1)
 
         def step():
             trainer.gan(next(counter), trainer.data.next)
 
         timing = time_steps(step, trainer.device, warmup, steps)
-        flops = step_flops(step) if not cfg.train.compile else None
+        # (FlopCounterMode's module hooks refuse autograd.grad with respect to leaf weights: none for that worker)
+        flops = step_flops(step) if not (cfg.train.compile or through_weights) else None
         return {**timing, "flops_per_step": flops, "peak_memory_gb": _peak_memory_gb(trainer.device),
                 "device": str(trainer.device)}
 
@@ -171,17 +193,24 @@ def run_worker(spec: dict, mixed_precision: str = "no", channels_last: bool = Fa
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def precision_compile_grid(presets, batch_size, steps, warmup, channels_last, json_out) -> None:
-    """``--grid``: our step eager vs compiled, fp32 vs bf16, in one table (s/step best, speed-up over eager
-    fp32); the first compiled step's time (compilation included) beside it."""
+def batch_and_steps(preset: str, batch_size: int | None, steps: int | None) -> tuple[int, int]:
+    """The batch and timed steps of a preset: the given ones, else the preset's batch (4 for the paper preset
+    on CPU, 64 on GPU) and 10 steps (3 for the paper preset on CPU, 20 on GPU)."""
     from sagan.config import load_config
 
     gpu = torch.cuda.is_available()
+    paper = load_config(preset).model.resolution >= 128
+    batch = batch_size or (load_config(preset).train.batch_size if not paper else (64 if gpu else 4))
+    return batch, steps or (20 if gpu else (3 if paper else 10))
+
+
+def precision_compile_grid(presets, batch_size, steps, warmup, channels_last, json_out) -> None:
+    """``--grid``: our step eager vs compiled, fp32 vs bf16, in one table (s/step best, speed-up over eager
+    fp32); the first compiled step's time (compilation included) beside it."""
+    gpu = torch.cuda.is_available()
     rows = []
     for preset in presets:
-        paper = load_config(preset).model.resolution >= 128
-        batch = batch_size or (load_config(preset).train.batch_size if not paper else (64 if gpu else 4))
-        n = steps or (20 if gpu else (3 if paper else 10))
+        batch, n = batch_and_steps(preset, batch_size, steps)
         for comp in (False, True):
             for mp in ("no", "bf16"):
                 w = warmup if warmup is not None else (3 if comp else 1)
@@ -205,6 +234,46 @@ def precision_compile_grid(presets, batch_size, steps, warmup, channels_last, js
         Path(json_out).write_text(json.dumps(rows, indent=2))
 
 
+def penalty_comparison(presets, batch_size, steps, warmup, mixed_precision, channels_last, loss, r1, r2, json_out):
+    """``--r1-gamma`` / ``--r2-gamma``: the plain step, the penalised step and the penalised step with the
+    straightforward first backward (through D's weights too), one process each, one after the other."""
+    from sagan.config import load_config
+
+    gpu = torch.cuda.is_available()
+    rows = []
+    for preset in presets:
+        batch, n = batch_and_steps(preset, batch_size, steps)
+        w = warmup if warmup is not None else 1
+        plain = {"loss": loss} if loss else {}
+        penalised = {**plain, "r1_gamma": r1, "r2_gamma": r2}
+        row = {"preset": preset, "batch_size": batch, "loss": loss or load_config(preset).train.loss,
+               "r1_gamma": r1, "r2_gamma": r2}
+        for name, train, through in (("plain", plain, False), ("penalised", penalised, False),
+                                     ("straightforward", penalised, True)):
+            spec = {"preset": preset, "impl": "ours", "batch": batch, "steps": n, "warmup": w, "train": train,
+                    "through_weights": through}
+            row[name] = run_worker(spec, mixed_precision, channels_last, False)
+            click.echo(f"{preset:>12s} {name:>15s}: {row[name]['sec_per_step']:.3f} s/step best, "
+                       f"{row[name]['median_sec_per_step']:.3f} median, {row[name]['cpu_sec_per_step']:.3f} CPU s "
+                       "best", err=True)
+        rows.append(row)
+    click.echo(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, "
+               f"{'GPU ' + torch.cuda.get_device_name() if gpu else 'CPU'}; mixed precision {mixed_precision}; "
+               f"R1 gamma {r1:g}, R2 gamma {r2:g}")
+    # wall seconds (best step), and on a CPU the process CPU seconds, robust to other jobs on the cores
+    clocks = [("sec_per_step", "wall")] + ([] if gpu else [("cpu_sec_per_step", "CPU")])
+    click.echo(f"{'preset':>12s} {'batch':>5s} {'loss':>11s} {'clock':>5s} {'plain s':>8s} {'penalised s':>11s} "
+               f"{'straight s':>10s} {'pen/plain':>9s} {'pen/straight':>12s}")
+    for r in rows:
+        for key, clock in clocks:
+            p, q, st = (r[k][key] for k in ("plain", "penalised", "straightforward"))
+            r[f"{clock}_ratio_penalised_over_plain"], r[f"{clock}_ratio_penalised_over_straightforward"] = q / p, q / st
+            click.echo(f"{r['preset']:>12s} {r['batch_size']:5d} {r['loss']:>11s} {clock:>5s} {p:8.3f} {q:11.3f} "
+                       f"{st:10.3f} {q / p:9.2f} {q / st:12.2f}")
+    if json_out:
+        Path(json_out).write_text(json.dumps(rows, indent=2))
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--preset", "presets", multiple=True, default=("demo", "imagenet128"), show_default=True,
               help="Config preset(s) to time.")
@@ -221,28 +290,37 @@ def precision_compile_grid(presets, batch_size, steps, warmup, channels_last, js
               help="The device's dense peak for the dtype in use (e.g. H100 SXM bf16: 989), to print MFU.")
 @click.option("--grid", is_flag=True,
               help="Instead: ours eager vs compiled x fp32 vs bf16, side by side (one process per cell).")
+@click.option("--r1-gamma", type=float, default=0.0,
+              help="Instead: time the plain step, the step with this R1 (and --r2-gamma) penalty, and the same "
+                   "penalty through D's weights too (the straightforward formulation), with ratios.")
+@click.option("--r2-gamma", type=float, default=0.0, help="R2 gamma of that comparison.")
+@click.option("--loss", default=None, help="train.loss of that comparison (e.g. rpgan).  [default: the preset's]")
 @click.option("--worker", hidden=True, default=None)
 def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_last, compile_, json_out, peak_tflops,
-         grid, worker):
+         grid, r1_gamma, r2_gamma, loss, worker):
     """Time one G+D training step of ours vs the StudioGAN-style reference formulation."""
     gpu = torch.cuda.is_available()
     if grid and worker is None:
         return precision_compile_grid(presets, batch_size, steps, warmup, channels_last, json_out)
+    if (r1_gamma > 0 or r2_gamma > 0) and worker is None:
+        return penalty_comparison(presets, batch_size, steps, warmup, mixed_precision, channels_last, loss, r1_gamma,
+                                  r2_gamma, json_out)
     if worker is not None:  # child process: one measurement, printed as JSON
         args = json.loads(worker)
         cfg = _config(args["preset"], args["batch"], args.get("mp", mixed_precision), channels_last,
                       args.get("compile", compile_))
-        run = run_ours if args["impl"] == "ours" else run_reference
-        print(json.dumps(run(cfg, args["warmup"], args["steps"])))
+        cfg = cfg.replace(train=args["train"]) if args.get("train") else cfg
+        if args["impl"] == "ours":
+            print(json.dumps(run_ours(cfg, args["warmup"], args["steps"], args.get("through_weights", False))))
+        else:
+            print(json.dumps(run_reference(cfg, args["warmup"], args["steps"])))
         return
     results = []
     impls = ["ours", "reference"] if impl == "both" else [impl]
     for preset in presets:
         from sagan.config import load_config
 
-        paper = load_config(preset).model.resolution >= 128
-        batch = batch_size or (load_config(preset).train.batch_size if not paper else (64 if gpu else 4))
-        n = steps or (20 if gpu else (3 if paper else 10))
+        batch, n = batch_and_steps(preset, batch_size, steps)
         w = warmup if warmup is not None else (3 if compile_ else 1)
         row = {"preset": preset, "batch_size": batch, "mixed_precision": mixed_precision,
                "channels_last": channels_last, "compile": compile_, "steps": n}

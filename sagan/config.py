@@ -116,6 +116,17 @@ class TrainConfig:
     # fresh latents whenever it is read (grids, evaluations, checkpoints); 0 = G's statistics, as before
     ema_standing_batches: int = 16
     threads: int = 0  # CPU threads of torch's kernels (sagan.threads); 0 = automatic, fewer on loaded cores
+    # today's objectives (issue 28; sagan.training.objective): zero-centred gradient penalties on D's input,
+    # StyleGAN2's lazy regularisation, R3GAN's cosine schedules ("burn-in"); the *_end keys: null = constant
+    r1_gamma: float = 0.0  # R1: (gamma / 2) E||grad_x D(x)||^2 on real images (0 = off)
+    r2_gamma: float = 0.0  # R2: the same on generated images (0 = off); R3GAN = loss rpgan + R1 + R2
+    reg_interval: int = 1  # penalties every k-th D update, times k, D's Adam lr x k/(k+1), betas ^ k/(k+1)
+    schedule_kimg: float = 0.0  # the *_end values are reached on a cosine over this many thousand images seen
+    r1_gamma_end: float | None = None
+    r2_gamma_end: float | None = None
+    lr_g_end: float | None = None
+    lr_d_end: float | None = None
+    beta2_end: float | None = None
 
 
 @dataclass(frozen=True)

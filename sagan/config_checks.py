@@ -137,6 +137,9 @@ def check_train(t, bad) -> None:
     problem = _log_with_problem(t.log_with)  # experiment trackers (sagan.training.trackers)
     if problem:
         bad(problem)
+    objective = objective_problem(t)  # issue 28: penalties, lazy regularisation, schedules
+    if objective:
+        bad(objective)
 
 
 def check_data(cfg: Config, bad) -> None:
@@ -193,4 +196,38 @@ def _log_with_problem(log_with: tuple[str, ...]) -> str | None:
         return f"train.log_with: none cannot be combined with trackers; got {list(log_with)}"
     if len(set(log_with)) < len(log_with):
         return f"train.log_with lists a tracker twice: {list(log_with)}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# issue 28: gradient penalties (train.r1_gamma / r2_gamma), lazy regularisation, schedules
+
+
+def objective_problem(t) -> str | None:
+    """What is wrong with the penalty, lazy-regularisation and schedule keys of ``train``, or None."""
+    for k in ("r1_gamma", "r2_gamma", "schedule_kimg"):
+        if getattr(t, k) < 0:
+            return f"train.{k} must be >= 0 (0 = off), got {getattr(t, k)}"
+    if t.reg_interval < 1:
+        return f"train.reg_interval must be >= 1 (1 = a penalty in every D update), got {t.reg_interval}"
+    ends = {k: getattr(t, f"{k}_end") for k in ("r1_gamma", "r2_gamma", "lr_g", "lr_d", "beta2")}
+    given = [f"train.{k}_end" for k, v in ends.items() if v is not None]
+    if given and t.schedule_kimg <= 0:
+        return f"{given[0]} needs train.schedule_kimg > 0 (the thousands of images over which it is reached)"
+    for k in ("r1_gamma", "r2_gamma"):
+        if ends[k] is not None and (ends[k] < 0 or getattr(t, k) <= 0):
+            return (f"train.{k}_end={ends[k]} needs train.{k} > 0 (the start value; 0 = off) and must be >= 0, "
+                    f"got train.{k}={getattr(t, k)}")
+    for k in ("lr_g", "lr_d"):
+        if ends[k] is not None and ends[k] <= 0:
+            return f"train.{k}_end must be > 0, got {ends[k]}"
+    if ends["beta2"] is not None and not 0 <= ends["beta2"] < 1:
+        return f"train.beta2_end must be in [0, 1), got {ends['beta2']}"
+    if t.r1_gamma > 0 or t.r2_gamma > 0:
+        if t.compile:
+            return ("train.compile with a gradient penalty (train.r1_gamma / r2_gamma): torch.compile silently drops "
+                    "the double-backward graph the penalty needs (pytorch/pytorch#181581); set train.compile=false")
+        if t.mixed_precision == "fp16":
+            return ("train.mixed_precision fp16 with a gradient penalty: the input gradients are taken without loss "
+                    "scaling and underflow in fp16 (R3GAN found fp16 unusable); use bf16 or no")
     return None

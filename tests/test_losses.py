@@ -77,4 +77,36 @@ def test_every_registered_loss_is_fp32_for_low_precision_logits():
     real = torch.tensor([0.3, -0.2], dtype=torch.bfloat16)
     fake = torch.tensor([0.1, 0.4], dtype=torch.bfloat16)
     for loss in LOSSES.values():
-        assert loss.d_loss(real, fake)[0].dtype == torch.float32 and loss.g(fake).dtype == torch.float32, loss.name
+        assert loss.d_loss(real, fake)[0].dtype == torch.float32 and loss.g(fake, real).dtype == torch.float32, loss.name
+
+
+def test_relativistic_pairing_loss_by_hand():
+    """rpgan (R3GAN): L_D = mean softplus(-(D(x_i) - D(G(z_i)))), L_G = mean softplus(-(D(G(z_i)) - D(x_i))),
+    the i-th real paired with the i-th fake."""
+    rp = LOSSES["rpgan"]
+    real = torch.tensor([1.0, 0.0, 3.0])
+    fake = torch.tensor([0.0, 2.0, 3.0])
+    sp = lambda t: math.log1p(math.exp(t))  # noqa: E731
+    total, parts = rp.d_loss(real, fake)
+    assert list(parts) == ["d_loss_pair"]
+    assert total.item() == pytest.approx((sp(-1.0) + sp(2.0) + sp(0.0)) / 3)
+    assert rp.g(fake, real).item() == pytest.approx((sp(1.0) + sp(-2.0) + sp(0.0)) / 3)
+    # the pairing matters: reversing the reals changes the loss (it is not a function of the means)
+    assert rp.d_loss(real.flip(0), fake)[0].item() != pytest.approx(total.item())
+
+
+def test_relativistic_g_loss_needs_the_paired_real_logits():
+    rp = LOSSES["rpgan"]
+    with pytest.raises(ValueError, match="pairs each fake with a real image"):
+        rp.g(torch.zeros(3))
+    with pytest.raises(ValueError, match="pairs each fake"):
+        rp.g(torch.zeros(3), torch.zeros(2))
+
+
+def test_losses_that_do_not_read_real_logits_ignore_them():
+    fake, real = torch.tensor([0.5, -1.0]), torch.tensor([7.0, 3.0])
+    for name in ("hinge", "ns", "wasserstein"):
+        loss = LOSSES[name]
+        assert not loss.g_reads_real
+        assert torch.equal(loss.g(fake, real), loss.g(fake)), name
+    assert LOSSES["rpgan"].g_reads_real

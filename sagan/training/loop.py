@@ -43,6 +43,7 @@ from ..errors import UserError, one_line
 from ..io import printable
 from ..sampling.ema_check import averaging_note
 from .step import GANStep
+from .objective import describe as describe_objective
 from ..models.networks import Discriminator, Generator, count_parameters
 from .monitor import Monitor, RecentSteps, StopRequest
 from .lineage import ROOT, Resume, lineage_of, reconcile_history
@@ -123,6 +124,7 @@ class Trainer:
         # small data: what D sees and what regularises it
         self._startup_notes += [self.gan.augment.describe()] if self.gan.augment.active else []
         self._startup_notes += [reg.describe() for reg in self.gan.regularisers.values()]
+        self._startup_notes += describe_objective(cfg.train)  # penalties and schedules (issue 28)
         self.recent = RecentSteps(self.device)
         # a restart (no checkpoint yet) abandons whatever the killed attempt recorded: resume from step 0
         resumed = self.step if (ckpt is not None or restart is not None) else None
@@ -200,9 +202,9 @@ class Trainer:
 
     def _restore(self, ckpt: dict) -> None:
         restore_training_state(ckpt, self.gan)
-        self.hparam_changes = self.gan.apply_hyperparameters()
         self.step = ckpt["step"]
         self.images_seen = int((ckpt.get("meta") or {}).get("images_seen", 0))
+        self.hparam_changes = self.gan.apply_hyperparameters(self.images_seen)  # (schedules: at this position)
 
     def _in_run(self, ckpt: dict) -> bool:
         return Path(ckpt["path"]).parent.resolve() == self.ckpt_dir.resolve()
@@ -311,7 +313,7 @@ class Trainer:
                     self.step += 1
                     s = self.step
                     started = time.perf_counter()
-                    stats = self.gan(s, self.data.next)
+                    stats = self.gan(s, self.data.next, self.images_seen)
                     self.recent.add(s, stats, t.d_steps * t.batch_size, self.gan.grad_norm_tensors())
                     if t.compile and s == self._first_step:
                         self.say(f"torch.compile: the first step took {time.perf_counter() - started:.1f} s, "
@@ -367,6 +369,7 @@ class Trainer:
         extra = {k: values.pop(k) for k in list(values) if k.startswith("grad_norm/")}  # means over the same steps
         extra.update({"lr/G": self.gan.opt_G.param_groups[0]["lr"], "lr/D": self.gan.opt_D.param_groups[0]["lr"],
                       "perf/images_per_s": images_per_s, "progress/images_seen": self.images_seen})
+        extra.update(self.gan.log_values())  # schedules and penalties (issue 28): the values the last step used
         for net, module in (("G", self.gan.G_raw), ("D", self.gan.D_raw)):
             for res, attn in module.attn.items():
                 extra[f"attention/gamma_{net}_{res}px"] = float(attn.gamma.detach())

@@ -114,3 +114,49 @@ register_regulariser("lecam", lambda t: t.lecam_weight > 0,
                      lambda cfg, device: LeCam(cfg.train.lecam_weight, cfg.train.lecam_decay, cfg.train.lecam_start,
                                                device),
                      "LeCam (Tseng et al. 2021): D's outputs against moving averages of the other side")
+
+
+# --------------------------------------------------------------------------------------------------
+# zero-centred gradient penalties on D's inputs (issue 28): R1 on real images (Mescheder et al. 2018),
+# R2 on generated ones (R3GAN, Huang et al. 2024); switched on by train.r1_gamma / train.r2_gamma and
+# applied by the training step (sagan.training.step), lazily with train.reg_interval (StyleGAN2)
+
+
+def math_attention():
+    """Context in which D's attention runs PyTorch's math SDPA kernel: the fused (flash / memory-efficient,
+    CPU flash) kernels have no second derivative (pytorch/pytorch#116350, #117974), which a penalty on
+    D's input gradient needs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel(SDPBackend.MATH)
+
+
+def squared_gradient_norms(outputs: torch.Tensor, inputs: list[torch.Tensor],
+                           create_graph: bool = True) -> list[torch.Tensor]:
+    """For each tensor of ``inputs`` (B, ...): the per-row squared L2 norm (B,), in fp32 (or float64), of the
+    gradient of ``outputs.sum()`` with respect to it. Only the gradients with respect to ``inputs`` are computed:
+    autograd skips the weight gradients of every layer on the way (StyleGAN2's ``no_weight_gradients``
+    saving), and nothing is accumulated into any ``.grad``. ``create_graph``: the norms can be
+    differentiated again (a penalty that trains D's weights)."""
+    grads = torch.autograd.grad(_wide(outputs).sum(), inputs, create_graph=create_graph)
+    return [_wide(g).square().flatten(1).sum(1) for g in grads]
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """fp32 for low-precision tensors (bf16 autocast: the norms in fp32), float64 kept."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
+def input_gradient_norms(D, images: torch.Tensor, labels: torch.Tensor, augment=None,
+                         create_graph: bool = True) -> torch.Tensor:
+    """||d sum_i D(x_i) / d x_j||^2 for every image x_j of ``images`` (B, C, H, W): shape (B,), fp32, the
+    square summed over C·H·W. ``augment`` (optional, differentiable) is applied after the images are
+    marked as inputs, so the gradient is taken before augmentation and flows through it (R3GAN's code).
+    D runs with the math attention kernel (:func:`math_attention`). With ``create_graph`` the norms are
+    differentiable with respect to D's weights: ``(gamma / 2) * norms.mean()`` is the R1 (real images) or
+    R2 (generated images) penalty. D must treat the images of a batch independently (no batch norm), as
+    sagan's does; the images themselves are detached (no gradient reaches whatever made them)."""
+    x = images.detach().requires_grad_(True)
+    with math_attention():
+        logits = D(augment(x) if augment is not None else x, labels)
+    return squared_gradient_norms(logits, [x], create_graph)[0]

@@ -31,6 +31,17 @@ Small data (``train.augment``, ``train.lecam_weight``): the augmentation (:mod:`
 to everything D sees, real and fake, in the D and the G step, its randomness seeded by (seed, step,
 phase, global micro-batch index): split-invariant like the latents; the regularisers (:mod:`sagan.training.regularisers`) add their parts to D's loss. Their
 states (ADA's p, LeCam's averages) travel in checkpoints (:func:`sagan.training.checkpoints.small_data_state`).
+
+Objectives (issue 28; :mod:`sagan.training.objective`): a loss that reads real logits in G's step
+(``rpgan``) gets D's logits on the real images of the step's last D update, paired with G's fakes row by
+row (:mod:`sagan.training.losses`). The gradient penalties R1 / R2 (``train.r1_gamma`` / ``r2_gamma``)
+take D's gradient with respect to the real / generated images before augmentation (it flows through the
+augmentation) in the same D call as the loss, with the math attention kernel (the fused kernels have no
+double backward) and without computing any weight gradient in that first backward
+(:func:`sagan.training.regularisers.squared_gradient_norms`); they are the D loss parts ``d_loss_r1`` /
+``d_loss_r2`` (gamma and any lazy factor included). With ``train.reg_interval`` k > 1 they are a D update
+of their own after every k-th one. Which D updates regularise and the schedules' position follow from the
+step and the images seen before it, so exact resume and split invariance hold as above.
 """
 
 from __future__ import annotations
@@ -46,7 +57,8 @@ from ..data.stream import mix_seed
 from .ema import EMA
 from ..models.layers import batch_norm_synchronised, power_iteration_paused, spectral_norms, synchronise_batch_norm
 from .losses import auxiliary_classifier_parts, get_loss
-from .regularisers import build_regularisers
+from . import objective
+from .regularisers import build_regularisers, math_attention, squared_gradient_norms
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 LOGIT_STATS = ("d_logits_real", "d_logits_fake")
@@ -82,6 +94,11 @@ class GANStep:
         self.memory_format = torch.channels_last if t.channels_last else torch.preserve_format
         # AC-GAN (model.d_cond: ac): D also returns class logits, whose cross-entropy joins both losses
         self.ac = cfg.model.d_cond == "ac" and cfg.model.num_classes > 0
+        # issue 28: the schedules' values in use, Adam's lazy-regularisation correction (objective module)
+        self.hyper = objective.values_at(t, 0)
+        self._moving = objective.scheduled(t) or objective.lazy_ratio(t) != 1
+        if self._moving:
+            self.set_hyperparameters(0)
         self._prepared = False
 
     def prepare(self) -> "GANStep":
@@ -101,13 +118,15 @@ class GANStep:
 
     # ---- hyper-parameters on resume ---------------------------------------------------------------
 
-    def apply_hyperparameters(self) -> list[str]:
+    def apply_hyperparameters(self, images_seen: int = 0) -> list[str]:
         """Set lr / betas / eps of both optimisers from the config (a resumed optimizer state brings the
-        checkpoint's back); returns one description per value that changed."""
+        checkpoint's back), at the schedules' position after ``images_seen`` images and with the lazy
+        correction; returns one description per value that changed."""
         t = self.cfg.train
         changes = []
-        for opt, name, lr in ((self.opt_G, "G", t.lr_g), (self.opt_D, "D", t.lr_d)):
-            target = {"lr": lr, "betas": (t.beta1, t.beta2), "eps": t.adam_eps}
+        settings = objective.optimiser_settings(t, objective.values_at(t, images_seen))
+        for opt, name in ((self.opt_G, "G"), (self.opt_D, "D")):
+            target = settings[name]
             for group in opt.param_groups:
                 for key, value in target.items():
                     old = tuple(group[key]) if isinstance(group[key], (list, tuple)) else group[key]
@@ -115,6 +134,25 @@ class GANStep:
                         changes.append(f"{name} {key} {old} -> {value}")
                         group[key] = value
         return sorted(set(changes))
+
+    def set_hyperparameters(self, images_seen: int) -> None:
+        """The scheduled values after ``images_seen`` images: the gammas in use and both optimisers' settings."""
+        t = self.cfg.train
+        self.hyper = objective.values_at(t, images_seen)
+        for opt, settings in zip((self.opt_G, self.opt_D), objective.optimiser_settings(t, self.hyper).values()):
+            for group in opt.param_groups:
+                group.update(settings)
+
+    def log_values(self) -> dict[str, float]:
+        """What the last step used of the moving hyper-parameters (TensorBoard ``lr/*``, ``objective/*``);
+        empty when nothing moves and no penalty is on."""
+        t = self.cfg.train
+        if not (self._moving or objective.penalised(t)):
+            return {}
+        d = objective.optimiser_settings(t, self.hyper)["D"]
+        out = {"lr/G": self.hyper["lr_g"], "lr/D": d["lr"], "objective/beta2": self.hyper["beta2"]}
+        out.update({f"objective/{k}": self.hyper[k] for k in ("r1_gamma", "r2_gamma") if getattr(t, k) > 0})
+        return out
 
     # ---- one step ---------------------------------------------------------------------------------
 
@@ -184,11 +222,18 @@ class GANStep:
 
     # ---- the updates ------------------------------------------------------------------------------
 
-    def d_update(self, batches: Batches, gen: torch.Generator, step: int = 0, phase: int = 1) -> dict[str, torch.Tensor]:
+    def d_update(self, batches: Batches, gen: torch.Generator, step: int = 0, phase: int = 1,
+                 update: int | None = None) -> dict[str, torch.Tensor]:
         """One D step (phase ``phase`` of step ``step``) over the micro-batches of one global batch, with
-        latents from ``gen``; returns D's loss parts and mean logits."""
+        latents from ``gen``; returns D's loss parts and mean logits. ``update``: the D update's number in
+        the run (0-based; default from step and phase), which says when a lazy penalty update follows."""
+        t = self.cfg.train
         fmt = self.memory_format
         A = len(batches)
+        update = (step - 1) * t.d_steps + phase - 1 if update is None else update
+        joint = objective.penalised(t) and t.reg_interval == 1  # the penalties join this update's loss
+        lazy = objective.regularises(t, update)  # a penalty update of their own follows this one
+        kept = []
         self.opt_D.zero_grad(set_to_none=True)
         totals: dict[str, torch.Tensor] = {}
         for m, ((x, y), (z, y_fake)) in enumerate(zip(batches, self.micro_latents(gen))):
@@ -196,12 +241,18 @@ class GANStep:
             y = y.to(self.device, non_blocking=True)
             with torch.no_grad(), self._micro(m):
                 fake = self.G(z, y_fake)
+            if lazy:
+                kept.append((x, y, fake, y_fake))
             with self._sync(self.D, last=m == A - 1), self._micro(m):
                 labels = torch.cat([y, y_fake])
-                seen = self._augment(torch.cat([x, fake.to(x.dtype)]), step, phase, m)
-                logits, classes = self._d_out(self.D, seen, labels)  # one call (module doc)
+                if joint:
+                    loss, parts, logits, classes = self._penalised_d_loss(x, fake, labels, step, phase, m)
+                else:
+                    seen = self._augment(torch.cat([x, fake.to(x.dtype)]), step, phase, m)
+                    logits, classes = self._d_out(self.D, seen, labels)  # one call (module doc)
                 real_logits, fake_logits = logits.float().split([len(x), len(fake)])
-                loss, parts = self._d_loss(real_logits, fake_logits, step)
+                if not joint:
+                    loss, parts = self._d_loss(real_logits, fake_logits, step)
                 if classes is not None:  # AC-GAN: D classifies real images and G's (Odena et al. 2017)
                     ac = auxiliary_classifier_parts(classes, labels, {"d_loss_ac_real": len(x),
                                                                       "d_loss_ac_fake": len(fake)})
@@ -213,11 +264,76 @@ class GANStep:
                 totals[k] = totals.get(k, 0) + v.detach() / A
         self.opt_D.step()
         self._end_d_update(totals, step)
+        if objective.penalised(t) and t.reg_interval > 1:  # the same keys in every update (0 between penalties)
+            penalty = self._penalty_update(kept, step, phase) if lazy else self._zero_penalty_parts()
+            totals.update(penalty)
+            totals["d_loss"] = totals["d_loss"] + sum(penalty.values())
         return totals
 
-    def g_update(self, gen: torch.Generator, step: int = 0) -> dict[str, torch.Tensor]:
+    # ---- gradient penalties R1 / R2 (issue 28) -------------------------------------------------------
+
+    def _penalty_inputs(self, x: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The real and generated images as leaves that the penalties differentiate D with respect to (before
+        the augmentation, which the gradient flows through), in the real images' dtype."""
+        t = self.cfg.train
+        return (x.detach().requires_grad_(t.r1_gamma > 0), fake.detach().to(x.dtype).requires_grad_(t.r2_gamma > 0))
+
+    def _input_gradients(self, logits: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-image squared norms of the gradient of D's summed logits with respect to ``inputs`` (only
+        those: no weight gradient is computed in this backward)."""
+        return squared_gradient_norms(logits, inputs)
+
+    def _penalty_parts(self, logits, x_in, fake_in, scale: float) -> dict[str, torch.Tensor]:
+        """``d_loss_r1`` / ``d_loss_r2``: scale * (gamma / 2) * mean ||grad||^2 at the scheduled gammas."""
+        on = [(name, inp, self.hyper[key]) for name, key, inp in (("d_loss_r1", "r1_gamma", x_in),
+                                                                   ("d_loss_r2", "r2_gamma", fake_in))
+              if getattr(self.cfg.train, key) > 0]
+        norms = self._input_gradients(logits, [inp for _, inp, _ in on])
+        return {name: (scale * gamma / 2) * n.mean() for (name, _, gamma), n in zip(on, norms)}
+
+    def _zero_penalty_parts(self) -> dict[str, torch.Tensor]:
+        t = self.cfg.train
+        return {name: torch.zeros((), device=self.device) for name, key in (("d_loss_r1", "r1_gamma"),
+                                                                              ("d_loss_r2", "r2_gamma"))
+                if getattr(t, key) > 0}
+
+    def _penalised_d_loss(self, x, fake, labels, step: int, phase: int, m: int):
+        """D's loss with the penalties joined (reg_interval 1, R3GAN): one D call on the augmented
+        concatenation of the input leaves; returns (loss, parts, logits, class logits)."""
+        x_in, fake_in = self._penalty_inputs(x, fake)
+        with math_attention():
+            seen = self._augment(torch.cat([x_in, fake_in]), step, phase, m)
+            logits, classes = self._d_out(self.D, seen, labels)
+        real_logits, fake_logits = logits.float().split([len(x), len(fake)])
+        loss, parts = self._d_loss(real_logits, fake_logits, step)
+        penalty = self._penalty_parts(logits, x_in, fake_in, 1.0)
+        return loss + sum(penalty.values()), {**parts, **penalty}, logits, classes
+
+    def _penalty_update(self, kept, step: int, phase: int) -> dict[str, torch.Tensor]:
+        """Lazy regularisation: a D update on the penalties alone, times ``train.reg_interval``, on the same
+        real images, fakes and augmentation as the update before it (StyleGAN2's ``Dreg`` phase)."""
+        A, k = len(kept), self.cfg.train.reg_interval
+        self.opt_D.zero_grad(set_to_none=True)
+        totals: dict[str, torch.Tensor] = {}
+        for m, (x, y, fake, y_fake) in enumerate(kept):
+            with self._sync(self.D, last=m == A - 1), self._micro(m):
+                x_in, fake_in = self._penalty_inputs(x, fake)
+                with math_attention():
+                    seen = self._augment(torch.cat([x_in, fake_in]), step, phase, m)
+                    logits, classes = self._d_out(self.D, seen, torch.cat([y, y_fake]))
+                parts = self._penalty_parts(logits, x_in, fake_in, float(k))
+                # every weight of D in the graph, as DDP expects (StyleGAN2 adds `real_logits * 0` likewise)
+                unused = logits.float().sum() + (classes.float().sum() if classes is not None else 0)
+                self.acc.backward((sum(parts.values()) + 0 * unused) / A)
+            for name, v in parts.items():
+                totals[name] = totals.get(name, 0) + v.detach() / A
+        self.opt_D.step()
+        return totals
+
+    def g_update(self, gen: torch.Generator, step: int = 0, reals: Batches | None = None) -> dict[str, torch.Tensor]:
         """One G step (``grad_accum`` micro-batches of fresh latents); returns G's mean loss ``g_loss``
-        (and its AC-GAN part ``g_loss_ac``)."""
+        (and its AC-GAN part ``g_loss_ac``). ``reals``: the micro-batches of real images the fakes are
+        paired with, read only by a loss that needs them (``rpgan``; the step's last D batch)."""
         A = self.cfg.train.grad_accum
         self.opt_G.zero_grad(set_to_none=True)
         self.D_raw.requires_grad_(False)
@@ -225,9 +341,14 @@ class GANStep:
         try:
             for m, (z, y_fake) in enumerate(self.micro_latents(gen)):
                 with self._sync(self.G, last=m == A - 1), self._micro(m):
-                    seen = self._augment(self.G(z, y_fake), step, 0, m)
-                    logits, classes = self._d_out(self.D_gstep, seen, y_fake)
-                    parts = {"g_loss": self.loss.g(logits)}
+                    if self.loss.g_reads_real:
+                        logits, classes, real_logits = self._paired_g_logits(self.G(z, y_fake), y_fake, reals[m],
+                                                                             step, m)
+                        parts = {"g_loss": self.loss.g(logits, real_logits)}
+                    else:
+                        seen = self._augment(self.G(z, y_fake), step, 0, m)
+                        logits, classes = self._d_out(self.D_gstep, seen, y_fake)
+                        parts = {"g_loss": self.loss.g(logits)}
                     if classes is not None:  # AC-GAN: G wants its images classified as their labels
                         parts.update(auxiliary_classifier_parts(classes, y_fake, {"g_loss_ac": len(y_fake)}))
                         parts["g_loss"] = parts["g_loss"] + parts["g_loss_ac"]
@@ -239,22 +360,44 @@ class GANStep:
         self.opt_G.step()
         return totals
 
-    def __call__(self, step: int, next_batches: Callable[[], Batches]) -> dict[str, torch.Tensor]:
+    def _paired_g_logits(self, fake, y_fake, real, step: int, m: int):
+        """G's step of a loss that reads real logits: D (frozen) on the concatenation of the paired real
+        micro-batch and the fakes, one call as in the D step; returns (fake logits, fake class logits,
+        real logits)."""
+        x = real[0].to(self.device, non_blocking=True, memory_format=self.memory_format)
+        y = real[1].to(self.device, non_blocking=True)
+        seen = self._augment(torch.cat([x, fake.to(x.dtype)]), step, 0, m)
+        logits, classes = self._d_out(self.D_gstep, seen, torch.cat([y, y_fake]))
+        real_logits, logits = logits.split([len(x), len(fake)])
+        return logits, (classes[len(x):] if classes is not None else None), real_logits.detach()
+
+    def __call__(self, step: int, next_batches: Callable[[], Batches],
+                 images_seen: int | None = None) -> dict[str, torch.Tensor]:
         """G step number ``step`` (1-based): D updates on ``train.d_steps`` global batches from
         ``next_batches``, one G update, the EMA update. Returns the step's statistics (on the device: no
-        host sync here), D's averaged over its updates."""
+        host sync here), D's averaged over its updates. ``images_seen``: real images shown to D before this
+        step, the schedules' position (default: ``(step - 1) * d_steps * batch_size``)."""
         if not self._prepared:
             self.prepare()
         t = self.cfg.train
+        per_step = t.d_steps * t.batch_size
+        images_seen = (step - 1) * per_step if images_seen is None else images_seen
+        if self._moving:
+            self.set_hyperparameters(images_seen)
         stats: dict[str, torch.Tensor] = {}
         with batch_norm_synchronised(self.bn_group):
             for k in range(t.d_steps):
-                for key, v in self.d_update(next_batches(), self.phase_generator(step, 1 + k), step, 1 + k).items():
+                batches = next_batches()
+                for key, v in self.d_update(batches, self.phase_generator(step, 1 + k), step, 1 + k).items():
                     stats[key] = stats.get(key, 0) + v / t.d_steps
-            stats.update(self.g_update(self.phase_generator(step, 0), step))
+            stats.update(self.g_update(self.phase_generator(step, 0), step, batches))
         self.augment.end_step(step)
         if self.ema is not None and not self.acc.optimizer_step_was_skipped:
             self.ema.update(step)
+        if self._moving:  # the next step's values already: what a checkpoint written now stores
+            used = self.hyper
+            self.set_hyperparameters(images_seen + per_step)
+            self.hyper = used  # (the logs report what this step used)
         return stats
 
     def sample_generator(self) -> torch.nn.Module:
