@@ -112,9 +112,9 @@ class RunTrackers:
         self._record()
 
     def _wandb_kwargs(self, before: dict, resumed: bool) -> tuple[dict, str | None]:
-        kwargs: dict[str, Any] = {"name": self.outdir.name}
-        if not os.environ.get("WANDB_DIR"):
-            kwargs["dir"] = str(self.outdir)
+        # always passed: W&B reads WANDB_DIR once per process, so a later run of the same process (the
+        # experiments' variants, tests) would otherwise write into the first one's folder
+        kwargs: dict[str, Any] = {"name": self.outdir.name, "dir": os.environ.get("WANDB_DIR") or str(self.outdir)}
         if before.get("id"):
             kwargs.update(id=before["id"], resume="allow")
             return kwargs, f"wandb: continuing W&B run {before['id']} (its id is kept in {STATE_FILE})"
