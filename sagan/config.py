@@ -59,6 +59,8 @@ class ModelConfig:
     d_down: tuple[bool, ...] = ()  # which D blocks halve the resolution (one per D block); empty = all but the last
     # conditioning: num_classes 0 = unconditional (plain BN in G, no class term in D)
     d_cond: str = "projection"  # D's class term: "projection" (Miyato & Koyama 2018) or "ac" (Odena et al. 2017)
+    # BigGAN (issue 29): G's CBNs read linear maps of a shared class embedding G.shared (hierarchical_z implies it)
+    shared_embedding: bool = False
 
 
 # model keys a real dataset supplies (training and evaluation take them from the data unless the user pins them)
@@ -110,6 +112,8 @@ class TrainConfig:
     lecam_weight: float = 0.0  # LeCam regularisation lambda (Tseng et al. 2021; StudioGAN 0.3); 0 = off
     lecam_decay: float = 0.99  # decay of LeCam's moving averages of D's outputs
     lecam_start: int = 1000  # LeCam: steps before the term applies (the averages follow the last value until then)
+    # BigGAN (issue 29): orthogonal regularisation of G, strength beta (BigGAN 1e-4); 0 = off
+    ortho_reg: float = 0.0
 
 
 @dataclass(frozen=True)
