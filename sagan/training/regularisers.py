@@ -127,14 +127,14 @@ def orthogonal_penalty(G: torch.nn.Module) -> torch.Tensor:
     weight (``parametrizations.weight.original``), as BigGAN-PyTorch's ``utils.ortho`` sees it.
 
     G's loss adds ``train.ortho_reg / 2`` times this: its gradient is then BigGAN-PyTorch's
-    ``2 beta ((W W^T) * (1 - I)) W``. In fp32 whatever the training precision."""
+    ``2 beta ((W W^T) * (1 - I)) W``. In fp32 (or the weights' fp64) whatever the training precision."""
     shared = getattr(G, "shared", None)
     skip = {id(p) for p in shared.parameters()} if isinstance(shared, torch.nn.Module) else set()
     terms = []
     for p in G.parameters():
         if p.dim() < 2 or id(p) in skip:
             continue
-        w = p.float().reshape(p.shape[0], -1)
+        w = p.to(torch.promote_types(p.dtype, torch.float32)).reshape(p.shape[0], -1)
         gram = w @ w.t()
         terms.append((gram - torch.diag_embed(torch.diagonal(gram))).square().sum())
     return torch.stack(terms).sum() if terms else torch.zeros((), device=next(G.parameters()).device)
