@@ -15,8 +15,8 @@ from .definitions import build_variant, experiment_names, variant_names
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def main():
     """Rerun the SAGAN paper's experiments: SN/TTUR stability curves, the attention-placement table and
-    the Table 2 baselines (SNGAN-projection, AC-GAN); and small_data: 100% / 20% / 10% of the data, each
-    with and without DiffAugment.
+    the Table 2 baselines (SNGAN-projection, AC-GAN); small_data: 100% / 20% / 10% of the data, each
+    with and without DiffAugment; biggan_ablation: BigGAN's Table 1 steps from SAGAN (FID / KID / PRDC).
 
     \b
     Examples:
@@ -34,6 +34,9 @@ def main():
       # Table 2's comparison on CIFAR-10 (StudioGAN's recipe), three seeds per variant
       sagan-experiments run baselines --base cifar10 --data data/cifar10 --seeds 3 --steps 100000 \\
           --eval-every 5000 --num-samples 10000 --outdir runs/exp-baselines
+      # BigGAN's Table 1 ablation (SAGAN, + shared embedding, + hierarchical latents, + ortho) on CIFAR-10
+      sagan-experiments run biggan_ablation --base cifar10_biggan --data data/cifar10 --seeds 3 --steps 100000 \\
+          --eval-every 5000 --num-samples 10000 --outdir runs/exp-biggan
       sagan-experiments list
     """
 

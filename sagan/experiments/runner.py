@@ -27,6 +27,8 @@ from .definitions import build_variant, select_variants
 SETTINGS_FILE, REFERENCE_FILE = "experiment.json", "reference.npz"
 FIXED_SETTINGS = ("experiment", "base", "data", "eval_every", "num_samples", "ref")  # curves must stay comparable
 EVAL_METRICS = ("fid", "is", "kid")
+# experiments that evaluate more (issue 29: the BigGAN ablation reports precision / recall / density / coverage too)
+EXPERIMENT_METRICS = {"biggan_ablation": EVAL_METRICS + ("precision", "recall", "density", "coverage")}
 
 
 def _say(msg: str, main: bool = True) -> None:
@@ -115,7 +117,7 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
                 "num_samples": num_samples, "ref": ref, "seeds": seeds}
     overrides = {"train.max_steps": steps, "train.fid_every": eval_every, "train.fid_num_samples": num_samples,
                  "train.checkpoint_every": eval_every, "train.sample_every": eval_every,
-                 "train.eval_metrics": list(EVAL_METRICS), "data.path": data}
+                 "train.eval_metrics": list(EXPERIMENT_METRICS.get(experiment, EVAL_METRICS)), "data.path": data}
     first = build_variant(experiment, chosen[0], base, overrides).config or load_config(base)
     acc = make_accelerator(first.train.mixed_precision)
     main = acc.is_main_process
