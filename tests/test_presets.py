@@ -133,7 +133,7 @@ def test_benchmark_reference_networks_follow_the_preset_widths():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from reference_nets import RefDiscriminator, RefGenerator
 
-    for name in ("demo", "cifar10"):
+    for name in ("demo", "cifar10", "cifar10_biggan"):
         cfg = load_config(name, overrides=["model.init=normal"])
         assert count_parameters(RefGenerator(cfg)) == count_parameters(Generator.from_config(cfg))
         assert count_parameters(RefDiscriminator(cfg)) == count_parameters(Discriminator.from_config(cfg))
