@@ -21,7 +21,7 @@ TINY_WIDTHS = {  # the presets' own layout (widths pattern, z chunks, attention)
     "biggan128": ["model.g_ch=8", "model.d_ch=8", "model.shared_dim=16"],
 }
 TINY_TRAIN = ["data.demo_size=32", "train.batch_size=8", "train.num_workers=0", "train.log_every=1",
-              "train.sample_every=1000", "train.checkpoint_every=2", "train.ema_start=1", "train.d_steps=2"]
+              "train.sample_every=1000", "train.checkpoint_every=2", "train.ema_start=1", "train.d_steps=1"]
 
 
 def tiny(name: str, *overrides: str):

@@ -65,6 +65,9 @@ def list_(base):
                 what = (f"G {_placement(m.g_attn, m.g_block_type)}, D {_placement(m.d_attn, m.d_block_type)}, "
                         f"SN in G {m.g_sn}, D head {m.d_cond}, lr G {t.lr_g:g} / D {t.lr_d:g}, data "
                         f"{'all' if v.config.data.subset is None else f'{v.config.data.subset:g}'}, augment {t.augment}")
+                if exp == "biggan_ablation":  # BigGAN's options (issue 29)
+                    what += (f", shared embedding {m.shared_embedding or m.hierarchical_z}, hierarchical z "
+                             f"{m.hierarchical_z}, ortho_reg {t.ortho_reg:g}")
             click.echo(f"  {name:<17} {what}")
 
 
