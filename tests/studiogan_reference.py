@@ -137,7 +137,7 @@ class RefGenerator(nn.Module):
         return torch.tanh(self.conv2d5(self.act(self.bn4(h))))
 
 
-class RefBigGenerator(nn.Module):
+class RefBigGenerator(RefGenerator):
     """StudioGAN's ``big_resnet`` G (``src/models/big_resnet.py``): ``shared`` (an ``ops.embedding``, no SN,
     classes x g_shared_dim), z split into (blocks + 1) chunks of ``z_dim // (blocks + 1)`` (an assert that
     it divides), ``linear0`` of the first chunk, every block's two CBNs reading ``affine = cat(shared(y),
@@ -146,22 +146,14 @@ class RefBigGenerator(nn.Module):
 
     def __init__(self, resolution: int, num_classes: int, z_dim: int, ch: int, attn_after: tuple[int, ...],
                  shared_dim: int = 128, use_sn: bool = True):
-        super().__init__()
-        ins, outs = ([m * ch for m in d] for d in STUDIOGAN_G_DIMS[resolution])
-        self.c0, self.chunk = ins[0], z_dim // (len(ins) + 1)
-        assert self.chunk * (len(ins) + 1) == z_dim, "z_dim should be divided by the number of blocks"
-        self.linear0 = nn.Linear(self.chunk, ins[0] * 16)
-        self.linear0 = sn(self.linear0) if use_sn else self.linear0
+        blocks = len(STUDIOGAN_G_DIMS[resolution][0])
+        chunk = z_dim // (blocks + 1)
+        assert chunk * (blocks + 1) == z_dim, "z_dim should be divided by the number of blocks"
+        # the CBNs' input is the affine vector (shared_dim + chunk), linear0's the first chunk
+        super().__init__(resolution, shared_dim + chunk, chunk, ch, attn_after, cbn="affine",
+                         dims=STUDIOGAN_G_DIMS[resolution], use_sn=use_sn)
+        self.chunk = chunk
         self.shared = nn.Embedding(num_classes, shared_dim)
-        entries = []
-        for i, (a, b) in enumerate(zip(ins, outs)):
-            entries.append([GenBlock(a, b, shared_dim + self.chunk, "affine", use_sn)])
-            if i + 1 in attn_after:
-                entries.append([Attention(b, use_sn)])
-        self.blocks = nn.ModuleList(nn.ModuleList(e) for e in entries)
-        self.bn4 = nn.BatchNorm2d(outs[-1], eps=EPS_BN)
-        self.act = nn.ReLU(inplace=True)
-        self.conv2d5 = conv(outs[-1], 3, 3, use_sn=use_sn)
 
     def forward(self, z, y):
         zs = torch.split(z, self.chunk, 1)

@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import TINY_TRAIN
+from test_experiments import tiny_base  # noqa: F401 (the fixture: demo at narrow widths)
 from sagan.experiments import main as experiments_cli
 from sagan.experiments.definitions import PAPER_VALUES, build_variant, variant_names
 
@@ -38,16 +38,9 @@ def test_hierarchical_rows_are_skipped_where_the_bases_z_does_not_split(tmp_path
 
 
 @pytest.mark.slow
-def test_biggan_ablation_reports_fid_kid_prdc_mean_and_std_over_seeds(tmp_path, demo_ref, inception_weights_file):
-    import yaml
-
-    base = tmp_path / "tiny.yaml"
-    sections: dict = {}
-    for item in TINY_TRAIN:
-        key, value = item.split("=")
-        section, k = key.split(".")
-        sections.setdefault(section, {})[k] = int(value) if value.isdigit() else value
-    base.write_text(yaml.safe_dump({"base": "demo", **sections}))
+def test_biggan_ablation_reports_fid_kid_prdc_mean_and_std_over_seeds(tmp_path, tiny_base, demo_ref,
+                                                                      inception_weights_file):
+    base = tiny_base
     out = tmp_path / "exp"
     r = CliRunner().invoke(experiments_cli, [str(a) for a in (
         "run", "biggan_ablation", "--base", base, "--steps", 2, "--eval-every", 1, "--num-samples", 10,
