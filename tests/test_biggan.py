@@ -75,7 +75,8 @@ def test_hierarchical_latents_reach_every_block_each_its_own_chunk():
                 assert torch.equal(x, x0)  # features reaching blocks up to the perturbed one are unchanged
     with torch.no_grad():  # and the class reaches every block through the one shared embedding
         _, other = _block_inputs(G, z, torch.tensor([4, 7]))
-    assert all(not torch.equal(c[0, :16], c0[0, :16]) and torch.equal(c[1], c0[1]) for (_, c), (_, c0) in zip(other, base))
+    for (_, c), (_, c0) in zip(other, base):
+        assert not torch.equal(c[0, :16], c0[0, :16]) and torch.equal(c[1], c0[1])
 
 
 def test_shared_embedding_alone_conditions_every_cbn_on_the_embedding_only():

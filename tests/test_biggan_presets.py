@@ -58,7 +58,8 @@ def test_cifar10_biggan_samples_with_the_truncation_trick(tmp_path):
     sets = {}
     for t in ("0.5", None):
         out = tmp_path / f"s{t}.npz"
-        args = ["--checkpoint", run_dir, "--out", out, "--num-samples", 4, "--seed", 1] + (["--truncation", t] if t else [])
+        args = ["--checkpoint", run_dir, "--out", out, "--num-samples", 4, "--seed", 1]
+        args += ["--truncation", t] if t else []
         r = CliRunner().invoke(sample_cli, [str(a) for a in args])
         assert r.exit_code == 0, r.output
         sets[t] = np.load(out)

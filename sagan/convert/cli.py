@@ -31,7 +31,8 @@ def main():
               help="StudioGAN's best-FID save or its latest one.")
 @click.option("--config", default=None, metavar="PRESET|YAML",
               help="Our preset the weights fit (widths, z_dim, attention placement), e.g. cifar10, cifar10_sngan, "
-                   "tiny_imagenet, imagenet128, cifar10_biggan, biggan128; resolution, classes and SN in G come from the tensors, StudioGAN's "
+                   "tiny_imagenet, imagenet128, cifar10_biggan, biggan128; resolution, classes and SN in G come "
+                   "from the tensors, StudioGAN's "
                    "BN/SN eps and in-place-ReLU shortcut are set for you.  [default: the whole architecture read "
                    "from the tensors' shapes, on the preset of that resolution]")
 @set_option
