@@ -1,5 +1,6 @@
-"""A reference formulation of the SAGAN networks, the way StudioGAN's SAGAN writes them, for speed
-comparisons only (``benchmarks/train_step.py``).
+"""A reference formulation of the SAGAN networks, the way StudioGAN's SAGAN writes them (and its BigGAN:
+``model.hierarchical_z`` / ``shared_embedding`` build big_resnet's shared embedding, z chunks and CBN linears),
+for speed comparisons only (``benchmarks/train_step.py``).
 
 Same architecture, widths and parameter count as :mod:`sagan.models` (the same config builds both, the
 ImageNet pyramid or a preset's ``model.g_widths`` / ``d_widths`` / ``d_down``, e.g. StudioGAN's CIFAR-10
@@ -70,10 +71,27 @@ class RefCBN(nn.Module):
         return self.bn(x) * self.gain(y)[:, :, None, None] + self.bias(y)[:, :, None, None]
 
 
-class RefGBlock(nn.Module):
-    def __init__(self, cin, cout, num_classes, bn_eps, eps):
+class RefBigCBN(nn.Module):
+    """BigGAN's CBN as StudioGAN's big_resnet writes it: gain 1 + SN-linear, bias SN-linear of the affine
+    input [shared(y), z chunk], legacy SN hooks."""
+
+    def __init__(self, c: int, cond_dim: int, bn_eps: float, eps: float):
         super().__init__()
-        self.bn1, self.bn2 = RefCBN(cin, num_classes, bn_eps), RefCBN(cout, num_classes, bn_eps)
+        self.bn = nn.BatchNorm2d(c, affine=False, eps=bn_eps)
+        self.gain = _sn(nn.Linear(cond_dim, c, bias=False), eps)
+        self.bias = _sn(nn.Linear(cond_dim, c, bias=False), eps)
+
+    def forward(self, x, affine):
+        return self.bn(x) * (1 + self.gain(affine))[:, :, None, None] + self.bias(affine)[:, :, None, None]
+
+
+class RefGBlock(nn.Module):
+    def __init__(self, cin, cout, num_classes, bn_eps, eps, cond_dim: int = 0):
+        super().__init__()
+        if cond_dim:  # BigGAN (model.hierarchical_z / shared_embedding)
+            self.bn1, self.bn2 = RefBigCBN(cin, cond_dim, bn_eps, eps), RefBigCBN(cout, cond_dim, bn_eps, eps)
+        else:
+            self.bn1, self.bn2 = RefCBN(cin, num_classes, bn_eps), RefCBN(cout, num_classes, bn_eps)
         self.conv1, self.conv2 = conv(cin, cout, 3, eps), conv(cout, cout, 3, eps)
         self.shortcut = conv(cin, cout, 1, eps)
 
@@ -102,12 +120,20 @@ class RefGenerator(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         m = cfg.model
-        if m.hierarchical_z or m.attn_mode != "embedded_gaussian" or not m.attn_pool:
-            raise ValueError("the reference covers the paper's networks: embedded Gaussian, pooled, no hierarchical z")
+        if m.attn_mode != "embedded_gaussian" or not m.attn_pool:
+            raise ValueError("the reference covers the paper's networks: embedded Gaussian, pooled")
         gw = g_widths(m.resolution, m.g_ch, m.g_widths)
         self.z_dim, self.num_classes, self.c0 = m.z_dim, m.num_classes, gw[0]
-        self.linear = _sn(nn.Linear(m.z_dim, 16 * self.c0), m.sn_eps)
-        self.blocks = nn.ModuleList(RefGBlock(i, o, m.num_classes, m.bn_eps, m.sn_eps) for i, o in zip(gw[:-1], gw[1:]))
+        # BigGAN as StudioGAN's big_resnet: shared embedding, z chunks (hierarchical) split with torch.split
+        self.hierarchical, cond_dim, z_in = m.hierarchical_z, 0, m.z_dim
+        if m.hierarchical_z or m.shared_embedding:
+            self.shared = nn.Embedding(m.num_classes, m.shared_dim)
+            nn.init.orthogonal_(self.shared.weight)
+            self.chunk = m.z_dim // len(gw) if m.hierarchical_z else 0
+            cond_dim, z_in = m.shared_dim + self.chunk, (self.chunk or m.z_dim)
+        self.linear = _sn(nn.Linear(z_in, 16 * self.c0), m.sn_eps)
+        self.blocks = nn.ModuleList(RefGBlock(i, o, m.num_classes, m.bn_eps, m.sn_eps, cond_dim)
+                                    for i, o in zip(gw[:-1], gw[1:]))
         self.attn = nn.ModuleDict({str(r): RefSelfAttention(o, m.sn_eps)
                                    for o, r in zip(gw[1:], g_block_resolutions(m.resolution)) if r in m.g_attn})
         self.resolutions = g_block_resolutions(m.resolution)
@@ -115,9 +141,16 @@ class RefGenerator(nn.Module):
         self.out_conv = conv(gw[-1], 3, 3, m.sn_eps)
 
     def forward(self, z, y):
+        conds = [y] * len(self.blocks)
+        if hasattr(self, "shared"):
+            if self.hierarchical:
+                z, *chunks = torch.split(z, self.chunk, 1)
+                conds = [torch.cat([self.shared(y), c], 1) for c in chunks]
+            else:
+                conds = [self.shared(y)] * len(self.blocks)
         h = self.linear(z).view(len(z), self.c0, 4, 4)
-        for block, r in zip(self.blocks, self.resolutions):
-            h = block(h, y)
+        for block, r, cond in zip(self.blocks, self.resolutions, conds):
+            h = block(h, cond)
             if str(r) in self.attn:
                 h = self.attn[str(r)](h)
         return torch.tanh(self.out_conv(F.relu(self.out_bn(h))))

@@ -11,6 +11,10 @@ Each (preset, implementation) runs in its own process, so that peak memory is it
     python benchmarks/train_step.py
     # StudioGAN's CIFAR-10 SAGAN recipe (batch 64, 5 D steps per G step) against StudioGAN-style networks
     python benchmarks/train_step.py --preset cifar10
+    # StudioGAN's CIFAR-10 BigGAN (big_resnet: shared embedding, hierarchical z) against StudioGAN-style networks
+    python benchmarks/train_step.py --preset cifar10_biggan --batch-size 8 --steps 3
+    # the ImageNet BigGAN preset's step without timing: parameters, FLOPs, memory plan for an 80 GB GPU
+    python benchmarks/train_step.py --preset biggan128 --dry-run --memory 80GB
     # a GPU run of the paper preset as it trains (bf16, channels_last), and with torch.compile
     python benchmarks/train_step.py --preset imagenet128 --batch-size 64 --mixed-precision bf16 --channels-last
     python benchmarks/train_step.py --preset imagenet128 --batch-size 64 --mixed-precision bf16 --channels-last --compile
@@ -274,6 +278,20 @@ def penalty_comparison(presets, batch_size, steps, warmup, mixed_precision, chan
         Path(json_out).write_text(json.dumps(rows, indent=2))
 
 
+def dry_runs(presets, batch_size, mixed_precision, channels_last, memory) -> None:
+    """``--dry-run``: the step of each preset as ``train.py --dry-run`` plans it (its global batch unless
+    ``--batch-size``), on this machine's device."""
+    from sagan.config import load_config
+    from sagan.training.fit import dry_run, parse_memory
+    from sagan.training.loop import make_accelerator
+
+    acc = make_accelerator(mixed_precision)
+    for preset in presets:
+        cfg = load_config(preset).replace(train={"mixed_precision": mixed_precision, "channels_last": channels_last,
+                                                 **({"batch_size": batch_size, "grad_accum": 1} if batch_size else {})})
+        dry_run(cfg, acc, parse_memory(memory), say=click.echo)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--preset", "presets", multiple=True, default=("demo", "imagenet128"), show_default=True,
               help="Config preset(s) to time.")
@@ -295,11 +313,17 @@ def penalty_comparison(presets, batch_size, steps, warmup, mixed_precision, chan
                    "penalty through D's weights too (the straightforward formulation), with ratios.")
 @click.option("--r2-gamma", type=float, default=0.0, help="R2 gamma of that comparison.")
 @click.option("--loss", default=None, help="train.loss of that comparison (e.g. rpgan).  [default: the preset's]")
+@click.option("--dry-run", is_flag=True,
+              help="Instead: each preset's step without timing (train.py --dry-run): parameters, FLOPs per image, "
+                   "peak memory and the micro-batch that fits --memory.")
+@click.option("--memory", default="80GB", show_default=True, metavar="SIZE", help="Memory budget of --dry-run.")
 @click.option("--worker", hidden=True, default=None)
 def main(presets, impl, batch_size, steps, warmup, mixed_precision, channels_last, compile_, json_out, peak_tflops,
-         grid, r1_gamma, r2_gamma, loss, worker):
+         grid, r1_gamma, r2_gamma, loss, dry_run, memory, worker):
     """Time one G+D training step of ours vs the StudioGAN-style reference formulation."""
     gpu = torch.cuda.is_available()
+    if dry_run:
+        return dry_runs(presets, batch_size, mixed_precision, channels_last, memory)
     if grid and worker is None:
         return precision_compile_grid(presets, batch_size, steps, warmup, channels_last, json_out)
     if (r1_gamma > 0 or r2_gamma > 0) and worker is None:

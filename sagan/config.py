@@ -59,6 +59,8 @@ class ModelConfig:
     d_down: tuple[bool, ...] = ()  # which D blocks halve the resolution (one per D block); empty = all but the last
     # conditioning: num_classes 0 = unconditional (plain BN in G, no class term in D)
     d_cond: str = "projection"  # D's class term: "projection" (Miyato & Koyama 2018) or "ac" (Odena et al. 2017)
+    # BigGAN (issue 29): G's CBNs read linear maps of a shared class embedding G.shared (hierarchical_z implies it)
+    shared_embedding: bool = False
 
 
 # model keys a real dataset supplies (training and evaluation take them from the data unless the user pins them)
@@ -127,6 +129,8 @@ class TrainConfig:
     lr_g_end: float | None = None
     lr_d_end: float | None = None
     beta2_end: float | None = None
+    # BigGAN (issue 29): orthogonal regularisation of G, strength beta (BigGAN 1e-4); 0 = off
+    ortho_reg: float = 0.0
 
 
 @dataclass(frozen=True)

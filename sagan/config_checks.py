@@ -73,14 +73,19 @@ def check_model(m: ModelConfig, bad) -> None:
         bad(f"model.attn_mode must be one of {', '.join(ATTN_MODES)}, got {m.attn_mode!r}")
     validate_widths(m, bad)
     if m.hierarchical_z:
-        chunks = len(g_channel_mults(r)) + 1
+        chunks = len(g_channel_mults(r)) + 1  # BigGAN: one chunk for G's input layer, one per G block
         if m.z_dim % chunks:
-            bad(f"model.z_dim={m.z_dim} must split evenly into {chunks} chunks with hierarchical_z at {r}px")
+            near = max(chunks, round(m.z_dim / chunks) * chunks)
+            bad(f"model.z_dim={m.z_dim} must split evenly into {chunks} chunks with hierarchical_z at {r}px "
+                f"(G's input + {chunks - 1} blocks); use a multiple of {chunks} such as {near}")
     if m.d_cond not in D_CONDS:
         bad(f"model.d_cond must be one of {', '.join(D_CONDS)}, got {m.d_cond!r}")
-    if m.num_classes == 0 and (m.d_cond == "ac" or m.hierarchical_z):
-        bad(f"model.{'d_cond: ac' if m.d_cond == 'ac' else 'hierarchical_z'} needs classes, but model.num_classes is 0 "
+    if m.num_classes == 0 and (m.d_cond == "ac" or m.hierarchical_z or m.shared_embedding):
+        key = "d_cond: ac" if m.d_cond == "ac" else ("hierarchical_z" if m.hierarchical_z else "shared_embedding")
+        bad(f"model.{key} needs classes, but model.num_classes is 0 "
             "(unconditional); use labelled data or drop that setting")
+    if (m.hierarchical_z or m.shared_embedding) and m.shared_dim < 1:
+        bad(f"model.shared_dim must be >= 1 (BigGAN: 128), got {m.shared_dim}")
     if m.init not in INITS:
         bad(f"model.init must be one of {', '.join(INITS)}, got {m.init!r}")
     for k in ("g_block_type", "d_block_type"):
@@ -140,6 +145,8 @@ def check_train(t, bad) -> None:
     objective = objective_problem(t)  # issue 28: penalties, lazy regularisation, schedules
     if objective:
         bad(objective)
+    if t.ortho_reg < 0:  # BigGAN's orthogonal regularisation (issue 29)
+        bad(f"train.ortho_reg must be >= 0 (0 = off; BigGAN uses 1e-4), got {t.ortho_reg}")
 
 
 def check_data(cfg: Config, bad) -> None:

@@ -50,11 +50,14 @@ class PlainBN(nn.BatchNorm2d):
 
 
 class CondBN(nn.Module):
+    """``cbn``: "onehot" (resnet.py v0.4), "embedding" (v0.3) or "affine" (big_resnet.py: linear maps of the
+    affine input [shared embedding, z chunk], ``num_classes`` then being that input's size)."""
+
     def __init__(self, num_classes: int, channels: int, cbn: str, use_sn: bool = True):
         super().__init__()
         self.num_classes, self.cbn = num_classes, cbn
         self.bn = nn.BatchNorm2d(channels, eps=EPS_BN, momentum=0.1, affine=False)
-        if cbn == "onehot":  # MODULES.g_linear: SN linear, or plain without apply_g_sn
+        if cbn in ("onehot", "affine"):  # MODULES.g_linear: SN linear, or plain without apply_g_sn
             maybe_sn = sn if use_sn else (lambda m: m)
             self.gain = maybe_sn(nn.Linear(num_classes, channels, bias=False))
             self.bias = maybe_sn(nn.Linear(num_classes, channels, bias=False))
@@ -63,9 +66,9 @@ class CondBN(nn.Module):
             self.embed1 = sn(nn.Embedding(num_classes, channels))
 
     def forward(self, x, y):
-        if self.cbn == "onehot":
-            onehot = F.one_hot(y, self.num_classes).float()
-            gain, bias = 1 + self.gain(onehot), self.bias(onehot)
+        if self.cbn in ("onehot", "affine"):
+            inp = F.one_hot(y, self.num_classes).float() if self.cbn == "onehot" else y
+            gain, bias = 1 + self.gain(inp), self.bias(inp)
         else:
             gain, bias = 1 + self.embed0(y), self.embed1(y)
         return self.bn(x) * gain[:, :, None, None] + bias[:, :, None, None]
@@ -131,6 +134,39 @@ class RefGenerator(nn.Module):
         h = self.linear0(z).view(-1, self.c0, 4, 4)
         for (block,) in self.blocks:
             h = block(h) if isinstance(block, Attention) else block(h, y)
+        return torch.tanh(self.conv2d5(self.act(self.bn4(h))))
+
+
+class RefBigGenerator(RefGenerator):
+    """StudioGAN's ``big_resnet`` G (``src/models/big_resnet.py``): ``shared`` (an ``ops.embedding``, no SN,
+    classes x g_shared_dim), z split into (blocks + 1) chunks of ``z_dim // (blocks + 1)`` (an assert that
+    it divides), ``linear0`` of the first chunk, every block's two CBNs reading ``affine = cat(shared(y),
+    chunk)`` through SN bias-free linears (gain 1 + W affine); blocks, attention entries, ``bn4``, ``conv2d5``
+    and names as in resnet.py. Its 32 and 128px width tables are resnet.py's (``STUDIOGAN_G_DIMS``)."""
+
+    def __init__(self, resolution: int, num_classes: int, z_dim: int, ch: int, attn_after: tuple[int, ...],
+                 shared_dim: int = 128, use_sn: bool = True):
+        blocks = len(STUDIOGAN_G_DIMS[resolution][0])
+        chunk = z_dim // (blocks + 1)
+        assert chunk * (blocks + 1) == z_dim, "z_dim should be divided by the number of blocks"
+        # the CBNs' input is the affine vector (shared_dim + chunk), linear0's the first chunk
+        super().__init__(resolution, shared_dim + chunk, chunk, ch, attn_after, cbn="affine",
+                         dims=STUDIOGAN_G_DIMS[resolution], use_sn=use_sn)
+        self.chunk = chunk
+        self.shared = nn.Embedding(num_classes, shared_dim)
+
+    def forward(self, z, y):
+        zs = torch.split(z, self.chunk, 1)
+        shared = self.shared(y)
+        affines = [torch.cat([shared, item], 1) for item in zs[1:]]
+        h = self.linear0(zs[0]).view(-1, self.c0, 4, 4)
+        counter = 0
+        for (block,) in self.blocks:
+            if isinstance(block, Attention):
+                h = block(h)
+            else:
+                h = block(h, affines[counter])
+                counter += 1
         return torch.tanh(self.conv2d5(self.act(self.bn4(h))))
 
 

@@ -157,7 +157,7 @@ def test_benchmark_reference_networks_follow_the_preset_widths():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     from reference_nets import RefDiscriminator, RefGenerator
 
-    for name in ("demo", "cifar10"):
+    for name in ("demo", "cifar10", "cifar10_biggan"):
         cfg = load_config(name, overrides=["model.init=normal"])
         assert count_parameters(RefGenerator(cfg)) == count_parameters(Generator.from_config(cfg))
         assert count_parameters(RefDiscriminator(cfg)) == count_parameters(Discriminator.from_config(cfg))
@@ -211,3 +211,48 @@ def test_train_help_lists_every_preset_from_the_configs_folder_and_unconditional
     assert len(presets) >= 10 and "cpu64" in presets
     assert all(f"{name}," in text or f"{name})" in text for name in presets), text
     assert "unconditional" in text and "Train a class-conditional SAGAN" not in text
+# StudioGAN's BigGAN configs (big_resnet backbone) and their parameter counts (issue 29)
+BIGGAN = {  # preset: (resolution, classes, z_dim, ch, attn_g_loc, attn_d_loc, G params, D params)
+    "cifar10_biggan": (32, 10, 80, 96, (2,), (1,), 9_416_196, 2_415_170),  # CIFAR10/BigGAN.yaml (its log)
+    "biggan128": (128, 1000, 120, 96, (4,), (1,), 70_433_988, 87_982_370),  # ImageNet/BigGAN-256.yaml
+}
+
+
+@pytest.mark.parametrize("name", [pytest.param("biggan128", marks=pytest.mark.slow), "cifar10_biggan"])
+def test_biggan_presets_equal_studiogans_big_resnet(name):
+    """Ours and a StudioGAN-style big_resnet, built on the meta device at 128px (shapes, no memory): the
+    same parameter counts as StudioGAN's, the same tensors; at 32px also the same output shapes."""
+    from studiogan_reference import STUDIOGAN_D_DIMS, RefBigGenerator, RefDiscriminator
+
+    res, classes, z_dim, ch, g_loc, d_loc, g_count, d_count = BIGGAN[name]
+    cfg = load_config(name, overrides=["model.init=normal"])
+    m = cfg.model
+    assert (m.resolution, m.num_classes, m.z_dim, m.shared_dim, m.hierarchical_z) == (res, classes, z_dim, 128, True)
+    with torch.device("meta" if res > 32 else "cpu"):
+        G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
+        ref_G = RefBigGenerator(res, classes, z_dim, ch, g_loc, shared_dim=128)
+        ref_D = RefDiscriminator(res, classes, ch, d_loc, dims=STUDIOGAN_D_DIMS[res])
+    if res == 32:  # (autocast, inside our spectral norm, has no meta kernels)
+        z, y, x = torch.randn(2, z_dim), torch.tensor([0, 1]), torch.randn(2, 3, res, res)
+        with torch.no_grad():
+            assert G(z, y).shape == ref_G(z, y).shape == (2, 3, res, res)
+            assert D(x, y).shape == ref_D(x, y).shape == (2,)
+    assert G.z_chunk == 20 and isinstance(G.shared, torch.nn.Embedding) and G.shared.weight.shape == (classes, 128)
+    for ours, ref in ((G, ref_G), (D, ref_D)):
+        canon = lambda net: sorted(tuple(sorted(p.shape)) or (1,) for p in net.parameters())  # noqa: E731
+        assert canon(ours) == canon(ref)
+    assert (count_parameters(G), count_parameters(D)) == (count_parameters(ref_G), count_parameters(ref_D))
+    assert (count_parameters(G), count_parameters(D)) == (g_count, d_count)
+
+
+def test_biggan_presets_state_studiogans_recipes():
+    c, i = load_config("cifar10_biggan").train, load_config("biggan128").train
+    assert (c.batch_size, c.lr_g, c.lr_d, c.beta1, c.beta2, c.adam_eps, c.d_steps, c.max_steps) == \
+        (64, 2e-4, 2e-4, 0.5, 0.999, 1e-6, 5, 100_000)
+    assert (c.ema, c.ema_decay, c.ema_start, c.loss) == (True, 0.9999, 1000, "hinge")
+    assert (i.batch_size, i.lr_g, i.lr_d, i.beta1, i.beta2, i.d_steps, i.max_steps) == \
+        (256, 5e-5, 2e-4, 0.0, 0.999, 2, 200_000)
+    assert (i.ema, i.ema_decay, i.ema_start, i.loss) == (True, 0.9999, 20_000, "hinge")
+    m = load_config("biggan128").model
+    assert (m.g_attn, m.d_attn, m.g_sn, m.d_cond, m.bn_eps, m.d_shortcut_relu) == ((64,), (64,), True, "projection",
+                                                                                   1e-4, True)

@@ -31,7 +31,8 @@ def main():
               help="StudioGAN's best-FID save or its latest one.")
 @click.option("--config", default=None, metavar="PRESET|YAML",
               help="Our preset the weights fit (widths, z_dim, attention placement), e.g. cifar10, cifar10_sngan, "
-                   "tiny_imagenet, imagenet128; resolution, classes and SN in G come from the tensors, StudioGAN's "
+                   "tiny_imagenet, imagenet128, cifar10_biggan, biggan128; resolution, classes and SN in G come "
+                   "from the tensors, StudioGAN's "
                    "BN/SN eps and in-place-ReLU shortcut are set for you.  [default: the whole architecture read "
                    "from the tensors' shapes, on the preset of that resolution]")
 @set_option
@@ -40,13 +41,14 @@ def main():
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file that is not a sagan checkpoint.")
 @report_user_errors
 def studiogan(ckpt_dir, out, which, config, overrides, class_names, overwrite):
-    """PyTorch-StudioGAN's SAGAN or SNGAN (resnet backbone, cBN G, projection D) -> one sagan checkpoint.
+    """PyTorch-StudioGAN's SAGAN, SNGAN (resnet backbone) or BigGAN (big_resnet) -> one sagan checkpoint.
 
     \b
     Examples:
       python -m sagan.convert studiogan --ckpt-dir ~/Downloads/ImageNet-SAGAN --out sagan_studiogan.pt
       python -m sagan.convert studiogan --ckpt-dir ~/Downloads/CIFAR10-SAGAN --config cifar10 --out cifar10.pt
       python -m sagan.convert studiogan --ckpt-dir ~/Downloads/CIFAR10-SNGAN --out sngan.pt    # inferred
+      python -m sagan.convert studiogan --ckpt-dir ~/Downloads/ImageNet-BigGAN-256 --config biggan128 --out biggan.pt
       python -m sagan.convert studiogan --ckpt-dir RUN/checkpoints --which current --out last.pt
       python -m sagan.convert studiogan --ckpt-dir DIR --out x.pt --class-names imagenet_classes.txt
 

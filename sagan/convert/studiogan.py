@@ -1,4 +1,5 @@
-"""PyTorch-StudioGAN's SAGAN / SNGAN weights -> a sagan checkpoint, the same function output for output (eval mode).
+"""PyTorch-StudioGAN's SAGAN / SNGAN / BigGAN weights -> a sagan checkpoint, the same function output for output
+(eval mode).
 
 StudioGAN's ``resnet`` backbone with ``g_cond_mtd: cBN``, ``d_cond_mtd: PD`` and self-attention is our
 paper preset at 128px, tensor for tensor (G 42,017,412 + D 39,448,258 parameters), its CIFAR-10 SAGAN our
@@ -29,7 +30,12 @@ and the places where the two formulations differ (facts from its ``src/models/re
       after the first it overwrites the block's       (G is unaffected: each G block normalises into
       input, which the shortcut then reads            a new tensor before its ReLU)
 
-After conversion the CBN tables are plain (not spectrally normalised) embeddings, as in our generator:
+StudioGAN's BigGAN (``big_resnet``, ``src/models/big_resnet.py``) is our networks with ``model.hierarchical_z``
+(presets ``cifar10_biggan``, ``biggan128``): its ``shared`` is our ``shared``, its CBNs' SN linears of
+[shared(y), z chunk] (``bn1/bn2.gain/bias``, (C, shared_dim + chunk)) are ours tensor for tensor, and ``z_dim`` is
+``linear0``'s input times (blocks + 1); its D is resnet.py's D.
+
+After conversion the (SAGAN) CBN tables are plain (not spectrally normalised) embeddings, as in our generator:
 the forward pass is StudioGAN's, but fine-tuning no longer constrains them by SN.
 """
 
@@ -89,6 +95,8 @@ def converted_config(base: Config, layout: Layout) -> tuple[Config, list[str]]:
     """The chosen preset with StudioGAN's formulation and the checkpoint's resolution and classes; also
     the list of model options that changed (to tell the user)."""
     model = {**STUDIOGAN_MODEL, "resolution": layout.resolution, "num_classes": layout.num_classes}
+    if layout.shared_dim:  # big_resnet: BigGAN's shared embedding and hierarchical latents
+        model.update(hierarchical_z=True, shared_dim=layout.shared_dim)
     before = base.to_dict()["model"]
     changed = [f"model.{k}={json.dumps(v)}" for k, v in model.items() if before[k] != v]  # --set syntax
     converted = base.replace(model=model).to_dict()
@@ -149,9 +157,16 @@ class Mapped:
 def map_generator(src: SourceState, layout: Layout) -> Mapped:
     m = Mapped(src)
     m.sn("linear.", "linear0.")
+    if layout.shared_dim:
+        m.put("shared.weight", "shared.weight")
     for j, p in enumerate(layout.g_blocks):
-        m.cbn(f"blocks.{j}.bn1.", p + "bn1.")
-        m.cbn(f"blocks.{j}.bn2.", p + "bn2.")
+        for bn in ("bn1", "bn2"):
+            if layout.shared_dim:  # big_resnet: the same SN linear maps of [shared(y), z chunk], tensor for tensor
+                m.sn(f"blocks.{j}.{bn}.gain.", f"{p}{bn}.gain.")
+                m.sn(f"blocks.{j}.{bn}.bias.", f"{p}{bn}.bias.")
+                m.bn(f"blocks.{j}.{bn}.bn.", f"{p}{bn}.bn.", affine=False)
+            else:
+                m.cbn(f"blocks.{j}.{bn}.", f"{p}{bn}.")
         for ours, theirs in (("conv1", "conv2d1"), ("conv2", "conv2d2"), ("shortcut", "conv2d0")):
             m.sn(f"blocks.{j}.{ours}.", f"{p}{theirs}.")
     for j, p in layout.g_attn.items():
@@ -191,9 +206,9 @@ def load_mapped(module: torch.nn.Module, mapped: Mapped, cfg: Config) -> None:
         state[key] = got.to(ours.dtype)
     leftover = src.leftover()
     if leftover:
-        raise ConversionError(f"{src.name}: tensor {leftover[0]} has no place in sagan's SAGAN (another StudioGAN "
-                              "model, e.g. an AC/contrastive head or BigGAN's shared embedding?); only StudioGAN's "
-                              "SAGAN converts")
+        raise ConversionError(f"{src.name}: tensor {leftover[0]} has no place in sagan's networks (another StudioGAN "
+                              "model, e.g. an AC/contrastive head?); only StudioGAN's SAGAN / SNGAN (resnet) and "
+                              "BigGAN (big_resnet) convert")
     module.load_state_dict(state)
 
 

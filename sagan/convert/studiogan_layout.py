@@ -18,6 +18,8 @@ from .studiogan_files import ConversionError
 STUDIOGAN_D_DOWN = {32: (True, True, False, False), 64: (True,) * 4 + (False,), 128: (True,) * 5 + (False,),
                     256: (True,) * 6 + (False,), 512: (True,) * 7 + (False,)}
 PRESET_FOR_RESOLUTION = {32: "cifar10", 64: "tiny_imagenet"}  # otherwise imagenet128
+# big_resnet (BigGAN: a G.shared tensor) on our preset of its recipe at that resolution
+BIGGAN_PRESET_FOR_RESOLUTION = {32: "cifar10_biggan", 128: "biggan128"}
 
 
 class SourceState:
@@ -32,7 +34,7 @@ class SourceState:
     def take(self, key: str) -> torch.Tensor:
         if key not in self.state:
             raise ConversionError(f"{self.name}: missing tensor {key}; only StudioGAN's SAGAN (resnet backbone, "
-                                  "conditional BN in G, projection D, spectral norm) converts")
+                                  "conditional BN in G, projection D, spectral norm) and BigGAN (big_resnet) convert")
         self.taken.add(key)
         return self.state[key]
 
@@ -73,6 +75,7 @@ class Layout:
     d_blocks: list[str]
     d_attn: dict[int, str]
     d_px: tuple[int, ...] = ()  # output px of D's blocks (its downsampling): from the config, see with_d_px
+    shared_dim: int = 0  # big_resnet (BigGAN): G.shared's width; 0: resnet (SAGAN / SNGAN)
 
     def block_px(self, net: str, j: int) -> int:
         """Output resolution of residual block j of ``net`` ("G" or "D")."""
@@ -99,12 +102,19 @@ def read_layout(g: SourceState, d: SourceState) -> Layout:
     if not d.has("embedding.weight_orig"):
         d.take("embedding.weight_orig")  # the one-line "missing tensor" refusal
     num_classes = d.state["embedding.weight_orig"].shape[0]
-    g_classes = _g_classes(g, g_blocks[0] + "bn1.")
+    shared_dim = 0
+    if g.has("shared.weight"):  # big_resnet: the class enters G through the shared embedding only
+        classes_g, shared_dim = g.state["shared.weight"].shape
+        g_classes = int(classes_g)
+        if not (g.has(g_blocks[0] + "bn1.gain.weight_orig") or g.has(g_blocks[0] + "bn1.gain.weight")):
+            g.take(g_blocks[0] + "bn1.gain.weight_orig")  # the one-line "missing tensor" refusal
+    else:
+        g_classes = _g_classes(g, g_blocks[0] + "bn1.")
     if g_classes is not None and g_classes != num_classes:
         raise ConversionError(f"{g.name} conditions on {g_classes} classes but {d.name} on {num_classes}; use the G "
                               "and D of one run")
     return Layout(resolution=resolution, num_classes=num_classes, g_blocks=g_blocks, g_attn=g_attn, d_blocks=d_blocks,
-                  d_attn=d_attn)
+                  d_attn=d_attn, shared_dim=int(shared_dim))
 
 
 def _g_classes(g: SourceState, cbn: str) -> int | None:
@@ -150,17 +160,20 @@ def inferred_config(layout: Layout, g: SourceState, d: SourceState) -> Config:
     """The architecture the tensors state, on the preset of that resolution (module docstring); widths and
     D's downsampling stay the preset's own keys where they agree."""
     res = layout.resolution
-    base = load_config(PRESET_FOR_RESOLUTION.get(res, "imagenet128"))
+    presets = BIGGAN_PRESET_FOR_RESOLUTION if layout.shared_dim else PRESET_FOR_RESOLUTION
+    base = load_config(presets.get(res, "biggan128" if layout.shared_dim else "imagenet128"))
     g_sn = g.has("linear0.weight_orig")
     lin = layer_weight(g, "linear0.")
     gw = [lin.shape[0] // 16] + [_out_channels(g, p + "conv2d1.") for p in layout.g_blocks]
+    # big_resnet: linear0 reads the first of (blocks + 1) equal z chunks
+    z_dim = int(lin.shape[1]) * (len(layout.g_blocks) + 1 if layout.shared_dim else 1)
     dw = [_out_channels(d, p + "conv2d1.") for p in layout.d_blocks]
     down = STUDIOGAN_D_DOWN.get(res)
     if down is None or len(down) != len(dw):
         raise ConversionError(f"{d.name}: {len(dw)} residual blocks, StudioGAN's {res}px D has "
                               f"{len(down) if down else 'no table for this size'}; pass --config with model.d_down")
     d_px = tuple(px for *_, px in d_layout(res, 1, dw, down))
-    model = {"resolution": res, "z_dim": int(lin.shape[1]), "g_sn": g_sn, "g_attn": layout.attn_px("G"),
+    model = {"resolution": res, "z_dim": z_dim, "g_sn": g_sn, "g_attn": layout.attn_px("G"),
              "d_attn": [d_px[j] for j in sorted(layout.d_attn)]}
     m = base.model
     if g_widths(res, m.g_ch, m.g_widths if m.resolution == res else ()) != gw:

@@ -17,8 +17,9 @@ def main():
     """Rerun the SAGAN paper's experiments: SN/TTUR stability curves, the attention-placement table and
     the Table 2 baselines (SNGAN-projection, AC-GAN); small_data: 100% / 20% / 10% of the data, each
     with and without DiffAugment; objectives: the paper's hinge against StyleGAN2's and R3GAN's objectives
-    (FID, KID, precision / recall / density / coverage), and stacked_mnist: the same objectives on
-    StackedMNIST, scored by the modes they cover out of 1000.
+    (FID, KID, precision / recall / density / coverage); stacked_mnist: the same objectives on
+    StackedMNIST, scored by the modes they cover out of 1000; biggan_ablation: BigGAN's Table 1 steps from
+    SAGAN (FID / KID / PRDC).
 
     \b
     Examples:
@@ -41,6 +42,9 @@ def main():
       # the objectives (hinge, StyleGAN2's ns + lazy R1, hinge + R1 + R2, R3GAN's rpgan + R1 + R2) on CIFAR-10
       sagan-experiments run objectives --base cifar10 --data data/cifar10 --seeds 3 --steps 100000 \\
           --eval-every 5000 --num-samples 10000 --outdir runs/exp-objectives
+      # BigGAN's Table 1 ablation (SAGAN, + shared embedding, + hierarchical latents, + ortho) on CIFAR-10
+      sagan-experiments run biggan_ablation --base cifar10_biggan --data data/cifar10 --seeds 3 --steps 100000 \\
+          --eval-every 5000 --num-samples 10000 --outdir runs/exp-biggan
       sagan-experiments list
     """
 
@@ -78,6 +82,9 @@ def list_(base):
                         f"SN in G {m.g_sn}, D head {m.d_cond}, lr G {t.lr_g:g} / D {t.lr_d:g}, data "
                         f"{'all' if v.config.data.subset is None else f'{v.config.data.subset:g}'}, augment {t.augment}, "
                         f"loss {t.loss}{_penalties(t)}")
+                if exp == "biggan_ablation":  # BigGAN's options (issue 29)
+                    what += (f", shared embedding {m.shared_embedding or m.hierarchical_z}, hierarchical z "
+                             f"{m.hierarchical_z}, ortho_reg {t.ortho_reg:g}")
             click.echo(f"  {name:<17} {what}")
 
 

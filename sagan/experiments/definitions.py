@@ -2,8 +2,10 @@
 
 ``attention`` (Table 1's placements), ``stabilisation`` (section 5.1's SN / TTUR curves), ``baselines``
 (Table 2: SAGAN against SNGAN-projection and AC-GAN), ``small_data`` (DiffAugment's data-fraction comparison),
-``objectives`` (the paper's hinge against StyleGAN2's and R3GAN's objectives) and ``stacked_mnist`` (the
-objectives' variants on StackedMNIST's 1000 modes, :mod:`sagan.experiments.stacked_mnist`).
+``objectives`` (the paper's hinge against StyleGAN2's and R3GAN's objectives), ``stacked_mnist`` (the
+objectives' variants on StackedMNIST's 1000 modes, :mod:`sagan.experiments.stacked_mnist`) and
+``biggan_ablation`` (BigGAN's Table 1: SAGAN, + shared embedding, + hierarchical latents, + orthogonal
+regularisation; files on ``cifar10_biggan``).
 
 Each variant is a preset under ``sagan/configs/experiments/<experiment>/<variant>.yaml`` that states
 only what differs from its ``base:`` (the paper preset; ``cifar10`` for ``small_data``, whose published
@@ -44,6 +46,29 @@ PAPER_VALUES: dict[str, dict[str, dict[str, float]]] = {
 PAPER_SOURCE = ("SAGAN (Zhang et al. 2019) Table 1 / section 5.2: ImageNet 128x128, 50k samples, TF Inception "
                 "(the tf1 resize), about 1M steps of the paper preset")
 
+# BigGAN ablation (issue 29): BigGAN (Brock et al. 2019) Table 1, rows 5-8 (ch 96, batch 2048, ImageNet 128x128)
+PAPER_VALUES["biggan_ablation"] = {
+    "sagan": {"fid": 9.54, "is": 92.98}, "shared": {"fid": 9.18, "is": 94.94},
+    "hierarchical": {"fid": 8.73, "is": 98.76}, "ortho": {"fid": 8.51, "is": 99.31},
+}
+PAPER_SOURCES = {"biggan_ablation": "BigGAN (Brock et al. 2019) Table 1 rows 5-8: ImageNet 128x128, ch 96, batch "
+                                    "2048, 50k samples, TF Inception, the best FID of the run, untruncated"}
+EXPERIMENT_ORDER = {"biggan_ablation": {"sagan": 0, "shared": 1, "hierarchical": 2, "ortho": 3}}  # Table 1's rows
+
+
+def z_split_problem(cfg: Config, flat: dict) -> str | None:
+    """Why a variant asking for hierarchical latents cannot have them on this base (its z_dim does not
+    split into G's blocks + 1 chunks), or None."""
+    from ..architecture import g_block_resolutions
+
+    if not flat.get("model.hierarchical_z"):
+        return None
+    chunks = len(g_block_resolutions(cfg.model.resolution)) + 1
+    if cfg.model.z_dim % chunks:
+        return (f"not available: hierarchical latents split z into {chunks} chunks at {cfg.model.resolution}px, "
+                f"the base's model.z_dim {cfg.model.z_dim} does not divide (use a base with a multiple of {chunks})")
+    return None
+
 
 @dataclass
 class Variant:
@@ -68,6 +93,7 @@ def variant_names(experiment: str) -> list[str]:
     order = {"no_attention": 0, "sn_d_only": 0, "sn_gd": 1, "sn_gd_ttur": 2,  # the paper's reading order
              "data100": 0, "data100_diffaug": 1, "data20": 2, "data20_diffaug": 3, "data10": 4, "data10_diffaug": 5,
              "acgan": 0, "sngan": 1, "sagan": 2, "hinge": 0, "ns_r1": 1, "hinge_r1r2": 2, "rpgan_r1r2": 3}
+    order.update(EXPERIMENT_ORDER.get(experiment, {}))
     names = [p.stem for p in folder.glob("*.yaml")]
 
     def key(n: str):
@@ -120,5 +146,7 @@ def build_variant(experiment: str, variant: str, base: str, overrides: dict) -> 
     if flat.get("model.d_cond") == "ac" and cfg.model.num_classes == 0:
         return Variant(variant, None, notes + ["not available: an auxiliary classifier needs classes, the base is "
                                                "unconditional"])
+    if z_split_problem(cfg, flat):  # BigGAN ablation on a base whose z_dim does not split
+        return Variant(variant, None, notes + [z_split_problem(cfg, flat)])
     cfg = apply_overrides(cfg, {**flat, **overrides, "name": f"{experiment}-{variant}"})
     return Variant(variant, cfg, notes)

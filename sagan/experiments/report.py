@@ -26,7 +26,7 @@ from ..metrics.history import read_records
 from ..metrics.registry import METRICS
 from ..plots import curves
 from ..training.rundir import METRICS_FILE, has_checkpoint
-from .definitions import PAPER_SOURCE, PAPER_VALUES, build_variant
+from .definitions import PAPER_SOURCE, PAPER_SOURCES, PAPER_VALUES, build_variant
 from .runner import SETTINGS_FILE, read_settings, seed_runs
 
 CURVE_METRICS = {"fid": ("FID", True), "is": ("IS", False)}  # name: (label, lower is better)
@@ -102,10 +102,7 @@ def variant_row(out: Path, experiment: str, name: str, settings: dict) -> dict:
     row["step"] = step
     row["seeds"] = [{"seed": s, "best": r.get("best"), "last": r.get("last")} for s, r in runs]
     row["best_fid"] = mean_std([r["best"]["fid"] for _, r in runs if r.get("best")])
-    bests = [r["best"] for _, r in runs if r.get("best")]
-    # the other metrics at each seed's best-FID evaluation, where every seed has them
-    row["at_best"] = {m: mean_std([b[m] for b in bests]) for m in ("is", "kid", *PRDC)
-                      if bests and all(b.get(m) is not None for b in bests)}
+    row["at_best"] = at_best([r for _, r in runs])
     if len(runs) > 1:
         row["mean_curve"] = mean_curve([r["curve"] for _, r in runs])
     return row
@@ -120,7 +117,8 @@ def summarise(outdir: str | Path) -> dict:
     settings = record["settings"]
     rows = [variant_row(out, settings["experiment"], v, settings) for v in record["variants"]]
     protocol = _protocol(out, settings, rows)
-    return {"settings": settings, "protocol": protocol, "paper_source": PAPER_SOURCE, "variants": rows}
+    return {"settings": settings, "protocol": protocol,
+            "paper_source": PAPER_SOURCES.get(settings["experiment"], PAPER_SOURCE), "variants": rows}
 
 
 def _protocol(out: Path, settings: dict, rows: list[dict]) -> dict:
@@ -181,6 +179,7 @@ def markdown(summary: dict) -> str:
     notes = [f"- **{r['variant']}**: {'; '.join(r['notes'])}" for r in summary["variants"] if r["notes"]]
     if notes:
         lines += ["", "Placement notes:", ""] + notes
+    lines += at_best_table(summary)
     lines += ["", f"Paper values: {summary['paper_source']}. Ours come from the protocol above, usually far fewer "
               "steps and samples: compare the ordering of the variants, not the numbers.", "",
               "![FID and IS against steps](curves.png)", ""]
@@ -214,3 +213,47 @@ def write_summary(outdir: str | Path) -> dict[str, Path]:
     write_text_atomic(paths["json"], json.dumps(summary, indent=2) + "\n")
     write_text_atomic(paths["md"], markdown(summary))
     return paths
+
+
+# --------------------------------------------------------------------------------------------------
+# every metric at each seed's best evaluation, mean ± std over the seeds (issue 29: FID / KID / PRDC)
+
+AT_BEST_METRICS = ("fid", "is", "kid", "precision", "recall", "density", "coverage")
+
+
+def _scalar(v):
+    return v.get("mean") if isinstance(v, dict) else v
+
+
+def at_best(runs: list[dict]) -> dict:
+    """{metric: {mean, std, n}} over the runs (seeds) of each metric at that run's best (lowest-FID) evaluation."""
+    bests = [r["best"] for r in runs if r.get("best")]
+    out = {}
+    for metric in AT_BEST_METRICS:
+        values = [_scalar(b.get(metric)) for b in bests]
+        if values and all(v is not None for v in values):
+            out[metric] = mean_std(values)
+    return out
+
+
+def at_best_table(summary: dict) -> list[str]:
+    """Markdown lines: the metrics at the best FID, mean ± std over seeds; empty unless an experiment
+    evaluated more than FID / IS / KID (the BigGAN ablation's precision, recall, density, coverage)."""
+    rows = [r for r in summary["variants"] if "precision" in (r.get("at_best") or {})]
+    if not rows:
+        return []
+    shown = [m for m in AT_BEST_METRICS if any(m in r["at_best"] for r in rows)]
+    lines = ["", f"At each seed's best FID, mean ± std over seeds (n):", "",
+             "| variant | " + " | ".join(METRICS[m].label + (" ↓" if not METRICS[m].higher_is_better else " ↑")
+                                       for m in shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    for r in rows:
+        cells = []
+        for m in shown:
+            st = r["at_best"].get(m)
+            if st is None:
+                cells.append("—")
+                continue
+            spread = f" ± {METRICS[m].format_value(st['std'])}" if st["std"] is not None else ""
+            cells.append(f"{METRICS[m].format_value(st['mean'])}{spread} (n={st['n']})")
+        lines.append(f"| {r['variant']} | " + " | ".join(cells) + " |")
+    return lines

@@ -27,8 +27,10 @@ from .definitions import build_variant, select_variants
 SETTINGS_FILE, REFERENCE_FILE = "experiment.json", "reference.npz"
 FIXED_SETTINGS = ("experiment", "base", "data", "eval_every", "num_samples", "ref")  # curves must stay comparable
 EVAL_METRICS = ("fid", "is", "kid")
-# objectives: mode coverage is what they differ in, so recall and coverage (Naeem et al. 2020) join FID
-EXPERIMENT_METRICS = {"objectives": EVAL_METRICS + ("precision", "recall", "density", "coverage")}
+# experiments that evaluate more: the objectives differ in mode coverage, so recall and coverage (Naeem et al.
+# 2020) join FID; the BigGAN ablation (issue 29) reports precision / recall / density / coverage too
+_PRDC = ("precision", "recall", "density", "coverage")
+EXPERIMENT_METRICS = {"objectives": EVAL_METRICS + _PRDC, "biggan_ablation": EVAL_METRICS + _PRDC}
 
 
 def _say(msg: str, main: bool = True) -> None:

@@ -102,12 +102,13 @@ class ConditionalBatchNorm2d(nn.Module):
     - ``num_classes``: one embedding table each, indexed by the label (the SAGAN release); gain starts
       at 1 and bias at 0, so at init the layer is plain batch norm. Not spectrally normalised, as in the
       official code.
-    - ``cond_dim``: spectrally normalised linear maps of a conditioning vector (BigGAN's shared
-      embedding + z chunk), gain ``1 + W_g c`` so that it is centred on 1.
+    - ``cond_dim``: bias-free linear maps (spectrally normalised when G is) of a conditioning vector
+      (BigGAN's shared embedding, + the block's z chunk under hierarchical latents), gain ``1 + W_g c``
+      so that it is centred on 1 (StudioGAN ``src/utils/ops.py`` ``ConditionalBatchNorm2d``).
     """
 
     def __init__(self, channels: int, *, num_classes: int | None = None, cond_dim: int | None = None, eps: float = 1e-5,
-                 sn_eps: float = 1e-6, use_sn: bool = True):
+                 sn_eps: float = 1e-6, use_sn: bool = True, init: str = "ortho"):
         super().__init__()
         if (num_classes is None) == (cond_dim is None):
             raise ValueError("give exactly one of num_classes or cond_dim")
@@ -120,8 +121,8 @@ class ConditionalBatchNorm2d(nn.Module):
             nn.init.zeros_(self.bias.weight)
         else:
             # SN'd as in BigGAN-PyTorch; a zero init is impossible under SN (sigma would be 0)
-            self.gain = sn_linear(cond_dim, channels, bias=False, eps=sn_eps, use_sn=use_sn)
-            self.bias = sn_linear(cond_dim, channels, bias=False, eps=sn_eps, use_sn=use_sn)
+            self.gain = sn_linear(cond_dim, channels, bias=False, init=init, eps=sn_eps, use_sn=use_sn)
+            self.bias = sn_linear(cond_dim, channels, bias=False, init=init, eps=sn_eps, use_sn=use_sn)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         if self.embedded:

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from .attention import SelfAttention
 from ..config import Config, ModelConfig, d_attn_blocks, g_block_resolutions, g_widths, model_d_layout
-from .layers import ConditionalBatchNorm2d, PlainBatchNorm2d, embed, sn_conv, sn_embedding, sn_linear, upsample2x
+from .layers import (ConditionalBatchNorm2d, PlainBatchNorm2d, embed, init_weight, sn_conv, sn_embedding, sn_linear,
+                     upsample2x)
 
 
 class GBlock(nn.Module):
@@ -132,19 +133,24 @@ class Generator(nn.Module):
         super().__init__()
         self.resolution, self.num_classes, self.z_dim = resolution, num_classes, z_dim
         self.hierarchical_z = hierarchical_z
+        self.shared_embedding = hierarchical_z or m.shared_embedding
         gw = g_widths(resolution, m.g_ch, m.g_widths)  # 4px, then after each block (model.g_widths or the pyramid)
         resolutions = g_block_resolutions(resolution)
-        if hierarchical_z:
-            # BigGAN: z split into one chunk for the input linear and one per block; each block's CBN
-            # is conditioned on [shared class embedding, its z chunk]
-            self.z_chunk = z_dim // len(gw)
+        z_in = z_dim
+        if self.shared_embedding:
+            # BigGAN (Brock et al. 2019; StudioGAN big_resnet): one class embedding G.shared (no SN) for all
+            # blocks; each CBN's gain 1 + W_g c and bias W_b c are linear maps (SN when G has SN) of c = the
+            # embedding, concatenated with the block's z chunk under hierarchical_z, where z splits into
+            # (blocks + 1) equal chunks, the first into the input linear (128px: z 120 = 6 x 20)
             self.shared = nn.Embedding(num_classes, shared_dim)
-            nn.init.normal_(self.shared.weight, 0, 0.02)
-            cbn_kwargs = dict(cond_dim=shared_dim + self.z_chunk, eps=bn_eps, sn_eps=sn_eps, use_sn=use_sn)
-            z_in = self.z_chunk
+            init_weight(self.shared.weight, m.init)  # G_init, as BigGAN-PyTorch's and StudioGAN's init_weights
+            cond_dim = shared_dim
+            if hierarchical_z:
+                self.z_chunk = z_dim // len(gw)
+                z_in, cond_dim = self.z_chunk, shared_dim + self.z_chunk
+            cbn_kwargs = dict(cond_dim=cond_dim, eps=bn_eps, sn_eps=sn_eps, use_sn=use_sn, init=m.init)
         else:
             cbn_kwargs = dict(num_classes=num_classes, eps=bn_eps, sn_eps=sn_eps) if num_classes > 0 else None
-            z_in = z_dim
         conv_kwargs = dict(init=m.init, eps=sn_eps, use_sn=use_sn)
         self.c0 = gw[0]
         self.linear = sn_linear(z_in, 4 * 4 * self.c0, **conv_kwargs)
@@ -179,6 +185,8 @@ class Generator(nn.Module):
             z0, *zs = z.split(self.z_chunk, dim=1)
             shared = embed(self.shared, y)
             conds = [torch.cat([shared, zc], 1) for zc in zs]
+        elif self.shared_embedding:
+            z0, conds = z, [embed(self.shared, y)] * len(self.blocks)
         else:
             z0, conds = z, [y] * len(self.blocks)
         h = self.linear(z0).view(z.shape[0], self.c0, 4, 4)

@@ -17,7 +17,8 @@ device_option = click.option("--device", default=AUTO, show_default=True, metava
                              help="cpu, cuda, cuda:N, or auto (the GPU when there is one; under `accelerate launch`, "
                                   "each process's own).")
 truncation_option = click.option("--truncation", type=click.FloatRange(min=0, min_open=True), default=None,
-                                 help="Redraw latent entries with |z| > T (truncation trick).")
+                                 help="Redraw latent entries with |z| > T (BigGAN's truncation trick, Brock et al. "
+                                      "2019 section 3.1).")
 threads_option = click.option(
     "--threads", type=click.IntRange(min=0), default=None, metavar="N",
     help="CPU threads of torch's kernels; 0 = automatic: torch's default (one per core), fewer when the load "

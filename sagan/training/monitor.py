@@ -185,7 +185,9 @@ class Monitor:
         scalars.update({"logits/real": stats["d_logits_real"], "logits/fake": stats["d_logits_fake"], **extra})
         self.scalars(scalars, step)
         parts = " ".join(f"{k.removeprefix('d_loss_')} {v:.4f}" for k, v in losses.items() if k.startswith("d_loss_"))
-        line = (f"step {step:>7d} | d_loss {stats['d_loss']:.4f} ({parts}) | g_loss {stats['g_loss']:.4f} | "
+        g_parts = " ".join(f"{k.removeprefix('g_loss_')} {v:.4f}" for k, v in losses.items() if k.startswith("g_loss_"))
+        g_parts = f" ({g_parts})" if g_parts else ""  # e.g. BigGAN's orthogonal regularisation: (ortho 0.0012)
+        line = (f"step {step:>7d} | d_loss {stats['d_loss']:.4f} ({parts}) | g_loss {stats['g_loss']:.4f}{g_parts} | "
                 f"D(x) {stats['d_logits_real']:+.3f} D(G(z)) {stats['d_logits_fake']:+.3f} | "
                 f"|grad| G {extra['grad_norm/G']:.3g} D {extra['grad_norm/D']:.3g} | "
                 f"{extra['perf/images_per_s']:.1f} img/s")

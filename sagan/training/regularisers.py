@@ -160,3 +160,24 @@ def input_gradient_norms(D, images: torch.Tensor, labels: torch.Tensor, augment=
     with math_attention():
         logits = D(augment(x) if augment is not None else x, labels)
     return squared_gradient_norms(logits, [x], create_graph)[0]
+# BigGAN's orthogonal regularisation of G (issue 29: train.ortho_reg)
+
+
+def orthogonal_penalty(G: torch.nn.Module) -> torch.Tensor:
+    """BigGAN's orthogonal regularisation (Brock et al. 2019, section 3.1): the sum over G's parameters
+    with two or more dimensions, except the shared class embedding ``G.shared``, of
+    ``||W W^T * (1 - I)||_F^2`` with W viewed as (out, -1). Under spectral norm the parameter is the raw
+    weight (``parametrizations.weight.original``), as BigGAN-PyTorch's ``utils.ortho`` sees it.
+
+    G's loss adds ``train.ortho_reg / 2`` times this: its gradient is then BigGAN-PyTorch's
+    ``2 beta ((W W^T) * (1 - I)) W``. In fp32 (or the weights' fp64) whatever the training precision."""
+    shared = getattr(G, "shared", None)
+    skip = {id(p) for p in shared.parameters()} if isinstance(shared, torch.nn.Module) else set()
+    terms = []
+    for p in G.parameters():
+        if p.dim() < 2 or id(p) in skip:
+            continue
+        w = p.to(torch.promote_types(p.dtype, torch.float32)).reshape(p.shape[0], -1)
+        gram = w @ w.t()
+        terms.append((gram - torch.diag_embed(torch.diagonal(gram))).square().sum())
+    return torch.stack(terms).sum() if terms else torch.zeros((), device=next(G.parameters()).device)

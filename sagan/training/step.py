@@ -58,7 +58,7 @@ from .ema import EMA
 from ..models.layers import batch_norm_synchronised, power_iteration_paused, spectral_norms, synchronise_batch_norm
 from .losses import auxiliary_classifier_parts, get_loss
 from . import objective
-from .regularisers import build_regularisers, math_attention, squared_gradient_norms
+from .regularisers import build_regularisers, math_attention, orthogonal_penalty, squared_gradient_norms
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 LOGIT_STATS = ("d_logits_real", "d_logits_fake")
@@ -349,6 +349,9 @@ class GANStep:
                         seen = self._augment(self.G(z, y_fake), step, 0, m)
                         logits, classes = self._d_out(self.D_gstep, seen, y_fake)
                         parts = {"g_loss": self.loss.g(logits)}
+                    if self.cfg.train.ortho_reg:  # BigGAN's orthogonal regularisation (issue 29), a G loss part
+                        parts["g_loss_ortho"] = self.cfg.train.ortho_reg / 2 * orthogonal_penalty(self.G_raw)
+                        parts["g_loss"] = parts["g_loss"] + parts["g_loss_ortho"]
                     if classes is not None:  # AC-GAN: G wants its images classified as their labels
                         parts.update(auxiliary_classifier_parts(classes, y_fake, {"g_loss_ac": len(y_fake)}))
                         parts["g_loss"] = parts["g_loss"] + parts["g_loss_ac"]
