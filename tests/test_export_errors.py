@@ -28,9 +28,9 @@ def tiny_run(tmp_path_factory):
 def test_a_mismatch_is_an_error_and_writes_nothing(tiny_run, tmp_path, monkeypatch):
     spec = formats.FORMATS["torchscript"]
     off = dataclasses.replace(spec, images=lambda artifact, batch: spec.images(artifact, batch) + 1e-3)
-    monkeypatch.setitem(formats.FORMATS, "torchscript", off)
     out = tmp_path / "G.pt"
-    line = one_error_line(run("--checkpoint", tiny_run, "--format", "torchscript", "--out", out))
+    with formats.FORMATS.replaced("torchscript", off):
+        line = one_error_line(run("--checkpoint", tiny_run, "--format", "torchscript", "--out", out))
     assert "differs from the checkpoint's generator by up to 0.001" in line and "nothing was written" in line
     assert list(tmp_path.iterdir()) == []
 

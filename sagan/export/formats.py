@@ -4,7 +4,7 @@ A format is a name, the tolerance its images must meet against the checkpoint's 
 steps: ``build`` the artifact from an :class:`ExportJob` (nothing written at ``--out`` yet), compute its
 ``images`` for the check batch in the format's own runtime, and ``save`` it at ``--out`` once the check
 passed (``discard`` cleans up otherwise). Adding a format is one module with those steps plus one
-:func:`register` call below.
+:func:`register` call below (or from a plugin module: :mod:`sagan.plugins`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 
 from ..io import atomic_write, check_free_space
+from ..registry import EXPORT_FORMATS
 from .check import CheckBatch
 from .fold import ExportedGenerator, example_inputs
 
@@ -54,12 +55,11 @@ class ExportFormat:
     discard: Callable[[Any], None] = lambda artifact: None
 
 
-FORMATS: dict[str, ExportFormat] = {}
+FORMATS = EXPORT_FORMATS  # sagan.registry.EXPORT_FORMATS, filled below
 
 
 def register(fmt: ExportFormat) -> ExportFormat:
-    FORMATS[fmt.name] = fmt
-    return fmt
+    return FORMATS.register(fmt.name, fmt)
 
 
 def write_bytes(data: bytes, out: Path) -> None:

@@ -7,6 +7,7 @@ import torch
 
 from ..errors import UserError, one_line
 from ..metrics.weights import WEIGHTS_HELP
+from ..registry import DATASET_FORMATS
 from ..sampling.bn_stats import BN_MODES
 
 AUTO = "auto"
@@ -57,3 +58,46 @@ def parse_device(name: str) -> torch.device | None:
     except (RuntimeError, AssertionError) as e:
         raise UserError(f"--device {name!r} is not usable here ({one_line(e)}); try --device cpu or cuda") from None
     return dev
+
+
+# --------------------------------------------------------------------------------------------------
+# names asked of the registries when they are needed (a plugin's names are in the choices and --help)
+
+
+class RegistryChoice(click.Choice):
+    """A choice among the live names of a registry (:mod:`sagan.registry`), read at parse and help time."""
+
+    def __init__(self, names, case_sensitive: bool = True):
+        self._names = names  # a registry or its live ``names`` view
+        super().__init__((), case_sensitive)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._names)
+
+    @choices.setter
+    def choices(self, value) -> None:  # click.Choice.__init__ assigns the (empty) tuple given above
+        pass
+
+
+class LiveHelpOption(click.Option):
+    """An option whose help text is written when ``--help`` asks (``live_help``: a function -> str), so the
+    names it lists are the registered ones, a plugin's included."""
+
+    def __init__(self, *args, live_help, **kwargs):
+        self.live_help = live_help
+        super().__init__(*args, **kwargs)
+
+    def get_help_record(self, ctx):
+        self.help = self.live_help()
+        return super().get_help_record(ctx)
+
+
+def live_help_option(*param_decls, live_help, **kwargs):
+    """``click.option`` with a help text computed at ``--help`` time (:class:`LiveHelpOption`)."""
+    return click.option(*param_decls, cls=LiveHelpOption, live_help=live_help, **kwargs)
+
+
+def read_formats() -> str:
+    """The registered dataset formats a ``--data`` folder may be in (the demo has no folder)."""
+    return ", ".join(name for name in DATASET_FORMATS if name != "demo")

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from ..checkpoint import checkpoint_config, load_checkpoint
-from ..config import CONFIG_DIR, DATA_DERIVED, apply_overrides, config_chain, load_config
+from ..config import CONFIG_DIR, DATA_DERIVED, apply_overrides, config_chain, load_config, preset_names
 from ..errors import UserError, one_line, report_user_errors
 from ..training.fit import parse_memory
 from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
-from .options import inception_weights_option, seed_option, set_option
+from .options import inception_weights_option, live_help_option, read_formats, seed_option, set_option
 
 
 
@@ -62,12 +62,13 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--config", default=None, metavar="PRESET|YAML",
-              help="Preset (demo, imagenet128, imagenet128_feat32) or YAML file.  [default: demo; with --resume the checkpoint's]")
-@click.option("--data", "data_path", default=None, metavar="PATH",
-              help="Any dataset folder sagan reads: packed (sagan-prepare), class-per-folder tree, flat folder (unlabelled), "
-                   "CIFAR, Tiny-ImageNet, Hugging Face (data.split / data.labels choose within).  "
-                   "[default: the built-in demo dataset]")
+@live_help_option("--config", default=None, metavar="PRESET|YAML",
+                  live_help=lambda: f"Preset ({', '.join(n for n in preset_names() if '/' not in n)}; "
+                                    "experiments/... for the experiments' variants) or YAML file.  "
+                                    "[default: demo; with --resume the checkpoint's]")
+@live_help_option("--data", "data_path", default=None, metavar="PATH",
+                  live_help=lambda: f"A dataset folder in any format sagan reads ({read_formats()}; data.split / "
+                                    "data.labels choose within).  [default: the built-in demo dataset]")
 @click.option("--outdir", default=None, metavar="DIR", help="Run directory.  [default: runs/NNNNN-<config name>; with --resume the checkpoint's run]")
 @click.option("--resume", default=None, metavar="DIR|FILE", help="Continue a run: its directory (checkpoints/last.pt) or a .pt file.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Total G steps (train.max_steps).")

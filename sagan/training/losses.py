@@ -10,7 +10,9 @@ and G's loss. All are computed in fp32 whatever the autocast dtype of the logits
     wasserstein  L_D = -E[D(x)] + E[D(G(z))]                          L_G = -E[D(G(z))]
                  (Arjovsky et al. 2017 without clipping or gradient penalty: spectral norm bounds D)
 
-Adding a loss: write its two functions and one ``register_loss`` line below (or from your own module).
+Adding a loss: write its two functions and one ``register_loss`` line below, or in your own
+module loaded as a plugin (:mod:`sagan.plugins`: ``--plugin MODULE``, ``SAGAN_PLUGINS`` or the ``sagan.plugins``
+entry-point group).
 
 AC-GAN (Odena et al. 2017; ``model.d_cond: ac``) adds to any of them the cross-entropy of D's auxiliary
 classifier: on real and generated images to D's loss, on generated images to G's
@@ -24,6 +26,8 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from ..registry import LOSSES
 
 DLoss = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 GLoss = Callable[[torch.Tensor], torch.Tensor]
@@ -45,21 +49,16 @@ class GANLoss:
         return self.g_loss(logits_fake.float())
 
 
-LOSSES: dict[str, GANLoss] = {}
+# LOSSES (sagan.registry.LOSSES) is filled below
 
 
 def register_loss(name: str, d_parts: DLoss, g_loss: GLoss, description: str) -> GANLoss:
-    if name in LOSSES:
-        raise ValueError(f"loss {name!r} is already registered")
-    LOSSES[name] = GANLoss(name, d_parts, g_loss, description)
-    return LOSSES[name]
+    return LOSSES.register(name, GANLoss(name, d_parts, g_loss, description))
 
 
 def get_loss(name: str) -> GANLoss:
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise KeyError(f"unknown loss {name!r}; registered: {', '.join(LOSSES)}") from None
+    """The loss registered as ``name`` (an unknown name is one line listing the registered ones)."""
+    return LOSSES[name]
 
 
 # --------------------------------------------------------------------------------------------------
