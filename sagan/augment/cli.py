@@ -8,6 +8,7 @@ import click
 import torch
 
 from ..errors import UserError, report_user_errors
+from ..scripts.options import Group
 
 
 def preview_grid(images: torch.Tensor, augment, copies: int, seed: int) -> torch.Tensor:
@@ -36,7 +37,7 @@ def _augmenter(augment: str, policy: str, p: float):
     return lambda x, gen: diffaugment(x, ops, gen)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def main():
     """Augmentations of what D sees (train.augment: none, diffaugment, ada).
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from ..errors import report_user_errors
-from ..scripts.options import set_option
+from ..scripts.options import Group, set_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT)
 def main():
     """Convert released weights into a sagan checkpoint (sample, evaluate or fine-tune without training).
 

@@ -7,12 +7,12 @@ import sys
 import click
 
 from ..errors import report_user_errors
-from ..scripts.options import inception_weights_option
+from ..scripts.options import Group, inception_weights_option
 from .definitions import build_variant, experiment_names, variant_names
 
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def main():
     """Rerun the SAGAN paper's experiments: SN/TTUR stability curves, the attention-placement table and
     the Table 2 baselines (SNGAN-projection, AC-GAN); and small_data: 100% / 20% / 10% of the data, each

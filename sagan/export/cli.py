@@ -6,14 +6,14 @@ from __future__ import annotations
 import click
 
 from ..errors import report_user_errors
-from ..scripts.options import RegistryChoice, live_help_option, seed_option, standing_batches_option
+from ..scripts.options import Command, RegistryChoice, live_help_option, seed_option, standing_batches_option
 from .exporter import EXPORT_BN_MODES, export_checkpoint
 from .formats import FORMATS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.option("--checkpoint", required=True, metavar="RUN[:best]|FILE",
               help="A run directory (its checkpoints/last.pt), RUN:best, or a .pt checkpoint.")
 @live_help_option("--format", "fmt", required=True, type=RegistryChoice(FORMATS),

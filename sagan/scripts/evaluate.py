@@ -26,7 +26,7 @@ from ..metrics.registry import MetricOptions
 from ..metrics.resize import DEFAULT_RESIZE
 from ..registry import METRICS, RESIZERS
 from ..metrics.session import dataset_reference
-from .options import (RegistryChoice, bn_stats_options, device_option, inception_weights_option, live_help_option,
+from .options import (Group, RegistryChoice, bn_stats_options, device_option, inception_weights_option, live_help_option,
                       parse_device, read_formats, seed_option, truncation_option)
 
 DEMO = "demo"
@@ -67,7 +67,7 @@ def _check_out(out: str, what: str, needed: int = 0) -> Path:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """IS / FID / intra-FID / KID / precision-recall with pytorch-fid's Inception (the 2015 TF graph).
 

@@ -20,7 +20,7 @@ from ..sampling.sets import (class_folder_names, clear_sample_folder, sample_fol
                              write_png_folder)
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
 from ..sampling.viz import PNG_SOFTWARE, attention_figure, default_query_points, image_grid, save_png, upscale_factor
-from .options import bn_stats_options, device_option, parse_device, seed_option, truncation_option
+from .options import Command, bn_stats_options, device_option, parse_device, seed_option, truncation_option
 
 IMAGE_EXTS = (".png",)
 
@@ -89,7 +89,7 @@ def _parse_points(spec: str | None, n: int) -> list[tuple[float, float]]:
     return pts
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--checkpoint", required=True, metavar="CKPT", help="A .pt checkpoint or a run directory (its checkpoints/last.pt).")
 @click.option("--out", required=True, metavar="FILE|DIR/",
               help="grid.png, samples.npz, or a folder (trailing / or existing; empty unless --overwrite) for one PNG "

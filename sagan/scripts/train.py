@@ -12,7 +12,7 @@ from ..config import CONFIG_DIR, DATA_DERIVED, apply_overrides, config_chain, lo
 from ..errors import UserError, one_line, report_user_errors
 from ..training.fit import parse_memory
 from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
-from .options import inception_weights_option, live_help_option, read_formats, seed_option, set_option
+from .options import Command, inception_weights_option, live_help_option, read_formats, seed_option, set_option
 
 
 
@@ -61,7 +61,7 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
     return cfg
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @live_help_option("--config", default=None, metavar="PRESET|YAML",
                   live_help=lambda: f"Preset ({', '.join(n for n in preset_names() if '/' not in n)}; "
                                     "experiments/... for the experiments' variants) or YAML file.  "
