@@ -99,7 +99,6 @@ def test_out_of_the_wrong_kind_is_one_line(tiny_run, tmp_path):
 
 def test_without_the_hub_extra_from_pretrained_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "sagan.export.hub", raising=False)
     with pytest.raises(UserError, match=r"needs huggingface_hub; pip install 'sagan\[hub\]'"):
         Generator.from_pretrained(tmp_path)
 

@@ -159,7 +159,7 @@ def test_ema_off_samples_from_g_and_stores_no_ema(tmp_path):
     ckpt = load_checkpoint(run)
     assert ckpt["G_ema"] is None
     assert (run / "samples" / "step_0000002.png").is_file()
-    from sagan.checkpoint import load_generator
+    from sagan.models import load_generator
 
     _, _, loaded = load_generator(run)
     assert loaded["used_ema"] is False

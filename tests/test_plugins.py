@@ -162,7 +162,7 @@ def test_an_installed_plugins_loss_and_metric_are_used_by_train_and_evaluate(ins
              "--num-workers", 0, *common, site=installed))
     out = tmp_path / "eval" / "report.json"
     shown = ok(sagan("evaluate.py", "metrics", "--ref", tmp_path / "ref.npz", "--samples", samples, "--metrics",
-                     "fid,mean_norm", "--out", out, *common, site=installed))
+                     "fid,mean_norm", "--splits", 2, "--out", out, *common, site=installed))
     report = json.loads(out.read_text())
     assert report["mean_norm"] > 0 and "fid" in report and "mean feature norm" in shown
     assert "mean feature norm ↓" in out.with_suffix(".md").read_text()

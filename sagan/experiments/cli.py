@@ -9,6 +9,8 @@ import click
 from ..errors import report_user_errors
 from ..scripts.options import Group, inception_weights_option
 from .definitions import build_variant, experiment_names, variant_names
+from .report import write_summary
+from .runner import run_experiment
 
 
 
@@ -88,8 +90,6 @@ def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants
     finished runs and resumes an interrupted one exactly; each evaluation prints one line. A single run
     of a GAN is not a result: --seeds 3 or more for a comparison.
     """
-    from .report import write_summary
-    from .runner import run_experiment
 
     stopped, main = run_experiment(experiment, outdir, steps=steps, eval_every=eval_every, num_samples=num_samples,
                                    base=base, data=data, variants=variants, ref=ref,
@@ -106,8 +106,6 @@ def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants
 @report_user_errors
 def report(outdir):
     """summary.md, summary.json and curves.png of an experiment directory (from the variants run so far)."""
-    from .report import write_summary
-
     paths = write_summary(outdir)
     click.echo(paths["md"].read_text())
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)

@@ -25,7 +25,7 @@ from ..io import write_text_atomic
 from ..metrics.history import read_records
 from ..metrics.registry import METRICS
 from ..plots import curves
-from ..training.rundir import METRICS_FILE, has_checkpoint
+from ..rundir import METRICS_FILE, has_checkpoint
 from .definitions import PAPER_SOURCE, PAPER_VALUES, build_variant
 from .runner import SETTINGS_FILE, read_settings, seed_runs
 

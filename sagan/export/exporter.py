@@ -9,13 +9,15 @@ from pathlib import Path
 
 import torch
 
-from ..sampling.bn_stats import bn_mode_description, prepare_generator
-from ..checkpoint import load_generator, resolve_checkpoint
+from ..checkpoint import resolve_checkpoint
 from ..errors import CheckpointError, UserError
 from ..io import NotWritableError, check_writable
+from ..models.loading import load_generator
+from ..sampling.bn_stats import bn_mode_description, prepare_generator
 from .check import check_batch, compare
 from .fold import plain_generator
 from .formats import FORMATS, ExportJob
+from .hf import check_out_folder, hub_config
 
 EXPORT_BN_MODES = ("running", "standing")  # per-batch statistics make images depend on their batch: not a function
 
@@ -40,7 +42,6 @@ class ExportResult:
 def check_out(out: Path, folder: bool, fmt: str, example: str) -> None:
     """The shape of ``--out`` for the format, and that its folder is writable, before any work."""
     if folder:
-        from .hf import check_out_folder
 
         check_out_folder(out)
     elif out.is_dir() or str(out).endswith(("/", os.sep)):
@@ -88,8 +89,6 @@ def load_source(checkpoint, ema: bool):
 def export_checkpoint(checkpoint, fmt: str, out, *, ema: bool = True, bn_stats: str = "running",
                       standing_batches: int = 16, seed: int = 0, num_checked: int = 8) -> ExportResult:
     """Export the generator of ``checkpoint`` (``RUN``, ``RUN:best`` or a file) as ``fmt`` at ``out``."""
-    from .hf import hub_config
-
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is unknown; use one of {', '.join(FORMATS)}")
     if bn_stats not in EXPORT_BN_MODES:

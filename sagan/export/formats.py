@@ -17,9 +17,13 @@ from typing import Any, Callable
 import torch
 
 from ..io import atomic_write, check_free_space
+from ..models.networks import Generator
 from ..registry import EXPORT_FORMATS
 from .check import CheckBatch
 from .fold import ExportedGenerator, example_inputs
+from .hf import move_into_place, staging_folder, write_hf_folder
+from .onnx import run_onnx, to_onnx
+from .torchscript import run_torchscript, to_torchscript
 
 TRACE_BATCH = 2  # traced at this batch size, checked at another: the batch axis must stay free
 
@@ -68,32 +72,22 @@ def write_bytes(data: bytes, out: Path) -> None:
 
 
 def _onnx_build(job: ExportJob) -> bytes:
-    from .onnx import to_onnx
-
     return to_onnx(job.module, job.example())
 
 
 def _onnx_images(model: bytes, batch: CheckBatch) -> torch.Tensor:
-    from .onnx import run_onnx
-
     return run_onnx(model, batch.inputs())
 
 
 def _torchscript_build(job: ExportJob) -> bytes:
-    from .torchscript import to_torchscript
-
     return to_torchscript(job.module, job.example())
 
 
 def _torchscript_images(archive: bytes, batch: CheckBatch) -> torch.Tensor:
-    from .torchscript import run_torchscript
-
     return run_torchscript(archive, batch.inputs())
 
 
 def _hf_build(job: ExportJob) -> Path:
-    from .hf import staging_folder, write_hf_folder
-
     state = job.plain.state_dict()
     # safetensors reports a full disk in its own words: refuse up front instead (weights + the two text files)
     check_free_space(job.out, sum(t.numel() * t.element_size() for t in state.values()) + (1 << 20), "--out")
@@ -107,14 +101,10 @@ def _hf_build(job: ExportJob) -> Path:
 
 @torch.no_grad()
 def _hf_images(folder: Path, batch: CheckBatch) -> torch.Tensor:
-    from .hf import from_pretrained
-
-    return from_pretrained(str(folder))(batch.z, batch.y)
+    return Generator.from_pretrained(str(folder))(batch.z, batch.y)
 
 
 def _hf_save(folder: Path, out: Path) -> None:
-    from .hf import move_into_place
-
     move_into_place(folder, out)
 
 

@@ -19,13 +19,16 @@ from pathlib import Path
 
 import click
 
+from ..config import load_config
+from ..data import open_dataset
 from ..errors import UserError, report_user_errors
 from ..io import check_free_space, check_writable, new_folders_removed_on_error
 from ..metrics.intra import FORMER_NAMES, PROTOCOLS
 from ..metrics.registry import MetricOptions
+from ..metrics.request import REPORT_BYTES, MetricsRequest, evaluate_request
 from ..metrics.resize import DEFAULT_RESIZE
-from ..registry import METRICS, RESIZERS
 from ..metrics.session import dataset_reference
+from ..registry import METRICS, RESIZERS
 from .options import (Group, RegistryChoice, bn_stats_options, device_option, inception_weights_option, live_help_option,
                       parse_device, read_formats, seed_option, truncation_option)
 
@@ -88,10 +91,7 @@ def main():
 
 def _open_stats_dataset(data_path: str, resolution: int | None, split: str | None = None, labels: str | None = None):
     """(dataset, source description): ``demo`` is the built-in dataset with the demo preset's settings."""
-    from ..data import open_dataset
-
     if data_path == DEMO:
-        from ..config import load_config
 
         cfg = load_config(DEMO)  # the preset's resolution / classes / size / seed: a reference cannot drift
         res = resolution or cfg.model.resolution
@@ -202,7 +202,6 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
       python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --metrics fid,is,kid --out eval/report.json
       python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint last.pt --bn-stats standing --fid-bootstrap 100 --out eval/report.json
     """
-    from ..metrics.request import REPORT_BYTES, MetricsRequest, evaluate_request
 
     if intra_fid_protocol in FORMER_NAMES:
         click.echo(f"note: --intra-fid-protocol {intra_fid_protocol} is now called {FORMER_NAMES[intra_fid_protocol]}",
@@ -217,7 +216,7 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
                                  ema=ema, bn_stats=bn_stats, standing_batches=standing_batches, metrics=metric_spec,
                                  exclude=() if intra_fid else ("intra_fid",), resize=resize,
                                  inception_weights=inception_weights, batch_size=batch_size, options=options)
-        evaluate_request(request, *_accelerator(device))
+        evaluate_request(request, *_accelerator(device), show=click.echo, note=lambda line: click.echo(line, err=True))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from ..sampling.bn_stats import bn_mode_description, prepare_generator, sampling_mode
-from ..checkpoint import load_generator
+from ..models.loading import load_generator
 from ..errors import UserError, report_user_errors
 from ..io import (NotWritableError, check_free_space, check_replaceable, check_writable, progress_disable,
                   sweep_stale_temp_files)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from ..checkpoint import checkpoint_config, load_checkpoint
 from ..config import CONFIG_DIR, DATA_DERIVED, apply_overrides, config_chain, load_config, preset_names
+from ..data.stream import open_training_data
 from ..errors import UserError, one_line, report_user_errors
-from ..training.fit import parse_memory
-from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
+from ..rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
+from ..training.fit import auto_grad_accum, dry_run, parse_memory
+from ..training.loop import Trainer, make_accelerator
 from .options import Command, inception_weights_option, live_help_option, read_formats, seed_option, set_option
 
 
@@ -46,10 +48,6 @@ class GradAccum(click.ParamType):
 
 def fit_device(cfg, pinned, auto: bool, memory: int | None):
     """``--grad-accum auto`` (the config with the split that fits) and ``--dry-run`` (``memory`` given)."""
-    from ..data.stream import open_training_data
-    from ..training.fit import auto_grad_accum, dry_run
-    from ..training.loop import make_accelerator
-
     acc = make_accelerator(cfg.train.mixed_precision)
     if cfg.data.path is not None:  # resolution and classes from the data, as the trainer takes them
         _, cfg = open_training_data(cfg, pinned)
@@ -113,8 +111,6 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
     Ctrl-C or SIGTERM saves a checkpoint and exits with 128 + the signal number (130, 143); --resume
     continues bit-exactly, applying any changed optimiser settings (--set train.lr_d=...).
     """
-    from ..training.loop import Trainer
-
     auto = grad_accum == "auto"
     explicit = {
         "data.path": data_path, "train.max_steps": max_steps, "train.batch_size": batch_size,

@@ -44,7 +44,7 @@ from .step import GANStep
 from ..models.networks import Discriminator, Generator, count_parameters
 from .monitor import Monitor, RecentSteps, StopRequest
 from .lineage import ROOT, Resume, lineage_of, reconcile_history
-from .rundir import METRICS_FILE, create_run_dir, lock_run_dir, prepare_run_dir, resolve_outdir, run_name
+from ..rundir import METRICS_FILE, create_run_dir, lock_run_dir, prepare_run_dir, resolve_outdir, run_name
 from .watch import RunWatch
 
 __all__ = ["EpochBatchSampler", "Trainer", "TrainingDiverged", "train"]

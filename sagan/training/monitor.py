@@ -15,7 +15,7 @@ import torch
 
 from ..config import Config
 from ..io import printable
-from .rundir import LOG_FILE, SAMPLES_DIR, write_run_config
+from ..rundir import LOG_FILE, SAMPLES_DIR, write_run_config
 from ..sampling.draw import generate, spread_classes
 from ..sampling.latents import sample_latents
 from ..sampling.viz import image_grid, save_png, upscale_factor

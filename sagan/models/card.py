@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+from ..registry import METRICS
+
 
 def _name(path: str | None) -> str:
     """A local path as its last component (a card is meant to be shared; home folders stay private)."""
@@ -69,8 +71,6 @@ def _metrics_section(config: dict) -> list[str]:
     if not rec:
         return ["## Metrics", "", f"No evaluation was recorded at step {config['step']} (the run's metrics.jsonl "
                                   "has none); `sagan-evaluate metrics` measures one.", ""]
-    from ..metrics.registry import METRICS
-
     rows = ["| metric | value |", "|---|---|"]
     for k, v in rec["values"].items():
         m = METRICS.get(k)
@@ -104,7 +104,7 @@ def _usage_section(config: dict) -> list[str]:
 
 
 def model_card(config: dict[str, Any]) -> str:
-    """The card of an export's ``config.json`` (:func:`sagan.export.hf.hub_config`)."""
+    """The card of an export's ``config.json`` (:func:`sagan.export.hf.hub_config`; the format: :mod:`sagan.models.hf_folder`)."""
     m = config["sagan_config"]["model"]
     title = f"# SAGAN generator `{config['sagan_config']['name']}` ({m['resolution']}x{m['resolution']})"
     maps = "`G(z, y)` maps a latent and a class label" if m["num_classes"] > 0 else "`G(z, None)` maps a latent"
