@@ -87,18 +87,24 @@ def invoke(command, *args, env: dict | None = None):
     return CliRunner().invoke(command, [str(a) for a in args], env=env)
 
 
-def test_plugin_option_and_environment_variable_load_a_module_on_the_path(tmp_path, monkeypatch, fresh_plugins):
+def test_plugin_option_loads_a_module_on_the_path(tmp_path, monkeypatch, fresh_plugins):
     site = write_plugin(tmp_path / "site", "my_gan_bits", "lsq_opt", "norm_opt", installed=False)
     monkeypatch.syspath_prepend(str(site))
     assert "lsq_opt" not in invoke(train_cli, "--help").output  # not installed: nothing loads it
-    assert "norm_opt" in " ".join(invoke(evaluate_cli, "metrics", "--help",
-                                         env={"SAGAN_PLUGINS": "my_gan_bits"}).output.split())
-    assert plugins.loaded_plugins() == {"my_gan_bits": "SAGAN_PLUGINS=my_gan_bits"}
+    assert "norm_opt" in " ".join(invoke(evaluate_cli, "metrics", "--plugin", "my_gan_bits", "--help").output.split())
+    assert plugins.loaded_plugins() == {"my_gan_bits": "--plugin my_gan_bits"}
     result = invoke(train_cli, *TINY_CLI, "--set", "train.loss=lsq_opt", "--max-steps", 1, "--outdir",
-                    tmp_path / "run", "--no-progress", "--plugin", "my_gan_bits")
+                    tmp_path / "run", "--no-progress", "--plugin=my_gan_bits")
     assert result.exit_code == 0, result.output
     assert "loss lsq_opt" in (tmp_path / "run" / "log.txt").read_text()
-    assert "lsq_opt" in " ".join(invoke(train_cli, "--plugin=my_gan_bits", "--help").output.split())
+
+
+def test_sagan_plugins_names_modules_on_the_path(tmp_path, monkeypatch, fresh_plugins):
+    site = write_plugin(tmp_path / "site", "env_gan_bits", "lsq_env", "norm_env", installed=False)
+    monkeypatch.syspath_prepend(str(site))
+    help_text = " ".join(invoke(train_cli, "--help", env={"SAGAN_PLUGINS": "env_gan_bits"}).output.split())
+    assert "train.loss: hinge, ns, wasserstein, lsq_env" in help_text and "norm_env" in help_text
+    assert plugins.loaded_plugins() == {"env_gan_bits": "SAGAN_PLUGINS=env_gan_bits"}
 
 
 def test_an_installed_plugin_is_found_through_its_entry_point(tmp_path, monkeypatch, fresh_plugins):
