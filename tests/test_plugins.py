@@ -150,7 +150,7 @@ def installed(tmp_path_factory):
     return write_plugin(tmp_path_factory.mktemp("site"), "sagan_lsq_plugin", "lsq_plugin", "mean_norm", True)
 
 
-@pytest.mark.slow  # five processes that each import torch and sagan: ~80 s on 2 shared CPU cores
+@pytest.mark.slow  # five processes that each import torch and sagan: about a minute on 2 shared CPU cores
 def test_an_installed_plugins_loss_and_metric_are_used_by_train_and_evaluate(installed, tmp_path):
     assert "lsq_plugin" in ok(sagan("train.py", "--help", site=installed))
     ok(sagan("train.py", *TINY_CLI, "--set", "train.loss=lsq_plugin", "--max-steps", 2, "--outdir", tmp_path / "run",
