@@ -17,14 +17,14 @@ folder that holds this file (with ``source="local"``, the clone whose ``runs/`` 
 is in neither, the error names both places. An absolute path is taken as it is.
 """
 
-dependencies = ["torch", "numpy", "yaml"]  # what importing sagan.checkpoint and sagan.models needs
+dependencies = ["torch", "numpy", "yaml"]  # what importing sagan.models needs
 
 
 def generator(checkpoint: str | None = None, ema: bool = True, config: str = "imagenet128", device: str = "cpu"):
     """The generator of ``checkpoint`` (the EMA one unless ``ema=False``): ``G(z, y)`` -> images in [-1, 1]."""
     from pathlib import Path
 
-    from sagan.checkpoint import load_generator
+    from sagan.models import load_generator
     from sagan.config import load_config
     from sagan.models import Generator
 
@@ -38,7 +38,7 @@ def generator(checkpoint: str | None = None, ema: bool = True, config: str = "im
 
 def discriminator(checkpoint: str | None = None, config: str = "imagenet128", device: str = "cpu"):
     """The discriminator of ``checkpoint``: ``D(x, y)`` -> logits."""
-    from sagan.checkpoint import load_discriminator
+    from sagan.models import load_discriminator
     from sagan.config import load_config
     from sagan.models import Discriminator
 

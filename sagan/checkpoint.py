@@ -26,6 +26,7 @@ and that every weight is finite: a corrupt or diverged file is refused by name, 
 from __future__ import annotations
 
 import os
+import importlib
 import re
 import stat
 import zipfile
@@ -290,35 +291,6 @@ def _classes_text(names: list[str]) -> str:
     return f"{len(names)} classes ({shown})"
 
 
-def load_generator(path: str | Path, ema: bool = True, device: str | torch.device = "cpu"):
-    """Build the generator of a checkpoint in eval mode.
-
-    Returns ``(G, cfg, ckpt)``; ``ema=False`` takes the raw generator, ``ema=True`` the EMA one when the
-    checkpoint has it (else the raw one, with ``ckpt["used_ema"] = False``).
-    """
-    from .models.networks import Generator
-
-    ckpt = load_checkpoint(path)
-    cfg = checkpoint_config(ckpt)
-    G = Generator.from_config(cfg)
-    use_ema = ema and ckpt.get("G_ema") is not None
-    state = ckpt["G_ema"] if use_ema else ckpt["G"]
-    load_state(G, state, f"{'G_ema' if use_ema else 'G'} of {ckpt['path']}")
-    ckpt["used_ema"] = use_ema
-    return G.to(device).eval(), cfg, ckpt
-
-
-def load_discriminator(path: str | Path, device: str | torch.device = "cpu"):
-    """Build the discriminator of a checkpoint in eval mode; returns ``(D, cfg, ckpt)``."""
-    from .models.networks import Discriminator
-
-    ckpt = load_checkpoint(path)
-    cfg = checkpoint_config(ckpt)
-    D = Discriminator.from_config(cfg)
-    load_state(D, ckpt["D"], f"D of {ckpt['path']}")
-    return D.to(device).eval(), cfg, ckpt
-
-
 def load_state(module: torch.nn.Module, state: dict[str, Any], what: str) -> None:
     """``load_state_dict`` with a one-line error when the architecture does not match."""
     try:
@@ -347,3 +319,12 @@ def step_files(ckpt_dir: Path) -> dict[int, Path]:
         if m:
             out[int(m.group(1))] = p
     return out
+
+
+def __getattr__(name: str):
+    """``sagan.checkpoint.load_generator`` / ``load_discriminator``, documented before they moved to
+    :mod:`sagan.models.loading` (where the networks are built): the file format does not import the
+    networks, so the old names resolve on first use."""
+    if name in ("load_generator", "load_discriminator"):
+        return getattr(importlib.import_module("sagan.models.loading"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

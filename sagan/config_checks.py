@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from .architecture import attention_sites, d_channel_mults, g_channel_mults, model_d_layout, resolution_problem
 from .errors import ConfigError
+from .registry import AUGMENTS, LOSSES, METRICS, RESIZERS  # the leaf registries: live names, no stacks imported
 
 if TYPE_CHECKING:
     from .config import Config, ModelConfig
@@ -112,8 +113,6 @@ def check_train(t, bad) -> None:
         bad(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
     if t.d_steps < 1:
         bad(f"train.d_steps must be >= 1, got {t.d_steps}")
-    from .training.losses import LOSSES  # the registry (a new loss registers itself there)
-
     if t.loss not in LOSSES:
         bad(f"train.loss must be one of {', '.join(LOSSES)}, got {t.loss!r}")
     if t.mixed_precision not in MIXED_PRECISION:
@@ -121,14 +120,11 @@ def check_train(t, bad) -> None:
     for k in ("max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "fid_num_samples"):
         if getattr(t, k) < 1:
             bad(f"train.{k} must be >= 1, got {getattr(t, k)}")
-    from .metrics.registry import METRIC_NAMES  # the registries: a new metric or protocol registers itself
-    from .metrics.resize import RESIZE_MODES
-
-    if t.fid_resize not in RESIZE_MODES:
-        bad(f"train.fid_resize must be one of {', '.join(RESIZE_MODES)}, got {t.fid_resize!r}")
-    unknown = [m for m in t.eval_metrics if m not in METRIC_NAMES]
+    if t.fid_resize not in RESIZERS:
+        bad(f"train.fid_resize must be one of {', '.join(RESIZERS)}, got {t.fid_resize!r}")
+    unknown = [m for m in t.eval_metrics if m not in METRICS]
     if unknown or not t.eval_metrics:
-        bad(f"train.eval_metrics must be a non-empty list of {', '.join(METRIC_NAMES)}; got {list(t.eval_metrics)}")
+        bad(f"train.eval_metrics must be a non-empty list of {', '.join(METRICS)}; got {list(t.eval_metrics)}")
     if t.best_metric not in t.eval_metrics:
         bad(f"train.best_metric={t.best_metric!r} must be one of train.eval_metrics {list(t.eval_metrics)}; add it "
             "there or pick one of those")
@@ -164,8 +160,6 @@ def check_data(cfg: Config, bad) -> None:
 
 def _small_data_problem(cfg: Config) -> str | None:
     """What is wrong with the augmentation, LeCam and subset keys, or None."""
-    from .augment import AUGMENTS, parse_policy  # the registry (a new augmentation registers itself there)
-
     t, d = cfg.train, cfg.data
     if t.augment not in AUGMENTS:
         return f"train.augment must be one of {', '.join(AUGMENTS)}, got {t.augment!r}"
@@ -192,10 +186,12 @@ def _small_data_problem(cfg: Config) -> str | None:
     return None
 
 
+# the experiment trackers train.log_with names (sagan.training.trackers drives them)
+TRACKER_NAMES = ("tensorboard", "wandb", "mlflow", "none")
+
+
 def _log_with_problem(log_with: tuple[str, ...]) -> str | None:
     """What is wrong with ``train.log_with`` (experiment trackers), or None."""
-    from .training.trackers import TRACKER_NAMES
-
     unknown = [n for n in log_with if n not in TRACKER_NAMES]
     if unknown or not log_with:
         return f"train.log_with must be a non-empty list of {', '.join(TRACKER_NAMES)}; got {list(log_with)}"
@@ -238,3 +234,15 @@ def objective_problem(t) -> str | None:
             return ("train.mixed_precision fp16 with a gradient penalty: the input gradients are taken without loss "
                     "scaling and underflow in fp16 (R3GAN found fp16 unusable); use bf16 or no")
     return None
+# DiffAugment's policy (train.augment_policy), its vocabulary here so that validation needs no augment import
+POLICY_OPS = ("color", "translation", "cutout")
+
+
+def parse_policy(policy: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"color,translation,cutout"`` -> ``["color", "translation", "cutout"]``; ValueError names a bad op."""
+    names = [p.strip() for p in policy.split(",")] if isinstance(policy, str) else [str(p).strip() for p in policy]
+    names = [n for n in names if n]
+    bad = [n for n in names if n not in POLICY_OPS]
+    if bad:
+        raise ValueError(f"unknown DiffAugment op {bad[0]!r}; ops are {', '.join(POLICY_OPS)}")
+    return names

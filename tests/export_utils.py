@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from click.testing import CliRunner
 
-from sagan.checkpoint import load_generator, save_checkpoint
+from sagan.checkpoint import save_checkpoint
+from sagan.models import load_generator
 from sagan.export.cli import main
 from sagan.metrics.history import append_record
 from sagan.models import Discriminator, Generator

@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from sagan.training.lineage import Resume, lineage_of
 from sagan.checkpoint import (BEST, CHECKPOINT_DIR, FORMAT, LAST, MAX_BYTES_ENV, MAX_CHECKPOINT_BYTES, VERSION,
-                              load_checkpoint, load_generator, resolve_checkpoint, save_checkpoint, step_file_name,
-                              step_files)
+                              load_checkpoint, resolve_checkpoint, save_checkpoint, step_file_name, step_files)
+from sagan.training.lineage import Resume, lineage_of
 from sagan.training.checkpoints import rng_state, set_rng_state, write_best, write_training_checkpoint
 from sagan.errors import CheckpointError
-from sagan.models import Discriminator, Generator
+from sagan.models import Discriminator, Generator, load_discriminator, load_generator
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +38,17 @@ def test_saved_checkpoint_loads_with_its_format_tag_and_path(tiny_cfg, tmp_path)
     ckpt = load_checkpoint(p)
     assert ckpt["path"] == str(p) and ckpt["config"] == tiny_cfg.to_dict()
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temp file left
+
+
+def test_the_documented_checkpoint_loaders_are_the_models_ones():
+    """``from sagan.checkpoint import load_generator`` (documented before the loaders moved next to the
+    networks) still gives the same functions."""
+    import sagan.checkpoint as C
+    from sagan.checkpoint import load_generator as old_name
+
+    assert old_name is load_generator and C.load_discriminator is load_discriminator
+    with pytest.raises(AttributeError):
+        C.no_such_name
 
 
 def test_load_generator_takes_the_ema_weights_and_falls_back_to_the_raw_ones(tiny_cfg, tmp_path):

@@ -137,7 +137,8 @@ def _bomb_list(depth: int = 60):
 
 @pytest.mark.parametrize("field", ["step", "config_name", "config_key", "version"])
 def test_checkpoint_with_a_shared_reference_bomb_is_one_short_line(tiny_cfg, tmp_path, field):
-    from sagan.checkpoint import load_checkpoint, load_generator
+    from sagan.checkpoint import load_checkpoint
+    from sagan.models import load_generator
     from sagan.models import Discriminator, Generator
 
     G, D = Generator.from_config(tiny_cfg), Discriminator.from_config(tiny_cfg)

@@ -16,7 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from sagan.sampling.bn_stats import prepare_generator
-from sagan.checkpoint import load_generator
+from sagan.models import load_generator
 from sagan.config import load_config
 from sagan.export import export_checkpoint
 from sagan.export.fold import folded_state, plain_generator

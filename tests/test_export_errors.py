@@ -28,9 +28,9 @@ def tiny_run(tmp_path_factory):
 def test_a_mismatch_is_an_error_and_writes_nothing(tiny_run, tmp_path, monkeypatch):
     spec = formats.FORMATS["torchscript"]
     off = dataclasses.replace(spec, images=lambda artifact, batch: spec.images(artifact, batch) + 1e-3)
-    monkeypatch.setitem(formats.FORMATS, "torchscript", off)
     out = tmp_path / "G.pt"
-    line = one_error_line(run("--checkpoint", tiny_run, "--format", "torchscript", "--out", out))
+    with formats.FORMATS.replaced("torchscript", off):
+        line = one_error_line(run("--checkpoint", tiny_run, "--format", "torchscript", "--out", out))
     assert "differs from the checkpoint's generator by up to 0.001" in line and "nothing was written" in line
     assert list(tmp_path.iterdir()) == []
 
@@ -99,7 +99,6 @@ def test_out_of_the_wrong_kind_is_one_line(tiny_run, tmp_path):
 
 def test_without_the_hub_extra_from_pretrained_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "sagan.export.hub", raising=False)
     with pytest.raises(UserError, match=r"needs huggingface_hub; pip install 'sagan\[hub\]'"):
         Generator.from_pretrained(tmp_path)
 
@@ -225,7 +224,9 @@ def test_a_huge_generator_in_config_json_is_refused_before_allocating(hf_folder,
     import time
 
     from sagan.errors import CheckpointError
-    from sagan.export.hub import HubGenerator
+    from sagan.models.hub import hub_class
+
+    HubGenerator = hub_class(Generator)  # the class from_pretrained builds
 
     def no_building(*args, **kwargs):
         raise AssertionError("built the network before sizing it")
@@ -241,7 +242,9 @@ def test_a_huge_generator_in_config_json_is_refused_before_allocating(hf_folder,
 
 def test_weights_that_do_not_match_config_json_are_refused_before_allocating(hf_folder, tmp_path, monkeypatch):
     from sagan.errors import CheckpointError
-    from sagan.export.hub import HubGenerator
+    from sagan.models.hub import hub_class
+
+    HubGenerator = hub_class(Generator)  # the class from_pretrained builds
 
     monkeypatch.setattr(HubGenerator, "from_config", lambda *a, **k: pytest.fail("built the network"))
     folder = _tampered(hf_folder, tmp_path, model={"g_ch": 32})  # the weights are of g_ch 16

@@ -64,8 +64,14 @@ def test_every_builtin_format_is_registered_once_most_specific_first():
         register_format(DatasetFormat("tree", "another tree", lambda root: False))
 
 
-def test_a_new_format_is_one_registration_that_open_dataset_and_the_packer_both_use(tmp_path, monkeypatch):
-    monkeypatch.setattr(formats_mod, "_FORMATS", dict(formats_mod._FORMATS))  # the registration ends with the test
+@pytest.fixture
+def scratch_formats():
+    """Dataset formats registered in a test end with it."""
+    with formats_mod.DATASET_FORMATS.scratch():
+        yield
+
+
+def test_a_new_format_is_one_registration_that_open_dataset_and_the_packer_both_use(tmp_path, scratch_formats):
     images = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
 
     def source(root, options):

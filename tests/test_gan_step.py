@@ -90,8 +90,14 @@ def test_each_registered_loss_trains_and_logs_its_parts(loss, tmp_path):
     assert f"loss {loss}" in (run / "log.txt").read_text()
 
 
-def test_a_new_loss_is_one_registration(tmp_path, monkeypatch):
-    monkeypatch.setattr("sagan.training.losses.LOSSES", dict(LOSSES))  # keep the registry clean for other tests
+@pytest.fixture
+def scratch_losses():
+    """Losses registered in a test end with it (the registry stays clean for other tests)."""
+    with LOSSES.scratch():
+        yield
+
+
+def test_a_new_loss_is_one_registration(tmp_path, scratch_losses):
     register_loss("least_squares", lambda r, f: {"d_loss_real": ((r - 1) ** 2).mean(), "d_loss_fake": (f ** 2).mean()},
                   lambda f: ((f - 1) ** 2).mean(), "LSGAN")
     assert get_loss("least_squares").description == "LSGAN"
@@ -165,7 +171,7 @@ def test_ema_off_samples_from_g_and_stores_no_ema(tmp_path):
     ckpt = load_checkpoint(run)
     assert ckpt["G_ema"] is None
     assert (run / "samples" / "step_0000002.png").is_file()
-    from sagan.checkpoint import load_generator
+    from sagan.models import load_generator
 
     _, _, loaded = load_generator(run)
     assert loaded["used_ema"] is False

@@ -12,17 +12,38 @@ import numpy as np
 import pytest
 import torch
 
-from metrics_utils import TinyInception
-from sagan.errors import UserError
+from click.testing import CliRunner
+
+from metrics_utils import TinyInception, smooth_images, tiny_inception_loader, write_image_tree
+from sagan.config import load_config
+from sagan.errors import ConfigError, UserError
 from sagan.metrics import FeatureStats, frechet_distance, load_ref, save_ref
 from sagan.metrics import prdc as prdc_module
 from sagan.metrics import registry as R
+from sagan.metrics import session as S
 from sagan.metrics.evaluation import compute_metrics
 from sagan.metrics.fid import fid_bootstrap_interval, fid_of
 from sagan.metrics.history import append_record, read_records
 from sagan.metrics.kid import kernel_inception_distance, kid_subset_size
 from sagan.metrics.prdc import precision_recall_density_coverage
 from sagan.metrics.report import markdown
+from sagan.scripts.evaluate import main as evaluate_main
+
+
+def run_cli(args, ok=True):
+    result = CliRunner().invoke(evaluate_main, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output + str(result.exception)
+    return result
+
+
+@pytest.fixture
+def tiny_tree_and_samples(tmp_path):
+    """A 2-class folder tree of 16 px images and 8 generated ones (samples.npz)."""
+    tree = write_image_tree(tmp_path / "tree", smooth_images(8, 16, seed=1), np.repeat([0, 1], 4), ["a", "b"])
+    samples = tmp_path / "samples.npz"
+    np.savez(samples, images=smooth_images(8, 16, seed=2), labels=np.repeat([0, 1], 4))
+    return tree, samples
 
 
 def manifold_features(n: int, seed: int, spread: float = 1.0, dim: int = 2048) -> np.ndarray:
@@ -184,24 +205,36 @@ def test_compute_metrics_iterates_the_registry(ref_with_rows):
     assert all(out[k] == pytest.approx(theirs[k], abs=1e-6) for k in theirs)
 
 
-def test_a_new_metric_is_one_registration(ref_with_rows, monkeypatch):
-    """Adding a metric: its computation plus one register() call; compute, scalars and report follow."""
-    metrics = dict(R.METRICS)
-    monkeypatch.setattr(R, "METRICS", metrics)
-    R.register(R.Metric("mean_norm", "mean norm", False, "mean_norm",
-                        lambda inp: {"mean_norm": float(np.linalg.norm(inp.features, axis=1).mean())}))
-    import sagan.metrics.evaluation as ev
-    import sagan.metrics.report as rep
+def _mean_norm(inp: R.MetricInputs) -> dict:
+    return {"mean_norm": float(np.linalg.norm(inp.features, axis=1).mean())}
 
-    monkeypatch.setattr(ev, "METRICS", metrics)
-    monkeypatch.setattr(rep, "METRICS", metrics)
-    gen = manifold_features(12, 8)
-    out = compute_metrics(gen, None, ref_with_rows, TinyInception(), metrics=("fid", "mean_norm"))
-    assert out["mean_norm"] == pytest.approx(np.linalg.norm(gen, axis=1).mean(), rel=1e-6)
-    assert R.scalars(out)["mean_norm"] == out["mean_norm"]
-    assert "mean norm ↓" in markdown({**out, "resize": "tf1"})
-    with pytest.raises(ValueError, match="registered twice"):
-        R.register(R.Metric("fid", "FID", False, "fid", lambda inp: {}))
+
+def test_a_new_metric_is_one_registration(ref_with_rows, tiny_tree_and_samples, monkeypatch, tmp_path):
+    """Adding a metric: its computation plus one register() call; config validation, ``--metrics`` (and its
+    --help), compute, scalars and report follow."""
+    tree, samples = tiny_tree_and_samples
+    monkeypatch.setattr(S, "load_inception", tiny_inception_loader())
+    run_cli(["stats", "--data", tree, "--resolution", 16, "--out", tmp_path / "ref.npz", "--num-workers", 0])
+    args = ["metrics", "--ref", tmp_path / "ref.npz", "--samples", samples, "--splits", 2, "--batch-size", 8]
+    with pytest.raises(ConfigError, match="train.eval_metrics must be a non-empty list of fid, is"):
+        load_config("demo", ["train.eval_metrics=[fid,mean_norm]"])
+    assert "unknown metric 'mean_norm'" in run_cli([*args, "--metrics", "mean_norm", "--out", tmp_path / "no.json"],
+                                                   ok=False).stderr
+    with R.METRICS.scratch():
+        R.register(R.Metric("mean_norm", "mean norm", False, "mean_norm", _mean_norm))
+        assert load_config("demo", ["train.eval_metrics=[fid,mean_norm]"]).train.eval_metrics == ("fid", "mean_norm")
+        assert "mean_norm" in R.METRIC_NAMES and "mean_norm" in " ".join(run_cli(["metrics", "--help"]).output.split())
+        run_cli([*args, "--metrics", "fid,mean_norm", "--out", tmp_path / "report.json"])
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["mean_norm"] > 0 and "mean norm ↓" in (tmp_path / "report.md").read_text()
+        gen = manifold_features(12, 8)
+        out = compute_metrics(gen, None, ref_with_rows, TinyInception(), metrics=("fid", "mean_norm"))
+        assert out["mean_norm"] == pytest.approx(np.linalg.norm(gen, axis=1).mean(), rel=1e-6)
+        assert R.scalars(out)["mean_norm"] == out["mean_norm"]
+        assert "mean norm ↓" in markdown({**out, "resize": "tf1"})
+        with pytest.raises(ValueError, match="registered twice"):
+            R.register(R.Metric("fid", "FID", False, "fid", lambda inp: {}))
+    assert "mean_norm" not in R.METRICS  # the registration ended with the block
 
 
 def test_markdown_says_when_numbers_are_not_comparable_with_the_paper():

@@ -8,7 +8,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from sagan.checkpoint import load_generator, save_checkpoint
+from sagan.checkpoint import save_checkpoint
+from sagan.models import load_generator
 from sagan.config import load_config
 from sagan.models.layers import ConditionalBatchNorm2d
 from sagan.models import Discriminator, Generator
@@ -124,7 +125,7 @@ def test_truncation_bounds_and_is_recorded(ckpt, tmp_path):
 
 
 def test_attention_maps_are_probability_maps_and_figure_is_written(ckpt, tmp_path):
-    from sagan.checkpoint import load_generator
+    from sagan.models import load_generator
 
     G, _, _ = load_generator(ckpt)
     with torch.no_grad():

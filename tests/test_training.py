@@ -199,10 +199,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         loss = hinge.g_loss(logits)
         return loss * float("nan") if calls["n"] >= 7 else loss
 
-    monkeypatch.setitem(LOSSES, "hinge", dataclasses.replace(hinge, g_loss=g_loss_nan_from_step_7))
     cfg = tiny("train.max_steps=20", "train.checkpoint_every=5", "train.log_every=1")
-    with pytest.raises(TrainingDiverged, match="at step 7") as err:
-        train(cfg, outdir=tmp_path / "run", progress=False)
+    with LOSSES.replaced("hinge", dataclasses.replace(hinge, g_loss=g_loss_nan_from_step_7)):
+        with pytest.raises(TrainingDiverged, match="at step 7") as err:
+            train(cfg, outdir=tmp_path / "run", progress=False)
     assert "\n" not in str(err.value) and "last.pt" in str(err.value)
     ckpt = load_checkpoint(tmp_path / "run")
     assert ckpt["step"] == 5

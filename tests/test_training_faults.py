@@ -15,7 +15,8 @@ import torch
 from click.testing import CliRunner
 
 from conftest import random_image_tree
-from sagan.checkpoint import load_checkpoint, load_generator, save_checkpoint
+from sagan.checkpoint import load_checkpoint, save_checkpoint
+from sagan.models import load_generator
 from sagan.errors import CheckpointError
 from sagan.io import link_atomic
 from sagan.scripts.sample import main as sample_cli

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import TINY_TRAIN
-from sagan.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
+from sagan.checkpoint import load_checkpoint, resolve_checkpoint
+from sagan.models import load_generator
 from sagan.config import load_config
 from sagan.errors import CheckpointError, ConfigError
 from sagan.metrics.history import read_records

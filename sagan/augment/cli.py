@@ -7,14 +7,18 @@ from pathlib import Path
 import click
 import torch
 
+from ..data import open_dataset
+from ..data.packed import MANIFEST
 from ..errors import UserError, report_user_errors
+from ..sampling import to_uint8
+from ..sampling.viz import image_grid, save_png, upscale_factor
+from ..scripts.options import Group
+from . import ada_pipeline, diffaugment, parse_policy
 
 
 def preview_grid(images: torch.Tensor, augment, copies: int, seed: int) -> torch.Tensor:
     """Rows of one real image (B, 3, H, W in [-1, 1]) followed by ``copies`` augmented versions, as
     uint8 (B * (1 + copies), H, W, 3) in row order."""
-    from ..sampling import to_uint8
-
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         versions = [images] + [augment(images, gen) for _ in range(copies)]
@@ -23,8 +27,6 @@ def preview_grid(images: torch.Tensor, augment, copies: int, seed: int) -> torch
 
 
 def _augmenter(augment: str, policy: str, p: float):
-    from . import ada_pipeline, diffaugment, parse_policy
-
     if augment == "ada":
         return lambda x, gen: ada_pipeline(x, p, gen)
     try:
@@ -36,7 +38,7 @@ def _augmenter(augment: str, policy: str, p: float):
     return lambda x, gen: diffaugment(x, ops, gen)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def main():
     """Augmentations of what D sees (train.augment: none, diffaugment, ada).
 
@@ -60,10 +62,6 @@ def main():
 @report_user_errors
 def preview(data, resolution, kind, policy, p, num, copies, seed, out):
     """Write a PNG grid: each row one real image, then its augmented versions."""
-    from ..data import open_dataset
-    from ..data.packed import MANIFEST
-    from ..sampling.viz import image_grid, save_png, upscale_factor
-
     augment = _augmenter(kind, policy, p)
     is_tree = data is not None and not (Path(data).expanduser() / MANIFEST).exists()
     ds = open_dataset(data, resolution=resolution or (64 if is_tree else None), seed=seed)

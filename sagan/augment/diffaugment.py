@@ -18,21 +18,11 @@ from __future__ import annotations
 
 import torch
 
+from ..config_checks import POLICY_OPS, parse_policy  # the policy's vocabulary, validated with the config
 from . import ops
 from .registry import Augment, register_augment
 
-POLICY_OPS = ("color", "translation", "cutout")
 TRANSLATION_RATIO, CUTOUT_RATIO = 0.125, 0.5
-
-
-def parse_policy(policy: str | list[str] | tuple[str, ...]) -> list[str]:
-    """``"color,translation,cutout"`` -> ``["color", "translation", "cutout"]``; ValueError names a bad op."""
-    names = [p.strip() for p in policy.split(",")] if isinstance(policy, str) else [str(p).strip() for p in policy]
-    names = [n for n in names if n]
-    bad = [n for n in names if n not in POLICY_OPS]
-    if bad:
-        raise ValueError(f"unknown DiffAugment op {bad[0]!r}; ops are {', '.join(POLICY_OPS)}")
-    return names
 
 
 def _color(x: torch.Tensor, gen) -> torch.Tensor:

@@ -17,6 +17,8 @@ from typing import Callable
 
 import torch
 
+from ..registry import AUGMENTS
+
 
 class Augment:
     """The identity (``none``, the paper's setting); the base of every augmentation."""
@@ -58,14 +60,11 @@ class AugmentEntry:
     description: str
 
 
-AUGMENTS: dict[str, AugmentEntry] = {}
+# AUGMENTS (sagan.registry.AUGMENTS) is filled here and by diffaugment.py, ada.py
 
 
 def register_augment(name: str, build: Factory, description: str) -> AugmentEntry:
-    if name in AUGMENTS:
-        raise ValueError(f"augmentation {name!r} is already registered")
-    AUGMENTS[name] = AugmentEntry(name, build, description)
-    return AUGMENTS[name]
+    return AUGMENTS.register(name, AugmentEntry(name, build, description))
 
 
 def build_augment(cfg, accelerator) -> Augment:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from ..errors import report_user_errors
-from ..scripts.options import set_option
+from ..scripts.options import Group, set_option
+from .studiogan import convert_studiogan, describe
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT)
 def main():
     """Convert released weights into a sagan checkpoint (sample, evaluate or fine-tune without training).
 
@@ -55,7 +56,6 @@ def studiogan(ckpt_dir, out, which, config, overrides, class_names, overwrite):
     The result is exactly StudioGAN's function in eval mode (BN running statistics, stored SN vectors).
     It has no optimizer state: `train.py --resume FILE.pt` fine-tunes with fresh Adam moments.
     """
-    from .studiogan import convert_studiogan, describe
 
     result = convert_studiogan(ckpt_dir, out, which=which, config=config, overrides=overrides,
                                class_names_file=class_names, overwrite=overwrite)

@@ -9,11 +9,12 @@ import click
 
 from ..errors import report_user_errors
 from ..io import printable
+from ..scripts.options import Command
 from .packed import PROGRESS
 from .prepare import CHUNK_SIZE, pack, summary
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--source", required=True,
               help="Dataset folder: a class-per-folder tree SOURCE/<class>/**/<image>, a flat folder of images "
                    "(unlabelled), a CIFAR folder (cifar-10-batches-py, cifar-10-batches-bin, cifar-100-python), "

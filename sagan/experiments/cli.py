@@ -7,12 +7,15 @@ import sys
 import click
 
 from ..errors import UserError, report_user_errors
-from ..scripts.options import inception_weights_option, threads_option, use_threads
+from ..scripts.options import Group, inception_weights_option, threads_option, use_threads
+from .stacked_mnist import NUM_SAMPLES, TRAIN_SIZE, run_stacked_mnist
 from .definitions import build_variant, experiment_names, variant_names
+from .report import write_summary
+from .runner import run_experiment
 
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 def main():
     """Rerun the SAGAN paper's experiments: SN/TTUR stability curves, the attention-placement table and
     the Table 2 baselines (SNGAN-projection, AC-GAN); small_data: 100% / 20% / 10% of the data, each
@@ -121,13 +124,9 @@ def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants
     finished runs and resumes an interrupted one exactly; each evaluation prints one line. A single run
     of a GAN is not a result: --seeds 3 or more for a comparison.
     """
-    from .report import write_summary
-    from .runner import run_experiment
 
     use_threads(threads)
     if experiment == "stacked_mnist":
-        from .stacked_mnist import NUM_SAMPLES, TRAIN_SIZE, run_stacked_mnist
-
         if ref or inception_weights:
             raise UserError("stacked_mnist counts modes with its own digit classifier: drop --ref / --inception-weights")
         stopped, main = run_stacked_mnist(outdir, data=data, steps=steps, eval_every=eval_every,
@@ -153,8 +152,6 @@ def run(experiment, outdir, data, base, steps, eval_every, num_samples, variants
 @report_user_errors
 def report(outdir):
     """summary.md, summary.json and curves.png of an experiment directory (from the variants run so far)."""
-    from .report import write_summary
-
     paths = write_summary(outdir)
     click.echo(paths["md"].read_text())
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..architecture import attention_sites
+from ..architecture import attention_sites, g_block_resolutions
 from ..config import CONFIG_DIR, Config, apply_overrides, config_chain, load_config
 from ..errors import UserError
 
@@ -59,8 +59,6 @@ EXPERIMENT_ORDER = {"biggan_ablation": {"sagan": 0, "shared": 1, "hierarchical":
 def z_split_problem(cfg: Config, flat: dict) -> str | None:
     """Why a variant asking for hierarchical latents cannot have them on this base (its z_dim does not
     split into G's blocks + 1 chunks), or None."""
-    from ..architecture import g_block_resolutions
-
     if not flat.get("model.hierarchical_z"):
         return None
     chunks = len(g_block_resolutions(cfg.model.resolution)) + 1

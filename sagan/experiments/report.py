@@ -25,9 +25,10 @@ from ..io import write_text_atomic
 from ..metrics.history import read_records
 from ..metrics.registry import METRICS
 from ..plots import curves
-from ..training.rundir import METRICS_FILE, has_checkpoint
+from ..rundir import METRICS_FILE, has_checkpoint
 from .definitions import PAPER_SOURCE, PAPER_SOURCES, PAPER_VALUES, build_variant
-from .runner import SETTINGS_FILE, read_settings, seed_runs
+from .runner import SETTINGS_FILE, mean_std, read_settings, seed_runs  # noqa: F401  (mean_std: public here too)
+from .stacked_mnist_report import write_summary as write_modes_summary
 
 CURVE_METRICS = {"fid": ("FID", True), "is": ("IS", False)}  # name: (label, lower is better)
 # drawn where the runs evaluated them (the objectives experiment): how much of the data the samples cover
@@ -64,13 +65,6 @@ def run_summary(run: Path, settings: dict) -> dict:
         row["best"] = min(with_fid, key=lambda r: r["fid"])
         row["last"] = row["curve"][-1]
     return row
-
-
-def mean_std(values: list[float]) -> dict:
-    """{mean, std (sample standard deviation; None for one value), n}."""
-    v = np.asarray(values, np.float64)
-    return {"mean": float(v.mean()) if len(v) else None, "std": float(v.std(ddof=1)) if len(v) > 1 else None,
-            "n": len(v)}
 
 
 def mean_curve(curves: list[list[dict]]) -> list[dict]:
@@ -191,8 +185,6 @@ def write_summary(outdir: str | Path) -> dict[str, Path]:
     if (out / SETTINGS_FILE).is_file():
         record = read_settings(out / SETTINGS_FILE)
         if record["settings"].get("experiment") == "stacked_mnist":  # mode counts, not FID curves
-            from .stacked_mnist_report import write_summary as write_modes_summary
-
             return write_modes_summary(out, record)
     summary = summarise(out)
     paths = {"json": out / "summary.json", "md": out / "summary.md", "png": out / "curves.png"}

@@ -17,11 +17,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..checkpoint import load_checkpoint
 from ..config import load_config
+from ..data import open_dataset
+from ..data.stream import open_training_data
 from ..errors import UserError
 from ..io import check_writable, write_text_atomic
-from ..training.rundir import has_checkpoint, is_unstarted_run
+from ..metrics.session import dataset_reference
+from ..rundir import has_checkpoint, is_unstarted_run
+from ..training import Trainer
+from ..training.loop import make_accelerator
 from .definitions import build_variant, select_variants
 
 SETTINGS_FILE, REFERENCE_FILE = "experiment.json", "reference.npz"
@@ -73,9 +80,6 @@ def record_settings(out: Path, settings: dict, variants: list[str], main: bool,
 def ensure_reference(out: Path, cfg, inception_weights: str | None, accelerator) -> Path:
     """``OUT/reference.npz`` of the experiment's data under the evaluation protocol, computed once. ``cfg``
     is a variant's config after :func:`open_training_data` (resolution and classes from the data)."""
-    from ..data import open_dataset
-    from ..metrics.session import dataset_reference
-
     ref = out / REFERENCE_FILE
     if ref.is_file():
         return ref
@@ -110,9 +114,6 @@ def run_experiment(experiment: str, outdir: str | Path, *, steps: int, eval_ever
                    seeds: int = 1) -> tuple[int | None, bool]:
     """Train every chosen variant of ``experiment`` (``seeds`` runs each); returns the signal number if one
     stopped the run (else None) and whether this is the main process (the one that writes reports)."""
-    from ..data.stream import open_training_data
-    from ..training.loop import make_accelerator
-
     out = Path(outdir)
     chosen = select_variants(experiment, variants)
     load_config(base)  # a bad --base fails before anything is written
@@ -156,8 +157,6 @@ def _run_one(cfg, run: Path, label: str, steps: int, eval_every: int, inception_
              main: bool) -> int | None:
     """Train one run of a variant to ``steps`` (skip it when finished, resume it when stopped); the signal
     number that stopped it, or None."""
-    from ..training import Trainer
-
     status, step = variant_status(run, steps)
     if status == "finished":
         _say(f"[{label}] finished at step {step}; skipping", main)
@@ -169,3 +168,10 @@ def _run_one(cfg, run: Path, label: str, steps: int, eval_every: int, inception_
                       restart=run if is_unstarted_run(run) else None)
     trainer.run()
     return trainer.stopped_by
+
+
+def mean_std(values: list[float]) -> dict:
+    """{mean, std (sample standard deviation; None for one value), n}."""
+    v = np.asarray(values, np.float64)
+    return {"mean": float(v.mean()) if len(v) else None, "std": float(v.std(ddof=1)) if len(v) > 1 else None,
+            "n": len(v)}

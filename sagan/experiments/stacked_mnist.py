@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..config import load_config
 from ..data.formats import FormatOptions, find_format
@@ -32,6 +33,10 @@ from ..data.formats.mnist import read_split, resize_grey
 from ..data.packed import FORMAT, IMAGES, LABELS, MANIFEST, SKIPPED
 from ..errors import UserError
 from ..io import check_writable, printable, write_text_atomic
+from ..models.loading import load_generator
+from ..sampling.draw import generate
+from ..sampling.latents import sample_latents
+from ..training.loop import make_accelerator
 from .definitions import select_variants
 from .modes import (NUM_MODES, RELIABLE_ACCURACY, accuracy, image_modes, load_classifier, mode_coverage,
                     save_classifier, train_classifier)
@@ -139,12 +144,6 @@ def prepare(out: Path, data: str, resolution: int, train_size: int, epochs: int,
 def measure_run(run: Path, classifier, num_samples: int, seed: int, batch_size: int = 500) -> dict:
     """Modes covered and KL(p_gen || uniform) of the final generator of ``run`` (EMA if it has one) over
     ``num_samples`` images from latents of ``seed``; cached in ``run/modes.json`` for that step."""
-    import torch
-
-    from ..checkpoint import load_generator
-    from ..sampling.draw import generate
-    from ..sampling.latents import sample_latents
-
     G, _, ckpt = load_generator(run)
     step, cached = ckpt["step"], run / RUN_MODES
     if cached.is_file():
@@ -166,8 +165,6 @@ def run_stacked_mnist(outdir: str | Path, *, data: str | None, steps: int, eval_
     """Build StackedMNIST from MNIST's IDX files at ``data``, train the classifier, train every chosen
     variant ``seeds`` times unconditionally and measure its modes; returns (stopping signal or None,
     whether this is the main process)."""
-    from ..training.loop import make_accelerator
-
     if data is None:
         raise UserError("stacked_mnist needs --data: the folder holding MNIST's IDX files (MNIST/raw/"
                         "train-images-idx3-ubyte and the rest, as torchvision downloads them)")

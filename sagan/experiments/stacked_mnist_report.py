@@ -17,8 +17,7 @@ from pathlib import Path
 
 from ..io import write_text_atomic
 from .modes import CLASSIFIER_RECORD, NUM_MODES, RELIABLE_ACCURACY, max_kl
-from .report import mean_std
-from .runner import seed_runs, variant_status
+from .runner import mean_std, seed_runs, variant_status
 from .stacked_mnist import RUN_MODES
 
 # R3GAN (Huang, Gokaslan, Kuleshov & Tompkin, NeurIPS 2024) Table 1: StackedMNIST, their own networks and

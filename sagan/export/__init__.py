@@ -4,9 +4,10 @@
 
     fold.py         spectral norm folded into plain weights, BN statistics baked in, plain-op attention
     check.py        the fixed check batch every export must reproduce before it is written
-    formats.py      the format registry (onnx.py, torchscript.py, hf.py + card.py)
+    formats.py      the format registry (onnx.py, torchscript.py, hf.py; the hf folder format itself is
+                    sagan.models.hf_folder with its card, sagan.models.card)
     exporter.py     one export: load, fold, build, check, write
-    hub.py          ``Generator.from_pretrained`` / ``push_to_hub`` via huggingface_hub (``[hub]`` extra)
+    (``Generator.from_pretrained`` / ``push_to_hub`` via huggingface_hub: sagan.models.hub, ``[hub]`` extra)
 """
 
 from .exporter import ExportResult, export_checkpoint

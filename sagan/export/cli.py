@@ -6,19 +6,23 @@ from __future__ import annotations
 import click
 
 from ..errors import report_user_errors
-from ..scripts.options import seed_option, standing_batches_option
+from ..scripts.options import Command, RegistryChoice, live_help_option, seed_option, standing_batches_option
 from .exporter import EXPORT_BN_MODES, export_checkpoint
 from .formats import FORMATS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=Command, context_settings=CONTEXT)
 @click.option("--checkpoint", required=True, metavar="RUN[:best]|FILE",
               help="A run directory (its checkpoints/last.pt), RUN:best, or a .pt checkpoint.")
-@click.option("--format", "fmt", required=True, type=click.Choice(list(FORMATS)),
-              help="; ".join(f"{f.name}: {f.help}" for f in FORMATS.values()) + ".")
-@click.option("--out", required=True, metavar="PATH", help="The file (onnx, torchscript) or folder (hf) to write.")
+@live_help_option("--format", "fmt", required=True, type=RegistryChoice(FORMATS),
+                  live_help=lambda: "; ".join(f"{f.name}: {f.help}" for f in FORMATS.values()) + ".")
+@live_help_option("--out", required=True, metavar="PATH",
+                  live_help=lambda: "The {} to write.".format(" or ".join(
+                      f"{kind} ({', '.join(n for n, f in FORMATS.items() if f.folder == folder)})"
+                      for kind, folder in (("file", False), ("folder", True))
+                      if any(f.folder == folder for f in FORMATS.values()))))
 @click.option("--no-ema", is_flag=True, help="Export the raw generator instead of the EMA one.")
 @click.option("--bn-stats", type=click.Choice(EXPORT_BN_MODES), default="running", show_default=True,
               help="Batch-norm statistics baked in: the checkpoint's running ones, or standing ones accumulated over "

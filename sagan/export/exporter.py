@@ -9,14 +9,16 @@ from pathlib import Path
 
 import torch
 
-from ..sampling.bn_stats import bn_mode_description, prepare_generator
-from ..checkpoint import check_checkpoint_file, load_generator, resolve_checkpoint
-from ..sampling.ema_check import checkpoint_notes
+from ..checkpoint import check_checkpoint_file, resolve_checkpoint
 from ..errors import CheckpointError, UserError
 from ..io import NotWritableError, check_replaceable, check_writable
+from ..models.loading import load_generator
+from ..sampling.bn_stats import bn_mode_description, prepare_generator
+from ..sampling.ema_check import checkpoint_notes
 from .check import check_batch, compare
 from .fold import plain_generator
 from .formats import FORMATS, ExportJob
+from .hf import check_out_folder, hub_config
 from .metadata import is_sagan_export
 
 EXPORT_BN_MODES = ("running", "standing")  # per-batch statistics make images depend on their batch: not a function
@@ -44,7 +46,6 @@ def check_out(out: Path, folder: bool, fmt: str, example: str, checkpoint=None, 
     """The shape of ``--out`` for the format, that it replaces nothing but an earlier export (or anything
     but the input with ``overwrite``), and that its folder is writable, before any work."""
     if folder:
-        from .hf import check_out_folder
 
         check_out_folder(out)
     elif out.is_dir() or str(out).endswith(("/", os.sep)):
@@ -114,8 +115,6 @@ def export_checkpoint(checkpoint, fmt: str, out, *, ema: bool = True, bn_stats: 
     """Export the generator of ``checkpoint`` (``RUN``, ``RUN:best`` or a file) as ``fmt`` at ``out``.
     An existing ``out`` file is replaced only when it is an earlier sagan export, or with ``overwrite``;
     never when it is the checkpoint itself."""
-    from .hf import hub_config
-
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is unknown; use one of {', '.join(FORMATS)}")
     if bn_stats not in EXPORT_BN_MODES:

@@ -24,8 +24,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..models.attention import SelfAttention
+from ..checkpoint import load_state
 from ..config import Config
+from ..models.attention import SelfAttention
+from ..models.hf_folder import plain_config  # noqa: F401  (also a name of this module)
+from ..models.networks import Generator
 
 PARAMETRIZED = ".parametrizations."
 
@@ -53,17 +56,9 @@ def folded_state(G: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def plain_config(cfg: Config) -> Config:
-    """The same generator without spectral norm: the layout folded weights load into."""
-    return cfg.replace(model={"g_sn": False})
-
-
 def plain_generator(G: nn.Module, cfg: Config, cls: type | None = None) -> nn.Module:
     """A copy of G (built from ``cfg``) with spectral norm folded into plain weights, in eval mode; its
     images equal G's in eval mode exactly. ``cls``: the class to build (a Generator subclass)."""
-    from ..checkpoint import load_state
-    from ..models import Generator
-
     plain = (cls or Generator).from_config(plain_config(cfg))
     load_state(plain, folded_state(G), "the folded generator")
     return plain.eval()

@@ -4,7 +4,7 @@ A format is a name, the tolerance its images must meet against the checkpoint's 
 steps: ``build`` the artifact from an :class:`ExportJob` (nothing written at ``--out`` yet), compute its
 ``images`` for the check batch in the format's own runtime, and ``save`` it at ``--out`` once the check
 passed (``discard`` cleans up otherwise). Adding a format is one module with those steps plus one
-:func:`register` call below.
+:func:`register` call below (or from a plugin module: :mod:`sagan.plugins`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,14 @@ from typing import Any, Callable
 import torch
 
 from ..io import atomic_write, check_free_space
+from ..models.networks import Generator
+from ..registry import EXPORT_FORMATS
 from .check import CheckBatch
 from .fold import ExportedGenerator, example_inputs
+from .metadata import export_metadata, metadata_json
+from .hf import move_into_place, staging_folder, write_export_folder
+from .onnx import require_onnx, run_onnx, to_onnx
+from .torchscript import run_torchscript, to_torchscript
 
 TRACE_BATCH = 2  # traced at this batch size, checked at another: the batch axis must stay free
 
@@ -42,8 +48,6 @@ class ExportJob:
 
     def metadata(self) -> str:
         """The JSON the traced formats carry (z_dim, classes, resolution, output range)."""
-        from .metadata import export_metadata, metadata_json
-
         return metadata_json(export_metadata(self.hub_config))
 
 
@@ -61,12 +65,11 @@ class ExportFormat:
     requires: Callable[[], None] = lambda: None  # raises a UserError naming the extra when a package is missing
 
 
-FORMATS: dict[str, ExportFormat] = {}
+FORMATS = EXPORT_FORMATS  # sagan.registry.EXPORT_FORMATS, filled below
 
 
 def register(fmt: ExportFormat) -> ExportFormat:
-    FORMATS[fmt.name] = fmt
-    return fmt
+    return FORMATS.register(fmt.name, fmt)
 
 
 def write_bytes(data: bytes, out: Path) -> None:
@@ -75,44 +78,32 @@ def write_bytes(data: bytes, out: Path) -> None:
 
 
 def _onnx_build(job: ExportJob) -> bytes:
-    from .onnx import to_onnx
-
     return to_onnx(job.module, job.example(), metadata=job.metadata())
 
 
 def _onnx_requires() -> None:
-    from .onnx import require_onnx
-
     require_onnx()
 
 
 def _onnx_images(model: bytes, batch: CheckBatch) -> torch.Tensor:
-    from .onnx import run_onnx
-
     return run_onnx(model, batch.inputs())
 
 
 def _torchscript_build(job: ExportJob) -> bytes:
-    from .torchscript import to_torchscript
-
     return to_torchscript(job.module, job.example(), metadata=job.metadata())
 
 
 def _torchscript_images(archive: bytes, batch: CheckBatch) -> torch.Tensor:
-    from .torchscript import run_torchscript
-
     return run_torchscript(archive, batch.inputs())
 
 
 def _hf_build(job: ExportJob) -> Path:
-    from .hf import staging_folder, write_hf_folder
-
     state = job.plain.state_dict()
     # safetensors reports a full disk in its own words: refuse up front instead (weights + the two text files)
     check_free_space(job.out, sum(t.numel() * t.element_size() for t in state.values()) + (1 << 20), "--out")
     staged = staging_folder(job.out)
     try:
-        return write_hf_folder(staged, state, job.hub_config)
+        return write_export_folder(staged, state, job.hub_config)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
@@ -120,14 +111,10 @@ def _hf_build(job: ExportJob) -> Path:
 
 @torch.no_grad()
 def _hf_images(folder: Path, batch: CheckBatch) -> torch.Tensor:
-    from .hf import from_pretrained
-
-    return from_pretrained(str(folder))(batch.z, batch.y)
+    return Generator.from_pretrained(str(folder))(batch.z, batch.y)
 
 
 def _hf_save(folder: Path, out: Path) -> None:
-    from .hf import move_into_place
-
     move_into_place(folder, out)
 
 

@@ -1,19 +1,15 @@
-"""``--format hf``: a folder in the Hugging Face Hub's convention, loadable with
-``Generator.from_pretrained(folder_or_repo_id)``.
+"""``--format hf``: a checkpoint exported as a folder in the Hugging Face Hub's convention, loadable with
+``Generator.from_pretrained(folder_or_repo_id)``: its ``config.json`` (the run's metrics at the step
+included), written into a temp folder beside ``--out``, checked, then moved into place.
 
-    model.safetensors  the folded generator's weights (spectral norm folded, BN statistics baked in);
-                       safetensors holds tensors only, so loading it runs no code
-    config.json        the model config, class names, the checkpoint's step, which generator (EMA or
-                       raw) and BN statistics, and its metrics from the run's metrics.jsonl when present
-    README.md          a model card: what it is, how it was trained, its metrics and protocol, how to load
-
-``from_pretrained`` goes through huggingface_hub's ``ModelHubMixin`` (the ``[hub]`` extra), so the loaded
-generator also has ``save_pretrained`` and ``push_to_hub`` (:mod:`sagan.export.hub`).
+The folder format itself (model.safetensors, config.json, README.md) is :mod:`sagan.models.hf_folder`;
+``from_pretrained`` (huggingface_hub's ``ModelHubMixin``, the ``[hub]`` extra, so the loaded generator
+also has ``save_pretrained`` and ``push_to_hub``) is :mod:`sagan.models.hub`. The format's names are
+importable from here as well.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -23,31 +19,20 @@ from typing import Any
 import torch
 
 from ..config import Config
-from ..errors import CheckpointError, UserError, one_line
-from ..io import TEMP_SUFFIX, current_umask, write_text_atomic
-from ..serve.space import SPACE_FILES, write_space_files
+from ..errors import UserError
+from ..io import TEMP_SUFFIX, current_umask
+from ..metrics.history import read_records
+from ..models.hf_folder import (CARD_NAME, CONFIG_NAME, FORMAT, HF_FILES, HUB_EXTRA, VERSION, WEIGHTS_NAME,  # noqa: F401
+                                load_weights, read_hf_config, write_hf_folder)
+from ..rundir import METRICS_FILE, checkpoint_run_dir
+from ..serve.space import SPACE_FILES, space_card_section, space_front_matter, write_space_files
 
-WEIGHTS_NAME, CONFIG_NAME, CARD_NAME = "model.safetensors", "config.json", "README.md"
-HF_FILES = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME) + SPACE_FILES  # + app.py, requirements.txt (sagan.serve.space)
-FORMAT, VERSION = "sagan-generator", 1
-HUB_EXTRA = "pip install 'sagan[hub]' (huggingface_hub and safetensors)"
 # checkpoint meta entries worth keeping in config.json: how much was trained, where converted weights came from
 PROVENANCE_KEYS = ("images_seen", "converted_from", "run_name", "best_fid", "best_step", "which", "note")
 
 
-def _safetensors():
-    try:
-        import safetensors.torch as st
-    except ImportError:
-        raise UserError(f"the hf format needs safetensors; {HUB_EXTRA}") from None
-    return st
-
-
 def metrics_at_step(ckpt: dict) -> dict | None:
     """The evaluation recorded for the checkpoint's step in its run's ``metrics.jsonl`` (None if none)."""
-    from ..metrics.history import read_records
-    from ..training.rundir import METRICS_FILE, checkpoint_run_dir
-
     records = [r for r in read_records(checkpoint_run_dir(ckpt["path"]) / METRICS_FILE) if r.get("step") == ckpt["step"]]
     if not records:
         return None
@@ -72,64 +57,20 @@ def hub_config(cfg: Config, ckpt: dict, bn_stats: str, standing_batches: int) ->
     }
 
 
-def write_hf_folder(folder: str | os.PathLike, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
-    """The three files of the format in ``folder`` (created if needed)."""
-    from .card import model_card
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = folder / WEIGHTS_NAME
-    _safetensors().save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(weights),
-                             metadata={"format": "pt"})
-    os.chmod(weights, 0o666 & ~current_umask())
-    write_text_atomic(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
-    write_text_atomic(folder / CARD_NAME, model_card(config))
-    write_space_files(folder)  # the Hugging Face Space of sagan-serve's page
-    return folder
-
-
-def read_hf_config(config: dict | None, where: str) -> Config:
-    """The sagan config inside a ``config.json``, checked; one line when it is not an export of ours."""
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{where} has no sagan config.json (format {FORMAT!r}); pass a folder or Hub repo "
-                              "written by sagan-export --format hf")
-    if not isinstance(config.get("format_version"), int) or config["format_version"] > VERSION:
-        raise CheckpointError(f"{where} has format version {config.get('format_version')!r}, newer than this sagan "
-                              f"reads (<= {VERSION}); upgrade sagan")
-    try:
-        return Config.from_dict(config["sagan_config"], where=f"config.json of {where}")
-    except (KeyError, TypeError) as e:
-        raise CheckpointError(f"config.json of {where} is malformed ({one_line(e, 80)})") from None
-
-
-def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    try:
-        return _safetensors().load_file(str(path))
-    except Exception as e:  # noqa: BLE001  (safetensors raises its own error types)
-        raise CheckpointError(f"cannot read {path}: not a safetensors file or damaged ({one_line(e, 80)})") from None
-
-
-def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs):
-    """``Generator.from_pretrained``: a folder written by ``sagan-export --format hf`` or a Hub repo id,
-    loaded as a generator in eval mode (with ``save_pretrained`` / ``push_to_hub``)."""
-    from .limits import read_config_json
-
-    try:
-        from .hub import HubGenerator
-    except ImportError:
-        raise UserError(f"Generator.from_pretrained needs huggingface_hub; {HUB_EXTRA}") from None
-    local = Path(path_or_repo_id) / CONFIG_NAME
-    if local.exists():  # read by us first: bounded, one line if not JSON (the mixin's json.load is neither)
-        read_config_json(local, str(path_or_repo_id))
-    try:
-        return HubGenerator.from_pretrained(path_or_repo_id, **kwargs)
-    except json.JSONDecodeError as e:  # a Hub repo's config.json, read by the mixin
-        raise CheckpointError(f"config.json of {path_or_repo_id} is not JSON ({one_line(e, 80)}); the repo is "
-                              "damaged or not written by sagan-export --format hf") from None
-
-
 # --------------------------------------------------------------------------------------------------
 # the export: written into a temp folder beside --out, checked, then moved into place
+
+
+# what an export folder holds: the format's files, and the Hugging Face Space of sagan-serve's page
+EXPORT_FILES = HF_FILES + SPACE_FILES  # + app.py, requirements.txt (sagan.serve.space)
+
+
+def write_export_folder(folder: str | os.PathLike, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
+    """The format's files (:func:`sagan.models.hf_folder.write_hf_folder`) and the Space's ``app.py`` and
+    ``requirements.txt``, which run sagan-serve's page from the folder."""
+    folder = write_hf_folder(folder, state, config, space_front_matter(), space_card_section())
+    write_space_files(folder)
+    return folder
 
 
 def staging_folder(out: Path) -> Path:
@@ -144,9 +85,9 @@ def check_out_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; the hf format writes a folder: give a new folder name")
     if out.is_dir():
-        strangers = sorted(p.name for p in out.iterdir() if p.name not in HF_FILES)
+        strangers = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES)
         if strangers:
-            raise UserError(f"--out {out}/ holds {strangers[0]}, not only an earlier export ({', '.join(HF_FILES)}); "
+            raise UserError(f"--out {out}/ holds {strangers[0]}, not only an earlier export ({', '.join(EXPORT_FILES)}); "
                             "refusing to replace it: pick an empty or new folder")
 
 

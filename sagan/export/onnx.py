@@ -16,6 +16,7 @@ import torch
 
 from ..errors import UserError
 from .fold import ExportedGenerator
+from .metadata import METADATA_KEY
 
 OPSET = 17  # BatchNormalization, Resize and Softmax in their current forms; onnxruntime >= 1.11 runs it
 OUTPUT = "images"
@@ -59,8 +60,6 @@ def to_onnx(module: ExportedGenerator, example: tuple[torch.Tensor, ...], opset:
     if metadata is None:
         return buf.getvalue()
     import onnx
-
-    from .metadata import METADATA_KEY
 
     model = onnx.load_from_string(buf.getvalue())
     onnx.helper.set_model_props(model, {METADATA_KEY: metadata})

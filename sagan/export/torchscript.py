@@ -11,13 +11,12 @@ import warnings
 import torch
 
 from .fold import ExportedGenerator
+from .metadata import TORCHSCRIPT_EXTRA
 
 
 def to_torchscript(module: ExportedGenerator, example: tuple[torch.Tensor, ...], metadata: str | None = None) -> bytes:
     """The TorchScript archive (bytes) of ``module`` traced at ``example``; the batch size stays free.
     ``metadata``: the JSON stored as the extra file ``sagan.json`` (sagan.export.metadata)."""
-    from .metadata import TORCHSCRIPT_EXTRA
-
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # torch.jit's deprecation notes; the result is checked instead

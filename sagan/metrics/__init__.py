@@ -32,7 +32,7 @@ d x d matrices), ``kernel_inception_distance(gen, real)``, ``precision_recall_de
 ``compute_metrics(features, labels, ref, inception, metrics=...)``.
 """
 
-from .evaluation import compute_metrics, evaluate_generator, generator_features, reference_stats, sample_features
+from .evaluation import compute_metrics, generator_features, reference_stats, sample_features
 from .frechet import ClassFrechetDistance, class_frechet_distance, frechet_distance, trace_sqrt_product
 from .inception import FEATURE_DIM, InceptionV3
 from .inception_score import inception_score
@@ -40,6 +40,7 @@ from .kid import kernel_inception_distance
 from .prdc import precision_recall_density_coverage
 from .registry import METRIC_NAMES, METRICS, MetricOptions
 from .resize import DEFAULT_RESIZE, RESIZE_MODES
+from .session import evaluate_generator
 from .stats import FeatureStats, RefStats, load_ref, save_ref
 from .weights import WEIGHTS_FILENAME, WEIGHTS_URL, load_inception, resolve_weights
 

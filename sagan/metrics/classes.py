@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import UserError
+from ..sampling.sets import class_folder_names
 from .stats import RefStats
 
 
@@ -62,7 +63,6 @@ def pair_classes(gen_names: Sequence[str] | None, ref: RefStats, where: str) -> 
                                   f"with reference class c")
     if gen == ref_names:
         return ClassPairing(None, f"by name ({len(gen)} classes, same order)")
-    from ..sampling.sets import class_folder_names
 
     ref_index = _index_of(ref_names)
     # a reference built from sample.py's class folders holds the folder form of the names

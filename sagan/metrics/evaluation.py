@@ -17,7 +17,6 @@ import torch
 from ..errors import UserError
 from ..io import check_free_space, open_memmap_reserved
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
-from .classes import pair_classes
 from .features import array_batches, dataset_batches, extract_features, generator_batches, shard_batches
 from .frechet import class_indices
 from .inception import FEATURE_DIM, InceptionV3
@@ -213,31 +212,3 @@ def generator_source(G: torch.nn.Module, inception: InceptionV3, batch_size: int
                                   truncation=truncation, accelerator=accelerator, progress=False)
 
     return GeneratorSource(features, G.num_classes, seed, _rank_world(accelerator)[2], to_ref)
-
-
-def evaluate_generator(G: torch.nn.Module, ref: RefStats | str | os.PathLike, num_samples: int = 5000,
-                       inception: InceptionV3 | None = None, metrics: tuple[str, ...] = ("fid", "is"),
-                       batch_size: int = 50, seed: int = 0, accelerator=None, progress: bool = False,
-                       options: MetricOptions | None = None, class_names: list[str] | None = None,
-                       protocol: dict | None = None, truncation: float | None = None) -> dict | None:
-    """The ``metrics`` of ``num_samples`` class-balanced samples of ``G`` against a reference: the training
-    loop's hook.
-
-    ``G`` samples in eval mode with its BN statistics mode (:mod:`sagan.sampling.bn_stats`) on its own device;
-    ``inception`` (which carries the resize protocol) defaults to ``load_inception(device=G's)``;
-    ``class_names`` (G's classes) pair G's classes with the reference's by name. Returns the result dict
-    (report.json keys) on the main process, ``None`` on the others.
-    """
-    from .session import EvalSession
-    from .stats import load_ref
-    from .weights import load_inception
-
-    ref = load_ref(ref) if not isinstance(ref, RefStats) else ref
-    device = next(G.parameters()).device
-    inception = inception if inception is not None else load_inception(device=device)
-    check_same_inception(ref, inception)  # before the sampling, not after
-    session = EvalSession(ref=ref, inception=inception, metrics=tuple(metrics),
-                          pairing=pair_classes(class_names, ref, "the generator"),
-                          options=options or MetricOptions(device=device, progress=progress), accelerator=accelerator)
-    return session.of_generator(G, num_samples, batch_size=batch_size, seed=seed, truncation=truncation,
-                                progress=progress, protocol=protocol)

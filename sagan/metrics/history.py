@@ -14,7 +14,7 @@ import math
 import os
 from pathlib import Path
 
-from ..io import NotWritableError, disk_full_error, is_disk_full
+from ..io import NotWritableError, disk_full_error, is_disk_full, write_text_atomic
 
 EVAL_HISTORY_FILE = "evaluations.jsonl"  # evaluate.py's records in a training run's folder (apart from training's)
 
@@ -54,8 +54,6 @@ def append_record(path: str | os.PathLike, record: dict) -> Path:
 
 def write_records(path: str | os.PathLike, records: list[dict]) -> Path:
     """Replace ``path`` with ``records``, atomically (a resume cutting off an abandoned branch)."""
-    from ..io import write_text_atomic
-
     return write_text_atomic(path, "".join(json.dumps(_plain(r)) + "\n" for r in records))
 
 

@@ -5,7 +5,8 @@
 
 Adding a metric: write its computation in its own module (features in, number out, tested against a
 reference implementation), register it below with a ``compute(inputs) -> {report key: value}`` adapter,
-and add a test. Nothing else changes: the CLI's ``--metrics``, the reports and the history pick it up.
+and add a test (or register it from your own module, loaded as a plugin: :mod:`sagan.plugins`). Nothing
+else changes: the CLI's ``--metrics``, the reports and the history pick it up.
 A metric that draws its own samples (intra-FID's projection protocol) sets ``every_process``: its
 ``compute`` runs on every process, with the generator in ``inputs.generator``.
 """
@@ -18,6 +19,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from ..errors import UserError
+from ..registry import METRICS
 from .fid import fid_bootstrap_interval, fid_of
 from .inception_score import inception_score, logits_of
 from .intra import (PROTOCOLS, GeneratorSource, check_intra_fid_inputs, intra_fid_of, projection_intra_fid,
@@ -195,14 +197,11 @@ def _prdc_part(name: str) -> Callable[[MetricInputs], dict]:
 # --------------------------------------------------------------------------------------------------
 # the registry
 
-METRICS: dict[str, Metric] = {}
+# METRICS (sagan.registry.METRICS) is filled below
 
 
 def register(metric: Metric) -> Metric:
-    if metric.name in METRICS:
-        raise ValueError(f"metric {metric.name!r} is registered twice")
-    METRICS[metric.name] = metric
-    return metric
+    return METRICS.register(metric.name, metric)
 
 
 register(Metric("fid", "FID", False, "fid", _fid))
@@ -214,7 +213,7 @@ for _name in ("precision", "recall", "density", "coverage"):
     register(Metric(_name, _name.capitalize(), True, _name, _prdc_part(_name), needs_real_rows=True,
                     min_samples=DC_K + 1, digits=3))
 
-METRIC_NAMES = tuple(METRICS)
+METRIC_NAMES = METRICS.names  # live: a metric registered later (a plugin) is in it
 
 
 def parse_metric_names(spec: str | Iterable[str], option: str = "--metrics") -> tuple[str, ...]:

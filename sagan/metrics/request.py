@@ -7,16 +7,17 @@ protocol, class pairing, metrics, Inception weights, free space) before any samp
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import click
+from typing import Callable
 
 from ..errors import UserError
+from ..models.loading import load_generator
 from ..sampling.bn_stats import bn_mode_description, prepare_generator
 from ..sampling.latents import class_balanced_labels, model_classes
-from ..training.rundir import CONFIG_FILE, METRICS_FILE
+from ..rundir import CONFIG_FILE, METRICS_FILE
 from .evaluation import check_reference_protocol
 from .history import EVAL_HISTORY_FILE, append_record
 from .registry import METRICS, MetricOptions, scalars
@@ -84,8 +85,14 @@ class MetricsRequest:
     options: MetricOptions = field(default_factory=MetricOptions)
 
 
-def evaluate_request(req: MetricsRequest, accelerator, device) -> dict | None:
-    """Run ``req`` on every accelerate process; returns the report (written to disk) on the main process."""
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def evaluate_request(req: MetricsRequest, accelerator, device, show: Callable[[str], None] = print,
+                     note: Callable[[str], None] = _to_stderr) -> dict | None:
+    """Run ``req`` on every accelerate process; returns the report (written to disk) on the main process.
+    The main process ``show`` s the metrics line (stdout) and ``note`` s warnings and what it wrote (stderr)."""
     _check_request(req)
     main = accelerator.is_main_process
     ref = load_ref(req.ref)
@@ -100,14 +107,14 @@ def evaluate_request(req: MetricsRequest, accelerator, device) -> dict | None:
                            has_generator=G is not None, inception_weights=req.inception_weights, resize=req.resize,
                            device=device, accelerator=accelerator)
     if "intra_fid" in session.skipped and main:
-        click.echo(f"warning: skipping intra-FID: {session.skipped['intra_fid']}", err=True)
+        note(f"warning: skipping intra-FID: {session.skipped['intra_fid']}")
     inception = session.inception
     provenance.update(inception_weights=inception.weights_path, weights_sha256=inception.weights_sha256,
                       official_weights=inception.weights_sha256.startswith(WEIGHTS_SHA256_PREFIX))
     metric_protocol: dict = {}
     if G is not None:
         if bn_mode == "standing" and main:
-            click.echo(f"accumulating standing BN statistics over {req.standing_batches} batches", err=True)
+            note(f"accumulating standing BN statistics over {req.standing_batches} batches")
         prepare_generator(G, bn_mode, standing_batches=req.standing_batches, seed=req.seed, device=device,
                           truncation=req.truncation)
         result = session.of_generator(G, req.num_samples, batch_size=req.batch_size, seed=req.seed,
@@ -126,7 +133,7 @@ def evaluate_request(req: MetricsRequest, accelerator, device) -> dict | None:
     small = small_set_note(ref.num_images, report["num_samples"], ref.dim) if report.get("fid") is not None else None
     if small:
         report["notes"].append(small)
-        click.echo(f"warning: {small}", err=True)
+        note(f"warning: {small}")
     classes = (G.num_classes if G is not None else len(names) if names is not None else
                int(source.labels.max()) + 1 if len(source.labels) else None)  # unnamed: the labels' range
     resolution = G.resolution if G is not None else int(source.images.shape[1])
@@ -135,8 +142,8 @@ def evaluate_request(req: MetricsRequest, accelerator, device) -> dict | None:
     paths = write_report(report, req.out)
     history = append_record(history_file(req.out.parent), _history_record(report, req.out))
     shown = "  ".join(f"{METRICS[k].label} {METRICS[k].format(report)}" for k in scalars(report))
-    click.echo(f"{shown}  ({report['num_samples']} samples, resize {req.resize})")
-    click.echo("wrote " + ", ".join(str(p) for p in paths.values()) + f"; appended to {history}", err=True)
+    show(f"{shown}  ({report['num_samples']} samples, resize {req.resize})")
+    note("wrote " + ", ".join(str(p) for p in paths.values()) + f"; appended to {history}")
     return report
 
 
@@ -160,8 +167,6 @@ def _open_source(req: MetricsRequest, device, provenance: dict):
                             "Inception Score splits; use more samples or --splits")
         provenance["samples"] = str(Path(req.samples).resolve())
         return None, source, str(req.samples), source.class_names, len(source.images), source.bn_stats
-    from ..checkpoint import load_generator
-
     G, _, ckpt = load_generator(req.checkpoint, ema=req.ema, device=device)
     provenance.update(checkpoint=ckpt["path"], step=int(ckpt["step"]), used_ema=bool(ckpt["used_ema"]),
                       seed=req.seed, truncation=req.truncation)

@@ -3,8 +3,8 @@
 The resize filter moves FID by more than many of the differences papers report (pytorch-fid vs TF
 ~0.08 on LSUN; clean-fid's legacy vs clean 9.89 vs 10.85 on CIFAR-10), so every reference file and
 report names its protocol, and ``evaluate.py metrics`` refuses to compare features made under two
-different ones. Each protocol is one entry of :data:`RESIZERS`: its name, a one-line description and
-the function, in one place.
+different ones. Each protocol is one entry of :data:`RESIZERS` (:func:`register_resizer`): its name, a
+one-line description and the function, in one place.
 
 - ``tf1`` (the default): TF 1.x ``tf.image.resize_bilinear`` on the 0..255 values (no half-pixel
   centres, no antialias), then the graph's own ``(x - 128) / 128``. The protocol of the TF code behind
@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from ..registry import RESIZERS
 
 INPUT_SIZE = 299  # the Inception graph's input (2015 TF release)
 
@@ -82,20 +83,29 @@ class Resizer:
     to_input: Callable[[torch.Tensor], torch.Tensor]  # uint8 (B, 3, H, W) -> float32 (B, 3, 299, 299)
 
 
-RESIZERS: dict[str, Resizer] = {r.name: r for r in (
+# RESIZERS (sagan.registry.RESIZERS) is filled below
+
+
+def register_resizer(resizer: Resizer) -> Resizer:
+    """Add a resize protocol (``--resize NAME``, ``train.fid_resize``)."""
+    return RESIZERS.register(resizer.name, resizer)
+
+
+for _resizer in (
     Resizer("tf1", "TF1 resize_bilinear on 0..255 (no half-pixel centres) -> (x - 128) / 128 "
                    "(the paper's TF code; TTUR, torch-fidelity, stylegan2-ada)", _tf1),
     Resizer("pytorch-fid", "pytorch-fid: uint8 -> [0,1] -> bilinear 299 (align_corners=False) -> [-1,1]", _pytorch_fid),
     Resizer("clean", "clean-fid: PIL bicubic antialiased per channel on 0..255 floats, clipped -> (x - 128) / 128",
             _clean),
-)}
-RESIZE_MODES = tuple(RESIZERS)
+):
+    register_resizer(_resizer)
+RESIZE_MODES = RESIZERS.names  # live: a protocol registered later (a plugin) is in it
 DEFAULT_RESIZE = "tf1"
 
 
 def check_resize(mode: str) -> str:
     if mode not in RESIZERS:
-        raise UserError(f"resize protocol {mode!r} is unknown; use one of {', '.join(RESIZE_MODES)}")
+        raise UserError(f"resize protocol {mode!r} is unknown; use one of {RESIZERS.listing()}")
     return mode
 
 

@@ -113,3 +113,27 @@ def dataset_reference(dataset, out: str | os.PathLike, *, source: str, inception
         inception = load_inception(inception_weights, device=device, resize=resize)
     return ev.reference_stats(dataset, inception, out, batch_size=batch_size, num_workers=num_workers,
                            accelerator=accelerator, features_dtype=features_dtype, per_class=per_class, source=source)
+
+
+def evaluate_generator(G: torch.nn.Module, ref: RefStats | str | os.PathLike, num_samples: int = 5000,
+                       inception: InceptionV3 | None = None, metrics: tuple[str, ...] = ("fid", "is"),
+                       batch_size: int = 50, seed: int = 0, accelerator=None, progress: bool = False,
+                       options: MetricOptions | None = None, class_names: list[str] | None = None,
+                       protocol: dict | None = None, truncation: float | None = None) -> dict | None:
+    """The ``metrics`` of ``num_samples`` class-balanced samples of ``G`` against a reference: the training
+    loop's hook.
+
+    ``G`` samples in eval mode with its BN statistics mode (:mod:`sagan.sampling.bn_stats`) on its own device;
+    ``inception`` (which carries the resize protocol) defaults to ``load_inception(device=G's)``;
+    ``class_names`` (G's classes) pair G's classes with the reference's by name. Returns the result dict
+    (report.json keys) on the main process, ``None`` on the others.
+    """
+    ref = load_ref(ref) if not isinstance(ref, RefStats) else ref
+    device = next(G.parameters()).device
+    inception = inception if inception is not None else load_inception(device=device)
+    check_same_inception(ref, inception)  # before the sampling, not after
+    session = EvalSession(ref=ref, inception=inception, metrics=tuple(metrics),
+                          pairing=pair_classes(class_names, ref, "the generator"),
+                          options=options or MetricOptions(device=device, progress=progress), accelerator=accelerator)
+    return session.of_generator(G, num_samples, batch_size=batch_size, seed=seed, truncation=truncation,
+                                progress=progress, protocol=protocol)

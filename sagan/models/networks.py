@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import SelfAttention
+from .hub import from_pretrained as hub_from_pretrained
 from ..config import Config, ModelConfig, d_attn_blocks, g_block_resolutions, g_widths, model_d_layout
 from .layers import (ConditionalBatchNorm2d, PlainBatchNorm2d, embed, init_weight, sn_conv, sn_embedding, sn_linear,
                      upsample2x)
@@ -169,10 +170,8 @@ class Generator(nn.Module):
     @classmethod
     def from_pretrained(cls, path_or_repo_id, **kwargs) -> "Generator":
         """A generator written by ``sagan-export --format hf``: a local folder or a Hugging Face Hub repo id
-        (needs the ``[hub]`` extra; the result also has ``push_to_hub``). See :mod:`sagan.export.hf`."""
-        from ..export.hf import from_pretrained
-
-        return from_pretrained(path_or_repo_id, **kwargs)
+        (needs the ``[hub]`` extra; the result also has ``push_to_hub``). See :mod:`sagan.models.hub`."""
+        return hub_from_pretrained(path_or_repo_id, cls, **kwargs)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, return_attn: bool = False):
         """z (B, z_dim), labels y (B,) -> images (B, 3, R, R) in [-1, 1].

@@ -16,7 +16,7 @@ Everything but the batch norms stays in eval mode in every mode: spectral norm's
 only in train mode (torch's ``spectral_norm`` parametrization) and would change the normalised weights.
 
 :func:`prepare_generator` changes the module it is given (the standing statistics overwrite the running
-ones): pass your own copy, e.g. the generator :func:`sagan.checkpoint.load_generator` returns, never the
+ones): pass your own copy, e.g. the generator :func:`sagan.models.load_generator` returns, never the
 training loop's live G or EMA. The mode sticks to the module (attribute ``bn_stats_mode``) and
 :func:`sagan.sampling.draw.generate` applies it on every call through :func:`sampling_mode`.
 """

@@ -10,6 +10,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..checkpoint import load_state
+from ..models import Generator
+from .draw import generate
+from .latents import sample_latents
+
 
 def averaging_note(step: int, decay: float, start: int) -> str | None:
     """A note when the EMA at ``step`` has averaged fewer than about 1 / (1 - decay) steps: it still
@@ -51,11 +56,6 @@ def checkpoint_notes(G: nn.Module, cfg, ckpt: dict, device=None) -> list[str]:
     weights can draw near-white tiles). Nothing for the raw generator."""
     if not ckpt.get("used_ema") or ckpt.get("G") is None:
         return []
-    from ..checkpoint import load_state
-    from ..models import Generator
-    from ..sampling.draw import generate
-    from ..sampling.latents import sample_latents
-
     hint = "; compare with --no-ema, and --bn-stats standing (BN statistics for the EMA's own weights)"
     t = cfg.train
     notes = [n + hint for n in [averaging_note(ckpt["step"], t.ema_decay, t.ema_start)] if n is not None]

@@ -19,18 +19,26 @@ from pathlib import Path
 
 import click
 
+from ..config import load_config
+from ..data import open_dataset
 from ..errors import UserError, report_user_errors
 from ..io import check_free_space, check_writable, new_folders_removed_on_error
 from ..metrics.intra import FORMER_NAMES, PROTOCOLS
-from ..metrics.registry import METRIC_NAMES, MetricOptions
-from ..metrics.resize import DEFAULT_RESIZE, RESIZE_MODES
+from ..metrics.registry import MetricOptions
+from ..metrics.request import REPORT_BYTES, MetricsRequest, default_num_samples, evaluate_request
+from ..metrics.resize import DEFAULT_RESIZE
 from ..metrics.session import dataset_reference
-from .options import (bn_stats_options, device_option, inception_weights_option, parse_device, seed_option,
-                      threads_option, truncation_option, use_threads)
+from ..registry import METRICS, RESIZERS
+from .options import (Group, RegistryChoice, bn_stats_options, device_option, inception_weights_option, live_help_option,
+                      parse_device, read_formats, seed_option, threads_option, truncation_option, use_threads)
 
-RESIZE_HELP = ("How images become 299x299 Inception input: tf1 = the paper's TF code (and torch-fidelity, TTUR, "
-               "stylegan2-ada), pytorch-fid, or clean (clean-fid).")
 DEMO = "demo"
+
+
+def resize_help() -> str:
+    """``--resize``: every registered protocol with its one-line description."""
+    return "How images become 299x299 Inception input: " + "; ".join(f"{r.name} = {r.description}"
+                                                                      for r in RESIZERS.values()) + "."
 
 
 def _accelerator(device: str):
@@ -62,7 +70,7 @@ def _check_out(out: str, what: str, needed: int = 0) -> Path:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """IS / FID / intra-FID / KID / precision-recall with pytorch-fid's Inception (the 2015 TF graph).
 
@@ -83,10 +91,7 @@ def main():
 
 def _open_stats_dataset(data_path: str, resolution: int | None, split: str | None = None, labels: str | None = None):
     """(dataset, source description): ``demo`` is the built-in dataset with the demo preset's settings."""
-    from ..data import open_dataset
-
     if data_path == DEMO:
-        from ..config import load_config
 
         cfg = load_config(DEMO)  # the preset's resolution / classes / size / seed: a reference cannot drift
         res = resolution or cfg.model.resolution
@@ -105,14 +110,15 @@ def _open_stats_dataset(data_path: str, resolution: int | None, split: str | Non
 
 
 @main.command()
-@click.option("--data", "data_path", required=True,
-              help="Any dataset folder sagan reads (packed, class-per-folder tree, flat folder, CIFAR, Hugging Face) "
-                   "or 'demo' (the built-in dataset; a folder named demo is ./demo).")
+@live_help_option("--data", "data_path", required=True,
+                  live_help=lambda: f"A dataset folder in any format sagan reads ({read_formats()}) or 'demo' (the "
+                                    "built-in dataset; a folder named demo is ./demo).")
 @click.option("--split", default=None, help="CIFAR / Hugging Face folder: the split, e.g. test.  [default: train]")
 @click.option("--labels", default=None, help="CIFAR-100: fine (default) or coarse; Hugging Face: the ClassLabel column.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .npz (mu, sigma + per-class features).")
 @click.option("--resolution", type=int, default=None, help="Resize a folder tree to this size first (training resolution, e.g. 128).")
-@click.option("--resize", type=click.Choice(RESIZE_MODES), default=DEFAULT_RESIZE, show_default=True, help=RESIZE_HELP)
+@live_help_option("--resize", type=RegistryChoice(RESIZERS), default=DEFAULT_RESIZE, show_default=True,
+                  live_help=resize_help)
 @inception_weights_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True, help="Images per Inception batch (per process).")
 @device_option
@@ -172,9 +178,10 @@ def _stats(data_path, out, resolution, resize, inception_weights, batch_size, de
 @bn_stats_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="report.json (report.md, the PNG and metrics.jsonl go next to it; evaluations.jsonl in a run folder).")
-@click.option("--metrics", "metric_spec", default=None,
-              help=f"Comma-separated, from {','.join(METRIC_NAMES)} (default: all that the inputs allow).")
-@click.option("--resize", type=click.Choice(RESIZE_MODES), default=DEFAULT_RESIZE, show_default=True, help=RESIZE_HELP)
+@live_help_option("--metrics", "metric_spec", default=None,
+                  live_help=lambda: f"Comma-separated, from {','.join(METRICS)} (default: all that the inputs allow).")
+@live_help_option("--resize", type=RegistryChoice(RESIZERS), default=DEFAULT_RESIZE, show_default=True,
+                  live_help=resize_help)
 @inception_weights_option
 @click.option("--splits", type=click.IntRange(min=1), default=10, show_default=True, help="Inception Score splits.")
 @click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True, help="KID: number of random subsets.")
@@ -204,7 +211,6 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
       python evaluate.py metrics --ref refs/imagenet128_train.npz --samples samples.npz --metrics fid,is,kid --out eval/report.json
       python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint last.pt --bn-stats standing --fid-bootstrap 100 --out eval/report.json
     """
-    from ..metrics.request import REPORT_BYTES, MetricsRequest, default_num_samples, evaluate_request
 
     use_threads(threads)
     if intra_fid_protocol in FORMER_NAMES:
@@ -226,7 +232,7 @@ def metrics(ref_path, samples, checkpoint, num_samples, seed, truncation, ema, b
                                  ema=ema, bn_stats=bn_stats, standing_batches=standing_batches, metrics=metric_spec,
                                  exclude=() if intra_fid else ("intra_fid",), resize=resize,
                                  inception_weights=inception_weights, batch_size=batch_size, options=options)
-        evaluate_request(request, acc, dev)
+        evaluate_request(request, acc, dev, show=click.echo, note=lambda line: click.echo(line, err=True))
 
 
 if __name__ == "__main__":

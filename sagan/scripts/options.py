@@ -2,17 +2,70 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 import torch
 
 from ..errors import UserError, one_line
+from ..plugins import ENTRY_POINT_GROUP, ENV_VAR, PLUGIN_OPTION, load_plugins, plugin_arguments
 from ..metrics.weights import WEIGHTS_HELP
+from ..registry import AUGMENTS, DATASET_FORMATS, LOSSES, METRICS, RESIZERS
 from ..sampling.bn_stats import BN_MODES
+from ..threads import apply_threads
 
 AUTO = "auto"
+REGISTRY_KEYS = (("train.loss", LOSSES), ("train.augment", AUGMENTS), ("train.eval_metrics", METRICS),
+                 ("train.fid_resize", RESIZERS))
 
-set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                          help="A config value, e.g. --set train.lr_d=2e-4 --set model.g_attn=[32,64] (repeatable).")
+# --------------------------------------------------------------------------------------------------
+# names asked of the registries when they are needed (a plugin's names are in the choices and --help)
+
+
+class RegistryChoice(click.Choice):
+    """A choice among the live names of a registry (:mod:`sagan.registry`), read at parse and help time."""
+
+    def __init__(self, names, case_sensitive: bool = True):
+        self._names = names  # a registry or its live ``names`` view
+        super().__init__((), case_sensitive)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._names)
+
+    @choices.setter
+    def choices(self, value) -> None:  # click.Choice.__init__ assigns the (empty) tuple given above
+        pass
+
+
+class LiveHelpOption(click.Option):
+    """An option whose help text is written when ``--help`` asks (``live_help``: a function -> str), so the
+    names it lists are the registered ones, a plugin's included."""
+
+    def __init__(self, *args, live_help, **kwargs):
+        self.live_help = live_help
+        super().__init__(*args, **kwargs)
+
+    def get_help_record(self, ctx):
+        self.help = self.live_help()
+        return super().get_help_record(ctx)
+
+
+def live_help_option(*param_decls, live_help, **kwargs):
+    """``click.option`` with a help text computed at ``--help`` time (:class:`LiveHelpOption`)."""
+    return click.option(*param_decls, cls=LiveHelpOption, live_help=live_help, **kwargs)
+
+
+def set_help() -> str:
+    """``--set``: an example, and the registered names of the keys that name a registry entry (live)."""
+    named = "; ".join(f"{key}: {', '.join(registry)}" for key, registry in REGISTRY_KEYS)
+    return (f"A config value, e.g. --set train.lr_d=2e-4 --set model.g_attn=[32,64] (repeatable). Registered "
+            f"names: {named}.")
+
+
+set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", cls=LiveHelpOption,
+                          live_help=set_help)
 device_option = click.option("--device", default=AUTO, show_default=True, metavar="DEVICE",
                              help="cpu, cuda, cuda:N, or auto (the GPU when there is one; under `accelerate launch`, "
                                   "each process's own).")
@@ -69,10 +122,49 @@ def use_threads(threads: int | None, say: bool = True) -> None:
     """``--threads`` (None or 0: automatic, :mod:`sagan.threads`): set torch's CPU threads and say the choice in
     one line (on the first process of a launch only, and only when it changes torch's count or was asked for;
     ``say`` False: not here, a training run's start-up notes say it)."""
-    import os
-
-    from ..threads import apply_threads
-
     first = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
     apply_threads(threads or 0, say=(lambda line: click.echo(line, err=True)) if first and say else None,
                   always=False)
+def read_formats() -> str:
+    """The registered dataset formats a ``--data`` folder may be in (the demo has no folder)."""
+    return ", ".join(name for name in DATASET_FORMATS if name != "demo")
+
+
+# --------------------------------------------------------------------------------------------------
+# plugins (sagan.plugins): loaded before any option is parsed, so --help and the choices list their names
+
+
+def plugin_option() -> click.Option:
+    return click.Option([PLUGIN_OPTION], multiple=True, expose_value=False, metavar="MODULE",
+                        help=f"Import MODULE first (MODULE:FUNCTION: call it): a plugin that registers losses, "
+                             f"metrics, augmentations, regularisers, resize protocols, dataset or export formats "
+                             f"(repeatable; also {ENV_VAR}=mod1,mod2 and the {ENTRY_POINT_GROUP} entry points of "
+                             f"installed packages).")
+
+
+class _LoadsPlugins:
+    """A click command or group that loads the plugins (entry points, ``SAGAN_PLUGINS``, ``--plugin``) before
+    it parses its command line, and accepts ``--plugin`` itself."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.params.append(plugin_option())
+
+    def main(self, args=None, prog_name=None, **extra):
+        argv = sys.argv[1:] if args is None else list(args)
+        try:
+            load_plugins(plugin_arguments(argv))
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        return super().main(args=argv, prog_name=prog_name, **extra)
+
+
+class Command(_LoadsPlugins, click.Command):
+    """Every sagan command (``@click.command(cls=Command)``)."""
+
+
+class Group(_LoadsPlugins, click.Group):
+    """Every sagan command group; its subcommands are :class:`Command` s."""
+
+    command_class = Command

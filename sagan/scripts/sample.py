@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from ..sampling.bn_stats import bn_mode_description, prepare_generator
-from ..checkpoint import load_generator
+from ..models.loading import load_generator
 from ..errors import UserError, report_user_errors
 from ..io import (NotWritableError, check_free_space, check_replaceable, check_writable, progress_disable,
                   sweep_stale_temp_files)
@@ -22,8 +22,8 @@ from ..sampling.sets import (class_folder_names, clear_sample_folder, sample_fol
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
 from ..sampling.ema_check import checkpoint_notes as ema_checkpoint_notes
 from ..sampling.viz import PNG_SOFTWARE, default_query_points, save_png
-from .options import (bn_stats_options, device_option, parse_device, seed_option, threads_option, truncation_option,
-                      use_threads)
+from .options import (Command, bn_stats_options, device_option, parse_device, seed_option, threads_option,
+                      truncation_option, use_threads)
 
 IMAGE_EXTS = (".png",)
 
@@ -92,7 +92,7 @@ def _parse_points(spec: str | None, n: int) -> list[tuple[float, float]]:
     return pts
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--checkpoint", required=True, metavar="CKPT", help="A .pt checkpoint or a run directory (its checkpoints/last.pt).")
 @click.option("--out", required=True, metavar="FILE|DIR/",
               help="grid.png, samples.npz, or a folder (trailing / or existing; empty unless --overwrite) for one PNG "

@@ -9,12 +9,17 @@ from pathlib import Path
 
 from ..checkpoint import checkpoint_config, load_checkpoint
 from ..config import DATA_DERIVED, apply_overrides, load_config, preset_names
+from ..checkpoint import CHECKPOINT_DIR, step_files
 from ..config_effects import check_user_keys, user_set_keys
+from ..data.stream import open_training_data
 from ..errors import UserError, one_line, report_user_errors
+from ..rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
+from ..threads import chosen_note
 from ..training.dist import lost_peer
-from ..training.fit import parse_memory
-from ..training.rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
-from .options import inception_weights_option, seed_option, set_option, threads_option, use_threads
+from ..training.fit import auto_grad_accum, dry_run, parse_memory
+from ..training.loop import Trainer, make_accelerator
+from .options import (Command, inception_weights_option, live_help_option, read_formats, seed_option, set_option,
+                      threads_option, use_threads)
 
 
 
@@ -48,10 +53,6 @@ class GradAccum(click.ParamType):
 
 def fit_device(cfg, pinned, auto: bool, memory: int | None):
     """``--grad-accum auto`` (the config with the split that fits) and ``--dry-run`` (``memory`` given)."""
-    from ..data.stream import open_training_data
-    from ..training.fit import auto_grad_accum, dry_run
-    from ..training.loop import make_accelerator
-
     acc = make_accelerator(cfg.train.mixed_precision)
     if cfg.data.path is not None:  # resolution and classes from the data, as the trainer takes them
         _, cfg = open_training_data(cfg, pinned)
@@ -59,22 +60,20 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
     if auto:
         cfg = auto_grad_accum(cfg, acc, say)
     if memory is not None:
-        from ..threads import chosen_note
-
         if chosen_note():  # main() chose the thread count before
             say(chosen_note())
         dry_run(cfg, acc, memory, say)
     return cfg
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--config", default=None, metavar="PRESET|YAML",
-              help=f"Preset ({', '.join(top_level_presets())}) or YAML file.  [default: demo; with --resume the "
-                   "checkpoint's]")
-@click.option("--data", "data_path", default=None, metavar="PATH",
-              help="Any dataset folder sagan reads: packed (sagan-prepare), class-per-folder tree, flat folder (unlabelled), "
-                   "CIFAR, Tiny-ImageNet, Hugging Face (data.split / data.labels choose within).  "
-                   "[default: the built-in demo dataset]")
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@live_help_option("--config", default=None, metavar="PRESET|YAML",
+                  live_help=lambda: f"Preset ({', '.join(n for n in preset_names() if '/' not in n)}; "
+                                    "experiments/... for the experiments' variants) or YAML file.  "
+                                    "[default: demo; with --resume the checkpoint's]")
+@live_help_option("--data", "data_path", default=None, metavar="PATH",
+                  live_help=lambda: f"A dataset folder in any format sagan reads ({read_formats()}; data.split / "
+                                    "data.labels choose within).  [default: the built-in demo dataset]")
 @click.option("--outdir", default=None, metavar="DIR", help="Run directory.  [default: runs/NNNNN-<config name>; with --resume the checkpoint's run]")
 @click.option("--resume", default=None, metavar="DIR|FILE", help="Continue a run: its directory (checkpoints/last.pt) or a .pt file.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Total G steps (train.max_steps).")
@@ -125,8 +124,6 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
     Ctrl-C or SIGTERM saves a checkpoint and exits with 128 + the signal number (130, 143); --resume
     continues bit-exactly, applying any changed optimiser settings (--set train.lr_d=...).
     """
-    from ..training.loop import Trainer
-
     auto = grad_accum == "auto"
     explicit = {
         "data.path": data_path, "train.max_steps": max_steps, "train.batch_size": batch_size,
@@ -188,8 +185,6 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
 
 def peer_lost_message(lost: str, trainer, outdir) -> str:
     """One line for a run whose other process died: who, where it stopped, and the resume command."""
-    from ..checkpoint import CHECKPOINT_DIR, step_files
-
     where = trainer.outdir if trainer is not None and hasattr(trainer, "outdir") else outdir
     at = f" at step {trainer.step}" if trainer is not None and hasattr(trainer, "step") else ""
     steps = step_files(Path(where) / CHECKPOINT_DIR) if where is not None else {}

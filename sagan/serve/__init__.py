@@ -7,7 +7,4 @@ Importing this package needs no gradio; building the page does (the ``[serve]`` 
 from .model import MAX_IMAGES, ServedModel  # noqa: F401
 
 
-def main():
-    from .cli import main as cli_main
-
-    cli_main()
+from .cli import main  # noqa: F401,E402  (sagan-serve)

@@ -8,6 +8,8 @@ import click
 
 from ..errors import report_user_errors
 from ..scripts.options import device_option, parse_device
+from .app import launch, model_page, require_gradio
+from .model import load_served
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -27,9 +29,6 @@ def main(checkpoint, port, host, device):
       sagan-serve --checkpoint export/demo-hf --port 8000 --device cpu
     """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine unless asked
-    from .app import launch, model_page, require_gradio
-    from .model import load_served
-
     require_gradio()
     dev = parse_device(device)
     if dev is None:

@@ -17,6 +17,9 @@ import torch
 from PIL import Image
 
 from ..errors import CheckpointError, UserError
+from ..models import Generator
+from ..models.hf_folder import CONFIG_NAME, WEIGHTS_NAME
+from ..models.loading import load_generator
 from ..sampling.bn_stats import BN_MODES, prepare_generator
 from ..sampling.figures import attention_maps_figure, class_name, grid_figure, strip_figure
 
@@ -28,8 +31,6 @@ EMA, RAW = "EMA", "raw"
 
 
 def is_hf_folder(path: Path) -> bool:
-    from ..export.hf import CONFIG_NAME, WEIGHTS_NAME
-
     return path.is_dir() and (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
 
 
@@ -59,17 +60,13 @@ class ServedModel:
             self._load_checkpoint()
 
     def _load_checkpoint(self) -> None:
-        from ..checkpoint import load_generator
-
         G, cfg, ckpt = load_generator(self.source, ema=True, device=self.device)
         self.generators = [EMA, RAW] if ckpt["used_ema"] else [RAW]
         self._generators[self.generators[0]] = G
         self.names, self.step, self.name = ckpt.get("class_names"), ckpt["step"], cfg.name
 
     def _load_hf(self) -> None:
-        from ..export.hf import from_pretrained
-
-        G = from_pretrained(self.source).to(self.device)
+        G = Generator.from_pretrained(self.source).to(self.device)
         config = G.hub_config
         self.generators = [EMA if config.get("generator") == "ema" else RAW]
         self._generators[self.generators[0]] = G
@@ -79,8 +76,6 @@ class ServedModel:
         if which not in self.generators:
             raise UserError(f"generator {which!r} is not in {self.source.name}; choose {' or '.join(self.generators)}")
         if which not in self._generators:  # the raw G of a checkpoint, loaded when first asked for
-            from ..checkpoint import load_generator
-
             self._generators[which] = load_generator(self.source, ema=False, device=self.device)[0]
         return self._generators[which]
 

@@ -36,6 +36,8 @@ import copy
 import torch
 import torch.nn as nn
 
+from ..sampling.bn_stats import accumulate_standing_stats
+
 
 class EMA:
     """An eval-mode copy of ``model`` updated from it in place; ``model`` must be the unwrapped module
@@ -87,8 +89,6 @@ class EMA:
         synchronise. The latents are the same at every call (seeded), so the statistics are a function of
         the weights: a resumed run writes what a straight one does."""
         if self._stale:
-            from ..sampling.bn_stats import accumulate_standing_stats
-
             was_training = self.ema.training
             accumulate_standing_stats(self.ema, self.standing_batches, self.standing_batch_size, seed=self.seed)
             self.ema.train(was_training)

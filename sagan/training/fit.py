@@ -28,6 +28,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 from ..config import Config
 from ..errors import UserError
 from ..models.networks import Discriminator, Generator, count_parameters
+from .step import GANStep
 
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
@@ -98,8 +99,6 @@ def _live_peak(run, *modules, optimizers=()) -> int:
 def probe_step(cfg: Config, micro: int, accelerator) -> Probe:
     """One real GAN step at ``micro`` images per micro-batch on this process: peak memory, FLOPs."""
     from torch.utils.flop_counter import FlopCounterMode
-
-    from .step import GANStep
 
     cfg = cfg.replace(train={"batch_size": micro * accelerator.num_processes, "grad_accum": 1})
     m, device = cfg.model, accelerator.device

@@ -27,6 +27,7 @@ import torch
 
 from ..checkpoint import BEST, LAST, check_checkpoint_file, step_file_name, step_files
 from ..io import link_atomic
+from ..metrics.history import read_records, write_records
 
 ROOT = [[0, "0"]]
 ABANDONED_METRICS = "metrics_abandoned.jsonl"
@@ -179,8 +180,6 @@ def reconcile_history(history: Path, resume: Resume) -> list[str]:
     """Split ``metrics.jsonl`` and ``metrics_abandoned.jsonl`` into the resumed path's records and the
     abandoned ones (records of a killed attempt after the resumed step are dropped: they are made again).
     The abandoned file is written first, so a kill in between loses nothing (duplicates are merged)."""
-    from ..metrics.history import read_records, write_records
-
     store = history.with_name(ABANDONED_METRICS)
     current, old = read_records(history), read_records(store)
     path, abandoned, seen = [], [], set()

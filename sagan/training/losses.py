@@ -25,7 +25,9 @@ no data is drawn for G, and which real image meets which latent depends only on 
 micro-batch index), not on how the batch is split into processes x accumulation steps (R3GAN's code
 likewise pairs G's fakes with the iteration's batch of real images).
 
-Adding a loss: write its two functions and one ``register_loss`` line below (or from your own module).
+Adding a loss: write its two functions and one ``register_loss`` line below, or in your own
+module loaded as a plugin (:mod:`sagan.plugins`: ``--plugin MODULE``, ``SAGAN_PLUGINS`` or the ``sagan.plugins``
+entry-point group).
 
 AC-GAN (Odena et al. 2017; ``model.d_cond: ac``) adds to any of them the cross-entropy of D's auxiliary
 classifier: on real and generated images to D's loss, on generated images to G's
@@ -39,6 +41,8 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from ..registry import LOSSES
 
 DLoss = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 GLoss = Callable[..., torch.Tensor]  # (logits_fake) -> loss, or (logits_fake, logits_real) when g_reads_real
@@ -67,22 +71,17 @@ class GANLoss:
         return self.g_loss(logits_fake.float(), logits_real.float())
 
 
-LOSSES: dict[str, GANLoss] = {}
+# LOSSES (sagan.registry.LOSSES) is filled below
 
 
 def register_loss(name: str, d_parts: DLoss, g_loss: GLoss, description: str,
                   g_reads_real: bool = False) -> GANLoss:
-    if name in LOSSES:
-        raise ValueError(f"loss {name!r} is already registered")
-    LOSSES[name] = GANLoss(name, d_parts, g_loss, description, g_reads_real)
-    return LOSSES[name]
+    return LOSSES.register(name, GANLoss(name, d_parts, g_loss, description, g_reads_real))
 
 
 def get_loss(name: str) -> GANLoss:
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise KeyError(f"unknown loss {name!r}; registered: {', '.join(LOSSES)}") from None
+    """The loss registered as ``name`` (an unknown name is one line listing the registered ones)."""
+    return LOSSES[name]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 
 from ..config import Config
 from ..io import printable, progress_disable
-from .rundir import LOG_FILE, SAMPLES_DIR, write_run_config
+from ..rundir import LOG_FILE, SAMPLES_DIR, write_run_config
 from .trackers import RunTrackers, external_trackers, writes_tensorboard
 from ..sampling.draw import generate, spread_classes
 from ..sampling.latents import sample_latents

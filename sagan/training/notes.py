@@ -8,12 +8,11 @@ import torch
 
 from ..checkpoint import checkpoint_config
 from ..config import Config
+from ..data import FolderDataset
 from ..io import printable
 
 
 def data_notes(cfg: Config, dataset, class_names: list[str] | None) -> list[str]:
-    from ..data import FolderDataset
-
     notes = [dataset.note] if getattr(dataset, "note", "") else []  # data.subset: which part trains
     if cfg.data.path and cfg.model.num_classes == 1:
         notes.append(f"note: {cfg.data.path} has one class ({printable(class_names[0])}): this trains a "

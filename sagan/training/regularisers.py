@@ -15,7 +15,7 @@ checkpoints (``state_dict`` / ``load_state_dict``: exact resume).
             and the term is 0.
 
 Adding a regulariser: a :class:`Regulariser` subclass and one :func:`register_regulariser` line (from
-any imported module), with ``enabled(train_config)`` saying when a config uses it.
+any imported module, or a plugin: :mod:`sagan.plugins`), with ``enabled(train_config)`` saying when a config uses it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import scalar_state
+from ..registry import REGULARISERS
 
 
 class Regulariser:
@@ -58,15 +59,12 @@ class RegulariserEntry:
     description: str
 
 
-REGULARISERS: dict[str, RegulariserEntry] = {}
+# REGULARISERS (sagan.registry.REGULARISERS) is filled below
 
 
 def register_regulariser(name: str, enabled: Callable[..., bool], build: Callable[..., Regulariser],
                          description: str) -> RegulariserEntry:
-    if name in REGULARISERS:
-        raise ValueError(f"regulariser {name!r} is already registered")
-    REGULARISERS[name] = RegulariserEntry(name, enabled, build, description)
-    return REGULARISERS[name]
+    return REGULARISERS.register(name, RegulariserEntry(name, enabled, build, description))
 
 
 def build_regularisers(cfg, device) -> dict[str, Regulariser]:

@@ -26,10 +26,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..config_checks import TRACKER_NAMES  # noqa: F401  (public here too: the names train.log_with takes)
 from ..errors import UserError, one_line
 from ..io import write_text_atomic
 
-TRACKER_NAMES = ("tensorboard", "wandb", "mlflow", "none")
 EXTERNAL = ("wandb", "mlflow")  # the ones accelerate drives; TensorBoard stays the monitor's own writer
 STATE_FILE = "trackers.json"
 MLFLOW_DB, MLFLOW_ARTIFACTS = "mlflow.db", "mlartifacts"

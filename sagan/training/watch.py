@@ -20,10 +20,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..sampling.bn_stats import MODE_ATTR
 from ..config import Config
+from ..metrics.history import append_record
+from ..metrics.registry import METRICS, MetricOptions, scalars
+from ..metrics.session import open_session
+from ..metrics.stats import load_ref
+from ..rundir import METRICS_FILE
+from ..sampling.bn_stats import MODE_ATTR
+from ..sampling.latents import class_balanced_labels, model_classes
 from .monitor import Monitor
-from .rundir import METRICS_FILE
 
 
 class RunWatch:
@@ -53,11 +58,6 @@ class RunWatch:
 
     def _setup(self, inception_weights: str | None) -> None:
         """Reference, metrics and Inception, checked now rather than at the first evaluation (step N)."""
-        from ..metrics.registry import MetricOptions
-        from ..metrics.session import open_session
-        from ..metrics.stats import load_ref
-        from ..sampling.latents import class_balanced_labels, model_classes
-
         t = self.cfg.train
         ref = load_ref(self.cfg.data.ref_stats)  # a missing or damaged reference fails first
         labels = class_balanced_labels(t.fid_num_samples, model_classes(self.cfg.model.num_classes)).numpy()
@@ -86,8 +86,6 @@ class RunWatch:
     def evaluate(self, G, step: int, images_seen: int, augment: dict[str, float] | None = None) -> tuple[bool, bool]:
         """Evaluate ``G`` (all processes); returns ``(new_best, stop)``. ``augment``: the augmentation's
         values at this step (ADA's p), recorded with the evaluation."""
-        from ..metrics.registry import scalars
-
         t = self.cfg.train
         result = self.session.of_generator(G, t.fid_num_samples, seed=t.seed, progress=False)
         flags = [False, False]
@@ -105,9 +103,6 @@ class RunWatch:
 
     def _record(self, step: int, images_seen: int, values: dict[str, float], bn_stats: str,
                 augment: dict[str, float] | None = None) -> None:
-        from ..metrics.history import append_record
-        from ..metrics.registry import METRICS
-
         t = self.cfg.train
         protocol = {"resize": t.fid_resize, "num_samples": t.fid_num_samples, "bn_stats": bn_stats,
                     "metrics": list(self.session.metrics),
@@ -127,8 +122,6 @@ class RunWatch:
 
     @property
     def _metric(self):
-        from ..metrics.registry import METRICS
-
         return METRICS[self.best_metric]
 
     def _update_best(self, step: int, value: float) -> bool:

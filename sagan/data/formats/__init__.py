@@ -8,8 +8,8 @@ several formats detect one folder the highest ``priority`` wins: a marker file (
 ``batches.meta``, ``dataset_info.json``) says more than the generic tree and flat layouts.
 
 Adding a format: write ``sagan/data/formats/<name>.py`` with its ``detect`` and ``source`` functions,
-end it with ``register_format(DatasetFormat(...))``, and add ``<name>`` to ``BUILTIN`` below. Nothing
-else changes: ``open_dataset``, ``--data`` and ``sagan-prepare --source`` find it through the registry.
+end it with ``register_format(DatasetFormat(...))``, and add ``<name>`` to ``BUILTIN`` below (a format of
+your own: the same call from a plugin module, :mod:`sagan.plugins`). Nothing else changes: ``open_dataset``, ``--data`` and ``sagan-prepare --source`` find it through the registry.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from typing import Callable
 
 from ...errors import UserError
 from ...io import printable
+from ...registry import DATASET_FORMATS
 
-__all__ = ["BUILTIN", "DatasetFormat", "FormatOptions", "OpenRequest", "find_format", "get_format",
+__all__ = ["BUILTIN", "DATASET_FORMATS", "DatasetFormat", "FormatOptions", "OpenRequest", "find_format", "get_format",
            "register_format", "registered_formats"]
 
 
@@ -83,27 +84,21 @@ class DatasetFormat:
         return self.source(root, options)
 
 
-_FORMATS: dict[str, DatasetFormat] = {}
+# DATASET_FORMATS (sagan.registry.DATASET_FORMATS) is filled by the BUILTIN modules below
 BUILTIN = ("packed", "demo", "cifar", "tiny_imagenet", "huggingface", "tree", "flat", "mnist")
 
 
 def register_format(fmt: DatasetFormat) -> DatasetFormat:
-    if fmt.name in _FORMATS and _FORMATS[fmt.name] != fmt:
-        raise ValueError(f"dataset format {fmt.name!r} is registered twice")
-    _FORMATS[fmt.name] = fmt
-    return fmt
+    return DATASET_FORMATS.register(fmt.name, fmt)
 
 
 def registered_formats() -> list[DatasetFormat]:
     """Every registered format, most specific first."""
-    return sorted(_FORMATS.values(), key=lambda f: -f.priority)
+    return sorted(DATASET_FORMATS.values(), key=lambda f: -f.priority)
 
 
 def get_format(name: str) -> DatasetFormat:
-    try:
-        return _FORMATS[name]
-    except KeyError:
-        raise UserError(f"unknown dataset format {name!r}; known: {', '.join(sorted(_FORMATS))}") from None
+    return DATASET_FORMATS[name]
 
 
 def find_format(path: str | Path | None) -> tuple[DatasetFormat, Path | None]:

@@ -4,9 +4,9 @@ and their protocol, and how to load it."""
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Sequence
 
-from ..serve.space import space_card_section, space_front_matter
+from ..registry import METRICS
 
 
 def _name(path: str | None) -> str:
@@ -14,11 +14,11 @@ def _name(path: str | None) -> str:
     return PurePath(path).name if path else "none"
 
 
-def _front_matter(config: dict) -> str:
+def _front_matter(config: dict, extra: Sequence[str] = ()) -> str:
     m = config["sagan_config"]["model"]
     tags = ["gan", "sagan", "self-attention-gan", "image-generation", "pytorch",
             "class-conditional" if m["num_classes"] > 0 else "unconditional"]
-    lines = ["---", "library_name: sagan", *space_front_matter(), "tags:", *[f"- {t}" for t in tags]]
+    lines = ["---", "library_name: sagan", *extra, "tags:", *[f"- {t}" for t in tags]]
     if m["num_classes"] == 0:
         lines.append("pipeline_tag: unconditional-image-generation")
     return "\n".join(lines + ["---", ""])
@@ -71,8 +71,6 @@ def _metrics_section(config: dict) -> list[str]:
     if not rec:
         return ["## Metrics", "", f"No evaluation was recorded at step {config['step']} (the run's metrics.jsonl "
                                   "has none); `sagan-evaluate metrics` measures one.", ""]
-    from ..metrics.registry import METRICS
-
     rows = ["| metric | value |", "|---|---|"]
     for k, v in rec["values"].items():
         m = METRICS.get(k)
@@ -105,12 +103,13 @@ def _usage_section(config: dict) -> list[str]:
     ]
 
 
-def model_card(config: dict[str, Any]) -> str:
-    """The card of an export's ``config.json`` (:func:`sagan.export.hf.hub_config`)."""
+def model_card(config: dict[str, Any], front_matter: Sequence[str] = (), sections: Sequence[str] = ()) -> str:
+    """The card of an export's ``config.json`` (:func:`sagan.export.hf.hub_config`; the format: :mod:`sagan.models.hf_folder`);
+    ``front_matter`` / ``sections``: lines the export adds (its Hugging Face Space, :mod:`sagan.serve.space`)."""
     m = config["sagan_config"]["model"]
     title = f"# SAGAN generator `{config['sagan_config']['name']}` ({m['resolution']}x{m['resolution']})"
     maps = "`G(z, y)` maps a latent and a class label" if m["num_classes"] > 0 else "`G(z, None)` maps a latent"
     intro = f"A Self-Attention GAN generator (Zhang et al. 2019, arXiv:1805.08318) exported by sagan: {maps} to an image."
-    lines = [_front_matter(config), title, "", intro, "", *_model_section(config), *_training_section(config),
-             *_metrics_section(config), *_usage_section(config), *space_card_section()]
+    lines = [_front_matter(config, front_matter), title, "", intro, "", *_model_section(config), *_training_section(config),
+             *_metrics_section(config), *_usage_section(config), *sections]
     return "\n".join(lines)

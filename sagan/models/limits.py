@@ -22,6 +22,7 @@ import torch
 
 from ..config import Config
 from ..errors import CheckpointError, one_line
+from .hf_folder import _safetensors
 
 # 2^30 parameters = 4 GiB in float32: 25x SAGAN's ImageNet generator (~42M) and 19x BigGAN-deep's
 # 512px one (~56M, Brock et al. 2019 table 7); a config beyond it is damaged or not an export of ours
@@ -67,13 +68,11 @@ def _shapes_only() -> Iterator[None]:
                 setattr(torch.nn.init, name, fn)
 
 
-def expected_shapes(plain_cfg: Config) -> dict[str, tuple[int, ...]]:
+def expected_shapes(plain_cfg: Config, generator_class: type) -> dict[str, tuple[int, ...]]:
     """Every tensor of the folded generator of ``plain_cfg`` (``model.g_sn: false``) by name, with its
-    shape; nothing allocated."""
-    from ..models import Generator
-
+    shape; nothing allocated. ``generator_class``: :class:`sagan.models.Generator` (or a subclass)."""
     with _shapes_only():
-        G = Generator.from_config(plain_cfg)
+        G = generator_class.from_config(plain_cfg)
     return {k: tuple(v.shape) for k, v in G.state_dict().items()}
 
 
@@ -89,8 +88,6 @@ def check_generator_size(shapes: dict[str, tuple[int, ...]], cfg: Config, where:
 
 def weights_header(path: Path, where: str) -> dict[str, tuple[int, ...]]:
     """The tensor shapes a safetensors file declares, from its header only (no tensor is read)."""
-    from .hf import _safetensors
-
     _safetensors()
     from safetensors import safe_open
 
