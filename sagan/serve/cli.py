@@ -7,12 +7,12 @@ import os
 import click
 
 from ..errors import report_user_errors
-from ..scripts.options import device_option, parse_device
+from ..scripts.options import Command, device_option, parse_device
 from .app import launch, model_page, require_gradio
 from .model import load_served
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--checkpoint", required=True, metavar="RUN|CKPT|HF_FOLDER",
               help="A run folder (its checkpoints/last.pt), a .pt checkpoint, or a folder of sagan-export --format hf.")
 @click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
