@@ -68,8 +68,8 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @live_help_option("--config", default=None, metavar="PRESET|YAML",
-                  live_help=lambda: f"Preset ({', '.join(n for n in preset_names() if '/' not in n)}; "
-                                    "experiments/... for the experiments' variants) or YAML file.  "
+                  live_help=lambda: f"Preset ({', '.join(n for n in preset_names() if '/' not in n)}) or YAML "
+                                    "file (experiments/<experiment>/<variant> for the experiments' variants).  "
                                     "[default: demo; with --resume the checkpoint's]")
 @live_help_option("--data", "data_path", default=None, metavar="PATH",
                   live_help=lambda: f"A dataset folder in any format sagan reads ({read_formats()}; data.split / "
