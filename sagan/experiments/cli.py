@@ -62,10 +62,8 @@ def _placement(resolutions, block_type: str) -> str:
 
 def _penalties(train) -> str:
     """`` + R1 0.05 + R2 0.05 (every 16th D step)`` for a config with gradient penalties, else empty."""
-    terms = "".join(f" + {name} {getattr(train, key):g}" for name, key in (("R1", "r1_gamma"), ("R2", "r2_gamma"))
-                    if getattr(train, key, 0))
-    interval = getattr(train, "reg_interval", 1)
-    return terms + (f" (every {interval}th D step)" if terms and interval > 1 else "")
+    terms = "".join(f" + {name} {gamma:g}" for name, gamma in (("R1", train.r1_gamma), ("R2", train.r2_gamma)) if gamma)
+    return terms + (f" (every {train.reg_interval}th D step)" if terms and train.reg_interval > 1 else "")
 
 
 @main.command("list")

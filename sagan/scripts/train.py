@@ -22,7 +22,6 @@ from .options import (Command, inception_weights_option, live_help_option, read_
                       threads_option, use_threads)
 
 
-
 def top_level_presets() -> list[str]:
     """The presets train.py takes by name, read from the package's configs folder (not the experiments')."""
     return [n for n in preset_names() if "/" not in n]
@@ -68,7 +67,7 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @live_help_option("--config", default=None, metavar="PRESET|YAML",
-                  live_help=lambda: f"Preset ({', '.join(n for n in preset_names() if '/' not in n)}) or YAML "
+                  live_help=lambda: f"Preset ({', '.join(top_level_presets())}) or YAML "
                                     "file (experiments/<experiment>/<variant> for the experiments' variants).  "
                                     "[default: demo; with --resume the checkpoint's]")
 @live_help_option("--data", "data_path", default=None, metavar="PATH",
