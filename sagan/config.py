@@ -103,7 +103,7 @@ class TrainConfig:
     stop_on_collapse: bool = False  # stop the run (with a checkpoint) instead of only warning
     num_workers: int = 4
     # small data: augmentation of all D sees (sagan.augment), ADA's p controller,
-    # LeCam regularisation (sagan.training.regularisers)
+    # LeCam regularisation (sagan.objectives.regularisers)
     augment: str = "none"  # none (the paper), diffaugment, ada
     augment_policy: str = "color,translation,cutout"  # DiffAugment's ops, applied in this order
     ada_target: float = 0.6  # ADA: p follows r_t = E[sign(D(real))] towards this target (Karras et al. 2020)
