@@ -12,7 +12,7 @@ The seven registries are created here, each with the module that registers its b
 *provider*, imported by name the first time the registry is read), so that config validation and
 ``--help`` ask a leaf for names without importing the training, metrics or data stacks themselves.
 The entries and their register functions stay with their code (``sagan.objectives.losses.register_loss``,
-``sagan.metrics.registry.register``, ...), which also re-export the registry under its old name.
+``sagan.scores.registry.register``, ...), which also re-export the registry under its old name.
 
 This module is a leaf: it imports nothing of sagan but :mod:`sagan.errors`.
 """
@@ -153,8 +153,8 @@ class Registry(Mapping, Generic[T]):
 LOSSES: Registry = Registry("loss", "sagan.objectives.losses")  # train.loss
 REGULARISERS: Registry = Registry("regulariser", "sagan.objectives.regularisers")  # switched on by train keys
 AUGMENTS: Registry = Registry("augmentation", "sagan.augment")  # train.augment
-METRICS: Registry = Registry("metric", "sagan.metrics.registry")  # --metrics, train.eval_metrics
-RESIZERS: Registry = Registry("resize protocol", "sagan.metrics.resize")  # --resize, train.fid_resize
+METRICS: Registry = Registry("metric", "sagan.scores.registry")  # --metrics, train.eval_metrics
+RESIZERS: Registry = Registry("resize protocol", "sagan.scores.resize")  # --resize, train.fid_resize
 DATASET_FORMATS: Registry = Registry("dataset format", "sagan.data.formats")  # --data, sagan-prepare --source
 EXPORT_FORMATS: Registry = Registry("export format", "sagan.export.formats")  # sagan-export --format
 

@@ -20,12 +20,12 @@ from ..sampling.latents import class_balanced_labels, model_classes
 from ..rundir import CONFIG_FILE, METRICS_FILE
 from .evaluation import check_reference_protocol
 from .history import EVAL_HISTORY_FILE, append_record
-from .registry import METRICS, MetricOptions, scalars
+from ..scores.registry import METRICS, MetricOptions, scalars
 from .report import write_report
-from .resize import DEFAULT_RESIZE, resize_description
+from ..scores.resize import DEFAULT_RESIZE, resize_description
 from .samples import load_samples
 from .session import open_session
-from .stats import load_ref
+from ..scores.stats import load_ref
 from .weights import WEIGHTS_SHA256_PREFIX
 
 REPORT_BYTES = 4 * 1000 * 1000  # report.json, report.md and the histogram of 1000 per-class FIDs, with room

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError, one_line
-from .stats import _npz_member_memmap
+from ..scores.stats import _npz_member_memmap
 
 
 @dataclass

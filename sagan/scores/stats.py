@@ -313,3 +313,11 @@ def load_ref(path: str | os.PathLike, expected_dim: int = FEATURE_DIM) -> RefSta
         if "class_names" in small:
             ref.class_names = [str(s) for s in small["class_names"]]
     return ref
+
+
+def informative_names(names: Sequence[str] | None) -> list[str] | None:
+    """The names as strings, or None when absent or only the indices as strings."""
+    if names is None or len(names) == 0:
+        return None
+    names = [str(n) for n in names]
+    return None if names == [str(c) for c in range(len(names))] else names

@@ -21,9 +21,8 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from ..io import progress_disable
-from .classes import informative_names
 from .frechet import ClassFrechetDistance, class_indices
-from .stats import RefStats
+from .stats import RefStats, informative_names
 
 
 def check_labels(labels: np.ndarray, ref: RefStats, where: str) -> None:
