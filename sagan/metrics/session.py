@@ -19,15 +19,15 @@ import numpy as np
 import torch
 
 from ..sampling.latents import class_balanced_labels, model_classes
-from . import evaluation as ev
-from .classes import ClassPairing, pair_classes
-from .evaluation import (check_reference_protocol, check_same_inception, compute_metrics, generator_features,
-                         generator_source, sample_features)
 from ..scores.inception import InceptionV3
 from ..scores.intra import check_labels
 from ..scores.registry import METRICS, MetricOptions, resolve_metrics
 from ..scores.resize import DEFAULT_RESIZE
 from ..scores.stats import RefStats, load_ref
+from . import evaluation as ev
+from .classes import ClassPairing, pair_classes
+from .evaluation import (check_reference_protocol, check_same_inception, compute_metrics, generator_features,
+                         generator_source, sample_features)
 from .weights import load_inception
 
 
