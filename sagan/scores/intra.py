@@ -2,7 +2,7 @@
 
 Per class, the generated rows of that class against all real rows of that class (the reference's
 class-grouped features), exactly and without d x d matrices (:class:`frechet.ClassFrechetDistance`).
-Labels here are reference class indices: generated labels are mapped first (:mod:`classes`).
+Labels here are reference class indices: generated labels are mapped first (:mod:`sagan.metrics.classes`).
 
 Two protocols (``MetricOptions.intra_fid_protocol``) say which generated images enter:
 
