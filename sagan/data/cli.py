@@ -10,7 +10,7 @@ import click
 from ..errors import report_user_errors
 from ..io import printable
 from ..scripts.options import Command
-from .packed import PROGRESS
+from .formats.packed import PROGRESS
 from .prepare import CHUNK_SIZE, pack, summary
 
 
