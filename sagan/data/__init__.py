@@ -2,10 +2,11 @@
 
 ``open_dataset(path, ...)`` finds the format of ``path`` (a packed folder, a class-per-folder tree, a
 flat folder of unlabelled images, torchvision's CIFAR folders, a Hugging Face dataset on disk, or
-``None`` for the built-in demo) and opens it (``dataset_from_config(cfg)``: the dataset a config names); every dataset yields ``(image, label)`` with image a float
-tensor 3xRxR in [-1, 1] (or uint8 with ``uint8=True``) and has ``num_classes`` (0 for an unlabelled set,
-whose labels are all 0), ``resolution``, ``class_names`` and ``set_epoch(epoch)`` (reproducible flips,
-see :mod:`sagan.data.base`). The packer is :mod:`sagan.data.prepare` (``sagan-prepare``).
+``None`` for the built-in demo) and opens it; ``dataset_from_config(cfg)`` opens the dataset a config
+names (the one way training, experiments and the demo reference read a config's data). Every dataset
+yields ``(image, label)`` with image a float tensor 3xRxR in [-1, 1] (or uint8 with ``uint8=True``) and
+has ``num_classes`` (0 for an unlabelled set, whose labels are all 0), ``resolution``, ``class_names`` and
+``set_epoch(epoch)`` (reproducible flips, see :mod:`sagan.data.base`). The packer is :mod:`sagan.data.prepare` (``sagan-prepare``).
 """
 
 from __future__ import annotations

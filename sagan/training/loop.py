@@ -101,6 +101,9 @@ class Trainer:
     # ---- set-up: one method per step, in the order they run -------------------------------------------
 
     def _setup(self, cfg, outdir, resume, pinned, inception_weights, progress, dataset, restart) -> None:
+        """The set-up, one step per call; each step's docstring says what it needs of the steps before it. The
+        data comes before the networks (it completes the config: resolution, classes); the global RNG states
+        are restored last, after everything that draws while setting up."""
         ckpt = self._read_checkpoint(cfg, resume)
         self._start_accelerator(cfg)
         self._open_data(cfg, pinned, dataset, ckpt)

@@ -44,7 +44,8 @@ def split_note(plan: BatchPlan, ckpt: dict) -> str | None:
     before, now = BatchPlan.of_checkpoint(ckpt), plan
     if before == now:
         return None
-    split = f"{before.processes} process(es) x {before.accumulation} accumulation -> {now.processes} x {now.accumulation}"
+    split = (f"{before.processes} process(es) x {before.accumulation} accumulation -> {now.processes} x "
+             f"{now.accumulation}")
     if before.global_batch != now.global_batch:
         return (f"note: global batch {before.global_batch} -> {now.global_batch} since the checkpoint ({split}): the "
                 f"run continues differently from one that kept {before.global_batch}")
