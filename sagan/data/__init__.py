@@ -6,7 +6,8 @@ flat folder of unlabelled images, torchvision's CIFAR folders, a Hugging Face da
 names (the one way training, experiments and the demo reference read a config's data). Every dataset
 yields ``(image, label)`` with image a float tensor 3xRxR in [-1, 1] (or uint8 with ``uint8=True``) and
 has ``num_classes`` (0 for an unlabelled set, whose labels are all 0), ``resolution``, ``class_names`` and
-``set_epoch(epoch)`` (reproducible flips, see :mod:`sagan.data.base`). The packer is :mod:`sagan.data.prepare` (``sagan-prepare``).
+``set_epoch(epoch)`` (reproducible flips, see :mod:`sagan.data.base`). The packer is
+:mod:`sagan.data.prepare` (``sagan-prepare``).
 """
 
 from __future__ import annotations
