@@ -226,7 +226,7 @@ def auto_grad_accum(cfg: Config, accelerator, say=print) -> Config:
     CPU the config's split is kept. Every process probes on its own and all take the smallest answer."""
     t, world = cfg.train, accelerator.num_processes
     if accelerator.device.type != "cuda":
-        kept = BatchPlan.of(cfg, world)
+        kept = BatchPlan(t.batch_size, world, t.grad_accum)  # (the trainer refuses it if it does not divide)
         say(f"--grad-accum auto: no GPU here, keeping train.grad_accum={t.grad_accum} "
             f"(micro-batch {kept.micro_batch} on {world} process(es))")
         return cfg
