@@ -1,7 +1,7 @@
 """Checkpoint files: one ``.pt`` file per snapshot, written atomically, loadable with ``weights_only=True``.
 
 Layout of a checkpoint (a plain dict, nothing pickled but tensors and builtins; the one place that
-builds it is :func:`sagan.training.checkpoints.training_payload`):
+builds it is :func:`sagan.training.run_state.training_payload`):
 
     format      "sagan-checkpoint"          version   1
     step        int (completed G steps)     config    Config.to_dict()

@@ -16,8 +16,8 @@ import torch
 
 from sagan.checkpoint import (BEST, CHECKPOINT_DIR, FORMAT, LAST, MAX_BYTES_ENV, MAX_CHECKPOINT_BYTES, VERSION,
                               load_checkpoint, resolve_checkpoint, save_checkpoint, step_file_name, step_files)
-from sagan.training.lineage import Resume, lineage_of
-from sagan.training.checkpoints import rng_state, set_rng_state, write_best, write_training_checkpoint
+from sagan.training.lineage import Reconciliation, lineage_of
+from sagan.training.run_state import rng_state, set_rng_state, write_best, write_training_checkpoint
 from sagan.errors import CheckpointError
 from sagan.models import Discriminator, Generator, load_discriminator, load_generator
 
@@ -164,7 +164,7 @@ def test_dropping_an_abandoned_branch_keeps_its_best_under_another_name(tiny_cfg
         write_training_checkpoint(ckpts, step, payload(tiny_cfg, step=step), keep=5)
     write_best(ckpts, 30, None)
     resumed = load_checkpoint(ckpts / step_file_name(10))
-    done = Resume(ckpts, 10, lineage_of(resumed.get("meta")), None, path=ckpts / step_file_name(10)).checkpoints()
+    done = Reconciliation(ckpts, 10, lineage_of(resumed.get("meta")), None, path=ckpts / step_file_name(10)).checkpoints()
     assert sorted(step_files(ckpts)) == [10]
     assert load_checkpoint(ckpts / LAST)["step"] == 10
     assert not (ckpts / BEST).exists() and (ckpts / f"abandoned_best_{step_file_name(30)}").is_file()

@@ -205,14 +205,14 @@ def test_resume_from_an_older_step_drops_the_abandoned_branch(tmp_path):
 
 def test_dropping_an_abandoned_branch_points_last_at_the_resumed_checkpoint(tmp_path):
     from sagan.io import link_atomic
-    from sagan.training.lineage import Resume
+    from sagan.training.lineage import Reconciliation
 
     ckpts = tmp_path / "checkpoints"
     ckpts.mkdir()
     for step in (2, 4):
         save_checkpoint(ckpts / f"step_{step:07d}.pt", {"step": step})
     link_atomic(ckpts / "step_0000004.pt", ckpts / "last.pt")
-    done = Resume(ckpts, 2, None, None, ckpts / "step_0000002.pt").checkpoints()
+    done = Reconciliation(ckpts, 2, None, None, ckpts / "step_0000002.pt").checkpoints()
     assert "removed step_0000004.pt" in done and "last.pt now points at step 2" in done
     assert torch.load(ckpts / "last.pt", weights_only=True)["step"] == 2
     # the newest checkpoint of the branch left is kept, the others are removed

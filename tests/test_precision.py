@@ -94,7 +94,7 @@ def test_bf16_autocast_trains_the_demo_without_nan_close_to_fp32(tmp_path):
         assert bf16_gap < max(0.15, 0.5 * seed_gap), (tag, wa, wb, wc)
     log = (runs["bf16"] / "log.txt").read_text()
     assert "mixed precision bf16" in log
-    from sagan.training.notes import cpu_bf16_supported
+    from sagan.training.startup_notes import cpu_bf16_supported
 
     assert ("no bf16 units" in log) == (cpu_bf16_supported() is False)  # the start-up note, where it applies
 
@@ -122,7 +122,7 @@ def test_compiled_steps_with_spectral_norm_and_ema_equal_eager_on_cpu(tmp_path):
 
 def test_bf16_on_a_cpu_without_bf16_units_is_said_at_start_up():
     """The note follows what oneDNN reports for this CPU; fp32, and bf16 on a GPU, say nothing."""
-    from sagan.training.notes import cpu_bf16_supported, device_notes
+    from sagan.training.startup_notes import cpu_bf16_supported, device_notes
 
     bf16 = tiny("train.mixed_precision=bf16")
     notes = device_notes(bf16, torch.device("cpu"))

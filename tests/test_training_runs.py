@@ -43,7 +43,7 @@ def test_a_second_trainer_on_a_locked_run_directory_is_refused_and_kill_9_releas
 
 
 def test_the_lock_is_released_when_start_up_fails(tmp_path, monkeypatch):
-    def broken(self, ckpt):
+    def broken(self):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(Trainer, "_build", broken)
@@ -61,7 +61,7 @@ def test_the_lock_is_released_when_start_up_fails(tmp_path, monkeypatch):
 
 
 def test_a_run_killed_during_start_up_can_be_resumed(tmp_path, monkeypatch):
-    def killed(self, ckpt):
+    def killed(self):
         raise KeyboardInterrupt  # as if killed while building the networks
 
     monkeypatch.setattr(Trainer, "_build", killed)

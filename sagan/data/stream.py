@@ -16,7 +16,8 @@ import torch
 
 from ..config import Config
 from ..errors import UserError
-from . import open_dataset
+from . import dataset_from_config
+from .batch_plan import BatchPlan
 from .formats import find_format
 from .subset import apply_subset
 
@@ -33,14 +34,22 @@ class EpochBatchSampler:
     ``global_batch`` images (the remainder is dropped); each global batch is cut into ``micro_batches``
     micro-batches and each of those into ``world`` equal shards, of which this process takes shard
     ``rank``. The loop calls ``set_epoch(epoch, start)`` before iterating, so a resumed run starts at the
-    exact sample where the checkpoint left off.
+    exact sample where the checkpoint left off. :meth:`for_plan` takes these numbers from the run's
+    :class:`~sagan.data.batch_plan.BatchPlan`.
     """
 
     def __init__(self, size: int, global_batch: int, micro_batches: int, rank: int, world: int, seed: int):
+        self.plan = BatchPlan(global_batch=global_batch, processes=world, accumulation=micro_batches)
         self.size, self.global_batch, self.micro_batches = size, global_batch, micro_batches
         self.rank, self.world, self.seed = rank, world, seed
-        self.per_process = global_batch // (micro_batches * world)
+        self.per_process = self.plan.micro_batch
         self.epoch, self.start = 0, 0
+
+    @classmethod
+    def for_plan(cls, plan: BatchPlan, size: int, rank: int, seed: int) -> "EpochBatchSampler":
+        """The sampler of process ``rank`` of ``plan`` over a dataset of ``size`` images."""
+        return cls(size=size, global_batch=plan.global_batch, micro_batches=plan.accumulation, rank=rank,
+                   world=plan.processes, seed=seed)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
@@ -107,18 +116,17 @@ class DataStream:
 
 def open_training_data(cfg: Config, pinned: Collection[str]):
     """The training dataset (``data.subset`` of it, :mod:`sagan.data.subset`), and the config with
-    resolution / classes taken from it where not pinned."""
+    resolution / classes taken from it where not pinned. The format is detected once."""
     m, d = cfg.model, cfg.data
     if d.path is None:
         if d.split is not None or d.labels is not None:
             raise UserError("data.split / data.labels choose within a CIFAR or Hugging Face folder; set data.path, "
                             "or drop them for the demo dataset")
-        ds = open_dataset(None, resolution=m.resolution, hflip=d.hflip, demo_size=d.demo_size,
-                          demo_classes=m.num_classes, seed=cfg.train.seed)
-        return apply_subset(ds, d.subset, d.subset_seed), cfg
-    sized = find_format(d.path)[0].sized  # packed, CIFAR: the data gives the resolution
+        return apply_subset(dataset_from_config(cfg), d.subset, d.subset_seed), cfg
+    found = find_format(d.path)
+    sized = found[0].sized  # packed, CIFAR: the data gives the resolution
     res = m.resolution if ("resolution" in pinned or not sized) else None  # image folders: resized to the config's
-    ds = open_dataset(d.path, resolution=res, hflip=d.hflip, seed=cfg.train.seed, split=d.split, labels=d.labels)
+    ds = dataset_from_config(cfg, resolution=res, found=found)
     uncond = m.num_classes == 0  # an unconditional model trains on any data and ignores its labels
     if ds.num_classes != m.num_classes and "num_classes" in pinned and not uncond:
         raise UserError(f"dataset {d.path} has {ds.num_classes} classes but the config pins model.num_classes="

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..checkpoint import load_checkpoint
 from ..config import load_config
-from ..data import open_dataset
+from ..data import dataset_from_config
 from ..data.stream import open_training_data
 from ..errors import UserError
 from ..io import check_writable, write_text_atomic
@@ -83,11 +83,10 @@ def ensure_reference(out: Path, cfg, inception_weights: str | None, accelerator)
     ref = out / REFERENCE_FILE
     if ref.is_file():
         return ref
-    m, d = cfg.model, cfg.data
+    d = cfg.data
     _say(f"computing reference statistics of {d.path or 'the built-in demo dataset'} into {ref} (once)",
          accelerator.is_main_process)
-    dataset = open_dataset(d.path, resolution=m.resolution, uint8=True, demo_size=d.demo_size,
-                           demo_classes=m.num_classes, seed=cfg.train.seed, split=d.split, labels=d.labels)
+    dataset = dataset_from_config(cfg, hflip=False, uint8=True)
     dataset_reference(dataset, ref, source=str(d.path or "demo"), inception_weights=inception_weights,
                       resize=cfg.train.fid_resize, device=accelerator.device, accelerator=accelerator)
     accelerator.wait_for_everyone()

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from ..config import load_config
-from ..data import open_dataset
+from ..data import dataset_from_config, open_dataset
 from ..errors import UserError, report_user_errors
 from ..io import check_free_space, check_writable, new_folders_removed_on_error
 from ..scores.intra import FORMER_NAMES, PROTOCOLS
@@ -95,8 +95,8 @@ def _open_stats_dataset(data_path: str, resolution: int | None, split: str | Non
 
         cfg = load_config(DEMO)  # the preset's resolution / classes / size / seed: a reference cannot drift
         res = resolution or cfg.model.resolution
-        dataset = open_dataset(None, resolution=res, hflip=False, uint8=True, demo_size=cfg.data.demo_size,
-                               demo_classes=cfg.model.num_classes, seed=cfg.train.seed, split=split, labels=labels)
+        dataset = dataset_from_config(cfg.replace(data={"split": split, "labels": labels}), resolution=res, hflip=False,
+                                      uint8=True)
         return dataset, (f"demo (built-in procedural dataset, preset {DEMO}: {res} px, {cfg.model.num_classes} "
                          f"classes, {cfg.data.demo_size} images, seed {cfg.train.seed})")
     try:

@@ -11,13 +11,12 @@ from ..checkpoint import checkpoint_config, load_checkpoint
 from ..config import DATA_DERIVED, apply_overrides, load_config, preset_names
 from ..checkpoint import CHECKPOINT_DIR, step_files
 from ..config_effects import check_user_keys, user_set_keys
-from ..data.stream import open_training_data
 from ..errors import UserError, one_line, report_user_errors
 from ..rundir import CONFIG_FILE, has_checkpoint, is_unstarted_run
 from ..threads import chosen_note
 from ..training.dist import lost_peer
 from ..training.fit import auto_grad_accum, dry_run, parse_memory
-from ..training.loop import Trainer, make_accelerator
+from ..training.loop import Trainer, make_accelerator, open_run_data
 from .options import (Command, inception_weights_option, live_help_option, read_formats, seed_option, set_option,
                       threads_option, use_threads)
 
@@ -50,11 +49,13 @@ class GradAccum(click.ParamType):
         return n
 
 
-def fit_device(cfg, pinned, auto: bool, memory: int | None):
-    """``--grad-accum auto`` (the config with the split that fits) and ``--dry-run`` (``memory`` given)."""
+def fit_device(cfg, pinned, auto: bool, memory: int | None, resuming: bool = False):
+    """``--grad-accum auto`` (the config with the split that fits) and ``--dry-run`` (``memory`` given); returns
+    the config and the dataset opened for it (None for the demo), which the trainer then trains on."""
     acc = make_accelerator(cfg.train.mixed_precision)
+    dataset = None
     if cfg.data.path is not None:  # resolution and classes from the data, as the trainer takes them
-        _, cfg = open_training_data(cfg, pinned)
+        dataset, cfg = open_run_data(cfg, pinned, resuming)
     say = (lambda line: click.echo(line, err=True)) if acc.is_main_process else (lambda line: None)
     if auto:
         cfg = auto_grad_accum(cfg, acc, say)
@@ -62,7 +63,7 @@ def fit_device(cfg, pinned, auto: bool, memory: int | None):
         if chosen_note():  # main() chose the thread count before
             say(chosen_note())
         dry_run(cfg, acc, memory, say)
-    return cfg
+    return cfg, dataset
 
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -154,14 +155,15 @@ def main(config, data_path, outdir, resume, max_steps, batch_size, grad_accum, m
                    f"to train longer, resume with --max-steps N (N > {ckpt['step']})", err=True)
         return
     use_threads(cfg.train.threads, say=False)  # the run's start-up notes say it, after any refusal
+    dataset = None  # opened once: by fit_device, else by the trainer
     if dry_run or auto:
-        cfg = fit_device(cfg, pinned, auto, parse_memory(memory) if dry_run else None)
+        cfg, dataset = fit_device(cfg, pinned, auto, parse_memory(memory) if dry_run else None, ckpt is not None)
         if dry_run:
             return
     trainer = None
     try:
         trainer = Trainer(cfg=cfg, outdir=outdir, resume=ckpt, pinned=pinned, inception_weights=inception_weights,
-                          progress=progress, restart=restart)
+                          progress=progress, restart=restart, dataset=dataset)
         trainer.run()
     except KeyboardInterrupt:  # a second Ctrl-C while the first one's checkpoint was pending
         where = trainer.outdir if trainer is not None else None

@@ -26,6 +26,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..config import Config
+from ..data.batch_plan import BatchPlan
 from ..errors import UserError
 from ..models.networks import Discriminator, Generator, count_parameters
 from .step import GANStep
@@ -147,35 +148,27 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds < 48 * 3600 else f"{seconds / 86400:.1f} days"
 
 
-def time_notes(cfg: Config, a: Probe, b: Probe, accelerator) -> list[str]:
-    """``--dry-run``'s estimate of seconds per step and of the time to train.max_steps (random images held in
-    memory: data loading, sample grids, evaluations and checkpoints come on top)."""
-    t = cfg.train
-    micro = t.batch_size // (t.grad_accum * accelerator.num_processes)
-    sec = step_seconds(a, b, micro, t.grad_accum)
+def time_notes(cfg: Config, a: Probe, b: Probe, plan: BatchPlan) -> list[str]:
+    """``--dry-run``'s estimate of seconds per step under ``plan`` and of the time to train.max_steps (random
+    images held in memory: data loading, sample grids, evaluations and checkpoints come on top)."""
+    t, micro = cfg.train, plan.micro_batch
+    sec = step_seconds(a, b, micro, plan.accumulation)
     how = ("measured" if micro == b.micro_batch else
            f"timed at micro-batch {a.micro_batch} and {b.micro_batch}, extrapolated linearly to {micro}")
-    return [f"time: about {sec:.2f} s per step ({how}; micro-batch {micro} x {t.grad_accum} accumulation on "
-            f"{accelerator.num_processes} process(es), {torch.get_num_threads()} CPU thread(s)), so about "
+    return [f"time: about {sec:.2f} s per step ({how}; micro-batch {micro} x {plan.accumulation} accumulation on "
+            f"{plan.processes} process(es), {torch.get_num_threads()} CPU thread(s)), so about "
             f"{duration(sec * t.max_steps)} for train.max_steps {t.max_steps} (data loading, sample grids, "
             f"evaluations and checkpoints come on top)"]
 
 
-def micro_batch_options(cfg: Config, processes: int) -> list[int]:
-    """Per-process micro-batch sizes that split the global batch evenly, largest first (the per-process
-    batch, then halvings while they divide it)."""
-    per_process = cfg.train.batch_size // processes
-    out = [per_process]
-    while out[-1] % 2 == 0 and out[-1] > 1:
-        out.append(out[-1] // 2)
-    return out
-
-
 def dry_run(cfg: Config, accelerator, memory: int, say=print) -> int:
     """``train.py --dry-run``: parameters, FLOPs per image, peak memory at two micro-batch sizes and its
-    growth per image, and the largest micro-batch that fits ``memory`` bytes; returns that micro-batch."""
+    growth per image, and the largest micro-batch that fits ``memory`` bytes; returns that micro-batch. The
+    config's split (its :class:`~sagan.data.batch_plan.BatchPlan`, refused as the trainer refuses it when
+    it does not divide the global batch) is the one timed."""
     t = cfg.train
-    per_process = t.batch_size // (t.grad_accum * accelerator.num_processes)
+    plan = BatchPlan.of(cfg, accelerator.num_processes)
+    per_process = plan.micro_batch
     big = max(2, min(per_process, 8))
     small = big // 2
     n_g, n_d = count_parameters(Generator.from_config(cfg)), count_parameters(Discriminator.from_config(cfg))
@@ -190,10 +183,10 @@ def dry_run(cfg: Config, accelerator, memory: int, say=print) -> int:
     fixed = a.peak_bytes - growth * small
     say(f"peak memory: {gib(a.peak_bytes)} at micro-batch {small}, {gib(b.peak_bytes)} at {big}; "
         f"{growth / 2**20:.1f} MiB per image on top of {gib(fixed)}")
-    for line in time_notes(cfg, a, b, accelerator):
+    for line in time_notes(cfg, a, b, plan):
         say(line)
     fit = int((memory - fixed) // growth) if growth > 0 else per_process
-    splits = micro_batch_options(cfg, accelerator.num_processes)
+    splits = plan.micro_batch_options()
     options = [o for o in splits if o <= fit]
     if not options and fit >= 1:  # images fit, but no even split of the global batch is that small
         say(f"fits {gib(memory)}: up to {fit} images per micro-batch, but the micro-batches that split global batch "
@@ -204,9 +197,9 @@ def dry_run(cfg: Config, accelerator, memory: int, say=print) -> int:
         say(f"fits {gib(memory)}: no micro-batch (even 1 image needs {gib(fixed + growth)})")
         return 0
     choice = options[0]
-    accum = t.batch_size // (choice * accelerator.num_processes)
-    say(f"fits {gib(memory)}: micro-batch {choice} (up to {fit} images), i.e. --grad-accum {accum} at global batch "
-        f"{t.batch_size} on {accelerator.num_processes} process(es)")
+    fitting = BatchPlan.with_micro_batch(t.batch_size, plan.processes, choice)
+    say(f"fits {gib(memory)}: micro-batch {choice} (up to {fit} images), i.e. --grad-accum {fitting.accumulation} "
+        f"at global batch {t.batch_size} on {plan.processes} process(es)")
     return choice
 
 
@@ -233,16 +226,18 @@ def auto_grad_accum(cfg: Config, accelerator, say=print) -> Config:
     CPU the config's split is kept. Every process probes on its own and all take the smallest answer."""
     t, world = cfg.train, accelerator.num_processes
     if accelerator.device.type != "cuda":
+        kept = BatchPlan(t.batch_size, world, t.grad_accum)  # (the trainer refuses it if it does not divide)
         say(f"--grad-accum auto: no GPU here, keeping train.grad_accum={t.grad_accum} "
-            f"(micro-batch {t.batch_size // (t.grad_accum * world)} on {world} process(es))")
+            f"(micro-batch {kept.micro_batch} on {world} process(es))")
         return cfg
-    choice = largest_that_runs(micro_batch_options(cfg, world), lambda micro: probe_step(cfg, micro, accelerator))
+    options = BatchPlan(t.batch_size, world, 1).micro_batch_options()
+    choice = largest_that_runs(options, lambda micro: probe_step(cfg, micro, accelerator))
     if world > 1:
         choice = int(accelerator.gather(torch.tensor([choice], device=accelerator.device)).min())
     if choice == 0:
         raise UserError(f"--grad-accum auto: not even one image per micro-batch fits on {accelerator.device}; use a "
                         "smaller model (model.g_ch / d_ch) or lower precision (--mixed-precision bf16)")
-    accum = t.batch_size // (choice * world)
-    say(f"--grad-accum auto: global batch {t.batch_size} = micro-batch {choice} x {world} process(es) x {accum} "
-        "accumulation")
-    return cfg.replace(train={"grad_accum": accum})
+    plan = BatchPlan.with_micro_batch(t.batch_size, world, choice)
+    say(f"--grad-accum auto: global batch {plan.global_batch} = micro-batch {choice} x {world} process(es) "
+        f"x {plan.accumulation} accumulation")
+    return cfg.replace(train={"grad_accum": plan.accumulation})

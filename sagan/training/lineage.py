@@ -75,8 +75,9 @@ def _free_name(folder: Path, stem: str) -> Path:
     return p
 
 
-class Resume:
-    """Reconcile a run folder with the point it resumes from (main process, under the run's lock).
+class Reconciliation:
+    """The reconciliation of a run folder with the point a run resumes from (main process, under the run's
+    lock): which of its checkpoint files and evaluation records lie on the path the run continues.
 
     ``step``/``lineage``/``best``: the resumed checkpoint's (``lineage`` None: a restart from step 0);
     ``path``: its file when it lies in ``ckpt_dir``. After :meth:`checkpoints`, ``self.lineage`` is the
@@ -176,7 +177,7 @@ class Resume:
         self.notes.append(f"best.pt now points at step {self.best_step} (the recorded best of this path)")
 
 
-def reconcile_history(history: Path, resume: Resume) -> list[str]:
+def reconcile_history(history: Path, reconciliation: Reconciliation) -> list[str]:
     """Split ``metrics.jsonl`` and ``metrics_abandoned.jsonl`` into the resumed path's records and the
     abandoned ones (records of a killed attempt after the resumed step are dropped: they are made again).
     The abandoned file is written first, so a kill in between loses nothing (duplicates are merged)."""
@@ -189,7 +190,7 @@ def reconcile_history(history: Path, resume: Resume) -> list[str]:
         if key in seen:
             continue
         seen.add(key)
-        mine, where = i < len(current), resume.keep(r)
+        mine, where = i < len(current), reconciliation.keep(r)
         if where == "path":
             path.append(r)
             moved["in"] += not mine
@@ -203,7 +204,7 @@ def reconcile_history(history: Path, resume: Resume) -> list[str]:
         write_records(store, abandoned)
     if path != current:
         write_records(history, path)
-    notes = [f"metrics.jsonl: dropped {moved['drop']} evaluation(s) after step {resume.step} (made again by "
+    notes = [f"metrics.jsonl: dropped {moved['drop']} evaluation(s) after step {reconciliation.step} (made again by "
              "this run)"] if moved["drop"] else []
     if moved["out"]:
         notes.append(f"metrics.jsonl: moved {moved['out']} evaluation(s) off this path to {ABANDONED_METRICS}")

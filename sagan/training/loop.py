@@ -32,11 +32,12 @@ import torch
 
 from ..checkpoint import (CHECKPOINT_DIR, LAST, check_same_classes, check_same_model, check_training_state,
                           checkpoint_config, load_checkpoint, step_file_name)
-from .notes import data_notes, device_notes, resume_notes, split_note
+from .startup_notes import data_notes, device_notes, resume_notes, split_note
 from ..threads import chosen_note, data_workers
-from .checkpoints import (restore_rng, restore_training_state, rng_state, small_data_state, training_payload,
+from .run_state import (restore_rng, restore_training_state, rng_state, small_data_state, training_payload,
                           write_best, write_training_checkpoint)
 from ..config import DATA_DERIVED, Config
+from ..data.batch_plan import BatchPlan
 from ..data.stream import DataStream, EpochBatchSampler, open_training_data
 from .dist import on_main
 from ..errors import UserError, one_line
@@ -46,7 +47,7 @@ from .step import GANStep
 from .objective import describe as describe_objective
 from ..models.networks import Discriminator, Generator, count_parameters
 from .monitor import Monitor, RecentSteps, StopRequest
-from .lineage import ROOT, Resume, lineage_of, reconcile_history
+from .lineage import ROOT, Reconciliation, lineage_of, reconcile_history
 from ..rundir import METRICS_FILE, create_run_dir, lock_run_dir, prepare_run_dir, resolve_outdir, run_name
 from .watch import RunWatch
 from .trackers import external_trackers
@@ -72,6 +73,13 @@ def make_accelerator(mixed_precision: str, log_with: list[str] | None = None):
                         f"({one_line(e, 160)}); use --mixed-precision bf16 or no") from None
 
 
+def open_run_data(cfg: Config, pinned: Collection[str], resuming: bool):
+    """The dataset a run trains on and the config it completes (:func:`sagan.data.stream.open_training_data`):
+    a resumed run's checkpoint fixes the architecture, so only its resolution is pinned (its classes are
+    compared with the data's by name)."""
+    return open_training_data(cfg, ("resolution",) if resuming else pinned)
+
+
 class Trainer:
     def __init__(self, cfg: Config, outdir: str | Path | None = None, resume: str | Path | dict | None = None,
                  pinned: Collection[str] = DATA_DERIVED, inception_weights: str | None = None,
@@ -90,60 +98,148 @@ class Trainer:
             self._lock.close()
             self._lock = None
 
+    # ---- set-up: one method per step, in the order they run -------------------------------------------
+
     def _setup(self, cfg, outdir, resume, pinned, inception_weights, progress, dataset, restart) -> None:
+        """The set-up, one step per call; each step's docstring says what it needs of the steps before it. The
+        data comes before the networks (it completes the config: resolution, classes); the global RNG states
+        are restored last, after everything that draws while setting up."""
+        ckpt = self._read_checkpoint(cfg, resume)
+        self._start_accelerator(cfg)
+        self._open_data(cfg, pinned, dataset, ckpt)
+        self._open_run_folder(outdir, ckpt, restart, progress)
+        self._build()
+        self._restore(ckpt)
+        self._open_stream(ckpt)
+        self._reconcile(ckpt, restart)
+        self._start_watch(ckpt, inception_weights)
+        self._startup_notes = self._announcement(ckpt)
+        self._restore_rng(ckpt)
+
+    def _read_checkpoint(self, cfg: Config, resume) -> dict | None:
+        """The checkpoint to resume (None for a new run), checked against ``cfg`` in what the data cannot change
+        (before the data is opened: a misleading data error otherwise)."""
         ckpt = resume if isinstance(resume, dict) else (load_checkpoint(resume) if resume is not None else None)
-        classes_note = None
         if ckpt is not None:
             check_training_state(ckpt)
-            # the checkpoint fixes the architecture; its classes are compared with the data's by name below
-            pinned = ("resolution",)
-            # compare what the data cannot change before opening it (a misleading data error otherwise)
             check_same_model(cfg, checkpoint_config(ckpt), ckpt["path"], DATA_DERIVED if cfg.data.path else ())
+        return ckpt
+
+    def _start_accelerator(self, cfg: Config) -> None:
+        """The accelerator (with the experiment trackers it drives) and this process's place among the others."""
         self.acc = acc = make_accelerator(cfg.train.mixed_precision, external_trackers(cfg.train.log_with))
         self.main, self.world, self.rank, self.device = acc.is_main_process, acc.num_processes, acc.process_index, acc.device
-        # ``dataset``: an already opened one (benchmarks); it must match cfg.model
-        self.dataset, cfg = (dataset, cfg) if dataset is not None else open_training_data(cfg, pinned)
+
+    def _open_data(self, cfg: Config, pinned: Collection[str], dataset, ckpt: dict | None) -> None:
+        """The dataset and the config it completes (resolution and classes from the data where not pinned; a
+        checkpoint fixes the architecture, its classes compared with the data's by name), and the run's
+        :class:`~sagan.data.batch_plan.BatchPlan`. Needs the checkpoint and the processes (the steps before).
+        ``dataset``: one already opened for this config (train.py --grad-accum auto, benchmarks)."""
+        self.dataset, cfg = (dataset, cfg) if dataset is not None else open_run_data(cfg, pinned, ckpt is not None)
+        self._classes_note = None
         if ckpt is not None:
-            classes_note = check_same_classes(ckpt, self.dataset, cfg)
+            self._classes_note = check_same_classes(ckpt, self.dataset, cfg)
             check_same_model(cfg, checkpoint_config(ckpt), ckpt["path"])
-        self.cfg, t = cfg, cfg.train
-        self._check_batch()
-
-        # output directory: decided and checked on the main process, shared with the others
-        self.outdir, removed = on_main(acc, self._choose_outdir, outdir, ckpt["path"] if ckpt else None, restart)
-        self.ckpt_dir = self.outdir / CHECKPOINT_DIR
+        self.cfg = cfg
         self.class_names = list(self.dataset.class_names)
-        self.monitor = Monitor(cfg, self.outdir, self.main, self.class_names, progress, accelerator=acc)
-        self.say = self.monitor.say
-        self._startup_notes = [f"removed {len(removed)} stale temp file(s) of killed writers"] if removed else []
-        self._startup_notes += [chosen_note()] if chosen_note() else []  # train.py --threads / train.threads
-        self._startup_notes += data_notes(self.cfg, self.dataset, self.class_names) + device_notes(cfg, self.device)
-        self._startup_notes += [classes_note] if classes_note else []
+        self.plan = self._batch_plan()
 
-        self._build(ckpt)
-        # small data: what D sees and what regularises it
-        self._startup_notes += [self.gan.augment.describe()] if self.gan.augment.active else []
-        self._startup_notes += [reg.describe() for reg in self.gan.regularisers.values()]
-        self._startup_notes += describe_objective(cfg.train)  # penalties and schedules (issue 28)
+    def _open_run_folder(self, outdir, ckpt: dict | None, restart: Path | None, progress: bool) -> None:
+        """The run directory (decided and checked on the main process, shared with the others, locked) and its
+        log (the monitor). Needs the final config and the class names (the data)."""
+        self.outdir, self._removed = on_main(self.acc, self._choose_outdir, outdir, ckpt["path"] if ckpt else None,
+                                             restart)
+        self.ckpt_dir = self.outdir / CHECKPOINT_DIR
+        self.monitor = Monitor(self.cfg, self.outdir, self.main, self.class_names, progress, accelerator=self.acc)
+        self.say = self.monitor.say
+
+    def _build(self) -> None:
+        """The networks, from ``train.seed`` before anything else draws (the same initial weights on every
+        process), and the GAN step (optimisers, EMA, augmentation, regularisers) on the run's batch plan."""
+        t = self.cfg.train
+        torch.manual_seed(t.seed)  # same initial weights on every process (DDP also broadcasts rank 0's)
+        # python's and numpy's global RNGs too, so that a straight run and a killed-and-resumed one agree in
+        # every byte of their checkpoints (a resume restores all three)
+        random.seed(t.seed)
+        np.random.seed(t.seed)
+        G, D = Generator.from_config(self.cfg), Discriminator.from_config(self.cfg)
+        fmt = torch.channels_last if t.channels_last else torch.preserve_format
+        # channels_last before GANStep copies G for its EMA, so that the copy has the same layout
+        G, D = G.to(self.device, memory_format=fmt), D.to(self.device, memory_format=fmt)
+        self.gan = GANStep(self.cfg, G, D, self.acc, plan=self.plan)
+        self.step, self.images_seen = 0, 0
+        self.hparam_changes: list[str] = []
         self.recent = RecentSteps(self.device)
+
+    def _restore(self, ckpt: dict | None) -> None:
+        """The checkpoint's state in the GAN step (weights, EMA, optimisers, small-data states; the config's
+        optimiser settings at the restored position), then the networks handed to accelerate and its loss
+        scaler restored. Needs the GAN step (build). The global RNG states come last (:meth:`_restore_rng`)."""
+        if ckpt is not None:
+            restore_training_state(ckpt, self.gan)
+            self.step = ckpt["step"]
+            self.images_seen = int((ckpt.get("meta") or {}).get("images_seen", 0))
+            self.hparam_changes = self.gan.apply_hyperparameters(self.images_seen)  # (schedules: at this position)
+        self.gan.prepare()
+        if ckpt is not None and self.acc.scaler is not None and "scaler" in (ckpt.get("meta") or {}):
+            self.acc.scaler.load_state_dict(ckpt["meta"]["scaler"])
+
+    def _open_stream(self, ckpt: dict | None) -> None:
+        """This process's data stream: the batch plan's micro-batches of the dataset, at the checkpoint's data
+        position. Needs the dataset and the plan (data)."""
+        t = self.cfg.train
+        data = (ckpt["data"] or {}) if ckpt is not None else {}
+        sampler = EpochBatchSampler.for_plan(self.plan, size=len(self.dataset), rank=self.rank, seed=t.seed)
+        workers, self._workers_note = data_workers(t.num_workers)  # issue 26: no more workers than cores
+        self.data = DataStream(dataset=self.dataset, sampler=sampler, num_workers=workers,
+                               pin_memory=self.device.type == "cuda", epoch=data.get("epoch", 0),
+                               index=data.get("index", 0))
+
+    def _reconcile(self, ckpt: dict | None, restart: Path | None) -> None:
+        """The run's lineage, and on a resume into this run folder (or a restart) the folder brought onto the
+        resumed path (:meth:`_reconcile_folder`). Needs the restored step (restore) and the run folder."""
         # a restart (no checkpoint yet) abandons whatever the killed attempt recorded: resume from step 0
         resumed = self.step if (ckpt is not None or restart is not None) else None
         self.lineage = lineage_of(ckpt.get("meta")) if ckpt is not None else [list(e) for e in ROOT]
-        if ckpt is not None:
-            self._startup_notes += resume_notes(ckpt, self.step, self.hparam_changes,
-                                                 split_note(self.cfg, ckpt, self.gan.per_process, self.world))
+        self._reconcile_notes = []
         if resumed is not None and (ckpt is None or self._in_run(ckpt)):
-            self._startup_notes += on_main(acc, self._reconcile, ckpt) or []
-        self.watch = RunWatch(cfg=cfg, outdir=self.outdir, accelerator=acc, monitor=self.monitor,
+            self._reconcile_notes = on_main(self.acc, self._reconcile_folder, ckpt) or []
+        self._purge_events = resumed is not None
+
+    def _start_watch(self, ckpt: dict | None, inception_weights: str | None) -> None:
+        """The evaluations during training (their state from the checkpoint), on the run's branch. Needs the
+        lineage (reconcile)."""
+        self.watch = RunWatch(cfg=self.cfg, outdir=self.outdir, accelerator=self.acc, monitor=self.monitor,
                               inception_weights=inception_weights,
                               state=(ckpt.get("meta") or {}).get("watch") if ckpt else None,
                               class_names=self.class_names, branch=self.lineage[-1][1])
-        self._startup_notes += self.watch.notes
-        self._purge_events = resumed is not None
-        if t.mixed_precision == "fp16":
-            self._startup_notes.append("warning: fp16 training of SAGAN often collapses early (loss scaling vs. the "
-                                       "hinge/SN dynamics); bf16 is the safe choice on hardware that has it")
-        # last, after everything that draws random numbers while setting up (the Inception's init)
+
+    def _announcement(self, ckpt: dict | None) -> list[str]:
+        """The start-up notes :meth:`run` says, in this order: the run folder, threads, data and device, the
+        classes, the data workers, small data and the objective, the resume (its batch plan against the
+        checkpoint's), the reconciled folder, the evaluations, fp16. Needs every step before it."""
+        cfg = self.cfg
+        notes = [f"removed {len(self._removed)} stale temp file(s) of killed writers"] if self._removed else []
+        notes += [chosen_note()] if chosen_note() else []  # train.py --threads / train.threads
+        notes += data_notes(cfg, self.dataset, self.class_names) + device_notes(cfg, self.device)
+        notes += [self._classes_note] if self._classes_note else []
+        notes += [self._workers_note] if self._workers_note else []
+        # small data: what D sees and what regularises it
+        notes += [self.gan.augment.describe()] if self.gan.augment.active else []
+        notes += [reg.describe() for reg in self.gan.regularisers.values()]
+        notes += describe_objective(cfg.train)  # penalties and schedules (issue 28)
+        if ckpt is not None:
+            notes += resume_notes(ckpt, self.step, self.hparam_changes, split_note(self.plan, ckpt))
+        notes += self._reconcile_notes
+        notes += self.watch.notes
+        if cfg.train.mixed_precision == "fp16":
+            notes.append("warning: fp16 training of SAGAN often collapses early (loss scaling vs. the "
+                         "hinge/SN dynamics); bf16 is the safe choice on hardware that has it")
+        return notes
+
+    def _restore_rng(self, ckpt: dict | None) -> None:
+        """This process's global RNG states from the checkpoint: last, after everything that draws random
+        numbers while setting up (the networks' init, the Inception's for the evaluations)."""
         if ckpt is not None:
             restore_rng(ckpt, self.rank)
 
@@ -155,69 +251,33 @@ class Trainer:
         self._lock = lock_run_dir(out)
         return out, prepare_run_dir(out, self.cfg)
 
-    def _check_batch(self) -> None:
+    def _batch_plan(self) -> BatchPlan:
+        """The run's split of the global batch over its processes, refused (one line) when it cannot run:
+        torch.compile under several processes, a global batch that does not split evenly, less data than one
+        batch."""
         t = self.cfg.train
         if t.compile and self.world > 1:
             raise UserError("train.compile=true under several processes: torch.compile of DDP-wrapped modules with "
                             "parametrizations (spectral norm) fails in PyTorch (pytorch/pytorch#113415); set "
                             "train.compile=false, or compile on one process with --grad-accum")
-        per_update = t.grad_accum * self.world
-        if t.batch_size % per_update:
-            raise UserError(f"train.batch_size={t.batch_size} is not divisible by grad_accum x processes = "
-                            f"{t.grad_accum} x {self.world}; pick a multiple of {per_update}")
+        plan = BatchPlan.of(self.cfg, self.world)
         if len(self.dataset) < t.batch_size:
             raise UserError(f"the dataset has {len(self.dataset)} images, fewer than one batch ({t.batch_size}); "
                             f"lower --batch-size or use more data")
-
-    # ---- setup ------------------------------------------------------------------------------------
-
-    def _build(self, ckpt: dict | None) -> None:
-        """Networks, the GAN step (optimisers, EMA), restored state, the data stream."""
-        cfg, t = self.cfg, self.cfg.train
-        torch.manual_seed(t.seed)  # same initial weights on every process (DDP also broadcasts rank 0's)
-        # python's and numpy's global RNGs too, so that a straight run and a killed-and-resumed one agree in
-        # every byte of their checkpoints (a resume restores all three)
-        random.seed(t.seed)
-        np.random.seed(t.seed)
-        G, D = Generator.from_config(cfg), Discriminator.from_config(cfg)
-        fmt = torch.channels_last if t.channels_last else torch.preserve_format
-        # channels_last before GANStep copies G for its EMA, so that the copy has the same layout
-        G, D = G.to(self.device, memory_format=fmt), D.to(self.device, memory_format=fmt)
-        self.gan = GANStep(cfg, G, D, self.acc)
-        self.step, self.images_seen, epoch, index = 0, 0, 0, 0
-        self.hparam_changes: list[str] = []
-        if ckpt is not None:
-            self._restore(ckpt)
-            data = ckpt["data"] or {}
-            epoch, index = data.get("epoch", 0), data.get("index", 0)
-        self.gan.prepare()
-        if ckpt is not None and self.acc.scaler is not None and "scaler" in (ckpt.get("meta") or {}):
-            self.acc.scaler.load_state_dict(ckpt["meta"]["scaler"])
-        sampler = EpochBatchSampler(size=len(self.dataset), global_batch=t.batch_size, micro_batches=t.grad_accum,
-                                    rank=self.rank, world=self.world, seed=t.seed)
-        workers, workers_note = data_workers(t.num_workers)  # issue 26: no more workers than cores
-        self._startup_notes += [workers_note] if workers_note else []
-        self.data = DataStream(dataset=self.dataset, sampler=sampler, num_workers=workers,
-                               pin_memory=self.device.type == "cuda", epoch=epoch, index=index)
-
-    def _restore(self, ckpt: dict) -> None:
-        restore_training_state(ckpt, self.gan)
-        self.step = ckpt["step"]
-        self.images_seen = int((ckpt.get("meta") or {}).get("images_seen", 0))
-        self.hparam_changes = self.gan.apply_hyperparameters(self.images_seen)  # (schedules: at this position)
+        return plan
 
     def _in_run(self, ckpt: dict) -> bool:
         return Path(ckpt["path"]).parent.resolve() == self.ckpt_dir.resolve()
 
-    def _reconcile(self, ckpt: dict | None) -> list[str]:
+    def _reconcile_folder(self, ckpt: dict | None) -> list[str]:
         """Bring the run folder onto the resumed checkpoint's path (main process, under the lock): what is off
         it is abandoned or dropped, ``last.pt``/``best.pt`` follow it (sagan/training/lineage.py)."""
         meta = (ckpt.get("meta") or {}) if ckpt is not None else {}
-        resume = Resume(self.ckpt_dir, self.step, self.lineage, (meta.get("watch") or {}).get("best"),
-                        Path(ckpt["path"]) if ckpt is not None else None)
-        self.lineage = resume.lineage
-        notes = resume.checkpoints() + reconcile_history(self.outdir / METRICS_FILE, resume)
-        if resume.branching:
+        reconciliation = Reconciliation(self.ckpt_dir, self.step, self.lineage, (meta.get("watch") or {}).get("best"),
+                                        Path(ckpt["path"]) if ckpt is not None else None)
+        self.lineage = reconciliation.lineage
+        notes = reconciliation.checkpoints() + reconcile_history(self.outdir / METRICS_FILE, reconciliation)
+        if reconciliation.branching:
             notes.append(f"branching off the run at step {self.step}: what lies off this path is kept as "
                          "checkpoints/abandoned_*.pt and metrics_abandoned.jsonl")
         return notes
@@ -289,8 +349,8 @@ class Trainer:
         classes = f"{m.num_classes} classes" if m.num_classes else "unconditional (labels unused)"
         on = f" on {printable(Path(self.cfg.data.path).name)}" if self.cfg.data.path else ""
         self.say(f"training {self.cfg.name}{on}: {len(self.dataset)} images, {classes}, {m.resolution}px, "
-                 f"global batch {t.batch_size} = {self.data.sampler.per_process} x {self.world} process(es) x "
-                 f"{t.grad_accum} accumulation, loss {t.loss}, {self.device}, mixed precision {t.mixed_precision}; "
+                 f"global batch {self.plan.global_batch} = {self.plan.micro_batch} x {self.plan.processes} process(es) "
+                 f"x {self.plan.accumulation} accumulation, loss {t.loss}, {self.device}, mixed precision {t.mixed_precision}; "
                  f"writing to {self.outdir}")
         n_g, n_d = count_parameters(self.gan.G_raw), count_parameters(self.gan.D_raw)
         self.say(f"parameters: G {n_g / 1e6:.2f}M + D {n_d / 1e6:.2f}M = {(n_g + n_d) / 1e6:.2f}M")

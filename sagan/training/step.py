@@ -30,7 +30,7 @@ statistics over all processes' images (:func:`sagan.models.layers.synchronise_ba
 Small data (``train.augment``, ``train.lecam_weight``): the augmentation (:mod:`sagan.augment`) is applied
 to everything D sees, real and fake, in the D and the G step, its randomness seeded by (seed, step,
 phase, global micro-batch index): split-invariant like the latents; the regularisers (:mod:`sagan.training.regularisers`) add their parts to D's loss. Their
-states (ADA's p, LeCam's averages) travel in checkpoints (:func:`sagan.training.checkpoints.small_data_state`).
+states (ADA's p, LeCam's averages) travel in checkpoints (:func:`sagan.training.run_state.small_data_state`).
 
 Objectives (issue 28; :mod:`sagan.training.objective`): a loss that reads real logits in G's step
 (``rpgan``) gets D's logits on the real images of the step's last D update, paired with G's fakes row by
@@ -53,6 +53,7 @@ import torch
 
 from ..augment import build_augment
 from ..config import Config
+from ..data.batch_plan import BatchPlan
 from ..data.stream import mix_seed
 from .ema import EMA
 from ..models.layers import batch_norm_synchronised, power_iteration_paused, spectral_norms, synchronise_batch_norm
@@ -71,7 +72,8 @@ def grad_norm(params) -> torch.Tensor:
 
 
 class GANStep:
-    def __init__(self, cfg: Config, G: torch.nn.Module, D: torch.nn.Module, accelerator):
+    def __init__(self, cfg: Config, G: torch.nn.Module, D: torch.nn.Module, accelerator, plan: BatchPlan | None = None):
+        """``plan``: the run's split of the global batch (default: the config's on the accelerator's processes)."""
         t = cfg.train
         self.cfg, self.acc = cfg, accelerator
         self.loss = get_loss(t.loss)
@@ -90,7 +92,8 @@ class GANStep:
                        standing_batch_size=min(t.batch_size, 64), seed=t.seed) if t.ema else None
         self.opt_G = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2), eps=t.adam_eps)
         self.opt_D = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2), eps=t.adam_eps)
-        self.per_process = t.batch_size // (t.grad_accum * self.world)  # as EpochBatchSampler cuts the batch
+        self.plan = plan if plan is not None else BatchPlan.of(cfg, self.world)
+        self.per_process = self.plan.micro_batch  # as EpochBatchSampler cuts the batch
         self.memory_format = torch.channels_last if t.channels_last else torch.preserve_format
         # AC-GAN (model.d_cond: ac): D also returns class logits, whose cross-entropy joins both losses
         self.ac = cfg.model.d_cond == "ac" and cfg.model.num_classes > 0

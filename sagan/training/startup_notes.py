@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from ..checkpoint import checkpoint_config
 from ..config import Config
 from ..data import FolderDataset
+from ..data.batch_plan import BatchPlan
 from ..io import printable
 
 
@@ -36,23 +36,23 @@ def resume_notes(ckpt: dict, step: int, hparam_changes: list[str], split: str | 
     return notes
 
 
-def split_note(cfg: Config, ckpt: dict, per_process: int, world: int) -> str | None:
-    """One line on how the batch split changed since the checkpoint (None when it did not): the same
-    global batch and micro-batch size under another processes x accumulation split continues the same
-    run (split-invariant randomness, sagan.training.step); another global batch or micro-batch size does not."""
-    t, old = cfg.train, checkpoint_config(ckpt).train
-    procs = int((ckpt.get("meta") or {}).get("num_processes", 1))
-    before = (old.batch_size, old.batch_size // (old.grad_accum * procs), procs, old.grad_accum)
-    now = (t.batch_size, per_process, world, t.grad_accum)
+def split_note(plan: BatchPlan, ckpt: dict) -> str | None:
+    """One line on how the batch split changed since the checkpoint (None when it did not): ``plan`` is the
+    run's, compared with the one the checkpoint was written under. The same global batch and micro-batch
+    size under another processes x accumulation split continues the same run (split-invariant randomness,
+    sagan.training.step); another global batch or micro-batch size does not."""
+    before, now = BatchPlan.of_checkpoint(ckpt), plan
     if before == now:
         return None
-    split = f"{before[2]} process(es) x {before[3]} accumulation -> {now[2]} x {now[3]}"
-    if before[0] != now[0]:
-        return (f"note: global batch {before[0]} -> {now[0]} since the checkpoint ({split}): the run continues "
-                f"differently from one that kept {before[0]}")
-    if before[1] != now[1]:
-        return (f"note: micro-batch {before[1]} -> {now[1]} images since the checkpoint ({split}): G's batch norm "
-                f"sees other micro-batches, so the run continues differently from one that kept {before[1]}")
+    split = (f"{before.processes} process(es) x {before.accumulation} accumulation -> {now.processes} x "
+             f"{now.accumulation}")
+    if before.global_batch != now.global_batch:
+        return (f"note: global batch {before.global_batch} -> {now.global_batch} since the checkpoint ({split}): the "
+                f"run continues differently from one that kept {before.global_batch}")
+    if before.micro_batch != now.micro_batch:
+        return (f"note: micro-batch {before.micro_batch} -> {now.micro_batch} images since the checkpoint ({split}): "
+                f"G's batch norm sees other micro-batches, so the run continues differently from one that kept "
+                f"{before.micro_batch}")
     return f"note: same global batch and micro-batch under another split ({split}): the same run continues"
 
 
