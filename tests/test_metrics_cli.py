@@ -14,7 +14,7 @@ from PIL import Image
 from metrics_utils import calibrated_inception_state, save_state, smooth_images, write_image_tree
 from sagan.metrics import MetricOptions, class_frechet_distance, load_inception, load_ref
 from sagan.metrics.evaluation import sample_features
-from sagan.scripts.evaluate import main
+from sagan.commands.evaluate import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -68,7 +68,7 @@ def test_stats_from_folder_tree(ref):
 
 
 def test_stats_from_packed_dataset_equal_tree(tree, ref, weights, tmp_path):
-    from sagan.prepare import pack
+    from sagan.data.prepare import pack
 
     pack(tree, tmp_path / "packed", resolution=RES, workers=0, progress=False)
     run(["stats", "--data", tmp_path / "packed", "--out", tmp_path / "p.npz", "--inception-weights", weights,

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "cli"
 WIDTH = 100
-MODULE_COMMANDS = {"python -m sagan.augment": "sagan.augment.cli:main"}
+MODULE_COMMANDS = {"python -m sagan.commands.augment": "sagan.commands.augment:main"}
 
 
 def commands() -> dict[str, str]:
@@ -54,7 +54,7 @@ def captured() -> dict[str, str]:
     texts = {}
     for prog, target in commands().items():
         command = _load(target)
-        stem = prog.replace("python -m ", "").replace(".", "-")
+        stem = prog.replace("python -m ", "").replace("sagan.commands.", "sagan-").replace(".", "-")
         texts[f"{stem}.txt"] = _help(command, prog, [])
         if isinstance(command, click.Group):
             for sub in sorted(command.commands):
