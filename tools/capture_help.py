@@ -36,6 +36,11 @@ def commands() -> dict[str, str]:
     return {**scripts, **MODULE_COMMANDS}
 
 
+def help_stem(prog: str) -> str:
+    """The file stem of a command's help: ``sagan-train``; ``python -m sagan.commands.augment`` -> ``sagan-augment``."""
+    return prog.replace("python -m ", "").replace("sagan.commands.", "sagan-").replace(".", "-")
+
+
 def _load(target: str) -> click.Command:
     module, attr = target.split(":")
     return getattr(importlib.import_module(module), attr)
@@ -54,7 +59,7 @@ def captured() -> dict[str, str]:
     texts = {}
     for prog, target in commands().items():
         command = _load(target)
-        stem = prog.replace("python -m ", "").replace("sagan.commands.", "sagan-").replace(".", "-")
+        stem = help_stem(prog)
         texts[f"{stem}.txt"] = _help(command, prog, [])
         if isinstance(command, click.Group):
             for sub in sorted(command.commands):
