@@ -69,7 +69,7 @@ def main():
 
     import pytorch_fid.inception as pfi
 
-    from sagan.metrics.inception import InceptionV3
+    from sagan.scores.inception import InceptionV3
 
     state = calibrated_inception_state(seed=0)
     pfi.load_state_dict_from_url = lambda *a, **k: state  # no download: our random weights in their graph

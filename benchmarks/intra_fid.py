@@ -38,7 +38,7 @@ def main():
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     from sagan.metrics import ClassFrechetDistance
-    from sagan.metrics.frechet import class_indices
+    from sagan.scores.frechet import class_indices
 
     rng = np.random.default_rng(0)
     d, C = args.dim, args.classes
@@ -49,7 +49,7 @@ def main():
     groups = {c: gen[i] for c, i in class_indices(labels).items()}
 
     t = time.perf_counter()
-    distance = ClassFrechetDistance()  # the per-class step of sagan.metrics.intra.intra_fid_of
+    distance = ClassFrechetDistance()  # the per-class step of sagan.scores.intra.intra_fid_of
     per_class = {c: distance(groups[c], pool[c % args.pool]) for c in range(C)}
     mean = float(np.mean(list(per_class.values())))
     t_ours = time.perf_counter() - t

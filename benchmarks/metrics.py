@@ -45,8 +45,8 @@ def main():
     ap.add_argument("--skip-prdc-reference", action="store_true", help="do not time the prdc package (slow)")
     args = ap.parse_args()
 
-    from sagan.metrics.kid import kernel_inception_distance
-    from sagan.metrics.prdc import precision_recall_density_coverage
+    from sagan.scores.kid import kernel_inception_distance
+    from sagan.scores.prdc import precision_recall_density_coverage
 
     real, gen = features(args.num, 0), features(args.num, 1, spread=1.05)
     dev = torch.device(args.device)

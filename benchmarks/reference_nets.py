@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
 from sagan.config import Config, d_attn_blocks, g_block_resolutions, g_widths, model_d_layout
-from sagan.training.losses import d_hinge_loss, g_hinge_loss
+from sagan.objectives.losses import d_hinge_loss, g_hinge_loss
 
 
 def _sn(module: nn.Module, eps: float) -> nn.Module:

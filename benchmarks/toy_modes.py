@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Mode coverage of the GAN objectives on a 2-D toy: a ring of 8 Gaussians, small MLPs, seconds per run.
 
-The objectives of issue 28 run through sagan's own loss and penalty code (``sagan.training.losses.get_loss``
-and ``sagan.training.regularisers.input_gradient_norms``), only the networks and the data are toys:
+The objectives of issue 28 run through sagan's own loss and penalty code (``sagan.objectives.losses.get_loss``
+and ``sagan.objectives.regularisers.input_gradient_norms``), only the networks and the data are toys:
 
     hinge        SAGAN's loss, no penalty
     ns_r1        non-saturating loss + R1 (StyleGAN2's objective)
@@ -43,8 +43,8 @@ import torch.nn as nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sagan.training.losses import get_loss  # noqa: E402
-from sagan.training.regularisers import input_gradient_norms  # noqa: E402
+from sagan.objectives.losses import get_loss  # noqa: E402
+from sagan.objectives.regularisers import input_gradient_norms  # noqa: E402
 
 OBJECTIVES = {  # name: (train.loss, R1 on, R2 on)
     "hinge": ("hinge", False, False),

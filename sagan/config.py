@@ -93,8 +93,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     fid_every: int = 0  # evaluate every N steps (0 = off); needs data.ref_stats and an Inception weights file
     fid_num_samples: int = 5000
-    fid_resize: str = "tf1"  # resize protocol of those evaluations (sagan.metrics.resize)
-    eval_metrics: tuple[str, ...] = ("fid", "is")  # metrics of those evaluations (sagan.metrics.registry)
+    fid_resize: str = "tf1"  # resize protocol of those evaluations (sagan.scores.resize)
+    eval_metrics: tuple[str, ...] = ("fid", "is")  # metrics of those evaluations (sagan.scores.registry)
     # best checkpoint and collapse watch: the metric they follow (one of eval_metrics; direction from the registry)
     best_metric: str = "fid"
     collapse_margin: float = 0.25  # collapse watch: best_metric worse than the best by this fraction ...
@@ -103,7 +103,7 @@ class TrainConfig:
     stop_on_collapse: bool = False  # stop the run (with a checkpoint) instead of only warning
     num_workers: int = 4
     # small data: augmentation of all D sees (sagan.augment), ADA's p controller,
-    # LeCam regularisation (sagan.training.regularisers)
+    # LeCam regularisation (sagan.objectives.regularisers)
     augment: str = "none"  # none (the paper), diffaugment, ada
     augment_policy: str = "color,translation,cutout"  # DiffAugment's ops, applied in this order
     ada_target: float = 0.6  # ADA: p follows r_t = E[sign(D(real))] towards this target (Karras et al. 2020)

@@ -11,8 +11,8 @@ name registered later (by a plugin, :mod:`sagan.plugins`) is valid everywhere: c
 The seven registries are created here, each with the module that registers its built-in entries (its
 *provider*, imported by name the first time the registry is read), so that config validation and
 ``--help`` ask a leaf for names without importing the training, metrics or data stacks themselves.
-The entries and their register functions stay with their code (``sagan.training.losses.register_loss``,
-``sagan.metrics.registry.register``, ...), which also re-export the registry under its old name.
+The entries and their register functions stay with their code (``sagan.objectives.losses.register_loss``,
+``sagan.scores.registry.register``, ...), which also re-export the registry under its old name.
 
 This module is a leaf: it imports nothing of sagan but :mod:`sagan.errors`.
 """
@@ -150,11 +150,11 @@ class Registry(Mapping, Generic[T]):
 # --------------------------------------------------------------------------------------------------
 # the seven registries (each documented where its entries are defined)
 
-LOSSES: Registry = Registry("loss", "sagan.training.losses")  # train.loss
-REGULARISERS: Registry = Registry("regulariser", "sagan.training.regularisers")  # switched on by train keys
+LOSSES: Registry = Registry("loss", "sagan.objectives.losses")  # train.loss
+REGULARISERS: Registry = Registry("regulariser", "sagan.objectives.regularisers")  # switched on by train keys
 AUGMENTS: Registry = Registry("augmentation", "sagan.augment")  # train.augment
-METRICS: Registry = Registry("metric", "sagan.metrics.registry")  # --metrics, train.eval_metrics
-RESIZERS: Registry = Registry("resize protocol", "sagan.metrics.resize")  # --resize, train.fid_resize
+METRICS: Registry = Registry("metric", "sagan.scores.registry")  # --metrics, train.eval_metrics
+RESIZERS: Registry = Registry("resize protocol", "sagan.scores.resize")  # --resize, train.fid_resize
 DATASET_FORMATS: Registry = Registry("dataset format", "sagan.data.formats")  # --data, sagan-prepare --source
 EXPORT_FORMATS: Registry = Registry("export format", "sagan.export.formats")  # sagan-export --format
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sagan.metrics.inception import InceptionV3
+from sagan.scores.inception import InceptionV3
 
 
 def smooth_images(n: int, size: int = 32, seed: int = 0, channels: int = 3) -> np.ndarray:

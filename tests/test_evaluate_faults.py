@@ -167,7 +167,7 @@ def test_fid_from_fewer_images_than_feature_dimensions_warns_and_suggests_kid(co
 
 
 def test_small_set_note_names_the_smaller_side():
-    from sagan.metrics.request import small_set_note
+    from sagan.metrics.evaluate_files import small_set_note
 
     assert "FID from 100 reference images" in small_set_note(100, 5000)
     assert small_set_note(2048, 50000) is None
@@ -188,7 +188,7 @@ def test_report_of_a_non_imagenet_model_has_no_paper_rows_nor_pairing_by_index(c
 
 def test_report_of_an_imagenet_128px_model_keeps_the_paper_rows():
     from sagan.metrics.report import markdown
-    from sagan.metrics.request import paper_comparable
+    from sagan.metrics.evaluate_files import paper_comparable
 
     assert paper_comparable(1000, 128) and not paper_comparable(10, 32) and not paper_comparable(0, 64)
     report = {"fid": 20.0, "num_samples": 50000, "resize": "tf1", "paper_comparison": True}
@@ -213,7 +213,7 @@ def test_stats_of_an_unlabelled_folder_says_unlabelled(tmp_path, inception_calls
 
 
 def test_metrics_num_samples_default_by_device_is_stated_in_help():
-    from sagan.metrics.request import default_num_samples
+    from sagan.metrics.evaluate_files import default_num_samples
 
     import torch
 

@@ -24,7 +24,7 @@ from sagan.data import DatasetFormat, FormatOptions, PackedDataset, Source, Sour
 from sagan.data.formats import find_format, register_format, registered_formats
 from sagan.data.formats.source import ArrayReader
 from sagan.data.images import resize_square
-from sagan.data.packed import MANIFEST
+from sagan.data.formats.packed import MANIFEST
 from sagan.commands.prepare import main as prepare_cli
 from sagan.data.prepare import pack, summary
 from sagan.data.stream import open_training_data

@@ -13,9 +13,9 @@ from sagan.errors import UserError
 from sagan.metrics import (FeatureStats, MetricOptions, class_frechet_distance, frechet_distance, inception_score,
                            load_inception, load_ref, save_ref, trace_sqrt_product)
 from sagan.metrics.evaluation import compute_metrics, reference_stats, sample_features
-from sagan.metrics.intra import intra_fid_of
+from sagan.scores.intra import intra_fid_of
 from sagan.metrics.features import shard_batches
-from sagan.metrics.inception import InceptionV3
+from sagan.scores.inception import InceptionV3
 
 pytestmark = pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # pytorch-fid's sqrtm call
 

@@ -13,7 +13,10 @@ from PIL import Image
 
 from metrics_utils import calibrated_inception_state, save_state, smooth_images, write_image_tree
 from sagan.metrics import MetricOptions, class_frechet_distance, load_inception, load_ref
+from sagan.errors import UserError
 from sagan.metrics.evaluation import sample_features
+from sagan.metrics.session import open_session
+from sagan.sampling.latents import class_balanced_labels, model_classes
 from sagan.commands.evaluate import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -91,6 +94,17 @@ def test_training_hook_evaluate_generator(ref, weights, tiny_cfg):
     assert set(out) == {"fid", "inception_score", "num_samples", "intra_fid", "per_class_fid"}
     assert out["num_samples"] == 8 and np.isfinite(out["fid"]) and out["inception_score"]["mean"] >= 1
     assert G.training  # the generator's mode is restored
+    # it is the training loop's path (RunWatch: open_session with G's class-balanced labels, then of_generator)
+    labels = class_balanced_labels(8, model_classes(2)).numpy()
+    session = open_session(ref, num_samples=8, labels=labels, metrics=("fid", "is", "intra_fid"),
+                           options=MetricOptions(splits=2, progress=False), inception=inception)
+    again = session.of_generator(G, 8, batch_size=4, progress=False)
+    assert again["fid"] == pytest.approx(out["fid"], rel=1e-6)
+    assert again["intra_fid"] == pytest.approx(out["intra_fid"], rel=1e-6)
+    # and checks as that path does, before any sample is drawn: an unconditional G has no classes for intra-FID
+    G0 = Generator.from_config(tiny_cfg.replace(model={"num_classes": 0}))
+    with pytest.raises(UserError, match="cannot compute intra_fid: the samples have no class labels"):
+        evaluate_generator(G0, ref, num_samples=8, inception=inception, metrics=("fid", "intra_fid"))
 
 
 def test_metrics_from_samples_writes_report(ref, samples, weights, tmp_path):

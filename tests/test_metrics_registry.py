@@ -18,14 +18,14 @@ from metrics_utils import TinyInception, smooth_images, tiny_inception_loader, w
 from sagan.config import load_config
 from sagan.errors import ConfigError, UserError
 from sagan.metrics import FeatureStats, frechet_distance, load_ref, save_ref
-from sagan.metrics import prdc as prdc_module
+from sagan.scores import prdc as prdc_module
 from sagan.metrics import registry as R
 from sagan.metrics import session as S
 from sagan.metrics.evaluation import compute_metrics
-from sagan.metrics.fid import fid_bootstrap_interval, fid_of
+from sagan.scores.fid import fid_bootstrap_interval, fid_of
 from sagan.metrics.history import append_record, read_records
-from sagan.metrics.kid import kernel_inception_distance, kid_subset_size
-from sagan.metrics.prdc import precision_recall_density_coverage
+from sagan.scores.kid import kernel_inception_distance, kid_subset_size
+from sagan.scores.prdc import precision_recall_density_coverage
 from sagan.metrics.report import markdown
 from sagan.commands.evaluate import main as evaluate_main
 

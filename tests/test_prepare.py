@@ -12,7 +12,7 @@ from PIL import Image
 import sagan.data.prepare as prepare
 from sagan.commands.prepare import main as prepare_cli
 from sagan.data import open_dataset
-from sagan.data.packed import IMAGES, MANIFEST, PROGRESS, SKIPPED
+from sagan.data.formats.packed import IMAGES, MANIFEST, PROGRESS, SKIPPED
 from sagan.errors import UserError
 
 R = 16

@@ -24,7 +24,7 @@ import sagan.data.prepare as prepare
 from sagan.commands.prepare import main as prepare_cli
 from sagan.data import FolderDataset, open_dataset
 from sagan.data.images import printable, scan_class_tree
-from sagan.data.packed import IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter
+from sagan.data.formats.packed import IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter
 from sagan.errors import UserError
 from sagan.io import DiskFullError, NotWritableError
 

@@ -8,7 +8,7 @@ import click
 import torch
 
 from ..data import open_dataset
-from ..data.packed import MANIFEST
+from ..data.formats.packed import MANIFEST
 from ..errors import UserError, report_user_errors
 from ..sampling import to_uint8
 from ..sampling.viz import image_grid, save_png, upscale_factor

@@ -23,9 +23,9 @@ from ..config import load_config
 from ..data import open_dataset
 from ..errors import UserError, report_user_errors
 from ..io import check_free_space, check_writable, new_folders_removed_on_error
-from ..metrics.intra import FORMER_NAMES, PROTOCOLS
+from ..scores.intra import FORMER_NAMES, PROTOCOLS
 from ..metrics.registry import MetricOptions
-from ..metrics.request import REPORT_BYTES, MetricsRequest, default_num_samples, evaluate_request
+from ..metrics.evaluate_files import REPORT_BYTES, MetricsRequest, default_num_samples, evaluate_request
 from ..metrics.resize import DEFAULT_RESIZE
 from ..metrics.session import dataset_reference
 from ..registry import METRICS, RESIZERS

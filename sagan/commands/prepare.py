@@ -13,7 +13,7 @@ import click
 
 from ..errors import report_user_errors
 from ..io import printable
-from ..data.packed import PROGRESS
+from ..data.formats.packed import PROGRESS
 from ..data.prepare import CHUNK_SIZE, pack, summary
 from .options import Command
 

@@ -17,7 +17,7 @@ from .demo import DemoDataset
 from .formats import DatasetFormat, FormatOptions, OpenRequest, find_format, register_format, registered_formats
 from .formats.source import Source, SourceDataset, open_source_dataset
 from .formats.tree import FolderDataset
-from .packed import PackedDataset
+from .formats.packed import PackedDataset
 
 __all__ = ["DatasetFormat", "DemoDataset", "FolderDataset", "FormatOptions", "ImageDataset", "PackedDataset",
            "Source", "SourceDataset", "find_format", "flip_decision", "open_dataset", "register_format",

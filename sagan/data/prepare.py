@@ -1,5 +1,5 @@
 """Pack any dataset folder sagan reads (a class-per-folder tree such as ImageNet train, a flat folder,
-CIFAR, a Hugging Face dataset: see sagan.data.formats) into the packed format of sagan.data.packed.
+CIFAR, a Hugging Face dataset: see sagan.data.formats) into the packed format of sagan.data.formats.packed.
 This is the library; its command line, ``sagan-prepare``, is :mod:`sagan.commands.prepare`.
 
 The source's format lists its images (a :class:`~sagan.data.formats.source.Source`); every image is
@@ -41,7 +41,7 @@ from ..io import (DiskFullError, atomic_write, check_free_space, check_writable,
 from .formats import FormatOptions, find_format
 from .formats.source import Source
 from .images import DRAFT_GAP, ImageDecodeError, list_class_tree
-from .packed import FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter, create_arrays, reopen_arrays
+from .formats.packed import FORMAT, IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter, create_arrays, reopen_arrays
 from .workers import run_in_processes
 
 __all__ = ["CHUNK_SIZE", "DEFAULT_RESOLUTION", "list_class_tree", "pack", "summary"]

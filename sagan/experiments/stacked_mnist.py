@@ -30,7 +30,7 @@ import torch
 from ..config import load_config
 from ..data.formats import FormatOptions, find_format
 from ..data.formats.mnist import read_split, resize_grey
-from ..data.packed import FORMAT, IMAGES, LABELS, MANIFEST, SKIPPED
+from ..data.formats.packed import FORMAT, IMAGES, LABELS, MANIFEST, SKIPPED
 from ..errors import UserError
 from ..io import check_writable, printable, write_text_atomic
 from ..models.loading import load_generator

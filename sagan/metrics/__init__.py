@@ -24,7 +24,9 @@ or in one call::
     append_record(outdir / "metrics.jsonl", {"step": step, "values": scalars(result), ...})
 
 A reference made under another resize protocol or Inception weights is refused (``check_same_inception``).
-Validation lists for configs: ``resize.RESIZE_MODES`` and ``registry.METRIC_NAMES``.
+Validation lists for configs: ``resize.RESIZE_MODES`` and ``registry.METRIC_NAMES``. The metrics themselves,
+their registry, the Inception network, the resize protocols and reference files are :mod:`sagan.scores` (a leaf
+that config validation imports without this package); their public names are re-exported here.
 
 Lower level: ``frechet_distance(mu1, sigma1, mu2, sigma2)`` (float64), ``inception_score(logits, splits=10)``
 -> (mean, std), ``class_frechet_distance(feats1, feats2)`` (exact FID of two small feature sets without
@@ -33,15 +35,15 @@ d x d matrices), ``kernel_inception_distance(gen, real)``, ``precision_recall_de
 """
 
 from .evaluation import compute_metrics, generator_features, reference_stats, sample_features
-from .frechet import ClassFrechetDistance, class_frechet_distance, frechet_distance, trace_sqrt_product
-from .inception import FEATURE_DIM, InceptionV3
-from .inception_score import inception_score
-from .kid import kernel_inception_distance
-from .prdc import precision_recall_density_coverage
-from .registry import METRIC_NAMES, METRICS, MetricOptions
-from .resize import DEFAULT_RESIZE, RESIZE_MODES
+from ..scores.frechet import ClassFrechetDistance, class_frechet_distance, frechet_distance, trace_sqrt_product
+from ..scores.inception import FEATURE_DIM, InceptionV3
+from ..scores.inception_score import inception_score
+from ..scores.kid import kernel_inception_distance
+from ..scores.prdc import precision_recall_density_coverage
+from ..scores.registry import METRIC_NAMES, METRICS, MetricOptions
+from ..scores.resize import DEFAULT_RESIZE, RESIZE_MODES
 from .session import evaluate_generator
-from .stats import FeatureStats, RefStats, load_ref, save_ref
+from ..scores.stats import FeatureStats, RefStats, load_ref, save_ref
 from .weights import WEIGHTS_FILENAME, WEIGHTS_URL, load_inception, resolve_weights
 
 __all__ = [

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..sampling.sets import class_folder_names
-from .stats import RefStats
+from ..scores.stats import RefStats, informative_names
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,6 @@ class ClassPairing:
             raise UserError(f"generated class label {int(bad[0])} has no class name ({len(self.to_ref)} names); "
                             "labels must be indices into the class names")
         return self.to_ref[labels]
-
-
-def informative_names(names: Sequence[str] | None) -> list[str] | None:
-    """The names as strings, or None when absent or only the indices as strings."""
-    if names is None or len(names) == 0:
-        return None
-    names = [str(n) for n in names]
-    return None if names == [str(c) for c in range(len(names))] else names
 
 
 def _index_of(names: list[str]) -> dict[str, int] | None:

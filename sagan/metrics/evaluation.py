@@ -17,13 +17,13 @@ import torch
 from ..errors import UserError
 from ..io import check_free_space, open_memmap_reserved
 from ..sampling.latents import class_balanced_labels, model_classes, sample_latents
+from ..scores.frechet import class_indices
+from ..scores.inception import FEATURE_DIM, InceptionV3
+from ..scores.intra import GeneratorSource, check_labels
+from ..scores.registry import METRICS, MetricInputs, MetricOptions
+from ..scores.resize import resize_description
+from ..scores.stats import FeatureStats, RefStats, ref_file_bytes, save_ref
 from .features import array_batches, dataset_batches, extract_features, generator_batches, shard_batches
-from .frechet import class_indices
-from .inception import FEATURE_DIM, InceptionV3
-from .intra import GeneratorSource, check_labels
-from .registry import METRICS, MetricInputs, MetricOptions
-from .resize import resize_description
-from .stats import FeatureStats, RefStats, ref_file_bytes, save_ref
 
 
 def _rank_world(accelerator) -> tuple[int, int, bool]:

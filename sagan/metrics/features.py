@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from ..io import progress_disable
 from ..sampling.draw import generate
-from .inception import FEATURE_DIM, InceptionV3
+from ..scores.inception import FEATURE_DIM, InceptionV3
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor]  # (global indices, uint8 images (B, 3, H, W), labels)
 

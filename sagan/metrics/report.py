@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io import write_text_atomic
 from ..plots import histogram
-from .registry import METRICS
+from ..scores.registry import METRICS
 
 # SAGAN paper, Table 2 (ImageNet 128x128, 50k samples), by registry name
 PAPER_NUMBERS = {

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError, one_line
-from .stats import _npz_member_memmap
+from ..scores.stats import npz_member_memmap
 
 
 @dataclass
@@ -35,7 +35,7 @@ def _read(p: Path) -> SampleSet:
         labels = np.asarray(f["labels"])
         names = [str(s) for s in np.asarray(f["class_names"]).reshape(-1)] if "class_names" in f.files else None
         bn_stats = str(f["bn_stats"]) if "bn_stats" in f.files else None
-        images = _npz_member_memmap(p, "images")
+        images = npz_member_memmap(p, "images")
         if images is None:
             images = f["images"]
     return SampleSet(p, images, labels, names, bn_stats)

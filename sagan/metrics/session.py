@@ -18,15 +18,16 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from ..sampling.latents import class_balanced_labels, model_classes
+from ..scores.inception import InceptionV3
+from ..scores.intra import check_labels
+from ..scores.registry import METRICS, MetricOptions, resolve_metrics
+from ..scores.resize import DEFAULT_RESIZE
+from ..scores.stats import RefStats, load_ref
 from . import evaluation as ev
 from .classes import ClassPairing, pair_classes
 from .evaluation import (check_reference_protocol, check_same_inception, compute_metrics, generator_features,
                          generator_source, sample_features)
-from .inception import InceptionV3
-from .intra import check_labels
-from .registry import METRICS, MetricOptions, resolve_metrics
-from .resize import DEFAULT_RESIZE
-from .stats import RefStats, load_ref
 from .weights import load_inception
 
 
@@ -120,20 +121,19 @@ def evaluate_generator(G: torch.nn.Module, ref: RefStats | str | os.PathLike, nu
                        batch_size: int = 50, seed: int = 0, accelerator=None, progress: bool = False,
                        options: MetricOptions | None = None, class_names: list[str] | None = None,
                        protocol: dict | None = None, truncation: float | None = None) -> dict | None:
-    """The ``metrics`` of ``num_samples`` class-balanced samples of ``G`` against a reference: the training
-    loop's hook.
+    """The ``metrics`` of ``num_samples`` class-balanced samples of ``G`` against a reference, in one call.
 
-    ``G`` samples in eval mode with its BN statistics mode (:mod:`sagan.sampling.bn_stats`) on its own device;
-    ``inception`` (which carries the resize protocol) defaults to ``load_inception(device=G's)``;
-    ``class_names`` (G's classes) pair G's classes with the reference's by name. Returns the result dict
-    (report.json keys) on the main process, ``None`` on the others.
+    The training loop's path (:class:`sagan.training.watch.RunWatch`): :func:`open_session` checks the
+    reference, the metrics and the class pairing for G's class-balanced labels, then
+    :meth:`EvalSession.of_generator` samples and measures. ``G`` samples in eval mode with its BN statistics
+    mode (:mod:`sagan.sampling.bn_stats`) on its own device; ``inception`` (which carries the resize protocol)
+    defaults to ``load_inception(device=G's)``; ``class_names`` (G's classes) pair G's classes with the
+    reference's by name. Returns the result dict (report.json keys) on the main process, ``None`` on the others.
     """
-    ref = load_ref(ref) if not isinstance(ref, RefStats) else ref
     device = next(G.parameters()).device
-    inception = inception if inception is not None else load_inception(device=device)
-    check_same_inception(ref, inception)  # before the sampling, not after
-    session = EvalSession(ref=ref, inception=inception, metrics=tuple(metrics),
-                          pairing=pair_classes(class_names, ref, "the generator"),
-                          options=options or MetricOptions(device=device, progress=progress), accelerator=accelerator)
+    labels = class_balanced_labels(num_samples, model_classes(G.num_classes)).numpy()
+    session = open_session(ref, num_samples=num_samples, labels=labels, metrics=metrics,
+                           options=options or MetricOptions(device=device, progress=progress), class_names=class_names,
+                           has_labels=G.num_classes > 0, inception=inception, device=device, accelerator=accelerator)
     return session.of_generator(G, num_samples, batch_size=batch_size, seed=seed, truncation=truncation,
                                 progress=progress, protocol=protocol)

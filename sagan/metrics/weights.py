@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError, one_line
-from .inception import InceptionV3
-from .resize import DEFAULT_RESIZE, check_resize
+from ..scores.inception import InceptionV3
+from ..scores.resize import DEFAULT_RESIZE, check_resize
 
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_SHA256_PREFIX = "6726825d"  # torch hub convention: the file name's hex suffix
@@ -91,7 +91,7 @@ def file_sha256(path: str | os.PathLike) -> str:
 def load_inception(weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                    channels_last: bool = True, resize: str = DEFAULT_RESIZE) -> InceptionV3:
     """The FID Inception network with the resolved weights, in eval mode on ``device``, resizing its
-    inputs under the protocol ``resize`` (:mod:`sagan.metrics.resize`; default ``tf1``, the paper's).
+    inputs under the protocol ``resize`` (:mod:`sagan.scores.resize`; default ``tf1``, the paper's).
 
     The returned module carries ``resize``, ``weights_path`` and ``weights_sha256`` for provenance; a
     file whose sha256 does not start with ``6726825d`` still loads (e.g. a test network) but triggers a

@@ -24,7 +24,7 @@ from ..config import Config
 from ..metrics.history import append_record
 from ..metrics.registry import METRICS, MetricOptions, scalars
 from ..metrics.session import open_session
-from ..metrics.stats import load_ref
+from ..scores.stats import load_ref
 from ..rundir import METRICS_FILE
 from ..sampling.bn_stats import MODE_ATTR
 from ..sampling.latents import class_balanced_labels, model_classes

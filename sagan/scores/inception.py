@@ -11,7 +11,7 @@ Inception3 layout with the FID-specific A/C/E blocks), so the state dict of
 - a 1008-way classifier (1000 ImageNet classes + 8 unused).
 
 ``forward`` takes uint8 RGB images (B, 3, H, W), resizes them to 299 under the network's resize
-protocol (``resize``: ``tf1``, ``pytorch-fid`` or ``clean``, :mod:`sagan.metrics.resize`) and returns
+protocol (``resize``: ``tf1``, ``pytorch-fid`` or ``clean``, :mod:`sagan.scores.resize`) and returns
 the 2048-d pool features (FID) and the bias-free 1008-way logits ``pool @ fc.weight.T`` (IS, as
 improved-GAN's TF code and torch-fidelity compute it).
 """
@@ -244,7 +244,7 @@ class InceptionV3(nn.Module):
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, H, W) -> float32 (B, 3, 299, 299) under this network's resize protocol
-        (``self.resize``, see :mod:`sagan.metrics.resize`), in the network's memory layout: channels_last
+        (``self.resize``, see :mod:`sagan.scores.resize`), in the network's memory layout: channels_last
         (faster convolutions on CPU and GPU) unless ``self.channels_last`` is False, where the
         convolutions run the same kernels as torch-fidelity's network (bit-identical features)."""
         layout = torch.channels_last if self.channels_last else torch.contiguous_format

@@ -235,7 +235,7 @@ def save_ref(path: str | os.PathLike, stats: FeatureStats, features: np.ndarray 
     return path
 
 
-def _npz_member_memmap(path: Path, key: str) -> np.ndarray | None:
+def npz_member_memmap(path: Path, key: str) -> np.ndarray | None:
     """Memory-map an uncompressed ``.npy`` member of a zip (None when compressed)."""
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(f"{key}.npy")
@@ -301,7 +301,7 @@ def load_ref(path: str | os.PathLike, expected_dim: int = FEATURE_DIM) -> RefSta
         has_features = "class_features.npy" in zf.namelist()
     if "class_offsets" in small and has_features:
         ref.class_offsets = np.asarray(small["class_offsets"], np.int64)
-        feats = _npz_member_memmap(p, "class_features")
+        feats = npz_member_memmap(p, "class_features")
         if feats is None:
             with np.load(p, allow_pickle=False) as f:
                 feats = f["class_features"]
@@ -313,3 +313,11 @@ def load_ref(path: str | os.PathLike, expected_dim: int = FEATURE_DIM) -> RefSta
         if "class_names" in small:
             ref.class_names = [str(s) for s in small["class_names"]]
     return ref
+
+
+def informative_names(names: Sequence[str] | None) -> list[str] | None:
+    """The names as strings, or None when absent or only the indices as strings."""
+    if names is None or len(names) == 0:
+        return None
+    names = [str(n) for n in names]
+    return None if names == [str(c) for c in range(len(names))] else names

@@ -2,7 +2,7 @@
 
 Per class, the generated rows of that class against all real rows of that class (the reference's
 class-grouped features), exactly and without d x d matrices (:class:`frechet.ClassFrechetDistance`).
-Labels here are reference class indices: generated labels are mapped first (:mod:`classes`).
+Labels here are reference class indices: generated labels are mapped first (:mod:`sagan.metrics.classes`).
 
 Two protocols (``MetricOptions.intra_fid_protocol``) say which generated images enter:
 
@@ -21,9 +21,8 @@ from tqdm.auto import tqdm
 
 from ..errors import UserError
 from ..io import progress_disable
-from .classes import informative_names
 from .frechet import ClassFrechetDistance, class_indices
-from .stats import RefStats
+from .stats import RefStats, informative_names
 
 
 def check_labels(labels: np.ndarray, ref: RefStats, where: str) -> None:

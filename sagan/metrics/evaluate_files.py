@@ -18,14 +18,14 @@ from ..models.loading import load_generator
 from ..sampling.bn_stats import bn_mode_description, prepare_generator
 from ..sampling.latents import class_balanced_labels, model_classes
 from ..rundir import CONFIG_FILE, METRICS_FILE
+from ..scores.registry import METRICS, MetricOptions, scalars
+from ..scores.resize import DEFAULT_RESIZE, resize_description
+from ..scores.stats import load_ref
 from .evaluation import check_reference_protocol
 from .history import EVAL_HISTORY_FILE, append_record
-from .registry import METRICS, MetricOptions, scalars
 from .report import write_report
-from .resize import DEFAULT_RESIZE, resize_description
 from .samples import load_samples
 from .session import open_session
-from .stats import load_ref
 from .weights import WEIGHTS_SHA256_PREFIX
 
 REPORT_BYTES = 4 * 1000 * 1000  # report.json, report.md and the histogram of 1000 per-class FIDs, with room
