@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""IS / FID / intra-FID: `python evaluate.py --help` (the commands live in sagan/scripts/evaluate.py)."""
+"""IS / FID / intra-FID: `python evaluate.py --help` (the commands live in sagan/commands/evaluate.py)."""
 
-from sagan.scripts.evaluate import main
+from sagan.commands.evaluate import main
 
 if __name__ == "__main__":
     main(prog_name="evaluate.py")

@@ -70,7 +70,7 @@ def main() -> int:
     from torchvision.datasets import ImageFolder
 
     from sagan.data import PackedDataset
-    from sagan.prepare import pack
+    from sagan.data.prepare import pack
 
     torch.set_num_threads(1)  # per-image work in one process, as in one DataLoader worker
     r = args.resolution

@@ -170,13 +170,13 @@ def py(script: str) -> list[str]:
 
 
 def prepare(src: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "sagan.prepare", "--source", str(src), "--out", str(out), "--workers", "0",
+    return [sys.executable, "-m", "sagan.commands.prepare", "--source", str(src), "--out", str(out), "--workers", "0",
             "--quiet", *extra]
 
 
 def export(ckpt: Path, fmt: str, out: Path) -> list[str]:
-    return [sys.executable, "-m", "sagan.export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(out),
-            "--check-images", "2"]
+    return [sys.executable, "-m", "sagan.commands.export", "--checkpoint", str(ckpt), "--format", fmt,
+            "--out", str(out), "--check-images", "2"]
 
 
 # --------------------------------------------------------------------------------------------------

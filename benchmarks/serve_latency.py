@@ -2,7 +2,7 @@
 by sample.py's figure code (the reference: the cost of the generator and the PNG alone).
 
 A run of the demo preset (32px, 10 classes, g_ch 32) is written with random weights (the architecture sets
-the cost, not the training), the page is served on a free 127.0.0.1 port by ``python -m sagan.serve``, and a
+the cost, not the training), the page is served on a free 127.0.0.1 port by ``python -m sagan.commands.serve``, and a
 grid of ``--images`` images of one class is asked for ``--repeats`` times with gradio_client (the client
 the page's own JavaScript mirrors: the same queue and file transfer).
 
@@ -68,8 +68,9 @@ def page_times(run: Path, per_class: int, repeats: int, threads: int) -> list[fl
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": str(threads)}
-    proc = subprocess.Popen([sys.executable, "-m", "sagan.serve", "--checkpoint", str(run), "--port", str(port),
-                             "--device", "cpu"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "sagan.commands.serve", "--checkpoint", str(run),
+                             "--port", str(port), "--device", "cpu"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:
         for _ in range(240):

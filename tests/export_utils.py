@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from sagan.checkpoint import save_checkpoint
 from sagan.models import load_generator
-from sagan.export.cli import main
+from sagan.commands.export import main
 from sagan.metrics.history import append_record
 from sagan.models import Discriminator, Generator
 

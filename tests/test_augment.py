@@ -11,7 +11,7 @@ from PIL import Image
 
 from sagan.augment import AUGMENTS, AdaptiveAugment, ada_pipeline, diffaugment, parse_policy
 from sagan.augment import ops
-from sagan.augment.cli import main as augment_cli
+from sagan.commands.augment import main as augment_cli
 
 
 def gen(seed: int = 0) -> torch.Generator:

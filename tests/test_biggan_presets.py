@@ -52,7 +52,7 @@ def test_biggan_presets_export_to_onnx_torchscript_and_hf_and_load_exactly(name,
 
 
 def test_cifar10_biggan_samples_with_the_truncation_trick(tmp_path):
-    from sagan.scripts.sample import main as sample_cli
+    from sagan.commands.sample import main as sample_cli
 
     run_dir = write_run(tmp_path / "run", tiny("cifar10_biggan"), metrics=False)
     sets = {}

@@ -174,7 +174,7 @@ def test_unconditional_in_training_intra_fid_is_refused_in_one_line(tmp_path, de
 def test_sample_py_on_an_unconditional_model(uncond_run, tmp_path):
     from PIL import Image
 
-    from sagan.scripts.sample import main
+    from sagan.commands.sample import main
 
     def run(*args):
         return CliRunner().invoke(main, ["--checkpoint", str(uncond_run), *map(str, args)])
@@ -204,7 +204,7 @@ def test_sample_py_on_an_unconditional_model(uncond_run, tmp_path):
 
 
 def test_evaluate_py_on_an_unconditional_model(uncond_run, demo_ref, inception_weights_file, tmp_path):
-    from sagan.scripts.evaluate import main
+    from sagan.commands.evaluate import main
 
     base = ["metrics", "--ref", str(demo_ref), "--checkpoint", str(uncond_run), "--num-samples", "10", "--splits", "2",
             "--inception-weights", str(inception_weights_file), "--batch-size", "5"]

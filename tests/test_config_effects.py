@@ -84,7 +84,7 @@ def test_preset_values_are_defaults_not_reported(tmp_path):
 
 
 def test_train_py_refuses_g_ch_on_uncond64_in_one_line(tmp_path):
-    from sagan.scripts.train import main as train_cli
+    from sagan.commands.train import main as train_cli
 
     r = CliRunner().invoke(train_cli, ["--config", "uncond64", "--set", "model.g_ch=16", "--outdir",
                                        str(tmp_path / "run"), "--max-steps", "1"])

@@ -123,7 +123,7 @@ def test_train_cli_on_binary_config_exits_2(tmp_path):
 
     p = tmp_path / "x.pt"
     p.write_bytes(b"PK\x03\x04\xff\xfe\x00\x01" * 100)
-    res = subprocess.run([sys.executable, "-m", "sagan.scripts.train", "--config", str(p)], capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "sagan.commands.train", "--config", str(p)], capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 2 and "Traceback" not in res.stderr and "x.pt" in res.stderr
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from sagan.checkpoint import checkpoint_config, load_checkpoint
 from sagan.config import load_config
-from sagan.convert import main as convert_main
+from sagan.commands.convert import main as convert_main
 from sagan.convert.studiogan_files import load_file
 from sagan.models import Discriminator, Generator, count_parameters
 from studiogan_reference import RefDiscriminator, RefGenerator, make_trained_like, save_run
@@ -268,7 +268,7 @@ def test_refuses_other_studiogan_models_and_bad_class_names(studiogan, tmp_path)
 def test_converted_checkpoint_samples_grid_and_attention_maps(converted, tmp_path):
     from PIL import Image
 
-    from sagan.scripts.sample import main as sample_main
+    from sagan.commands.sample import main as sample_main
 
     for extra, name in (([], "grid.png"), (["--attention-maps", "--num-images", 2], "attn.png")):
         out = tmp_path / name
@@ -280,7 +280,7 @@ def test_converted_checkpoint_samples_grid_and_attention_maps(converted, tmp_pat
 
 def test_converted_checkpoint_evaluates(converted, tmp_path):
     from metrics_utils import calibrated_inception_state, save_state, smooth_images, write_image_tree
-    from sagan.scripts.evaluate import main as evaluate_main
+    from sagan.commands.evaluate import main as evaluate_main
 
     weights = save_state(calibrated_inception_state(seed=2, num_images=4), tmp_path / "inc.pth")
     write_image_tree(tmp_path / "tree", smooth_images(CLASSES, RES, seed=5), np.arange(CLASSES), NAMES)
@@ -299,7 +299,7 @@ def test_converted_checkpoint_evaluates(converted, tmp_path):
 
 
 def test_converted_checkpoint_resumes_training(converted, tmp_path):
-    from sagan.scripts.train import main as train_main
+    from sagan.commands.train import main as train_main
 
     run = tmp_path / "finetune"
     r = CliRunner().invoke(train_main, ["--resume", str(converted), "--outdir", str(run), "--max-steps", str(STEP + 2),

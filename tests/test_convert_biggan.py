@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from sagan.checkpoint import checkpoint_config, load_checkpoint
 from sagan.config import load_config
-from sagan.convert import main as convert_main
+from sagan.commands.convert import main as convert_main
 from sagan.models import Discriminator, Generator, count_parameters
 from studiogan_reference import STUDIOGAN_D_DIMS, RefBigGenerator, RefDiscriminator, make_trained_like, save_run
 

@@ -106,7 +106,7 @@ def test_sample_py_notes_a_checkpoint_whose_ema_draws_unlike_g(tmp_path):
     network's; sample.py says so in one line and names the remedies."""
     from sagan.checkpoint import save_checkpoint
     from sagan.models import Discriminator
-    from sagan.scripts.sample import main as sample_cli
+    from sagan.commands.sample import main as sample_cli
 
     cfg = load_config("demo", overrides=["model.g_ch=16", "model.d_ch=16", "train.ema_start=100",
                                          "train.ema_decay=0.99"])

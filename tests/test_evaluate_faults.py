@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sagan.errors import UserError
 from sagan.metrics import load_ref
 from sagan.metrics.history import append_record, read_records
-from sagan.scripts import evaluate as E
+from sagan.commands import evaluate as E
 from test_metrics_faults import (BLUE, RED, bad, colour_ref, colour_tree, demo_images, inception_calls,  # noqa: F401
                                  run, write_samples)
 
@@ -147,7 +147,7 @@ def test_help_examples_use_run_names_the_trainer_makes():
 
 
 def test_experiments_list_says_no_attention_plainly():
-    from sagan.experiments import main as experiments_cli
+    from sagan.commands.experiments import main as experiments_cli
 
     out = CliRunner().invoke(experiments_cli, ["list"]).output
     line = next(line for line in out.splitlines() if line.strip().startswith("no_attention"))

@@ -18,7 +18,7 @@ from conftest import TINY_TRAIN, random_image_tree
 from sagan.checkpoint import load_checkpoint
 from sagan.config import load_config
 from sagan.errors import UserError
-from sagan.experiments import main as experiments_cli
+from sagan.commands.experiments import main as experiments_cli
 from sagan.experiments.definitions import build_variant, select_variants, variant_names
 from sagan.metrics.history import read_records
 
@@ -145,8 +145,9 @@ def test_a_killed_experiment_resumes(tmp_path, tiny_base, demo_ref, inception_we
     args = ["run", "stabilisation", "--base", str(tiny_base), "--steps", "4", "--eval-every", "2", "--num-samples",
             "10", "--variants", "sn_d_only,sn_gd", "--ref", str(demo_ref), "--inception-weights",
             str(inception_weights_file), "--outdir", str(out), "--no-progress"]
-    proc = subprocess.Popen([sys.executable, "-m", "sagan.experiments", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc = subprocess.Popen([sys.executable, "-m", "sagan.commands.experiments", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
     t0 = time.time()
     while not (out / "sn_gd" / "checkpoints" / "last.pt").exists():  # the second variant's first checkpoint
         assert proc.poll() is None, proc.stderr.read()[-2000:]

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from test_experiments import tiny_base  # noqa: F401 (the fixture: demo at narrow widths)
-from sagan.experiments import main as experiments_cli
+from sagan.commands.experiments import main as experiments_cli
 from sagan.experiments.definitions import PAPER_VALUES, build_variant, variant_names
 
 

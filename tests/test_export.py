@@ -301,7 +301,7 @@ def test_hubconf_finds_a_relative_checkpoint_in_the_working_directory_then_the_r
 
 
 def test_converted_studiogan_checkpoint_exports_to_onnx_equal_to_studiogan(tmp_path):
-    from sagan.convert import main as convert_main
+    from sagan.commands.convert import main as convert_main
     from studiogan_reference import RefGenerator, RefDiscriminator, make_trained_like, save_run
 
     torch.manual_seed(0)

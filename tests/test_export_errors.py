@@ -42,8 +42,8 @@ def test_a_mismatch_is_an_error_and_writes_nothing(tiny_run, tmp_path, monkeypat
 def test_a_file_that_is_not_a_checkpoint_is_one_line_through_python_m(tmp_path):
     bad = tmp_path / "notes.pt"
     bad.write_text("not a checkpoint\n")
-    r = subprocess.run([sys.executable, "-m", "sagan.export", "--checkpoint", str(bad), "--format", "onnx", "--out",
-                        str(tmp_path / "G.onnx")], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "sagan.commands.export", "--checkpoint", str(bad), "--format", "onnx",
+                        "--out", str(tmp_path / "G.onnx")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "notes.pt" in lines[0], r.stderr

@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from sagan.errors import UserError
-from sagan.scripts.train import main as train_cli
+from sagan.commands.train import main as train_cli
 from sagan.training.fit import _live_peak, parse_memory
 
 TINY = ["model.g_ch=16", "model.d_ch=16", "data.demo_size=64", "train.batch_size=8", "train.num_workers=0"]

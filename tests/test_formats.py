@@ -25,7 +25,7 @@ from sagan.data.formats import find_format, register_format, registered_formats
 from sagan.data.formats.source import ArrayReader
 from sagan.data.images import resize_square
 from sagan.data.formats.packed import MANIFEST
-from sagan.data.cli import main as prepare_cli
+from sagan.commands.prepare import main as prepare_cli
 from sagan.data.prepare import pack, summary
 from sagan.data.stream import open_training_data
 from sagan.errors import UserError
@@ -48,8 +48,8 @@ def one_line(call, *args, **kwargs) -> str:
 
 
 def run_prepare(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sagan.prepare", *args, "--quiet"], capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "sagan.commands.prepare", *args, "--quiet"], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -91,10 +91,10 @@ def test_a_new_format_is_one_registration_that_open_dataset_and_the_packer_both_
 
 
 def test_entry_points_reach_the_packer():
-    import sagan.prepare
+    import sagan.commands.prepare
 
-    assert sagan.prepare.main is prepare_cli and sagan.prepare.pack is pack
-    result = subprocess.run([sys.executable, "-m", "sagan.prepare", "--help"], capture_output=True, text=True,
+    assert sagan.commands.prepare.main is prepare_cli and sagan.commands.prepare.pack is pack
+    result = subprocess.run([sys.executable, "-m", "sagan.commands.prepare", "--help"], capture_output=True, text=True,
                             cwd=REPO, timeout=60)
     assert result.returncode == 0 and "cifar-10-batches-py" in result.stdout and "--split" in result.stdout
 
@@ -586,7 +586,7 @@ def test_data_split_and_labels_reach_the_training_data(tmp_path):
 
 def test_reference_statistics_of_the_cifar_test_split(tmp_path, inception_weights_file):
     from sagan.metrics import load_ref
-    from sagan.scripts.evaluate import main as evaluate_cli
+    from sagan.commands.evaluate import main as evaluate_cli
 
     src = tmp_path / "cifar-10-batches-py"
     write_cifar10(src)

@@ -1,7 +1,7 @@
 """The package's layers, declared in ``.importlinter`` and checked here: one dependency direction (errors /
 io / registries -> config -> checkpoint and run-folder formats -> models -> data / augment / sampling /
-metrics -> training -> export / convert / experiments / prepare -> scripts), leaves that stay leaves,
-click only in the commands; and no import of a sagan module hidden inside a function (an upward import,
+metrics -> training -> export / convert / experiments / serve -> commands), leaves that stay leaves,
+click only in sagan.commands; and no import of a sagan module hidden inside a function (an upward import,
 lazy or not, fails here)."""
 
 from __future__ import annotations
@@ -56,3 +56,13 @@ def test_the_scan_finds_a_hidden_import(tmp_path):
     (pkg / "m.py").write_text("import json\n\ndef f():\n    import onnx\n    from .checkpoint import x\n    "
                               "import sagan.models\n    return x\n")
     assert function_local_sagan_imports(pkg) == ["sagan/m.py:5", "sagan/m.py:6"]
+
+
+def test_every_top_level_module_is_in_a_layer():
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    layered = {name.strip() for line in config["importlinter:contract:layers"]["layers"].split("\n")
+               for name in line.split(":") if name.strip()}
+    modules = {f"sagan.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    packages = {f"sagan.{p.parent.name}" for p in PACKAGE.glob("*/__init__.py")}
+    assert sorted((modules | packages) - layered) == []

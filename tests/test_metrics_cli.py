@@ -17,7 +17,7 @@ from sagan.errors import UserError
 from sagan.metrics.evaluation import sample_features
 from sagan.metrics.session import open_session
 from sagan.sampling.latents import class_balanced_labels, model_classes
-from sagan.scripts.evaluate import main
+from sagan.commands.evaluate import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -71,7 +71,7 @@ def test_stats_from_folder_tree(ref):
 
 
 def test_stats_from_packed_dataset_equal_tree(tree, ref, weights, tmp_path):
-    from sagan.prepare import pack
+    from sagan.data.prepare import pack
 
     pack(tree, tmp_path / "packed", resolution=RES, workers=0, progress=False)
     run(["stats", "--data", tmp_path / "packed", "--out", tmp_path / "p.npz", "--inception-weights", weights,

@@ -20,7 +20,7 @@ from sagan.metrics import class_frechet_distance, load_ref
 from sagan.metrics.evaluation import sample_features
 from sagan.metrics.history import read_records
 from sagan.metrics import session as S
-from sagan.scripts import evaluate as E
+from sagan.commands import evaluate as E
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -243,7 +243,7 @@ def _stats_without_precheck(tree: Path, out: Path) -> subprocess.CompletedProces
     """evaluate.py stats in a child process (a SIGBUS would kill pytest itself) with the free-space
     pre-check disabled, as if the disk filled up after it."""
     script = (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); "
-              "import metrics_utils, sagan.scripts.evaluate as E, sagan.metrics.evaluation as ev, "
+              "import metrics_utils, sagan.commands.evaluate as E, sagan.metrics.evaluation as ev, "
               "sagan.metrics.session as S; "
               "S.load_inception = metrics_utils.tiny_inception_loader(); "
               "ev.check_reference_space = lambda *a, **k: None; "

@@ -27,7 +27,7 @@ from sagan.metrics.history import append_record, read_records
 from sagan.scores.kid import kernel_inception_distance, kid_subset_size
 from sagan.scores.prdc import precision_recall_density_coverage
 from sagan.metrics.report import markdown
-from sagan.scripts.evaluate import main as evaluate_main
+from sagan.commands.evaluate import main as evaluate_main
 
 
 def run_cli(args, ok=True):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import TINY_TRAIN
 from sagan.checkpoint import load_checkpoint
-from sagan.experiments import main as experiments_cli
+from sagan.commands.experiments import main as experiments_cli
 from sagan.experiments.runner import EXPERIMENT_METRICS
 
 

@@ -21,8 +21,8 @@ from metrics_utils import calibrated_inception_state, save_state, smooth_images,
 from sagan import plugins
 from sagan.plugins import env_plugins, plugin_arguments
 from sagan.registry import LOSSES, METRICS
-from sagan.scripts.evaluate import main as evaluate_cli
-from sagan.scripts.train import main as train_cli
+from sagan.commands.evaluate import main as evaluate_cli
+from sagan.commands.train import main as train_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.g_ch=16", "model.d_ch=16", "data.demo_size=64", "train.batch_size=8", "train.log_every=1",

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import sagan.data.prepare as prepare
-from sagan.data.cli import main as prepare_cli
+from sagan.commands.prepare import main as prepare_cli
 from sagan.data import open_dataset
 from sagan.data.formats.packed import IMAGES, MANIFEST, PROGRESS, SKIPPED
 from sagan.errors import UserError

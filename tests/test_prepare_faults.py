@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import sagan.data.prepare as prepare
-from sagan.data.cli import main as prepare_cli
+from sagan.commands.prepare import main as prepare_cli
 from sagan.data import FolderDataset, open_dataset
 from sagan.data.images import printable, scan_class_tree
 from sagan.data.formats.packed import IMAGES, LABELS, MANIFEST, PROGRESS, SKIPPED, SlotWriter
@@ -54,8 +54,8 @@ def _one_line(e: BaseException) -> str:
 
 
 def _run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sagan.prepare", *args, "--quiet"], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "sagan.commands.prepare", *args, "--quiet"], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ def test_ctrl_c_stops_workers_and_resumes(tmp_path):
     src = _tree(tmp_path / "src", {"a": 12, "b": 12})
     out = tmp_path / "out"
     # each chunk takes 0.3 s more (the forked workers inherit the patch), so Ctrl-C lands mid-run
-    script = ("import sys, time; import sagan.data.prepare as p; from sagan.data.cli import main; "
+    script = ("import sys, time; import sagan.data.prepare as p; from sagan.commands.prepare import main; "
               "real = p._pack_chunk; p._pack_chunk = lambda task: (time.sleep(0.3), real(task))[1]; main()")
     proc = subprocess.Popen([sys.executable, "-c", script, "--source", str(src), "--out", str(out), "--resolution",
                              str(R), "--workers", "2", "--chunk-size", "2", "--quiet"], cwd=REPO,

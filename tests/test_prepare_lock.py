@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import random_image_tree
-from sagan.data.cli import main as prepare_cli
+from sagan.commands.prepare import main as prepare_cli
 from sagan.io import exclusive_lock
 
 HOLDER = """

@@ -171,7 +171,7 @@ def test_train_py_trains_the_cifar10_preset(tmp_path):
     from click.testing import CliRunner
 
     from sagan.checkpoint import load_checkpoint
-    from sagan.scripts.train import main as train_cli
+    from sagan.commands.train import main as train_cli
 
     run = tmp_path / "run"
     r = CliRunner().invoke(train_cli, ["--config", "cifar10", "--outdir", str(run), "--max-steps", "2",
@@ -204,7 +204,7 @@ def test_train_help_lists_every_preset_from_the_configs_folder_and_unconditional
     from click.testing import CliRunner
 
     from sagan.config import CONFIG_DIR
-    from sagan.scripts.train import main as train_cli
+    from sagan.commands.train import main as train_cli
 
     text = " ".join(CliRunner().invoke(train_cli, ["--help"]).output.split())
     presets = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))

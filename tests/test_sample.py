@@ -16,7 +16,7 @@ from sagan.models import Discriminator, Generator
 from sagan.sampling.draw import generate, interpolation_inputs, parse_classes, spread_classes
 from sagan.sampling.sets import MARKER, class_folder_names
 from sagan.sampling.latents import class_balanced_labels, sample_latents
-from sagan.scripts.sample import main
+from sagan.commands.sample import main
 from sagan.sampling.viz import QUERY_COLOURS, attention_overlay
 
 from model_utils import spread_class_conditioning
@@ -234,7 +234,7 @@ def test_corrupt_checkpoint_and_unwritable_output(ckpt, tmp_path):
 def test_write_failure_mid_run_is_one_line(ckpt, tmp_path, monkeypatch):
     import errno
 
-    import sagan.scripts.sample as script
+    import sagan.commands.sample as script
 
     def full_disk(img, path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -348,7 +348,7 @@ def test_overwrite_refuses_to_clear_what_is_not_a_sample_folder(ckpt, tmp_path, 
 # that the writes themselves meet the full disk.
 FULL_DISK_CHILD = """
 import sys
-import sagan.io, sagan.sampling.sets, sagan.scripts.sample as script
+import sagan.io, sagan.sampling.sets, sagan.commands.sample as script
 if sys.argv[1] == "late":
     for module in (sagan.io, sagan.sampling.sets, script):
         module.check_free_space = lambda *args, **kwargs: None
@@ -377,7 +377,7 @@ def test_npz_on_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_disk, whe
 
 @pytest.mark.parametrize("when", ["checked", "late"])
 def test_png_folder_on_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_disk, monkeypatch, when):
-    import sagan.scripts.sample as script
+    import sagan.commands.sample as script
 
     disk = small_disk("256k")  # 200 PNGs take 200 blocks of 4 KB
     if when == "late":
@@ -392,7 +392,7 @@ def test_png_folder_on_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_di
 
 @pytest.mark.parametrize("target", ["grid.png", "s.npz", "pngs/", "sub/grid.png"])
 def test_read_only_output_is_one_line_before_sampling(ckpt, read_only_dir, monkeypatch, target):
-    import sagan.scripts.sample as script
+    import sagan.commands.sample as script
 
     def no_sampling(*args, **kwargs):
         raise AssertionError("sampled before checking the output location")

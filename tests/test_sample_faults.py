@@ -102,7 +102,7 @@ def killed(tmp, *args, **kwargs):
     original(tmp, *args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)  # mid-write: the temp folder holds the full-size images
 S._write_npy_members = killed
-import sagan.scripts.sample as script
+import sagan.commands.sample as script
 script.main(sys.argv[1:])
 """
 
@@ -148,7 +148,7 @@ def test_long_class_names_write_a_png_folder(tmp_path):
 def test_no_progress_bar_in_a_log_file(ckpt, tmp_path):
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "sagan.scripts.sample", "--checkpoint", str(ckpt), "--out",
+        proc = subprocess.run([sys.executable, "-m", "sagan.commands.sample", "--checkpoint", str(ckpt), "--out",
                                str(tmp_path / "s.npz"), "--num-samples", "40", "--batch-size", "8",
                                "--device", "cpu"], stdout=f, stderr=subprocess.STDOUT, timeout=300)
     text = log.read_text()

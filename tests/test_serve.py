@@ -17,12 +17,12 @@ from export_utils import NAMES, STEP, write_run
 from export_utils import run as export_run
 from sagan.config import load_config
 from sagan.sampling.viz import upscale_factor
-from sagan.scripts.sample import main as sample_cli
+from sagan.commands.sample import main as sample_cli
 
 gr = pytest.importorskip("gradio")
 
 from sagan.serve.app import build_app, model_page  # noqa: E402
-from sagan.serve.cli import main as serve_cli  # noqa: E402
+from sagan.commands.serve import main as serve_cli  # noqa: E402
 from sagan.serve.model import MAX_IMAGES, load_served  # noqa: E402
 
 TINY = ["model.g_ch=16", "model.d_ch=16"]

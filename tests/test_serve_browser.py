@@ -22,7 +22,7 @@ from PIL import Image
 
 from export_utils import NAMES, write_run
 from sagan.config import load_config
-from sagan.scripts.sample import main as sample_cli
+from sagan.commands.sample import main as sample_cli
 
 pytest.importorskip("gradio")
 pytest.importorskip("selenium", reason="needs selenium: pip install -e '.[test]'")
@@ -61,15 +61,16 @@ def browser():
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """``python -m sagan.serve`` on a tiny run, on a free port of 127.0.0.1; yields (url, run folder)."""
+    """``python -m sagan.commands.serve`` on a tiny run, on a free port of 127.0.0.1; yields (url, run folder)."""
     run = write_run(tmp_path_factory.mktemp("run"), load_config("demo", overrides=["model.g_ch=16", "model.d_ch=16"]))
     port = free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
     log = tmp_path_factory.mktemp("log") / "serve.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sagan.serve", "--checkpoint", str(run), "--port", str(port),
-                                 "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "sagan.commands.serve", "--checkpoint", str(run),
+                                 "--port", str(port), "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT,
+                                env=env)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 120

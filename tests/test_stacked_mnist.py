@@ -18,7 +18,7 @@ from sagan.config import TrainConfig
 from sagan.data import open_dataset
 from sagan.data.formats.mnist import resize_grey
 from sagan.experiments import definitions
-from sagan.experiments import main as experiments_cli
+from sagan.commands.experiments import main as experiments_cli
 from sagan.experiments.definitions import build_variant, variant_names
 from sagan.experiments.modes import (RELIABLE_ACCURACY, accuracy, image_modes, mode_coverage, mode_ids,
                                      train_classifier)

@@ -53,7 +53,7 @@ def test_threads_is_a_config_key_with_automatic_default(tiny_cfg):
 
 
 def test_train_py_threads_sets_torch_threads_and_says_so(tmp_path, monkeypatch):
-    from sagan.scripts.train import main as train_cli
+    from sagan.commands.train import main as train_cli
 
     import sagan.threads
 
@@ -72,9 +72,9 @@ def test_train_py_threads_sets_torch_threads_and_says_so(tmp_path, monkeypatch):
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("command", ["sagan.scripts.train:main", "sagan.scripts.sample:main",
-                                     "sagan.scripts.evaluate:stats", "sagan.scripts.evaluate:metrics",
-                                     "sagan.experiments.cli:run"])
+@pytest.mark.parametrize("command", ["sagan.commands.train:main", "sagan.commands.sample:main",
+                                     "sagan.commands.evaluate:stats", "sagan.commands.evaluate:metrics",
+                                     "sagan.commands.experiments:run"])
 def test_every_command_takes_threads(command):
     import importlib
 

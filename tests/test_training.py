@@ -24,7 +24,7 @@ from sagan.training.ema import EMA
 from sagan.training.losses import LOSSES
 from sagan.models import Generator
 from sagan.sampling.viz import caption_strip_width
-from sagan.scripts.train import main as train_cli
+from sagan.commands.train import main as train_cli
 from sagan.training import EpochBatchSampler, TrainingDiverged, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -324,7 +324,7 @@ def test_redirected_output_gets_log_lines_and_no_progress_bar_fragments(tmp_path
     the bar would have summed up are printed instead."""
     from click.testing import CliRunner
 
-    from sagan.scripts.train import main as train_cli
+    from sagan.commands.train import main as train_cli
 
     r = CliRunner().invoke(train_cli, ["--outdir", str(tmp_path / "run"), "--max-steps", "2", "--batch-size", "4",
                                        "--set", "model.g_ch=16", "--set", "model.d_ch=16", "--set", "data.demo_size=8"],

@@ -19,7 +19,7 @@ from sagan.checkpoint import load_checkpoint, save_checkpoint
 from sagan.models import load_generator
 from sagan.errors import CheckpointError
 from sagan.io import link_atomic
-from sagan.scripts.sample import main as sample_cli
+from sagan.commands.sample import main as sample_cli
 from test_training import REPO, TINY_CLI, cli, one_line_error, tiny, wait_for
 from sagan.training import train
 
@@ -89,7 +89,7 @@ def test_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previous(
 def test_full_disk_on_a_real_small_file_system(small_disk, tmp_path):
     disk = small_disk("4m")  # config, events and one grid fit; a ~5 MB checkpoint does not
     result = CliRunner().invoke(
-        __import__("sagan.scripts.train", fromlist=["main"]).main,
+        __import__("sagan.commands.train", fromlist=["main"]).main,
         ["--outdir", str(disk / "run"), *TINY_CLI, "--max-steps", "1", "--no-progress"], catch_exceptions=False)
     err = final_error(result)
     assert "disk full" in err and str(disk / "run" / "checkpoints") in err

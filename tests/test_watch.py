@@ -14,7 +14,7 @@ from sagan.models import load_generator
 from sagan.config import load_config
 from sagan.errors import CheckpointError, ConfigError
 from sagan.metrics.history import read_records
-from sagan.scripts.sample import main as sample_cli
+from sagan.commands.sample import main as sample_cli
 from sagan.training import train
 from sagan.training.watch import RunWatch
 

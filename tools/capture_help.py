@@ -22,7 +22,7 @@ from click.testing import CliRunner
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "cli"
 WIDTH = 100
-MODULE_COMMANDS = {"python -m sagan.augment": "sagan.augment.cli:main"}
+MODULE_COMMANDS = {"python -m sagan.commands.augment": "sagan.commands.augment:main"}
 
 
 def commands() -> dict[str, str]:
@@ -34,6 +34,11 @@ def commands() -> dict[str, str]:
         name, target = (part.strip() for part in line.split("=", 1))
         scripts[name] = target
     return {**scripts, **MODULE_COMMANDS}
+
+
+def help_stem(prog: str) -> str:
+    """The file stem of a command's help: ``sagan-train``; ``python -m sagan.commands.augment`` -> ``sagan-augment``."""
+    return prog.replace("python -m ", "").replace("sagan.commands.", "sagan-").replace(".", "-")
 
 
 def _load(target: str) -> click.Command:
@@ -54,7 +59,7 @@ def captured() -> dict[str, str]:
     texts = {}
     for prog, target in commands().items():
         command = _load(target)
-        stem = prog.replace("python -m ", "").replace(".", "-")
+        stem = help_stem(prog)
         texts[f"{stem}.txt"] = _help(command, prog, [])
         if isinstance(command, click.Group):
             for sub in sorted(command.commands):

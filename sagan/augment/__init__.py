@@ -6,7 +6,7 @@
                  color, each with a probability p that follows D's overfitting signal
 
 ``diffaugment(x, policy, gen)`` applies one DiffAugment policy to a batch in [-1, 1];
-``python -m sagan.augment preview`` shows real images beside their augmented versions. Adding an
+``python -m sagan.commands.augment preview`` shows real images beside their augmented versions. Adding an
 augmentation: one module with an :class:`Augment` subclass and one :func:`register_augment` line,
 imported below.
 """

@@ -1,10 +1,7 @@
 """Start from released weights: convert other codebases' checkpoints into sagan checkpoints.
 
-``python -m sagan.convert studiogan --ckpt-dir DIR --out FILE.pt`` (also ``sagan-convert``) turns
+``sagan-convert studiogan --ckpt-dir DIR --out FILE.pt`` (also ``python -m sagan.commands.convert``) turns
 PyTorch-StudioGAN's SAGAN files into one checkpoint that ``sample.py``, ``evaluate.py`` and
-``train.py --resume`` accept (:mod:`sagan.convert.studiogan` has the mapping).
+``train.py --resume`` accept (:mod:`sagan.convert.studiogan` has the mapping; the command line is
+:mod:`sagan.commands.convert`).
 """
-
-from .cli import main
-
-__all__ = ["main"]

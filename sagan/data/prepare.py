@@ -1,5 +1,6 @@
 """Pack any dataset folder sagan reads (a class-per-folder tree such as ImageNet train, a flat folder,
 CIFAR, a Hugging Face dataset: see sagan.data.formats) into the packed format of sagan.data.formats.packed.
+This is the library; its command line, ``sagan-prepare``, is :mod:`sagan.commands.prepare`.
 
 The source's format lists its images (a :class:`~sagan.data.formats.source.Source`); every image is
 decoded with PIL, EXIF-rotated, converted to RGB, centre-cropped to a square and resized with PIL's

@@ -1,6 +1,6 @@
 """Use a trained generator anywhere: ONNX, TorchScript, a Hugging Face Hub folder.
 
-``sagan-export --checkpoint RUN --format onnx|torchscript|hf --out PATH`` (also ``python -m sagan.export``):
+``sagan-export --checkpoint RUN --format onnx|torchscript|hf --out PATH`` (also ``python -m sagan.commands.export``):
 
     fold.py         spectral norm folded into plain weights, BN statistics baked in, plain-op attention
     check.py        the fixed check batch every export must reproduce before it is written

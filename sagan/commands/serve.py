@@ -1,4 +1,4 @@
-"""``sagan-serve`` / ``python -m sagan.serve``: the web page of a trained generator on this machine."""
+"""``sagan-serve`` / ``python -m sagan.commands.serve``: the web page of a trained generator on this machine."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import os
 import click
 
 from ..errors import report_user_errors
-from ..scripts.options import Command, device_option, parse_device
-from .app import launch, model_page, require_gradio
-from .model import load_served
+from ..serve.app import launch, model_page, require_gradio
+from ..serve.model import load_served
+from .options import Command, device_option, parse_device
 
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -1,4 +1,8 @@
-"""``sagan-prepare`` (``python -m sagan.prepare``): the packer's command line (the packer: ``sagan.data.prepare``)."""
+"""``sagan-prepare`` (``python -m sagan.commands.prepare``): the packer's command line.
+
+This module parses options and prints; the packer itself (``pack``, ``summary``, resumable chunks) is the
+library module :mod:`sagan.data.prepare`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ import click
 
 from ..errors import report_user_errors
 from ..io import printable
-from ..scripts.options import Command
-from .formats.packed import PROGRESS
-from .prepare import CHUNK_SIZE, pack, summary
+from ..data.formats.packed import PROGRESS
+from ..data.prepare import CHUNK_SIZE, pack, summary
+from .options import Command
 
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,7 +41,7 @@ def main(source, out, resolution, workers, chunk_size, quiet, split, labels):
 
     \b
     Examples:
-      python -m sagan.prepare --source ~/imagenet/train --out ~/data/imagenet128 --resolution 128
+      sagan-prepare --source ~/imagenet/train --out ~/data/imagenet128 --resolution 128
       sagan-prepare --source ./my_images --out ./data/mine64 --resolution 64 --workers 8
       sagan-prepare --source ./digits --out ./data/digits          # at the images' own size (e.g. 32px)
       sagan-prepare --source ~/data/cifar-10-batches-py --out ~/data/cifar10-packed
@@ -63,3 +67,6 @@ def main(source, out, resolution, workers, chunk_size, quiet, split, labels):
         sys.exit(130)
     click.echo(summary(manifest, Path(out)))
 
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""``python -m sagan.experiments`` / ``sagan-experiments``: run and report the paper's experiments."""
+"""``python -m sagan.commands.experiments`` / ``sagan-experiments``: run and report the paper's experiments."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import sys
 import click
 
 from ..errors import UserError, report_user_errors
-from ..scripts.options import Group, inception_weights_option, threads_option, use_threads
-from .stacked_mnist import NUM_SAMPLES, TRAIN_SIZE, run_stacked_mnist
-from .definitions import build_variant, experiment_names, variant_names
-from .report import write_summary
-from .runner import run_experiment
+from ..experiments.stacked_mnist import NUM_SAMPLES, TRAIN_SIZE, run_stacked_mnist
+from ..experiments.definitions import build_variant, experiment_names, variant_names
+from ..experiments.report import write_summary
+from ..experiments.runner import run_experiment
+from .options import Group, inception_weights_option, threads_option, use_threads
 
 
 
@@ -32,7 +32,7 @@ def main():
       # a subset of variants, reference statistics you already have
       sagan-experiments run attention --variants no_attention,feat16 --ref ref.npz --outdir runs/exp-a
       # days on GPUs: the paper preset on ImageNet (packed with sagan-prepare), 8 GPUs per variant
-      accelerate launch --num_processes 8 -m sagan.experiments run stabilisation --base imagenet128 \\
+      accelerate launch --num_processes 8 -m sagan.commands.experiments run stabilisation --base imagenet128 \\
           --data data/imagenet128 --steps 1000000 --eval-every 20000 --num-samples 10000 --outdir runs/exp-stab
       # the DiffAugment paper's CIFAR-10 comparison for SAGAN (cifar10 preset, data packed with sagan-prepare)
       sagan-experiments run small_data --base cifar10 --data data/cifar10 --steps 100000 --eval-every 5000 \\
@@ -153,3 +153,7 @@ def report(outdir):
     paths = write_summary(outdir)
     click.echo(paths["md"].read_text())
     click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""``sagan-export`` / ``python -m sagan.export``: a checkpoint's generator as ONNX, TorchScript or a
+"""``sagan-export`` / ``python -m sagan.commands.export``: a checkpoint's generator as ONNX, TorchScript or a
 Hugging Face Hub folder."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import click
 
 from ..errors import report_user_errors
-from ..scripts.options import Command, RegistryChoice, live_help_option, seed_option, standing_batches_option
-from .exporter import EXPORT_BN_MODES, export_checkpoint
-from .formats import FORMATS
+from ..export.exporter import EXPORT_BN_MODES, export_checkpoint
+from ..export.formats import FORMATS
+from .options import Command, RegistryChoice, live_help_option, seed_option, standing_batches_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -59,3 +59,7 @@ def main(checkpoint, fmt, out, no_ema, bn_stats, standing_batches, seed, check_i
     for note in result.notes:
         click.echo(note, err=True)
     click.echo(result.summary())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,12 @@
-"""``python -m sagan.convert`` / ``sagan-convert``: released weights -> a sagan checkpoint."""
+"""``python -m sagan.commands.convert`` / ``sagan-convert``: released weights -> a sagan checkpoint."""
 
 from __future__ import annotations
 
 import click
 
 from ..errors import report_user_errors
-from ..scripts.options import Group, set_option
-from .studiogan import convert_studiogan, describe
+from ..convert.studiogan import convert_studiogan, describe
+from .options import Group, set_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -17,7 +17,7 @@ def main():
 
     \b
     Examples:
-      python -m sagan.convert studiogan --ckpt-dir ~/Downloads/ImageNet-SAGAN --out sagan_studiogan.pt
+      sagan-convert studiogan --ckpt-dir ~/Downloads/ImageNet-SAGAN --out sagan_studiogan.pt
       python sample.py --checkpoint sagan_studiogan.pt --out grid.png --classes 1,207,360,980
       python evaluate.py metrics --ref refs/imagenet128_train.npz --checkpoint sagan_studiogan.pt --out report.json
     """
@@ -46,12 +46,12 @@ def studiogan(ckpt_dir, out, which, config, overrides, class_names, overwrite):
 
     \b
     Examples:
-      python -m sagan.convert studiogan --ckpt-dir ~/Downloads/ImageNet-SAGAN --out sagan_studiogan.pt
-      python -m sagan.convert studiogan --ckpt-dir ~/Downloads/CIFAR10-SAGAN --config cifar10 --out cifar10.pt
-      python -m sagan.convert studiogan --ckpt-dir ~/Downloads/CIFAR10-SNGAN --out sngan.pt    # inferred
-      python -m sagan.convert studiogan --ckpt-dir ~/Downloads/ImageNet-BigGAN-256 --config biggan128 --out biggan.pt
-      python -m sagan.convert studiogan --ckpt-dir RUN/checkpoints --which current --out last.pt
-      python -m sagan.convert studiogan --ckpt-dir DIR --out x.pt --class-names imagenet_classes.txt
+      sagan-convert studiogan --ckpt-dir ~/Downloads/ImageNet-SAGAN --out sagan_studiogan.pt
+      sagan-convert studiogan --ckpt-dir ~/Downloads/CIFAR10-SAGAN --config cifar10 --out cifar10.pt
+      sagan-convert studiogan --ckpt-dir ~/Downloads/CIFAR10-SNGAN --out sngan.pt    # inferred
+      sagan-convert studiogan --ckpt-dir ~/Downloads/ImageNet-BigGAN-256 --config biggan128 --out biggan.pt
+      sagan-convert studiogan --ckpt-dir RUN/checkpoints --which current --out last.pt
+      sagan-convert studiogan --ckpt-dir DIR --out x.pt --class-names imagenet_classes.txt
 
     The result is exactly StudioGAN's function in eval mode (BN running statistics, stored SN vectors).
     It has no optimizer state: `train.py --resume FILE.pt` fine-tunes with fresh Adam moments.
@@ -62,3 +62,7 @@ def studiogan(ckpt_dir, out, which, config, overrides, class_names, overwrite):
     for line in describe(result):
         click.echo(line)
     click.echo(f"next: python sample.py --checkpoint {result.out} --out grid.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""``python -m sagan.augment preview``: real images beside their augmented versions (what D sees)."""
+"""``python -m sagan.commands.augment preview``: real images beside their augmented versions (what D sees)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from ..data.formats.packed import MANIFEST
 from ..errors import UserError, report_user_errors
 from ..sampling import to_uint8
 from ..sampling.viz import image_grid, save_png, upscale_factor
-from ..scripts.options import Group
-from . import ada_pipeline, diffaugment, parse_policy
+from ..augment import ada_pipeline, diffaugment, parse_policy
+from .options import Group
 
 
 def preview_grid(images: torch.Tensor, augment, copies: int, seed: int) -> torch.Tensor:
@@ -44,8 +44,8 @@ def main():
 
     \b
     Examples:
-      python -m sagan.augment preview --data data/cifar10 --policy color,translation,cutout --out grid.png
-      python -m sagan.augment preview --augment ada --p 0.8 --out ada.png        # the built-in demo data
+      python -m sagan.commands.augment preview --data data/cifar10 --policy color,translation,cutout --out grid.png
+      python -m sagan.commands.augment preview --augment ada --p 0.8 --out ada.png        # the built-in demo data
     """
 
 
@@ -76,3 +76,7 @@ def preview(data, resolution, kind, policy, p, num, copies, seed, out):
     path = save_png(grid, out)
     what = f"ADA p={p:g}" if kind == "ada" else f"DiffAugment {policy}"
     click.echo(f"wrote {path}: {len(items)} real images (first column) and {copies} versions each ({what})")
+
+
+if __name__ == "__main__":
+    main()

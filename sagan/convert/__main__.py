@@ -1,6 +1,0 @@
-"""``python -m sagan.convert``."""
-
-from .cli import main
-
-if __name__ == "__main__":
-    main(prog_name="python -m sagan.convert")
