@@ -190,7 +190,7 @@ def peer_lost_message(lost: str, trainer, outdir) -> str:
     at = f" at step {trainer.step}" if trainer is not None and hasattr(trainer, "step") else ""
     steps = step_files(Path(where) / CHECKPOINT_DIR) if where is not None else {}
     kept = (f"the checkpoints are intact (the last at step {max(steps)}): continue with the same launch command and "
-            f"--resume {where}" if steps else f"no checkpoint was written yet: start again"
+            f"--resume {where}" if steps else "no checkpoint was written yet: start again"
             + (f" with --resume {where}" if where is not None else ""))
     return f"{lost}{at}, so this one stopped too; {kept}"
 

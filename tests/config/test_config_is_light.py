@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # the packages a config's validation must not import: they build networks, draw samples, train or export
 FORBIDDEN = ("sagan.training", "sagan.export", "sagan.experiments", "sagan.convert", "sagan.serve",
-             "sagan.commands", "sagan.scripts", "sagan.models", "sagan.sampling", "sagan.metrics")
+             "sagan.commands", "sagan.models", "sagan.sampling", "sagan.metrics")
 
 PROBE = """
 import json, sys

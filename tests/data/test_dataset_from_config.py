@@ -16,7 +16,7 @@ from sagan.data import dataset_from_config, find_format, open_dataset, open_foun
 from sagan.data.formats import OpenRequest
 from sagan.data.stream import open_training_data
 from sagan.registry import DATASET_FORMATS
-from sagan.scripts.train import main as train_cli
+from sagan.commands.train import main as train_cli
 
 TINY = ["model.g_ch=16", "model.d_ch=16", "train.batch_size=8", "train.num_workers=0"]
 
