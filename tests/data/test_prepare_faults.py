@@ -59,7 +59,7 @@ def _run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 # --------------------------------------------------------------------------------------------------
-# 1. symlinks: each real folder and file once, loops and repeats reported
+# symlinks: each real folder and file packed once, loops and repeats reported
 
 
 def test_loop_back_to_the_class_folder_packs_each_image_once(tmp_path):
@@ -128,7 +128,7 @@ def test_class_folder_linked_twice_names_the_repeat(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# 2. a full disk: one line, no SIGBUS, no hang, nothing partial that keeps the disk full
+# a full disk: one line, no SIGBUS, no hang, nothing partial that keeps the disk full
 
 
 def _fill(disk: Path, leave: int) -> None:
@@ -207,7 +207,7 @@ def test_disk_full_before_any_chunk_gives_the_space_back(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------------
-# 2b. dead workers are reported, Ctrl-C still stops everything and resumes
+# dead workers are reported, Ctrl-C still stops everything and resumes
 
 
 class _Deadline:
@@ -285,7 +285,7 @@ def test_ctrl_c_stops_workers_and_resumes(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# 3. names that are not UTF-8 (and control characters) in file and class folder names
+# names that are not UTF-8 (and control characters) in file and class folder names: packed and reported
 
 
 def test_non_utf8_names_are_packed_and_reported(tmp_path, monkeypatch):
@@ -331,7 +331,7 @@ def test_printable_escapes_only_what_cannot_be_printed():
 
 
 # --------------------------------------------------------------------------------------------------
-# 4. nothing decodable, resolutions training cannot use, bad --workers
+# refused in one line: nothing decodable, resolutions training cannot use, bad --workers
 
 
 def test_no_decodable_image_is_refused(tmp_path):
@@ -367,7 +367,7 @@ def test_negative_workers_refused(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# 5. read-only --out, 6. file modes
+# a read-only --out is refused before any work; outputs follow the umask
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def fids_of(run) -> list[tuple[int, float]]:
     return [(r["step"], r["values"]["fid"]) for r in read_records(run / "metrics.jsonl")]
 
 
-# 2 -------------------------------------------------------------------------------------------------
+# a resume in place from an older step or from RUN:best keeps the last state of the branch it leaves ---
 
 
 def test_resume_from_an_older_step_in_place_keeps_the_newest_checkpoint_of_the_branch_left(tmp_path):
@@ -67,7 +67,7 @@ def test_resume_from_run_best_in_place_keeps_the_last_state(tmp_path, monkeypatc
     assert load_checkpoint(f"{run}:best")["step"] == 4 and fids_of(run) == [(2, 5.0), (4, 3.0), (5, 9.0)]
 
 
-# 5 -------------------------------------------------------------------------------------------------
+# best.pt and metrics.jsonl follow the resumed line of ancestry -------------------------------------
 
 
 def test_best_and_history_follow_the_resumed_line_of_ancestry(tmp_path, monkeypatch, demo_ref, inception_weights_file):
@@ -99,7 +99,7 @@ def test_best_and_history_follow_the_resumed_line_of_ancestry(tmp_path, monkeypa
     assert sorted(abandoned) == [(4, 6.0), (6, 4.0), (6, 7.0)]
 
 
-# 6 -------------------------------------------------------------------------------------------------
+# a kill between a checkpoint and its best.pt link is repaired at start-up --------------------------
 
 
 def test_a_kill_between_a_checkpoint_and_its_best_link_is_repaired_at_start_up(tmp_path, monkeypatch, demo_ref,

@@ -53,7 +53,7 @@ def payload_of(path) -> dict:
     return {k: v for k, v in load_checkpoint(path).items() if k not in ("path", "format", "version")}
 
 
-# 1 -------------------------------------------------------------------------------------------------
+# a resume takes the config's optimiser settings over the checkpoint's, and says which --------------
 
 
 def test_overrides_of_optimiser_settings_apply_on_resume(run2, tmp_path):
@@ -69,7 +69,7 @@ def test_overrides_of_optimiser_settings_apply_on_resume(run2, tmp_path):
            "D lr 0.0004 -> 1e-06" in result.stderr
 
 
-# 4 -------------------------------------------------------------------------------------------------
+# a full disk while saving: one line, the previous checkpoint kept, no temp file left ---------------
 
 
 def test_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previous(run2, tmp_path, monkeypatch):
@@ -106,7 +106,7 @@ def test_torch_writer_failure_is_recognised_as_disk_full(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-# 5 -------------------------------------------------------------------------------------------------
+# temp files of a killed run: swept at start-up, never written through ------------------------------
 
 
 def test_stale_temp_files_are_swept_at_start_up(run2, tmp_path):
@@ -131,7 +131,7 @@ def test_linking_never_writes_through_a_stale_temp_link(tmp_path):
     assert older.read_bytes() == b"older checkpoint" and last.read_bytes() == b"newer checkpoint"
 
 
-# 6 -------------------------------------------------------------------------------------------------
+# outputs follow the umask --------------------------------------------------------------------------
 
 
 def test_outputs_follow_the_umask(tmp_path):
@@ -145,7 +145,7 @@ def test_outputs_follow_the_umask(tmp_path):
         assert p.stat().st_mode & 0o777 == 0o644, p
 
 
-# 7, 9, 12 -------------------------------------------------------------------------------------------
+# damaged checkpoints (NaN weights, random bytes, malformed fields, truncation): one whole line -----
 
 
 def test_nan_weights_are_refused_naming_the_tensor(run2, tmp_path):
@@ -201,7 +201,7 @@ def test_truncated_checkpoint_message_is_whole(run2, tmp_path):
     assert str(e.value).endswith("use another checkpoint") and "\n" not in str(e.value)
 
 
-# 10, 11 --------------------------------------------------------------------------------------------
+# a run stopped early: before its first checkpoint, by a second Ctrl-C, by SIGTERM ------------------
 
 
 def test_a_run_killed_before_its_first_checkpoint_can_be_restarted(tmp_path):
@@ -246,7 +246,7 @@ def test_sigterm_exits_143_after_saving_and_the_message_prints_once_with_workers
     assert load_checkpoint(out)["step"] >= 5
 
 
-# 14, 17, 19 ----------------------------------------------------------------------------------------
+# resume refusals and notes: unwritable folders, a finished run, another architecture ---------------
 
 
 def _readonly_mount(path: Path) -> bool:
@@ -287,7 +287,7 @@ def test_resume_with_another_config_blames_the_architecture_not_the_data(run2):
     assert "another architecture" in err and "demo" not in err.split("(")[0]
 
 
-# 8 -------------------------------------------------------------------------------------------------
+# data and checkpoints from elsewhere: undecodable class names, a loose checkpoint ------------------
 
 
 def test_class_folders_with_undecodable_names_train_and_log(tmp_path):

@@ -21,7 +21,7 @@ def events_files(run: Path) -> list[Path]:
     return sorted(run.glob("events.out.tfevents.*"))
 
 
-# 3 -------------------------------------------------------------------------------------------------
+# one trainer per run folder: a lock that kill -9 and a failed start-up release ---------------------
 
 
 def test_a_second_trainer_on_a_locked_run_directory_is_refused_and_kill_9_releases_the_lock(tmp_path):
@@ -57,7 +57,7 @@ def test_the_lock_is_released_when_start_up_fails(tmp_path, monkeypatch):
         pass
 
 
-# 14 ------------------------------------------------------------------------------------------------
+# a start-up killed before any step resumes; one TensorBoard events file per run --------------------
 
 
 def test_a_run_killed_during_start_up_can_be_resumed(tmp_path, monkeypatch):
@@ -90,7 +90,7 @@ def test_one_tensorboard_events_file_per_run_across_resumes(tmp_path):
     assert [e.step for e in ea.Images("samples")] == [5, 6]  # step 3 was on the branch the resume left
 
 
-# 15 ------------------------------------------------------------------------------------------------
+# a resume on other data: other class names noted, another class count refused ----------------------
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_resume_on_data_with_another_class_count_names_both_classes(folder_run, 
     assert load_checkpoint(folder_run)["step"] == 1
 
 
-# 17, 22 --------------------------------------------------------------------------------------------
+# run names and start-up notes for the user's own data ----------------------------------------------
 
 
 def test_runs_on_own_data_are_named_after_config_and_data_and_notes_say_what_to_do(tmp_path, monkeypatch):
@@ -141,7 +141,7 @@ def test_packed_or_demo_data_have_no_folder_note(tmp_path):
     assert "sagan-prepare" not in log and "one class" not in log and "training demo: " in log
 
 
-# 19 ------------------------------------------------------------------------------------------------
+# training grids of small images are upscaled to legible tiles --------------------------------------
 
 
 def test_training_grids_of_a_32px_run_are_upscaled_to_legible_tiles(tmp_path):
