@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
+from gan_step_utils import build_step
 from sagan.config import load_config
 from sagan.models.layers import ConditionalBatchNorm2d
-from sagan.training.losses import d_hinge_loss, g_hinge_loss
 from sagan.models import Discriminator, Generator, count_parameters
 
 from model_utils import spread_class_conditioning
@@ -142,22 +142,13 @@ def test_hierarchical_z_switch(tiny_cfg):
 
 
 def test_hinge_step_changes_weights(tiny_cfg):
-    G, D = Generator.from_config(tiny_cfg), Discriminator.from_config(tiny_cfg)
-    opt_g = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    opt_d = torch.optim.Adam(D.parameters(), lr=4e-4, betas=(0.0, 0.9))
-    g0, d0 = copy.deepcopy(G.state_dict()), copy.deepcopy(D.state_dict())
-    real, y = torch.rand(8, 3, 32, 32) * 2 - 1, torch.randint(0, 10, (8,))
-    fake = G(torch.randn(8, G.z_dim), y)
-    logits = D(torch.cat([real, fake.detach()]), torch.cat([y, y]))
-    d_loss, _, _ = d_hinge_loss(logits[:8], logits[8:])
-    opt_d.zero_grad()
-    d_loss.backward()
-    opt_d.step()
-    g_loss = g_hinge_loss(D(G(torch.randn(8, G.z_dim), y), y))
-    opt_g.zero_grad()
-    g_loss.backward()
-    opt_g.step()
-    for net, before in ((G, g0), (D, d0)):
+    """One update of the production training step (GANStep with the config's hinge loss, SAGAN section 4,
+    and its Adam settings, on an accelerate Accelerator on CPU) moves the weights of both networks."""
+    assert tiny_cfg.train.loss == "hinge"
+    step, stream = build_step(tiny_cfg)
+    g0, d0 = copy.deepcopy(step.G_raw.state_dict()), copy.deepcopy(step.D_raw.state_dict())
+    step(1, stream.next)
+    for net, before in ((step.G_raw, g0), (step.D_raw, d0)):
         changed = [k for k, v in net.state_dict().items() if k.endswith("original") and not torch.equal(v, before[k])]
         assert changed, f"{type(net).__name__} weights did not change"
 
