@@ -21,7 +21,7 @@ from sagan.metrics import FeatureStats, frechet_distance, load_ref, save_ref
 from sagan.metrics import prdc as prdc_module
 from sagan.metrics import registry as R
 from sagan.metrics import session as S
-from sagan.metrics.evaluation import compute_metrics
+from sagan.metrics.evaluation import compute_metrics, sample_features
 from sagan.metrics.fid import fid_bootstrap_interval, fid_of
 from sagan.metrics.history import append_record, read_records
 from sagan.metrics.kid import kernel_inception_distance, kid_subset_size
@@ -227,6 +227,9 @@ def test_a_new_metric_is_one_registration(ref_with_rows, tiny_tree_and_samples, 
         run_cli([*args, "--metrics", "fid,mean_norm", "--out", tmp_path / "report.json"])
         report = json.loads((tmp_path / "report.json").read_text())
         assert report["mean_norm"] > 0 and "mean norm ↓" in (tmp_path / "report.md").read_text()
+        with np.load(samples) as f:  # the value in the report is the new metric of the samples' features
+            feats, _ = sample_features(f["images"], f["labels"], TinyInception(), progress=False)
+        assert report["mean_norm"] == pytest.approx(np.linalg.norm(feats, axis=1).mean(), rel=1e-5)
         gen = manifold_features(12, 8)
         out = compute_metrics(gen, None, ref_with_rows, TinyInception(), metrics=("fid", "mean_norm"))
         assert out["mean_norm"] == pytest.approx(np.linalg.norm(gen, axis=1).mean(), rel=1e-6)
