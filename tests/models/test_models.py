@@ -133,7 +133,7 @@ def test_projection_discriminator_is_psi_of_phi_plus_class_embedding_inner_produ
     torch.testing.assert_close(logits[0] - logits[1], ((E[labels[0]] - E[labels[1]]) * phi).sum(1), rtol=1e-5, atol=1e-4)
 
 
-def test_hierarchical_z_switch(tiny_cfg):
+def test_hierarchical_z_splits_z_into_chunks_beside_a_shared_class_embedding(tiny_cfg):
     cfg = tiny_cfg.replace(model={"hierarchical_z": True, "z_dim": 120, "shared_dim": 32})
     G = Generator.from_config(cfg)
     assert G.z_chunk == 30 and G.shared.weight.shape == (10, 32)
@@ -171,7 +171,7 @@ def test_ema_copy_by_deepcopy_after_forward(tiny_cfg):
     assert torch.equal(G(z, y), G_ema(z, y))
 
 
-def test_channels_last_and_bf16(tiny_cfg):
+def test_channels_last_matches_and_bf16_autocast_stays_finite_with_fp32_power_iteration(tiny_cfg):
     G, D = Generator.from_config(tiny_cfg).eval(), Discriminator.from_config(tiny_cfg).eval()
     z, y = torch.randn(2, G.z_dim), torch.tensor([0, 1])
     with torch.no_grad():

@@ -244,7 +244,7 @@ def test_ema_tracks_exactly_before_start_then_averages_and_copies_buffers():
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_with_accelerate_launch(tmp_path):
+def test_two_cpu_processes_under_accelerate_launch_train_with_one_writer_and_resume(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "train.py"), "--no-progress", *TINY_CLI,

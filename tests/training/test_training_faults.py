@@ -86,7 +86,7 @@ def test_full_disk_while_saving_a_checkpoint_is_one_line_and_keeps_the_previous(
     assert not list((run / "checkpoints").glob(".*.tmp"))
 
 
-def test_full_disk_on_a_real_small_file_system(small_disk, tmp_path):
+def test_full_disk_on_a_real_small_file_system_is_one_line_naming_the_checkpoint_folder(small_disk, tmp_path):
     disk = small_disk("4m")  # config, events and one grid fit; a ~5 MB checkpoint does not
     result = CliRunner().invoke(
         __import__("sagan.scripts.train", fromlist=["main"]).main,

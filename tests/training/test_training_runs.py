@@ -155,7 +155,7 @@ def test_training_grids_of_a_32px_run_are_upscaled_to_legible_tiles(tmp_path):
 # the kill -9 campaign's comparison ---------------------------------------------------------------
 
 
-def test_two_straight_runs_write_the_same_checkpoint_bytes_but_the_wall_time(tmp_path):
+def test_two_straight_runs_record_the_same_python_and_numpy_rng_states_and_lineage(tmp_path):
     a = load_checkpoint(train(tiny("train.max_steps=1"), outdir=tmp_path / "a", progress=False))
     b = load_checkpoint(train(tiny("train.max_steps=1"), outdir=tmp_path / "b", progress=False))
     assert a["rng"]["python"] == b["rng"]["python"] and a["rng"]["numpy"] == b["rng"]["numpy"]

@@ -158,7 +158,7 @@ def test_best_metric_must_be_evaluated():
         tiny("train.best_metric=kid")
 
 
-def test_logit_gap_watch(tmp_path):
+def test_a_logit_gap_held_for_the_patience_warns_once_and_gap_0_switches_it_off(tmp_path):
     w = make_watch(tmp_path, "train.collapse_logit_gap=5", "train.collapse_patience=3")
     wide, narrow = {"d_logits_real": 4.0, "d_logits_fake": -3.0}, {"d_logits_real": 1.0, "d_logits_fake": -1.0}
     assert [w.check_logits(s, st) for s, st in enumerate((wide, wide, narrow, wide, wide, wide), 1)] == [False] * 6
