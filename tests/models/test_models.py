@@ -145,7 +145,7 @@ def test_hinge_step_changes_weights(tiny_cfg):
     """One update of the production training step (GANStep with the config's hinge loss, SAGAN section 4,
     and its Adam settings, on an accelerate Accelerator on CPU) moves the weights of both networks."""
     assert tiny_cfg.train.loss == "hinge"
-    step, stream = build_step(tiny_cfg)
+    step, stream = build_step(tiny_cfg.replace(train={"batch_size": 8}))
     g0, d0 = copy.deepcopy(step.G_raw.state_dict()), copy.deepcopy(step.D_raw.state_dict())
     step(1, stream.next)
     for net, before in ((step.G_raw, g0), (step.D_raw, d0)):
