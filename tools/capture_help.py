@@ -4,7 +4,7 @@
 The commands are setup.cfg's console scripts plus the ``python -m`` commands that have none; a click group
 gets one file for itself and one per sub-command (``sagan-evaluate-metrics.txt``). Texts are rendered at a
 fixed width with click's test runner, so they do not depend on the terminal. ``--check`` compares instead
-of writing and lists the files that differ (``tests/test_docs.py`` runs it).
+of writing and lists the files that differ (``tests/project/test_docs.py`` runs it).
 """
 
 from __future__ import annotations
