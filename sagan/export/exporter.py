@@ -34,7 +34,7 @@ class ExportResult:
     step: int
     used_ema: bool
     bn: str  # one line: which BN statistics are baked in
-    notes: tuple[str, ...] = ()  # about the EMA generator (sagan.training.ema.checkpoint_notes)
+    notes: tuple[str, ...] = ()  # about the EMA generator (sagan.sampling.ema_check.checkpoint_notes)
 
     def summary(self) -> str:
         which = f"{'EMA' if self.used_ema else 'raw'} G at step {self.step}"
