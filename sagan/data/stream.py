@@ -40,10 +40,14 @@ class EpochBatchSampler:
 
     def __init__(self, size: int, global_batch: int, micro_batches: int, rank: int, world: int, seed: int):
         self.plan = BatchPlan(global_batch=global_batch, processes=world, accumulation=micro_batches)
-        self.size, self.global_batch, self.micro_batches = size, global_batch, micro_batches
-        self.rank, self.world, self.seed = rank, world, seed
-        self.per_process = self.plan.micro_batch
+        self.size, self.rank, self.seed = size, rank, seed
         self.epoch, self.start = 0, 0
+
+    # the split's numbers, read from the plan (one source)
+    global_batch = property(lambda self: self.plan.global_batch)
+    micro_batches = property(lambda self: self.plan.accumulation)
+    world = property(lambda self: self.plan.processes)
+    per_process = property(lambda self: self.plan.micro_batch)
 
     @classmethod
     def for_plan(cls, plan: BatchPlan, size: int, rank: int, seed: int) -> "EpochBatchSampler":
